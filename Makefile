@@ -4,11 +4,13 @@
 PROFILE ?= demo
 VENV    ?= .venv
 PY      := $(VENV)/bin/python
-# Forwarded to the study when set: a MUSDB18 / MUSDB18-HQ root.
+# A MUSDB18 / MUSDB18-HQ root; when empty the study uses $MUSDB_ROOT / $MUSDB_PATH or the
+# built-in generated dataset.
 MUSDB_ROOT ?=
 DATA_ROOT_ARG := $(if $(MUSDB_ROOT),--data-root "$(MUSDB_ROOT)",)
+PYTEST_ARGS ?=
 
-.PHONY: setup reproduce test lab bench clean-results help
+.PHONY: help setup reproduce test lab
 
 help:
 	@echo "make reproduce [PROFILE=demo|smoke|poster|umx] [MUSDB_ROOT=/path/to/musdb18]"
@@ -21,15 +23,12 @@ setup:
 reproduce: setup
 	$(VENV)/bin/melunmix reproduce --profile $(PROFILE) $(DATA_ROOT_ARG)
 
+# Unit tests, then the committed smoke-profile notebooks re-executed and compared (nbval).
 test: setup
-	$(PY) -m pytest tests notebooks --nbval-lax-off-marker 2>/dev/null; true
+	$(PY) -m pytest tests $(PYTEST_ARGS)
+	$(PY) -m pytest --nbval --nbval-current-env --nbval-sanitize-with notebooks/nbval_sanitize.cfg \
+		-p no:cacheprovider notebooks/*.ipynb $(PYTEST_ARGS)
 
 lab: setup
 	@$(PY) -c "import jupyterlab" 2>/dev/null || $(PY) -m pip install -q -e ".[lab]"
 	cd notebooks && ../$(VENV)/bin/jupyter lab
-
-bench: setup
-	$(PY) bench/run_all.py
-
-clean-results:
-	rm -rf results/smoke

@@ -1,0 +1,274 @@
+"""Profiles: one YAML file per study configuration -> typed settings, and the paths of a run.
+
+A profile (``notebooks/profiles/<name>.yaml``) is the single source of truth for every
+setting the notebooks, the engine and the CLI use, so values that must agree across
+notebooks cannot drift. Sections map one-to-one onto the dataclasses below; keys that are
+not known raise, so a typo in a profile is an error and not a silently ignored setting.
+
+Example
+-------
+>>> from melunmix.config import load_profile
+>>> settings = load_profile("smoke")
+>>> settings.stft.n_fft
+1024
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+#: Repository root (lib/melunmix/config.py -> ../..).
+REPO_ROOT = Path(__file__).resolve().parents[2]
+PROFILES_DIR = REPO_ROOT / "notebooks" / "profiles"
+RESULTS_DIR = REPO_ROOT / "results"
+
+
+@dataclass
+class GeneratedData:
+    """Parameters of the built-in dataset, used when no MUSDB18 root is given."""
+
+    nb_train: int = 8
+    nb_valid: int = 2
+    nb_test: int = 4
+    duration: float = 30.0  # seconds per song
+    seed: int = 0
+
+
+@dataclass
+class DataSettings:
+    """Where the tracks come from and how training items are drawn."""
+
+    root: str | None = None  # None -> $MUSDB_ROOT, $MUSDB_PATH, else data/generated
+    is_wav: bool | None = None  # None -> detect (.wav folders vs .stem.mp4 files)
+    generated: GeneratedData = field(default_factory=GeneratedData)
+    sample_rate: float = 44100.0
+    targets: list[str] = field(default_factory=lambda: ["vocals"])
+    seq_dur: float = 6.0  # seconds per training item
+    samples_per_track: int = 64
+    valid_seq_dur: float | None = None  # None -> full validation tracks
+    nb_workers: int = 0
+    nb_test_tracks: int | None = None  # None -> every test track
+
+
+@dataclass
+class STFTSettings:
+    n_fft: int = 4096
+    n_hop: int = 1024
+    bandwidth: float = 16000.0  # Hz; bins above are not fed to the network
+
+
+@dataclass
+class ModelSettings:
+    """Architecture shared by the baseline and the proposed model."""
+
+    hidden_size: int = 512
+    nb_layers: int = 3
+    unidirectional: bool = False
+    n_mels: int = 64  # proposed model: mel bands of the second branch
+    feature: str = "mel"  # proposed model: "mel" or "mfcc"
+    n_mfcc: int = 20
+
+
+@dataclass
+class TrainSettings:
+    """The Open-Unmix training recipe (defaults = the poster's 20-epoch run)."""
+
+    models: list[str] = field(default_factory=lambda: ["openunmix", "melunmix"])
+    epochs: int = 20
+    batch_size: int = 16
+    lr: float = 1e-3
+    weight_decay: float = 1e-5
+    lr_decay_gamma: float = 0.3
+    lr_decay_patience: int = 80
+    lr_decay_cooldown: int = 10
+    patience: int = 140  # early stopping, epochs without improvement
+    seeds: list[int] = field(default_factory=lambda: [42])
+    device: str = "auto"  # "auto" -> CUDA when present
+    progress: bool = True
+    use_tuned: bool = True  # read lr / decay from tuning/best_params.json when present
+
+
+@dataclass
+class TuneSettings:
+    """The poster's search of learning rate and decay at a lower sample rate."""
+
+    enabled: bool = True
+    sample_rate: float = 16000.0
+    model: str = "openunmix"
+    nb_trials: int = 8
+    epochs: int = 3
+    samples_per_track: int = 16
+    seed: int = 0
+    # name -> [low, high, "log" | "linear"]; the names are TrainSettings fields.
+    space: dict[str, list[Any]] = field(
+        default_factory=lambda: {
+            "lr": [1e-4, 1e-2, "log"],
+            "lr_decay_gamma": [0.1, 0.9, "linear"],
+        }
+    )
+
+
+@dataclass
+class EvalSettings:
+    niter: int = 1
+    softmask: bool = False
+    residual: bool = True
+    wiener_win_len: int = 300
+    jobs: int | None = None  # None -> number of cores
+    oracles: list[str] = field(default_factory=lambda: ["MIX", "IRM1", "IRM2", "IBM", "MWF"])
+    bootstrap: int = 1000
+    win: float = 1.0  # museval window and hop, seconds
+    hop: float = 1.0
+
+
+@dataclass
+class Settings:
+    """A whole profile."""
+
+    name: str = "custom"
+    description: str = ""
+    data: DataSettings = field(default_factory=DataSettings)
+    stft: STFTSettings = field(default_factory=STFTSettings)
+    model: ModelSettings = field(default_factory=ModelSettings)
+    train: TrainSettings = field(default_factory=TrainSettings)
+    tune: TuneSettings = field(default_factory=TuneSettings)
+    evaluate: EvalSettings = field(default_factory=EvalSettings)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain YAML-native dict (what papermill can carry and what a run folder records)."""
+        return dataclasses.asdict(self)
+
+
+def _build(cls, values: dict[str, Any] | None, where: str):
+    """Instantiate dataclass ``cls`` from ``values``, recursing into nested dataclasses."""
+    values = dict(values or {})
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise ValueError(
+            f"{where}: unknown setting(s) {unknown}; valid keys are {sorted(known)}"
+        )
+    kwargs = {}
+    for name, value in values.items():
+        default = known[name].default_factory() if known[name].default_factory is not dataclasses.MISSING else known[name].default
+        if dataclasses.is_dataclass(default):
+            if value is not None and not isinstance(value, dict):
+                raise ValueError(f"{where}.{name}: expected a mapping, got {value!r}")
+            kwargs[name] = _build(type(default), value, f"{where}.{name}")
+        else:
+            kwargs[name] = value
+    return cls(**kwargs)
+
+
+def settings_from_dict(values: dict[str, Any], where: str = "profile") -> Settings:
+    """Typed :class:`Settings` from a (possibly partial) nested dict; unknown keys raise."""
+    return _build(Settings, values, where)
+
+
+def _deep_merge(base: dict, override: dict) -> dict:
+    out = dict(base)
+    for key, value in (override or {}).items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def profile_path(name_or_path: str | os.PathLike) -> Path:
+    """Path of a profile given its name (``smoke``) or a path to a YAML file."""
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml"):
+        if not path.exists():
+            raise FileNotFoundError(f"profile file {path} does not exist")
+        return path
+    path = PROFILES_DIR / f"{name_or_path}.yaml"
+    if not path.exists():
+        names = sorted(p.stem for p in PROFILES_DIR.glob("*.yaml"))
+        raise FileNotFoundError(
+            f"no profile named {name_or_path!r} ({path} missing); available: {names}"
+        )
+    return path
+
+
+def load_profile(name_or_path: str | os.PathLike, overrides: dict | None = None) -> Settings:
+    """Load a profile by name or path, optionally deep-merging ``overrides`` on top.
+
+    Parameters
+    ----------
+    name_or_path : str or path-like
+        ``"smoke"``, ``"demo"``, ``"poster"``, ``"umx"`` or a YAML file.
+    overrides : dict, optional
+        Nested dict of settings that win over the file, e.g. ``{"data": {"root": "/musdb"}}``.
+    """
+    path = profile_path(name_or_path)
+    with open(path) as fh:
+        values = yaml.safe_load(fh) or {}
+    if not isinstance(values, dict):
+        raise ValueError(f"{path}: a profile must be a YAML mapping")
+    values.setdefault("name", path.stem)
+    return settings_from_dict(_deep_merge(values, overrides or {}), where=str(path))
+
+
+def run_dir(settings_or_name: Settings | str, results_dir: str | os.PathLike | None = None) -> Path:
+    """``results/<profile>/``: every artifact of a run lives below it."""
+    name = settings_or_name.name if isinstance(settings_or_name, Settings) else str(settings_or_name)
+    return Path(results_dir or RESULTS_DIR) / name
+
+
+@dataclass
+class RunPaths:
+    """The folders and files of one run (see DESIGN.md, "A run's artifacts")."""
+
+    root: Path
+
+    @property
+    def features(self) -> Path:
+        return self.root / "features"
+
+    @property
+    def tuning(self) -> Path:
+        return self.root / "tuning"
+
+    @property
+    def models(self) -> Path:
+        return self.root / "models"
+
+    def model_dir(self, model_name: str, seed: int | None = None) -> Path:
+        """``models/<name>/`` or ``models/<name>/seed<seed>/`` when a profile has several seeds."""
+        base = self.models / model_name
+        return base if seed is None else base / f"seed{seed}"
+
+    @property
+    def eval(self) -> Path:
+        return self.root / "eval"
+
+    @property
+    def tables(self) -> Path:
+        return self.root / "tables"
+
+    @property
+    def figures(self) -> Path:
+        return self.root / "figures"
+
+    @property
+    def notebooks(self) -> Path:
+        return self.root / "notebooks"
+
+    @property
+    def manifest(self) -> Path:
+        return self.root / "manifest.json"
+
+    @property
+    def report(self) -> Path:
+        return self.root / "REPORT.md"
+
+
+def run_paths(settings_or_name: Settings | str, results_dir: str | os.PathLike | None = None) -> RunPaths:
+    return RunPaths(run_dir(settings_or_name, results_dir))

@@ -1,0 +1,184 @@
+"""Run the study: the numbered notebooks executed in order with papermill.
+
+``reproduce("demo")`` executes ``notebooks/01_*.ipynb`` ... ``06_*.ipynb`` with the
+profile's name (and an optional data root) injected as papermill parameters, writes the
+executed copies to ``results/<profile>/notebooks/`` and a ``manifest.json`` that records
+what produced the results (git commit, package versions, profile, data fingerprint, time
+per notebook). Every notebook skips work that a previous run finished (trained models,
+scored tracks, computed statistics), so rerunning after an interruption resumes.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import time
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+from .config import REPO_ROOT, load_profile, run_paths
+from .files import read_json, write_json
+
+NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
+KERNEL_NAME = "melunmix"
+#: Packages whose versions go into the manifest.
+MANIFEST_PACKAGES = (
+    "melunmix", "torch", "numpy", "scipy", "librosa", "soundfile", "musdb", "museval",
+    "stempeg", "pandas", "optuna", "papermill", "matplotlib", "tinysoundfont", "pretty_midi",
+)
+
+
+class NotebookFailed(RuntimeError):
+    """A notebook of the study raised; the message names the notebook, the cell and the error."""
+
+
+@dataclass
+class NotebookRun:
+    name: str
+    seconds: float
+    output: Path
+
+
+def study_notebooks(notebooks_dir: str | os.PathLike = NOTEBOOKS_DIR) -> list[Path]:
+    """The numbered notebooks (``NN_*.ipynb``) in execution order."""
+    found = sorted(p for p in Path(notebooks_dir).glob("[0-9][0-9]_*.ipynb"))
+    if not found:
+        raise FileNotFoundError(f"no numbered notebooks (NN_*.ipynb) in {notebooks_dir}")
+    return found
+
+
+def git_commit(repo: Path = REPO_ROOT) -> str | None:
+    """Current commit hash, with ``-dirty`` when the tree has uncommitted changes; None outside git."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo,
+            capture_output=True, text=True, check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return commit + ("-dirty" if dirty else "")
+
+
+def package_versions(names=MANIFEST_PACKAGES) -> dict[str, str | None]:
+    versions = {"python": platform.python_version()}
+    for name in names:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def _describe_failure(notebook: Path, output: Path, err: Exception) -> str:
+    cell = getattr(err, "exec_count", None) or getattr(err, "cell_index", None)
+    ename = getattr(err, "ename", type(err).__name__)
+    evalue = getattr(err, "evalue", str(err))
+    return (
+        f"notebook {notebook.name} failed at cell {cell}: {ename}: {evalue}\n"
+        f"the executed notebook with the full traceback is {output}"
+    )
+
+
+def reproduce(
+    profile: str = "demo",
+    data_root: str | os.PathLike | None = None,
+    results_dir: str | os.PathLike | None = None,
+    notebooks_dir: str | os.PathLike = NOTEBOOKS_DIR,
+    only: list[str] | None = None,
+    kernel_name: str = KERNEL_NAME,
+    progress: bool = True,
+) -> list[NotebookRun]:
+    """Execute the study's notebooks in order for ``profile``.
+
+    Parameters
+    ----------
+    profile : str
+        Profile name (``notebooks/profiles/<profile>.yaml``) or path to a YAML file.
+    data_root : path, optional
+        MUSDB18 (stems) or MUSDB18-HQ/WAV root; overrides the profile and the environment.
+    results_dir : path, optional
+        Parent of the run folder (default ``results/``).
+    only : list of str, optional
+        Run only notebooks whose name starts with one of these prefixes (``["05", "06"]``).
+
+    Returns
+    -------
+    list of NotebookRun
+        Name, wall time (s) and output path of every executed notebook.
+
+    Raises
+    ------
+    NotebookFailed
+        At the first failing notebook, naming it, the cell and the error.
+    """
+    import papermill  # heavy import: only when the study actually runs
+
+    settings = load_profile(profile)  # validates the profile before any work
+    paths = run_paths(settings, results_dir)
+    paths.notebooks.mkdir(parents=True, exist_ok=True)
+    notebooks = study_notebooks(notebooks_dir)
+    if only:
+        notebooks = [nb for nb in notebooks if any(nb.name.startswith(p) for p in only)]
+
+    parameters = {"profile": str(profile)}
+    if data_root is not None:
+        parameters["data_root"] = str(Path(data_root).expanduser().resolve())
+    if results_dir is not None:
+        parameters["results_dir"] = str(Path(results_dir).resolve())
+
+    manifest_path = paths.manifest
+    manifest = read_json(manifest_path) if manifest_path.exists() else {}
+    manifest.update(
+        profile=settings.name,
+        settings=settings.to_dict(),
+        parameters=parameters,
+        git_commit=git_commit(),
+        packages=package_versions(),
+        machine={"platform": platform.platform(), "processor": platform.machine(), "cpus": os.cpu_count()},
+    )
+    manifest.setdefault("notebooks", {})
+
+    runs = []
+    for index, notebook in enumerate(notebooks, 1):
+        output = paths.notebooks / notebook.name
+        if progress:
+            print(f"[{index}/{len(notebooks)}] {notebook.name} ...", flush=True)
+        start = time.perf_counter()
+        try:
+            papermill.execute_notebook(
+                str(notebook), str(output), parameters=parameters, kernel_name=kernel_name,
+                cwd=str(Path(notebooks_dir)), progress_bar=progress, log_output=False,
+                start_timeout=300, stdout_file=None, stderr_file=None,
+            )
+        except papermill.PapermillExecutionError as err:
+            manifest["notebooks"][notebook.name] = {"status": "failed", "error": f"{err.ename}: {err.evalue}"}
+            write_json(manifest_path, manifest)
+            raise NotebookFailed(_describe_failure(notebook, output, err)) from None
+        seconds = time.perf_counter() - start
+        manifest["notebooks"][notebook.name] = {"status": "ok", "seconds": round(seconds, 1)}
+        runs.append(NotebookRun(notebook.name, seconds, output))
+        if progress:
+            print(f"[{index}/{len(notebooks)}] {notebook.name} done in {seconds:.0f} s", flush=True)
+        # The data fingerprint is known once the data exist (notebook 01 makes them).
+        manifest["data_fingerprint"] = _data_fingerprint(settings, data_root)
+        write_json(manifest_path, manifest)
+    manifest["total_seconds"] = round(sum(v.get("seconds", 0) for v in manifest["notebooks"].values()), 1)
+    write_json(manifest_path, manifest)
+    return runs
+
+
+def _data_fingerprint(settings, data_root) -> dict | None:
+    from . import datasets
+
+    try:
+        root = datasets.resolve_data_root(data_root or settings.data.root)
+        if not Path(root).exists():
+            return None
+        return {"root": str(root), "fingerprint": datasets.dataset_fingerprint(root)}
+    except (OSError, ValueError):
+        return None

@@ -1,0 +1,62 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from melunmix.config import (
+    PROFILES_DIR, Settings, load_profile, run_paths, settings_from_dict,
+)
+
+PROFILES = sorted(p.stem for p in PROFILES_DIR.glob("*.yaml"))
+
+
+def test_the_four_profiles_exist():
+    assert {"smoke", "demo", "poster", "umx"} <= set(PROFILES)
+
+
+@pytest.mark.parametrize("name", PROFILES)
+def test_profiles_load_and_are_yaml_native(name):
+    settings = load_profile(name)
+    assert settings.name == name
+    # papermill only carries YAML-native values: the resolved settings must round-trip
+    assert settings_from_dict(yaml.safe_load(yaml.safe_dump(settings.to_dict()))) == settings
+
+
+def test_poster_profile_has_the_posters_settings():
+    s = load_profile("poster")
+    assert (s.data.sample_rate, s.data.seq_dur, s.data.samples_per_track) == (44100, 6.0, 64)
+    assert (s.train.epochs, s.model.hidden_size, s.stft.n_fft, s.stft.n_hop) == (20, 512, 4096, 1024)
+    assert (s.stft.bandwidth, s.evaluate.niter) == (16000, 1)
+    assert s.tune.sample_rate < s.data.sample_rate
+
+
+def test_umx_profile_is_the_open_unmix_recipe():
+    s = load_profile("umx")
+    assert s.train.epochs == 1000 and s.train.patience == 140
+    assert (s.train.lr_decay_gamma, s.train.lr_decay_patience, s.train.lr_decay_cooldown) == (0.3, 80, 10)
+
+
+def test_unknown_key_is_an_error_naming_it(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train:\n  epoch: 3\n")
+    with pytest.raises(ValueError, match=r"bad\.yaml\.train: unknown setting\(s\) \['epoch'\]"):
+        load_profile(bad)
+
+
+def test_missing_profile_lists_available():
+    with pytest.raises(FileNotFoundError, match="available: .*smoke"):
+        load_profile("nope")
+
+
+def test_overrides_merge_deeply():
+    s = load_profile("smoke", overrides={"data": {"root": "/x"}, "train": {"epochs": 7}})
+    base = load_profile("smoke")
+    assert s.data.root == "/x" and s.train.epochs == 7
+    assert s.data.seq_dur == base.data.seq_dur and s.train.batch_size == base.train.batch_size
+
+
+def test_run_paths(tmp_path):
+    paths = run_paths(Settings(name="p"), tmp_path)
+    assert paths.root == tmp_path / "p"
+    assert paths.model_dir("openunmix", 3) == tmp_path / "p" / "models" / "openunmix" / "seed3"
+    assert paths.eval.name == "eval" and paths.report.name == "REPORT.md"

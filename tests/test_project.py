@@ -1,0 +1,56 @@
+"""Project-level invariants: one dependency list, set-up files that agree, lib/ tracked."""
+
+import subprocess
+import tomllib
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_environment_yml_installs_pyproject_only():
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    conda = [d for d in env["dependencies"] if isinstance(d, str)]
+    pip = [d for d in env["dependencies"] if isinstance(d, dict)]
+    names = {d.split("=")[0].split(">")[0].split("<")[0] for d in conda}
+    assert names == {"python", "pip", "ffmpeg", "libsndfile"}, names
+    assert pip == [{"pip": ['-e ".[dev]"']}] or pip == [{"pip": ["-e .[dev]"]}], pip
+
+
+def test_pyproject_is_the_dependency_list():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    deps = project["project"]["dependencies"]
+    names = {d.split(">")[0].split("=")[0].split("<")[0].strip().lower() for d in deps}
+    # what the package imports at run time must be declared
+    for required in ("torch", "numpy", "librosa", "soundfile", "musdb", "museval", "papermill", "optuna"):
+        assert required in names, required
+    # torch is never pinned to a range that forces a newer (CUDA) download than the disk's wheel
+    torch = next(d for d in deps if d.startswith("torch"))
+    assert "==" not in torch and "<" not in torch
+    dev = project["project"]["optional-dependencies"]["dev"]
+    assert any(d.startswith("nbval") for d in dev) and any(d.startswith("norbert") for d in dev)
+    # tinysoundfont is listed once, in the no-deps list the set-up script reads
+    assert project["tool"]["melunmix"]["no-deps-requirements"] == ["tinysoundfont==0.3.7"]
+    assert "tinysoundfont" not in " ".join(deps + dev)
+    assert project["tool"]["setuptools"]["packages"]["find"]["where"] == ["lib"]
+
+
+def test_setup_script_reads_the_no_deps_list_from_pyproject():
+    script = (ROOT / "scripts" / "setup_env.sh").read_text()
+    assert "no-deps-requirements" in script and "--no-deps" in script
+    assert 'torch==2.13.0' in script
+    assert "ipykernel install --sys-prefix --name melunmix" in script
+
+
+def test_gitignore_keeps_lib_tracked():
+    out = subprocess.run(
+        ["git", "check-ignore", "-q", "lib/melunmix/__init__.py"], cwd=ROOT, capture_output=True
+    )
+    assert out.returncode == 1, ".gitignore must not ignore lib/"
+
+
+def test_ci_runs_the_readme_test_command():
+    readme = (ROOT / "README.md").read_text()
+    assert "make test" in readme and "make reproduce" in readme
+    assert "make test" in (ROOT / ".ci" / "run").read_text()
