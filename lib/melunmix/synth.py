@@ -1,0 +1,1107 @@
+"""The built-in MUSDB18-format dataset: generated songs rendered from a General MIDI soundfont.
+
+Every song is arranged at random (tempo, key, chord progression, song form, instruments,
+panning, levels) and each of its four stems is rendered on its own with
+`tinysoundfont <https://github.com/nwhitehead/tinysoundfont-pybind>`_ from the
+``TimGM6mb.sf2`` soundfont that ships inside ``pretty_midi`` -- the approach of Slakh2100
+(Manilow et al., "Cutting Music Source Separation Some Slakh", WASPAA 2019), here with a
+sung-like lead instead of MIDI files from the web. The result has the MUSDB18-HQ layout::
+
+    out/train/<Artist - Title>/{mixture,vocals,drums,bass,other}.wav
+    out/test/<Artist - Title>/...
+    out/setup.yaml      musdb setup file; its ``validation_tracks`` name the valid split
+    out/README.md       data card
+    out/dataset.json    manifest, written last: its presence marks a complete dataset
+
+so ``musdb.DB(out, is_wav=True, setup_file="setup.yaml")`` reads it like MUSDB18-HQ. The
+validation tracks live in ``train/`` as in MUSDB18.
+
+Songs are byte-for-byte reproducible: each one draws from its own random generator seeded
+by ``(seed, split, index)``, so a song does not depend on how many others are made.
+
+This module knows nothing of where datasets live (see :mod:`melunmix.datasets`).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib.metadata
+import importlib.util
+import json
+import math
+import numbers
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.io.wavfile
+import scipy.signal
+import yaml
+
+#: Stems of a track, in the order the mixture sums them: ``((vocals + drums) + bass) + other``.
+SOURCE_NAMES = ("vocals", "drums", "bass", "other")
+#: Every file of a track folder.
+TRACK_FILES = ("mixture.wav",) + tuple(f"{name}.wav" for name in SOURCE_NAMES)
+#: Bumped whenever a change alters the audio written for the same arguments.
+GENERATOR_VERSION = 1
+#: Shortest song (seconds): enough for an intro, a sung section and one more.
+MIN_DURATION = 4.0
+#: Longest song (seconds); stems are held in memory while rendering.
+MAX_DURATION = 600.0
+SOUNDFONT_FILE = "TimGM6mb.sf2"
+#: Split name -> number mixed into the per-song seed (never reorder: it changes every song).
+_SPLIT_CODES = {"train": 0, "valid": 1, "test": 2}
+_MARKER = "dataset.json"
+# The parameters, written before the first track and kept: a run whose dataset.json is
+# missing (killed, or the file deleted) resumes only with the same parameters.
+_PARAMETERS = ".make_dataset.json"
+_PARTIAL_DIR = ".partial"
+#: Largest mixture peak written; the song is scaled so no stem or mixture exceeds it.
+PEAK_LIMIT = 0.99
+
+_SCALES = {"major": (0, 2, 4, 5, 7, 9, 11), "minor": (0, 2, 3, 5, 7, 8, 10)}
+_KEY_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
+# Chord progressions as 0-based scale degrees of diatonic triads (I-V-vi-IV is (0, 4, 5, 3)).
+_PROGRESSIONS = {
+    "major": ((0, 4, 5, 3), (5, 3, 0, 4), (0, 5, 3, 4), (0, 3, 4, 3), (1, 4, 0, 0), (0, 3, 0, 4),
+              (3, 4, 2, 5), (0, 2, 3, 4), (3, 0, 4, 5)),
+    "minor": ((0, 5, 2, 6), (0, 3, 4, 0), (0, 6, 5, 6), (0, 3, 5, 4), (5, 6, 0, 0), (0, 2, 6, 3)),
+}
+# Song forms after the intro; cycled when a long song needs more sections.
+_FORMS = (
+    ("verse", "chorus", "verse", "chorus", "break", "chorus", "chorus"),
+    ("verse", "verse", "chorus", "break", "verse", "chorus", "chorus"),
+    ("verse", "chorus", "break", "verse", "chorus", "bridge", "chorus"),
+    ("chorus", "verse", "chorus", "verse", "break", "chorus", "bridge"),
+)
+_SUNG_SECTIONS = ("verse", "chorus", "bridge")
+
+# General MIDI programs (0-based) of TimGM6mb.sf2 per role.
+_VOICE_PROGRAMS = (52, 53, 54, 85)  # Choir Aahs, Voice Oohs, Synth Vox, Solo Vox
+_BASS_PROGRAMS = (32, 33, 34, 35, 36, 38, 39)
+_DRUM_KITS = (0, 8, 16, 24, 25, 32)  # bank 128: Standard, Room, Power, Electronic, TR 808, Jazz
+_HARMONY_PROGRAMS = {
+    "pad": (48, 49, 50, 89, 94, 95, 16, 17, 61),
+    "block": (0, 1, 2, 4, 5, 7, 16, 18),
+    "arp": (0, 4, 5, 6, 11, 12, 24, 25, 46, 108),
+    "strum": (24, 25, 26, 27, 29, 30),
+}
+_LEAD_PROGRAMS = (22, 29, 30, 40, 56, 65, 66, 71, 73, 80, 81)
+# Comping rhythms for block or strummed chords: (onset, length) in beats of a 4-beat chord.
+_COMP_PATTERNS = (
+    ((0.0, 1.4), (1.5, 0.9), (2.5, 1.4)),
+    ((0.0, 1.9), (2.0, 1.9)),
+    ((0.0, 0.9), (1.0, 0.9), (2.0, 0.9), (3.0, 0.9)),
+    ((0.0, 0.4), (0.5, 1.4), (2.0, 0.4), (2.5, 1.4)),
+)
+
+# GM percussion keys.
+_KICK, _SNARE, _CLAP, _HAT, _PEDAL_HAT, _OPEN_HAT, _CRASH, _RIDE = 36, 38, 39, 42, 44, 46, 49, 51
+_TOMS = (50, 48, 47, 45, 43, 41)
+# Drum grooves on a 16-step bar: instrument -> steps.
+_GROOVES = {
+    "rock": {_KICK: (0, 8, 10), _SNARE: (4, 12), _HAT: (0, 2, 4, 6, 8, 10, 12, 14)},
+    "four": {_KICK: (0, 4, 8, 12), _CLAP: (4, 12), _OPEN_HAT: (2, 6, 10, 14), _PEDAL_HAT: (0, 4, 8, 12)},
+    "half": {_KICK: (0, 7, 10), _SNARE: (8,), _HAT: (0, 2, 4, 6, 8, 10, 12, 14)},
+    "funk": {_KICK: (0, 3, 8, 10), _SNARE: (4, 12), _HAT: tuple(range(16))},
+    "ride": {_KICK: (0, 6, 8), _SNARE: (4, 12), _RIDE: (0, 2, 4, 6, 8, 10, 12, 14)},
+}
+
+_TITLE_WORDS = (
+    ("Amber", "Silver", "Quiet", "Electric", "Paper", "Golden", "Hollow", "Velvet", "Distant", "Crimson",
+     "Winter", "Neon", "Faded", "Northern", "Restless", "Gentle", "Broken", "Midnight", "Wild", "Open"),
+    ("Harbour", "Lanterns", "Rivers", "Signals", "Gardens", "Mirrors", "Engines", "Horizons", "Letters",
+     "Streets", "Satellites", "Echoes", "Islands", "Windows", "Stations", "Machines", "Shadows", "Fields",
+     "Bridges", "Summers"),
+)
+
+
+# ----------------------------------------------------------------------------------------
+# Arrangement: a song as notes in seconds, drawn from one random generator
+# ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Note:
+    """One note of a part; times in seconds from the start of the song."""
+
+    start: float
+    end: float
+    pitch: int  # MIDI key
+    velocity: int  # 1..127
+
+
+@dataclass
+class Part:
+    """Notes played by one General MIDI preset on one channel of a stem's synthesizer."""
+
+    name: str  # preset name from the soundfont, e.g. "Choir Aahs"
+    bank: int
+    program: int
+    pan: int  # MIDI CC 10: 0 left, 64 centre, 127 right
+    notes: list[Note] = field(default_factory=list)
+    vibrato: bool = False  # sung-like pitch bends (onset scoop + delayed vibrato)
+
+
+@dataclass(frozen=True)
+class Section:
+    """A section of the song form, in seconds; ``sung`` when the lead voice sings in it."""
+
+    name: str
+    start: float
+    end: float
+    sung: bool
+
+
+@dataclass(frozen=True)
+class Vibrato:
+    """Pitch-bend shape of the lead voice: cents, seconds, Hz."""
+
+    depth_cents: float
+    rate_hz: float
+    delay: float
+    scoop_cents: float
+    scoop_time: float
+
+
+@dataclass
+class Song:
+    """Everything random about one song; rendering it involves no further randomness."""
+
+    name: str
+    bpm: float
+    key: int  # pitch class of the tonic, 0 = C
+    mode: str  # "major" | "minor"
+    duration: float  # seconds
+    sections: list[Section]
+    parts: dict[str, list[Part]]  # stem name -> parts
+    vibrato: Vibrato
+    stem_levels_db: dict[str, float]  # loudness of each stem's active passages, dBFS RMS
+    mixture_peak: float  # peak of the mixture after scaling (<= PEAK_LIMIT)
+    voice_presence_db: float  # "singer's formant" boost around 3 kHz on the vocals
+
+
+def _song_rng(seed: int, split: str, index: int) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence([GENERATOR_VERSION, seed, _SPLIT_CODES[split], index]))
+
+
+def song_name(split: str, index: int, rng: np.random.Generator) -> str:
+    """Track name ``"Synth <Split> NNN - <Title>"`` (an "Artist - Title" name as in MUSDB18)."""
+    first, second = _TITLE_WORDS
+    title = f"{first[rng.integers(len(first))]} {second[rng.integers(len(second))]}"
+    return f"Synth {split.capitalize()} {index + 1:03d} - {title}"
+
+
+def arrange_song(seed: int, split: str, index: int, duration: float) -> Song:
+    """Draw the arrangement of one song.
+
+    Parameters
+    ----------
+    seed : int
+        Dataset seed.
+    split : {"train", "valid", "test"}
+        Split of the song; with ``index`` it picks the song's own random generator.
+    index : int
+        Position of the song in its split, from 0.
+    duration : float
+        Length of the song in seconds (>= ``MIN_DURATION``).
+
+    Returns
+    -------
+    Song
+        Sections, parts with their notes (seconds), levels; deterministic in the arguments.
+    """
+    rng = _song_rng(seed, split, index)
+    name = song_name(split, index, rng)
+    bpm = float(rng.integers(84, 141))
+    beat = 60.0 / bpm
+    key = int(rng.integers(12))
+    mode = "major" if rng.random() < 0.6 else "minor"
+    scale = tuple((key + step) % 12 for step in _SCALES[mode])
+    voice = int(rng.choice(_VOICE_PROGRAMS))
+
+    sections_beats = _song_form(rng, duration / beat)
+    chords = _chord_timeline(rng, mode, sections_beats)
+
+    parts: dict[str, list[Part]] = {}
+    sung_sections, vocal_part = _vocal_part(rng, sections_beats, chords, scale, key, voice)
+    parts["vocals"] = [vocal_part]
+    parts["drums"] = [_drum_part(rng, sections_beats)]
+    parts["bass"] = [_bass_part(rng, sections_beats, chords, scale)]
+    parts["other"] = _other_parts(rng, sections_beats, chords, scale, key)
+
+    # Beats -> seconds, with the timing spread of a played performance.
+    for stem, stem_parts in parts.items():
+        jitter = 0.004 if stem == "drums" else 0.008
+        for part in stem_parts:
+            part.notes = _to_seconds(rng, part.notes, beat, jitter, duration, legato=part.vibrato)
+    sections = [
+        Section(label, round(start * beat, 6), round(min(duration, (start + length) * beat), 6), i in sung_sections)
+        for i, (label, start, length) in enumerate(sections_beats)
+    ]
+    # The voice is gated outside sung sections: keep each sung note inside its section.
+    parts["vocals"][0].notes = _clip_notes_to_sections(parts["vocals"][0].notes, sections)
+    sections = [
+        Section(s.name, s.start, s.end, any(s.start <= n.start < s.end for n in parts["vocals"][0].notes))
+        for s in sections
+    ]
+
+    vibrato = Vibrato(
+        depth_cents=float(rng.uniform(25, 50)), rate_hz=float(rng.uniform(4.8, 6.3)),
+        delay=float(rng.uniform(0.12, 0.3)), scoop_cents=float(rng.uniform(20, 60)),
+        scoop_time=float(rng.uniform(0.025, 0.05)),
+    )
+    levels = {
+        "vocals": float(rng.uniform(-17, -13)), "drums": float(rng.uniform(-19, -15)),
+        "bass": float(rng.uniform(-21, -17)), "other": float(rng.uniform(-22, -17)),
+    }
+    return Song(
+        name=name, bpm=bpm, key=key, mode=mode, duration=float(duration), sections=sections, parts=parts,
+        vibrato=vibrato, stem_levels_db=levels, mixture_peak=float(rng.uniform(0.6, 0.95)),
+        voice_presence_db=float(rng.uniform(2, 5)),
+    )
+
+
+def _song_form(rng: np.random.Generator, nb_beats_total: float) -> list[tuple[str, float, float]]:
+    """Sections as (name, start beat, length in beats); at least an intro and two more."""
+    # Longest section length that still gives a few sections, so short songs have a form too.
+    for length in (16, 8, 4, 2):
+        if nb_beats_total / length >= 4:
+            break
+    nb_sections = max(3, math.ceil(nb_beats_total / length - 1e-9))
+    form = _FORMS[rng.integers(len(_FORMS))]
+    names = ["intro"] + [form[i % len(form)] for i in range(nb_sections - 1)]
+    if nb_sections >= 5:
+        names[-1] = "outro"
+    sections = []
+    for i, label in enumerate(names):
+        start = i * length
+        sections.append((label, float(start), float(min(length, nb_beats_total - start))))
+    return sections
+
+
+def _chord_timeline(rng: np.random.Generator, mode: str, sections) -> list[tuple[float, float, int]]:
+    """(start beat, length, scale degree) of every chord; one progression per section kind."""
+    progressions = _PROGRESSIONS[mode]
+    picks = rng.choice(len(progressions), size=3, replace=False)
+    by_kind = {"verse": progressions[picks[0]], "chorus": progressions[picks[1]], "bridge": progressions[picks[2]]}
+    by_kind["intro"] = by_kind["verse"] if rng.random() < 0.5 else by_kind["chorus"]
+    by_kind["break"] = by_kind["bridge"] if rng.random() < 0.5 else by_kind["chorus"]
+    by_kind["outro"] = by_kind["chorus"]
+    chord_beats = 4.0 if rng.random() < 0.75 else 2.0
+    chords = []
+    for label, start, length in sections:
+        step = chord_beats if length >= 4 else 2.0
+        progression = by_kind[label]
+        t, i = 0.0, 0
+        while t < length - 1e-9:
+            chords.append((start + t, min(step, length - t), progression[i % len(progression)]))
+            t += step
+            i += 1
+    return chords
+
+
+def _chord_pitch_classes(degree: int, scale: tuple[int, ...]) -> tuple[int, int, int]:
+    return tuple(scale[(degree + k) % 7] for k in (0, 2, 4))
+
+
+def _chords_in(chords, start: float, end: float):
+    return [c for c in chords if c[0] < end - 1e-9 and c[0] + c[1] > start + 1e-9]
+
+
+def _chord_at(chords, beat: float):
+    for chord in chords:
+        if chord[0] <= beat + 1e-9 < chord[0] + chord[1]:
+            return chord
+    return chords[-1]
+
+
+def _nearest_with_pc(target: float, pitch_classes, low: int, high: int) -> int:
+    candidates = [p for p in range(low, high + 1) if p % 12 in pitch_classes]
+    return min(candidates, key=lambda p: (abs(p - target), p))
+
+
+def _melody(rng, start: float, end: float, chords, scale, low: int, high: int, centre: float) -> list[Note]:
+    """A monophonic line in phrases with rests, in beats; notes stay in the scale.
+
+    Strong beats land on chord tones, other notes move mostly by step, each phrase ends
+    on a long chord tone and is followed by a rest of one to three beats.
+    """
+    pitches = [p for p in range(low, high + 1) if p % 12 in scale]
+    notes: list[Note] = []
+    t = start + float(rng.choice([0.0, 0.0, 0.5, 1.0])) if end - start >= 3 else start
+    current = _nearest_with_pc(centre, _chord_pitch_classes(_chord_at(chords, t)[2], scale), low, high)
+    while end - t >= 0.75:
+        phrase_end = min(end, t + float(rng.choice([2.0, 3.0, 4.0, 4.0, 6.0, 8.0])))
+        while t < phrase_end - 1e-9:
+            remaining = phrase_end - t
+            length = float(rng.choice([0.5, 0.5, 1.0, 1.0, 1.5, 2.0]))
+            if remaining - length < 0.5:
+                length = remaining  # the phrase ends on this note, held
+            chord_pcs = _chord_pitch_classes(_chord_at(chords, t)[2], scale)
+            if abs(t - round(t)) < 1e-9 and round(t) % 2 == 0 or length == remaining:
+                # Strong beat or phrase end: a chord tone near the line, pulled toward the centre.
+                target = current + rng.choice([-2, -1, 0, 1, 2]) + 0.3 * (centre - current)
+                current = _nearest_with_pc(target, chord_pcs, low, high)
+            else:
+                i = pitches.index(current) if current in pitches else len(pitches) // 2
+                step = int(rng.choice([-2, -1, -1, 0, 1, 1, 2]))
+                i = int(np.clip(i + step, 0, len(pitches) - 1))
+                current = pitches[i]
+            notes.append(Note(t, t + length, current, int(rng.integers(84, 112))))
+            t += length
+        t += float(rng.choice([1.0, 1.5, 2.0, 3.0]))
+    return notes
+
+
+def _vocal_part(rng, sections, chords, scale, key, program) -> tuple[set[int], Part]:
+    """The sung lead: a melody per section kind, repeated when the kind comes back."""
+    tonic = 57 + (key - 9) % 12  # A3..G#4
+    low, high = tonic - 5, tonic + 10
+    part = Part(name="", bank=0, program=program, pan=int(rng.integers(58, 71)), vibrato=True)
+    cache: dict[tuple[str, float], list[Note]] = {}
+    sung: set[int] = set()
+    for i, (label, start, length) in enumerate(sections):
+        if label not in _SUNG_SECTIONS:
+            continue
+        key_ = (label, length)
+        if key_ not in cache:
+            centre = tonic + {"verse": 0.0, "chorus": 4.0, "bridge": 2.0}[label]
+            # A short rest before the section ends lets the voice's release decay before the gate.
+            end = length - min(1.0, 0.25 * length)
+            cache[key_] = _melody(rng, 0.0, end, [(c[0] - start, c[1], c[2]) for c in
+                                                  _chords_in(chords, start, start + length)], scale, low, high, centre)
+        notes = [Note(n.start + start, n.end + start, n.pitch, n.velocity) for n in cache[key_]]
+        if notes:
+            sung.add(i)
+            part.notes.extend(notes)
+    if not sung:  # cannot happen with MIN_DURATION, kept so the promise holds
+        raise RuntimeError("the arrangement has no sung section; raise the duration")
+    return sung, part
+
+
+def _drum_part(rng, sections) -> Part:
+    """Kit grooves per section kind, a fill closing each section and a crash opening the next."""
+    kit = int(rng.choice(_DRUM_KITS))
+    names = list(_GROOVES)
+    verse_groove = names[rng.integers(len(names))]
+    chorus_groove = verse_groove if rng.random() < 0.5 else names[rng.integers(len(names))]
+    intro_style = rng.choice(["full", "hats", "none"], p=[0.5, 0.3, 0.2])
+    part = Part(name="", bank=128, program=kit, pan=64)
+    for i, (label, start, length) in enumerate(sections):
+        groove = dict(_GROOVES[chorus_groove if label in ("chorus", "outro") else verse_groove])
+        if label == "intro":
+            if intro_style == "none":
+                continue
+            if intro_style == "hats":
+                groove = {k: v for k, v in groove.items() if k in (_HAT, _PEDAL_HAT, _OPEN_HAT, _RIDE, _KICK)}
+        fill_beats = 0.0
+        if i < len(sections) - 1 and length >= 4:
+            fill_beats = 2.0 if length >= 8 else 1.0
+        nb_steps = int(round(length * 4))
+        fill_from = nb_steps - int(fill_beats * 4)
+        for step in range(nb_steps):
+            t = start + step / 4.0
+            bar_step = step % 16
+            if step >= fill_from:
+                if step % (1 if rng.random() < 0.6 else 2) == 0:
+                    drum = _SNARE if rng.random() < 0.35 else _TOMS[min(len(_TOMS) - 1, (step - fill_from) // 2)]
+                    part.notes.append(Note(t, t + 0.5, drum, int(rng.integers(80, 120))))
+                continue
+            for drum, steps in groove.items():
+                if bar_step in steps:
+                    accent = 1.0 if bar_step % 4 == 0 else 0.8
+                    velocity = int(np.clip(rng.normal(100 * accent, 8), 30, 127))
+                    hold = 1.0 if drum in (_OPEN_HAT, _RIDE) else 0.5
+                    part.notes.append(Note(t, t + hold, drum, velocity))
+            if _KICK in groove and bar_step == 14 and rng.random() < 0.25:
+                part.notes.append(Note(t, t + 0.5, _KICK, int(rng.integers(70, 100))))  # pickup kick
+        if i > 0 and not (label == "intro"):
+            part.notes.append(Note(start, start + 4.0, _CRASH, int(rng.integers(95, 120))))
+    return part
+
+
+def _bass_part(rng, sections, chords, scale) -> Part:
+    """A line on the chord roots: held roots, eighths, root-fifth or syncopated."""
+    program = int(rng.choice(_BASS_PROGRAMS))
+    styles = ("roots", "eighths", "root_fifth", "syncopated")
+    verse_style = styles[rng.integers(len(styles))]
+    chorus_style = styles[rng.integers(len(styles))]
+    part = Part(name="", bank=0, program=program, pan=int(rng.integers(60, 69)))
+    patterns = {  # (onset, length, interval above the root) within a 4-beat chord
+        "roots": ((0.0, 3.8, 0),),
+        "eighths": tuple((k * 0.5, 0.45, 0) for k in range(8)),
+        "root_fifth": ((0.0, 1.4, 0), (1.5, 0.9, 7), (2.5, 0.9, 12), (3.5, 0.45, 7)),
+        "syncopated": ((0.0, 0.7, 0), (0.75, 0.6, 0), (1.5, 0.9, 12), (2.5, 0.45, 0), (3.0, 0.9, 7)),
+    }
+    for label, start, length in sections:
+        style = chorus_style if label in ("chorus", "outro") else verse_style
+        if label == "intro" and rng.random() < 0.3:
+            continue  # some intros hold the bass back
+        for chord_start, chord_len, degree in _chords_in(chords, start, start + length):
+            root = 28 + (scale[degree % 7] - 4) % 12  # E1..D#2
+            for onset, note_len, interval in patterns[style]:
+                onset *= chord_len / 4.0
+                if onset >= chord_len - 1e-9:
+                    continue
+                end = min(chord_start + onset + note_len * chord_len / 4.0, chord_start + chord_len)
+                velocity = int(np.clip(rng.normal(100 if onset == 0 else 88, 6), 40, 127))
+                part.notes.append(Note(chord_start + onset, end, root + interval, velocity))
+    return part
+
+
+def _voicing(degree: int, scale, previous: list[int] | None, nb_notes: int) -> list[int]:
+    """Close voicing of the triad between MIDI 52 and 76, moved little from the previous one."""
+    pcs = list(_chord_pitch_classes(degree, scale))
+    if nb_notes > 3:
+        pcs = pcs + [pcs[0]]
+    centre = 62.0 if previous is None else float(np.mean(previous))
+    best = None
+    for bass_pitch in range(52, 65):
+        if bass_pitch % 12 not in pcs:
+            continue
+        voicing, p = [bass_pitch], bass_pitch
+        for _ in range(nb_notes - 1):
+            p += 1
+            while p % 12 not in pcs or (nb_notes <= 3 and p % 12 in [v % 12 for v in voicing]):
+                p += 1
+            voicing.append(p)
+        cost = abs(float(np.mean(voicing)) - centre)
+        if best is None or cost < best[0]:
+            best = (cost, voicing)
+    return best[1]
+
+
+def _harmony_notes(rng, style: str, sections, chords, scale, only: tuple[str, ...] | None) -> list[Note]:
+    notes: list[Note] = []
+    previous = None
+    comp_pattern = _COMP_PATTERNS[rng.integers(len(_COMP_PATTERNS))]
+    arp_order = rng.choice(["up", "updown", "broken"])
+    arp_step = 0.25 if rng.random() < 0.35 else 0.5
+    for label, start, length in sections:
+        if only is not None and label not in only:
+            continue
+        for chord_start, chord_len, degree in _chords_in(chords, start, start + length):
+            voicing = _voicing(degree, scale, previous, 4 if style == "strum" else 3)
+            previous = voicing
+            scale_by = chord_len / 4.0
+            if style == "pad":
+                for p in voicing:
+                    notes.append(Note(chord_start, chord_start + chord_len, p, int(rng.integers(60, 85))))
+            elif style in ("block", "strum"):
+                for k, (onset, note_len) in enumerate(comp_pattern):
+                    onset *= scale_by
+                    if onset >= chord_len - 1e-9:
+                        continue
+                    down = k % 2 == 0
+                    order = voicing if down else voicing[::-1]
+                    spread = 0.03 if style == "strum" else 0.0  # beats between strings
+                    velocity = int(rng.integers(70, 100))
+                    for j, p in enumerate(order):
+                        t = chord_start + onset + j * spread
+                        notes.append(Note(t, chord_start + onset + note_len * scale_by, p, velocity))
+            else:  # arpeggio
+                tones = voicing + [voicing[0] + 12]
+                if arp_order == "updown":
+                    sequence = tones + tones[-2:0:-1]
+                elif arp_order == "broken":
+                    sequence = [tones[0], tones[2], tones[1], tones[3]]
+                else:
+                    sequence = tones
+                t, k = 0.0, 0
+                while t < chord_len - 1e-9:
+                    velocity = int(rng.integers(70, 100)) if k % 2 == 0 else int(rng.integers(55, 80))
+                    notes.append(Note(chord_start + t, chord_start + min(t + arp_step * 1.5, chord_len),
+                                      sequence[k % len(sequence)], velocity))
+                    t += arp_step
+                    k += 1
+    return notes
+
+
+def _other_parts(rng, sections, chords, scale, key) -> list[Part]:
+    """Harmony (pad, block chords, strummed guitar or arpeggio), a second layer in the
+    choruses, and an instrumental lead in the sections without vocals."""
+    styles = list(_HARMONY_PROGRAMS)
+    style = styles[rng.integers(len(styles))]
+    parts = [Part(name="", bank=0, program=int(rng.choice(_HARMONY_PROGRAMS[style])), pan=int(rng.integers(34, 95)),
+                  notes=_harmony_notes(rng, style, sections, chords, scale, None))]
+    if rng.random() < 0.6:
+        layer = "pad" if style != "pad" else "arp"
+        pan = 127 - parts[0].pan + int(rng.integers(-10, 11))
+        parts.append(Part(name="", bank=0, program=int(rng.choice(_HARMONY_PROGRAMS[layer])),
+                          pan=int(np.clip(pan, 20, 108)),
+                          notes=_harmony_notes(rng, layer, sections, chords, scale, ("chorus", "outro"))))
+    if rng.random() < 0.7:
+        lead = Part(name="", bank=0, program=int(rng.choice(_LEAD_PROGRAMS)), pan=int(rng.integers(44, 85)))
+        tonic = 64 + (key - 4) % 12  # E4..D#5: above the voice's register
+        for label, start, length in sections:
+            if label in _SUNG_SECTIONS or length < 4:
+                continue
+            local = [(c[0] - start, c[1], c[2]) for c in _chords_in(chords, start, start + length)]
+            for n in _melody(rng, 0.0, length - 0.5, local, scale, tonic - 5, tonic + 12, tonic + 3):
+                lead.notes.append(Note(n.start + start, n.end + start, n.pitch, n.velocity))
+        if lead.notes:
+            parts.append(lead)
+    return parts
+
+
+def _to_seconds(rng, notes: list[Note], beat: float, jitter: float, duration: float, legato: bool) -> list[Note]:
+    """Beats -> seconds with a random timing spread; notes starting after the song's end dropped."""
+    out = []
+    offsets = rng.normal(0.0, jitter, size=len(notes))
+    for note, offset in zip(notes, offsets):
+        start = max(0.0, note.start * beat + float(offset))
+        end = min(note.end * beat + float(offset), duration)
+        if start < duration - 1e-3 and end > start:
+            out.append(Note(start, max(end, start + 0.02), note.pitch, note.velocity))
+    if legato:  # one voice: a note ends at the latest where the next one starts
+        out.sort(key=lambda n: n.start)
+        out = [Note(n.start, min(n.end, out[i + 1].start) if i + 1 < len(out) else n.end, n.pitch, n.velocity)
+               for i, n in enumerate(out)]
+    return out
+
+
+def _clip_notes_to_sections(notes: list[Note], sections: list[Section]) -> list[Note]:
+    """Move each note inside the sung section that holds its middle (timing spread may
+    have pushed its start a few ms before the section)."""
+    out = []
+    for note in notes:
+        middle = 0.5 * (note.start + note.end)
+        for section in sections:
+            if section.sung and section.start <= middle < section.end:
+                start, end = max(note.start, section.start), min(note.end, section.end)
+                if end - start > 0.02:
+                    out.append(Note(start, end, note.pitch, note.velocity))
+                break
+    return out
+
+
+# ----------------------------------------------------------------------------------------
+# Rendering: tinysoundfont, one synthesizer per stem
+# ----------------------------------------------------------------------------------------
+
+
+def soundfont_path() -> Path:
+    """Path of ``TimGM6mb.sf2`` inside the installed ``pretty_midi`` package."""
+    spec = importlib.util.find_spec("pretty_midi")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("pretty_midi is not installed; it ships the soundfont: pip install pretty_midi")
+    path = Path(list(spec.submodule_search_locations)[0]) / SOUNDFONT_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing; reinstall pretty_midi, which ships {SOUNDFONT_FILE}")
+    return path
+
+
+def _new_synth(sample_rate: int):
+    try:
+        import tinysoundfont
+    except ImportError as err:  # its wheel is installed without pyaudio, see pyproject.toml
+        raise ImportError(
+            "tinysoundfont is needed to render the dataset: pip install --no-deps tinysoundfont==0.3.7"
+        ) from err
+    synth = tinysoundfont.Synth(samplerate=int(sample_rate))
+    sfid = synth.sfload(str(soundfont_path()), max_voices=48)
+    return synth, sfid
+
+
+def _pitch_bends(note: Note, vibrato: Vibrato, sample_rate: int, hop: int) -> list[tuple[int, int]]:
+    """(sample, 14-bit wheel value) every ``hop`` samples of a sung note: a scoop up into the
+    pitch, then vibrato fading in after ``vibrato.delay`` (range +-2 semitones, GM default)."""
+    first = int(round(note.start * sample_rate))
+    last = int(round(note.end * sample_rate))
+    samples = np.arange(first, max(first + 1, last), hop)
+    t = (samples - first) / sample_rate
+    cents = -vibrato.scoop_cents * np.exp(-t / vibrato.scoop_time)
+    fade_in = np.clip((t - vibrato.delay) / 0.25, 0.0, 1.0)
+    cents += vibrato.depth_cents * fade_in * np.sin(2 * np.pi * vibrato.rate_hz * (t - vibrato.delay))
+    wheel = np.clip(np.round(8192 + cents / 200.0 * 8192), 0, 16383).astype(int)
+    return list(zip(samples.tolist(), wheel.tolist()))
+
+
+def render_stem(parts: list[Part], nb_samples: int, sample_rate: int, vibrato: Vibrato | None = None) -> np.ndarray:
+    """Render the parts of one stem with a fresh synthesizer.
+
+    Parameters
+    ----------
+    parts : list of Part
+        Up to 16 parts, one MIDI channel each (percussion parts use bank 128).
+    nb_samples : int
+        Length of the output.
+    sample_rate : int
+        Hz.
+    vibrato : Vibrato, optional
+        Pitch-bend shape for parts with ``vibrato=True``.
+
+    Returns
+    -------
+    ndarray, float32, shape (nb_samples, 2)
+        Stereo signal.
+    """
+    synth, sfid = _new_synth(sample_rate)
+    # (sample, priority, order, action): at one instant note-offs go first, so a repeated
+    # key restarts, and sorting on `order` keeps ties in creation order (deterministic).
+    events: list[tuple[int, int, int, str, int, int, int]] = []
+    for channel, part in enumerate(parts):
+        if part.bank == 128:
+            channel = 9  # General MIDI percussion channel
+            synth.program_select(channel, sfid, 128, part.program, is_drums=True)
+        else:
+            channel = channel if channel < 9 else channel + 1
+            synth.program_select(channel, sfid, part.bank, part.program)
+        synth.control_change(channel, 10, part.pan)
+        for note in part.notes:
+            on = int(round(note.start * sample_rate))
+            off = int(round(note.end * sample_rate))
+            events.append((on, 2, len(events), "on", channel, note.pitch, note.velocity))
+            events.append((off, 0, len(events), "off", channel, note.pitch, 0))
+            if part.vibrato and vibrato is not None:
+                for sample, wheel in _pitch_bends(note, vibrato, sample_rate, hop=256):
+                    events.append((sample, 1, len(events), "bend", channel, wheel, 0))
+    events.sort()
+    out = np.zeros((nb_samples, 2), dtype=np.float32)
+    buffer = memoryview(out).cast("B")
+    frame_bytes = 2 * 4
+    position = 0
+    for sample, _, _, action, channel, a, b in events:
+        if sample >= nb_samples:
+            break
+        if sample > position:
+            synth.generate_simple(sample - position, buffer=buffer[position * frame_bytes:sample * frame_bytes])
+            position = sample
+        if action == "on":
+            synth.noteon(channel, a, b)
+        elif action == "off":
+            synth.noteoff(channel, a)
+        else:
+            synth.pitchbend(channel, a)
+    if position < nb_samples:
+        synth.generate_simple(nb_samples - position, buffer=buffer[position * frame_bytes:])
+    return out
+
+
+def _presence_filter(audio: np.ndarray, sample_rate: int, gain_db: float) -> np.ndarray:
+    """High-pass at 90 Hz and a peak around 3 kHz (the "singer's formant" of trained voices)."""
+    high_pass = scipy.signal.butter(2, 90.0, btype="highpass", fs=sample_rate, output="sos")
+    # Peaking biquad (RBJ audio EQ cookbook), Q = 1.
+    w0 = 2 * np.pi * min(3000.0, 0.4 * sample_rate) / sample_rate
+    amp = 10 ** (gain_db / 40)
+    alpha = np.sin(w0) / 2.0
+    b = np.array([1 + alpha * amp, -2 * np.cos(w0), 1 - alpha * amp])
+    a = np.array([1 + alpha / amp, -2 * np.cos(w0), 1 - alpha / amp])
+    peak = np.concatenate([b / a[0], a / a[0]])[None, :]
+    sos = np.concatenate([high_pass, peak])
+    return scipy.signal.sosfilt(sos, audio, axis=0)
+
+
+def _active_rms(audio: np.ndarray, sample_rate: int) -> float:
+    """RMS over the 50 ms blocks within 40 dB of the loudest one (what is heard when it plays)."""
+    block = max(1, int(0.05 * sample_rate))
+    nb_blocks = audio.shape[0] // block
+    if nb_blocks == 0:
+        return float(np.sqrt(np.mean(audio**2)))
+    power = np.mean(audio[: nb_blocks * block].reshape(nb_blocks, block, -1) ** 2, axis=(1, 2))
+    if power.max() <= 0:
+        return 0.0
+    return float(np.sqrt(power[power >= power.max() * 1e-4].mean()))
+
+
+def _vocal_gate(sections: list[Section], nb_samples: int, sample_rate: int) -> np.ndarray:
+    """1 in sung sections, 0 elsewhere, with a 20 ms fade ending at each sung section's end,
+    so the unsung sections are exactly silent."""
+    gate = np.zeros(nb_samples)
+    fade = int(0.02 * sample_rate)
+    for section in sections:
+        if not section.sung:
+            continue
+        start, end = int(round(section.start * sample_rate)), min(nb_samples, int(round(section.end * sample_rate)))
+        gate[start:end] = 1.0
+        n = min(fade, end - start)
+        gate[end - n:end] = np.linspace(1.0, 0.0, n + 1)[1:]
+    return gate
+
+
+def render_song(song: Song, sample_rate: int) -> dict[str, np.ndarray]:
+    """Render the four stems and their mixture.
+
+    Each stem is scaled to its level, then the song as a whole so that neither the mixture
+    nor any stem peaks above ``PEAK_LIMIT``; the mixture is the float32 sum
+    ``((vocals + drums) + bass) + other`` of the float32 stems.
+
+    Returns
+    -------
+    dict
+        ``"mixture"`` and every name of ``SOURCE_NAMES`` -> float32 array of shape
+        ``(nb_samples, 2)``, ``nb_samples = round(song.duration * sample_rate)``.
+    """
+    nb_samples = int(round(song.duration * sample_rate))
+    fade_out = np.linspace(1.0, 0.0, min(nb_samples, int(0.03 * sample_rate)))
+    stems = {}
+    for name in SOURCE_NAMES:
+        audio = render_stem(song.parts[name], nb_samples, sample_rate, song.vibrato).astype(np.float64)
+        if name == "vocals":
+            audio = _presence_filter(audio, sample_rate, song.voice_presence_db)
+            audio *= _vocal_gate(song.sections, nb_samples, sample_rate)[:, None]
+        audio[nb_samples - len(fade_out):] *= fade_out[:, None]
+        rms = _active_rms(audio, sample_rate)
+        if rms > 0:
+            audio *= 10 ** (song.stem_levels_db[name] / 20) / rms
+        stems[name] = audio
+    mixture = sum(stems.values())
+    peak_mix = float(np.abs(mixture).max())
+    peak_stems = max(float(np.abs(a).max()) for a in stems.values())
+    scale = min(song.mixture_peak / max(peak_mix, 1e-12), PEAK_LIMIT * 0.98 / max(peak_stems, 1e-12))
+    out = {name: (audio * scale).astype(np.float32) for name, audio in stems.items()}
+    mixture32 = out["vocals"] + out["drums"]
+    mixture32 = mixture32 + out["bass"]
+    mixture32 = mixture32 + out["other"]
+    if float(np.abs(mixture32).max()) > PEAK_LIMIT:  # rounding cannot get here; a guard, not a path
+        raise RuntimeError(f"{song.name}: mixture peak {np.abs(mixture32).max():.4f} above {PEAK_LIMIT}")
+    out["mixture"] = mixture32
+    return out
+
+
+@functools.lru_cache(maxsize=1)
+def _preset_names() -> dict[tuple[int, int], str]:
+    """(bank, program) -> preset name, as the soundfont spells it."""
+    synth, sfid = _new_synth(44100)
+    names = {(bank, program): synth.sfpreset_name(sfid, bank, program) for bank in (0, 128) for program in range(128)}
+    return {key: name for key, name in names.items() if name}
+
+
+def _name_parts(song: Song) -> None:
+    """Fill every part's ``name`` with its preset's name (for the manifest and the data card)."""
+    for stem_parts in song.parts.values():
+        for part in stem_parts:
+            part.name = _preset_names().get((part.bank, part.program), f"bank {part.bank} program {part.program}")
+
+
+# ----------------------------------------------------------------------------------------
+# The dataset on disk
+# ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _PlannedTrack:
+    split: str  # train | valid | test
+    index: int
+
+    @property
+    def subset(self) -> str:
+        return "test" if self.split == "test" else "train"
+
+
+def _plan(nb_train: int, nb_valid: int, nb_test: int) -> list[_PlannedTrack]:
+    return ([_PlannedTrack("train", i) for i in range(nb_train - nb_valid)]
+            + [_PlannedTrack("valid", i) for i in range(nb_valid)]
+            + [_PlannedTrack("test", i) for i in range(nb_test)])
+
+
+def _check_count(name: str, value: Any, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def _check_arguments(nb_train, nb_valid, nb_test, duration, seed, sample_rate) -> dict[str, Any]:
+    nb_train = _check_count("nb_train", nb_train, 1)
+    nb_valid = _check_count("nb_valid", nb_valid, 0)
+    nb_test = _check_count("nb_test", nb_test, 1)
+    if nb_valid >= nb_train:
+        raise ValueError(
+            f"nb_valid ({nb_valid}) must be smaller than nb_train ({nb_train}): the validation songs are taken "
+            "from the training songs (as in MUSDB18) and at least one must remain for training"
+        )
+    seed = _check_count("seed", seed, 0)
+    if isinstance(duration, bool) or not isinstance(duration, numbers.Real) or not math.isfinite(duration):
+        raise ValueError(f"duration must be a finite number of seconds, got {duration!r}")
+    if not MIN_DURATION <= duration <= MAX_DURATION:
+        raise ValueError(
+            f"duration must be between {MIN_DURATION:g} and {MAX_DURATION:g} seconds per song, got {duration:g}"
+        )
+    sample_rate = _check_count("sample_rate", sample_rate, 8000)
+    if sample_rate > 192000:
+        raise ValueError(f"sample_rate must be at most 192000 Hz, got {sample_rate}")
+    return {"nb_train": nb_train, "nb_valid": nb_valid, "nb_test": nb_test, "duration": float(duration),
+            "seed": seed, "sample_rate": sample_rate, "generator_version": GENERATOR_VERSION}
+
+
+def _differences(found: dict, wanted: dict) -> str:
+    keys = [k for k in wanted if found.get(k) != wanted[k]]
+    return ", ".join(f"{k}={found.get(k)!r} there, {wanted[k]!r} asked" for k in keys)
+
+
+def _prepare_out_dir(out_dir: Path, params: dict) -> bool:
+    """Check ``out_dir`` against the asked parameters; True when the dataset there is complete."""
+    fix = f"choose another output folder (--out) or delete {out_dir}"
+    if out_dir.exists() and not out_dir.is_dir():
+        raise NotADirectoryError(f"out_dir {out_dir} is a file; {fix}")
+    marker, in_progress = out_dir / _MARKER, out_dir / _PARAMETERS
+    for path in (marker, in_progress):
+        if path.is_file():
+            try:
+                found = json.loads(path.read_text())["parameters"]
+            except (ValueError, KeyError, TypeError) as err:
+                raise ValueError(f"{path} is unreadable ({err}); {fix}") from err
+            if found != params:
+                raise ValueError(
+                    f"{out_dir} already holds a generated dataset made with other parameters "
+                    f"({_differences(found, params)}); {fix}"
+                )
+            return path == marker
+    if out_dir.is_dir() and any(out_dir.iterdir()):
+        raise ValueError(f"out_dir {out_dir} is not empty and holds no generated dataset; {fix}")
+    return False
+
+
+def _track_complete(folder: Path) -> bool:
+    return all((folder / name).is_file() for name in TRACK_FILES)
+
+
+def _write_track(out_dir: Path, subset: str, song: Song, sample_rate: int) -> None:
+    """Render and write one track folder; it appears under its name only once complete."""
+    audio = render_song(song, sample_rate)
+    staging = out_dir / _PARTIAL_DIR / song.name
+    if staging.exists():
+        shutil.rmtree(staging)  # left by a killed run
+    staging.mkdir(parents=True)
+    for name in ("mixture",) + SOURCE_NAMES:
+        # scipy's writer: float32 WAV (WAVE_FORMAT_IEEE_FLOAT) without the time-stamped
+        # PEAK chunk libsndfile adds, so the same song gives the same bytes.
+        scipy.io.wavfile.write(staging / f"{name}.wav", sample_rate, audio[name])
+    final = out_dir / subset / song.name
+    final.parent.mkdir(parents=True, exist_ok=True)
+    if final.exists():
+        shutil.rmtree(final)  # an incomplete folder (a file deleted by hand)
+    os.replace(staging, final)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _setup(validation_names: list[str], sample_rate: int) -> dict:
+    """A musdb setup file (the keys of musdb's own configs/mus.yaml) for this dataset."""
+    return {
+        "sample_rate": float(sample_rate),
+        "sources": {name: f"{name}.wav" for name in ("vocals", "drums", "bass", "other")},
+        "mixture": "mixture.wav",
+        "stem_ids": {"mixture": 0, "drums": 1, "bass": 2, "other": 3, "vocals": 4},
+        "targets": {
+            "vocals": {"vocals": 1}, "drums": {"drums": 1}, "bass": {"bass": 1}, "other": {"other": 1},
+            "accompaniment": {"bass": 1, "drums": 1, "other": 1},
+            "linear_mixture": {"vocals": 1, "bass": 1, "drums": 1, "other": 1},
+        },
+        "validation_tracks": list(validation_names),
+    }
+
+
+def _versions() -> dict[str, str]:
+    versions = {}
+    for package in ("tinysoundfont", "pretty_midi", "numpy", "scipy"):
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            versions[package] = "unknown"
+    return versions
+
+
+def make_dataset(
+    out_dir: str | os.PathLike,
+    nb_train: int = 8,
+    nb_valid: int = 2,
+    nb_test: int = 4,
+    duration: float = 30.0,
+    seed: int = 0,
+    sample_rate: int = 44100,
+    progress: bool = True,
+) -> Path:
+    """Generate the built-in dataset in the MUSDB18-HQ layout (or finish an interrupted one).
+
+    Parameters
+    ----------
+    out_dir : path
+        Dataset root to create. It must be missing, empty, or hold a (complete or
+        interrupted) dataset made with the same parameters.
+    nb_train : int
+        Songs under ``train/``, the validation songs included (>= 1).
+    nb_valid : int
+        How many of the ``nb_train`` songs form the validation split (0 <= nb_valid < nb_train);
+        they are listed in ``setup.yaml``'s ``validation_tracks``.
+    nb_test : int
+        Songs under ``test/`` (>= 1).
+    duration : float
+        Seconds per song, between ``MIN_DURATION`` and ``MAX_DURATION``.
+    seed : int
+        Seed of the whole dataset (>= 0); song ``i`` of split ``s`` draws from a generator
+        seeded with ``(seed, s, i)``.
+    sample_rate : int
+        Hz (44100 as MUSDB18).
+    progress : bool
+        Show a progress bar (tqdm, on stderr).
+
+    Returns
+    -------
+    Path
+        ``out_dir``, holding ``train/``, ``test/``, ``setup.yaml``, ``README.md`` and
+        ``dataset.json`` (written last: the dataset is complete when it exists).
+
+    Raises
+    ------
+    ValueError
+        A bad argument (the message names it), or ``out_dir`` holding something else: a
+        dataset made with other parameters or unrelated files.
+
+    Notes
+    -----
+    Every track is written to ``out_dir/.partial/`` and renamed into place when complete,
+    so a killed run leaves no half-written track; calling again with the same arguments
+    renders only the missing tracks, and does nothing once the dataset is complete.
+    Every stem is a 32-bit float stereo WAV; ``mixture.wav`` holds the float32 sum of the
+    four stems exactly and no file peaks above ``PEAK_LIMIT``.
+    """
+    params = _check_arguments(nb_train, nb_valid, nb_test, duration, seed, sample_rate)
+    out_dir = Path(out_dir).expanduser()
+    plan = _plan(params["nb_train"], params["nb_valid"], params["nb_test"])
+    songs = [arrange_song(params["seed"], t.split, t.index, params["duration"]) for t in plan]
+    if _prepare_out_dir(out_dir, params):
+        if all(_track_complete(out_dir / t.subset / s.name) for t, s in zip(plan, songs)):
+            return out_dir
+        (out_dir / _MARKER).unlink()  # a track was deleted by hand: render it again below
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _write_atomic(out_dir / _PARAMETERS, json.dumps({"parameters": params}, indent=2) + "\n")
+
+    from tqdm.auto import tqdm
+
+    for song in songs:
+        _name_parts(song)
+    todo = [(t, s) for t, s in zip(plan, songs) if not _track_complete(out_dir / t.subset / s.name)]
+    with tqdm(total=len(plan), initial=len(plan) - len(todo), desc="make-dataset", unit="song",
+              disable=not progress) as bar:
+        for track, song in todo:
+            bar.set_postfix_str(song.name, refresh=False)
+            _write_track(out_dir, track.subset, song, params["sample_rate"])
+            bar.update(1)
+
+    validation = [s.name for t, s in zip(plan, songs) if t.split == "valid"]
+    manifest = _manifest(out_dir, params, plan, songs)
+    _write_atomic(out_dir / "setup.yaml", yaml.safe_dump(_setup(validation, params["sample_rate"]), sort_keys=False))
+    _write_atomic(out_dir / "README.md", _data_card(params, plan, songs, manifest))
+    _write_atomic(out_dir / _MARKER, json.dumps(manifest, indent=2) + "\n")
+    shutil.rmtree(out_dir / _PARTIAL_DIR, ignore_errors=True)
+    return out_dir
+
+
+def _manifest(out_dir: Path, params: dict, plan, songs) -> dict:
+    tracks = []
+    fingerprint = hashlib.sha256()
+    for track, song in zip(plan, songs):
+        folder = out_dir / track.subset / song.name
+        files = {name: _sha256(folder / name) for name in TRACK_FILES}
+        for name, digest in files.items():
+            fingerprint.update(f"{track.subset}/{song.name}/{name}\t{digest}\n".encode())
+        tracks.append({
+            "name": song.name,
+            "subset": track.subset,
+            "split": track.split,
+            "duration": song.duration,
+            "nb_samples": int(round(song.duration * params["sample_rate"])),
+            "bpm": song.bpm,
+            "key": f"{_KEY_NAMES[song.key]} {song.mode}",
+            "sections": [{"name": s.name, "start": s.start, "end": s.end, "vocals": s.sung} for s in song.sections],
+            "instruments": {stem: [p.name for p in song.parts[stem]] for stem in SOURCE_NAMES},
+            "sha256": files,
+        })
+    soundfont = soundfont_path()
+    return {
+        "format": "melunmix generated dataset (MUSDB18-HQ layout)",
+        "parameters": params,
+        "setup_file": "setup.yaml",
+        "sources": list(SOURCE_NAMES),
+        "mixture": "((vocals + drums) + bass) + other, float32",
+        "soundfont": {"file": SOUNDFONT_FILE, "sha256": _sha256(soundfont), "shipped_with": "pretty_midi"},
+        "software": _versions(),
+        "fingerprint": fingerprint.hexdigest(),
+        "tracks": tracks,
+    }
+
+
+def _data_card(params: dict, plan, songs, manifest: dict) -> str:
+    counts = {split: sum(t.split == split for t in plan) for split in _SPLIT_CODES}
+    total_minutes = len(plan) * params["duration"] / 60
+    versions = manifest["software"]
+    rows = "\n".join(
+        f"| {s.name} | {t.subset} | {t.split} | {s.bpm:.0f} | {_KEY_NAMES[s.key]} {s.mode} | "
+        f"{' '.join(x.name for x in s.sections)} | {', '.join(p.name for p in s.parts['other'])} |"
+        for t, s in zip(plan, songs)
+    )
+    return f"""# Generated MUSDB18-format dataset
+
+Made by `melunmix.synth.make_dataset` (generator version {GENERATOR_VERSION}); the command
+`melunmix make-dataset --out DIR --train {params['nb_train']} --valid {params['nb_valid']} \
+--test {params['nb_test']} --duration {params['duration']:g} --seed {params['seed']}` makes the same bytes.
+
+## Contents
+- {len(plan)} songs of {params['duration']:g} s ({total_minutes:.1f} minutes in all), {params['sample_rate']} Hz,
+  stereo, 32-bit float WAV.
+- `train/`: {params['nb_train']} songs, of which {counts['valid']} form the validation split
+  (listed in `setup.yaml` under `validation_tracks`, as musdb's own setup file lists
+  MUSDB18's 14); `test/`: {counts['test']} songs.
+- Each song folder holds `vocals.wav`, `drums.wav`, `bass.wav`, `other.wav` and
+  `mixture.wav`, which is exactly their float32 sum `((vocals + drums) + bass) + other`.
+  The song is scaled so that no file peaks above {PEAK_LIMIT}.
+- `dataset.json`: parameters, every song's tempo, key, sections (with whether the voice
+  sings in them), instruments and file hashes, and a fingerprint of all the audio.
+
+Read it with musdb: `musdb.DB(root, is_wav=True, setup_file="setup.yaml", subsets="train", split="valid")`.
+
+## How it was made
+Each song draws from its own random generator, seeded by (seed={params['seed']}, split, index):
+tempo (84-140 BPM), key and mode, a chord progression per section kind, a song form
+(intro, verse, chorus, bridge, break, outro), instruments, panning and levels. Its
+arrangement is rendered stem by stem with tinysoundfont {versions['tinysoundfont']} from the
+General MIDI soundfont `{SOUNDFONT_FILE}` (sha256 `{manifest['soundfont']['sha256'][:16]}...`):
+- **vocals**: a monophonic melody in the song's scale, in phrases with rests, on a voice
+  preset (Choir Aahs, Voice Oohs, Synth Vox or Solo Vox) with pitch-bend scoops and
+  vibrato, a presence boost near 3 kHz; silent (exact zeros) in the intro, breaks and outro.
+- **drums**: a kit (bank 128) playing grooves, fills at section ends, crashes on downbeats.
+- **bass**: a GM bass on the chord roots (held, eighths, root-fifth or syncopated).
+- **other**: chords as pads, block chords, strummed guitar or arpeggios; a second layer
+  in choruses; often an instrumental lead (guitar, sax, flute, synth...) where no one sings.
+
+These are synthetic songs: useful to exercise a separation pipeline end to end and to
+compare methods on equal terms, not a substitute for MUSDB18's recorded music.
+
+## Songs
+| name | subset | split | BPM | key | form | other |
+|---|---|---|---|---|---|---|
+{rows}
+
+## Soundfont and licences
+- `{SOUNDFONT_FILE}` ("TimGM6mb", a 6 MB General MIDI bank by Tim Brechbill) is read from the
+  installed `pretty_midi` {versions['pretty_midi']} package, which ships it as its default
+  soundfont. `pretty_midi` is MIT-licensed (its LICENSE.txt, copyright Colin Raffel); its
+  metadata and files say nothing else about the soundfont, and the soundfont's own INFO
+  chunk names it and the tool that built it (Awave Studio) but holds no copyright or
+  licence field.
+- Outside the package: TimGM6mb is distributed with MuseScore and by Debian
+  (`timgm6mb-soundfont`) under the GNU GPL, version 2. Whether audio rendered with a
+  soundfont is covered by the soundfont's licence is not settled; check before you
+  redistribute these files.
+- tinysoundfont (the renderer) is MIT-licensed.
+"""
