@@ -1,0 +1,894 @@
+"""Every figure of the study, drawn from saved results only.
+
+Each function takes data that a previous step saved (DataFrames, arrays of audio, or the
+path of a CSV file), returns the :class:`matplotlib.figure.Figure` and, when ``path`` is
+given, also writes it as a PNG (atomically, so a killed run never leaves half an image).
+Nothing here trains, separates or scores.
+
+Methods keep one colour in every figure (:data:`METHOD_COLORS`): the baseline
+``"openunmix"`` blue, the proposed ``"melunmix"`` red, the oracles and the mixture in
+greens, purples, browns and grey. :func:`method_color` and :func:`method_label` give the
+colour and display name of any method name, including ``"baseline"``/``"proposed"`` and
+per-seed names such as ``"openunmix/seed42"``.
+
+Figures are created through pyplot with whatever backend is active, so in a notebook
+(inline backend) ``fig = plots.loss_curves(...)`` shows the figure once at the end of the
+cell, as any pyplot figure (leaving the call as the cell's last expression would show it a
+second time, as its value). Scripts that draw many figures should ``plt.close(fig)`` after
+saving. No backend is forced here; tests select Agg themselves.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import zlib
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import matplotlib as mpl
+import numpy as np
+import pandas as pd
+from matplotlib.ticker import MaxNLocator
+
+from .files import atomic_path
+
+__all__ = [
+    "METHOD_COLORS",
+    "METHOD_LABELS",
+    "STEM_COLORS",
+    "DEFAULT_DPI",
+    "method_color",
+    "method_label",
+    "order_methods",
+    "save_figure",
+    "loss_curves",
+    "feature_panel",
+    "waveform_and_spectrogram",
+    "spectrogram_comparison",
+    "metric_table_figure",
+    "metric_boxplots",
+    "search_space_plot",
+    "stem_loudness_plot",
+]
+
+#: Resolution of saved PNGs (dots per inch).
+DEFAULT_DPI = 120
+
+#: One colour per method across all figures.
+METHOD_COLORS = {
+    "openunmix": "#1f77b4",  # baseline: blue
+    "melunmix": "#d62728",  # proposed: red
+    "IRM1": "#2ca02c",
+    "IRM2": "#7fbf3f",
+    "IBM": "#9467bd",
+    "MWF": "#8c564b",
+    "MIX": "#7f7f7f",
+}
+
+#: Display names used in legends and tick labels.
+METHOD_LABELS = {
+    "openunmix": "Open-Unmix (baseline)",
+    "melunmix": "MelUnmix (proposed)",
+    "IRM1": "IRM1 (oracle)",
+    "IRM2": "IRM2 (oracle)",
+    "IBM": "IBM (oracle)",
+    "MWF": "MWF (oracle)",
+    "MIX": "MIX (mixture)",
+}
+
+_ALIASES = {"baseline": "openunmix", "umx": "openunmix", "proposed": "melunmix"}
+
+#: Colours of fallback methods (not in METHOD_COLORS), picked by a stable hash of the name.
+_FALLBACK_COLORS = ("#ff7f0e", "#e377c2", "#bcbd22", "#17becf", "#aec7e8", "#ffbb78", "#c5b0d5")
+
+STEM_COLORS = {"vocals": "#d62728", "drums": "#ff7f0e", "bass": "#1f77b4", "other": "#2ca02c",
+               "accompaniment": "#7f7f7f", "mixture": "#000000"}
+
+#: Dynamic range of spectrogram images (dB below the maximum).
+_TOP_DB = 80.0
+
+
+# --------------------------------------------------------------------------- methods
+# a training seed appended to a model name: "openunmix-seed42" (the evaluation's method
+# names), "openunmix/seed42" (a model folder), "openunmix_seed42"
+_SEED_SUFFIX = re.compile(r"^(?P<base>.+?)[-_/](?P<seed>seed\d+)$")
+
+
+def _split_seed(name: str) -> tuple[str, str | None]:
+    match = _SEED_SUFFIX.match(str(name))
+    return (match["base"], match["seed"]) if match else (str(name), None)
+
+
+def _canonical_method(name: str) -> str | None:
+    """Known method that ``name`` denotes, or None (``"openunmix-seed42"`` -> ``"openunmix"``)."""
+    for candidate in dict.fromkeys([str(name), _split_seed(name)[0]]):
+        if candidate in METHOD_COLORS:
+            return candidate
+        lower = candidate.lower()
+        if lower in _ALIASES:
+            return _ALIASES[lower]
+        for known in METHOD_COLORS:
+            if known.lower() == lower:
+                return known
+    return None
+
+
+def method_color(name: str) -> str:
+    """Colour (hex string) of a method, the same in every figure.
+
+    Parameters
+    ----------
+    name : str
+        ``"openunmix"``, ``"melunmix"``, an oracle (``"IRM1"``, ``"IRM2"``, ``"IBM"``,
+        ``"MWF"``, ``"MIX"``), an alias (``"baseline"``, ``"proposed"``) or a per-seed
+        name (``"melunmix-seed1"``, ``"melunmix/seed1"``). Other names get a colour from
+        a stable hash, so they also keep their colour across figures and runs.
+    """
+    known = _canonical_method(name)
+    if known is not None:
+        return METHOD_COLORS[known]
+    return _FALLBACK_COLORS[zlib.crc32(str(name).encode()) % len(_FALLBACK_COLORS)]
+
+
+def method_label(name: str) -> str:
+    """Display name of a method; per-seed names keep their suffix."""
+    known = _canonical_method(name)
+    if known is None:
+        return str(name)
+    seed = _split_seed(name)[1]
+    return METHOD_LABELS[known] + (f" {seed}" if seed else "")
+
+
+def order_methods(names) -> list[str]:
+    """Methods in the study's order: baseline, proposed, oracles, MIX, then others sorted."""
+    rank = {known: i for i, known in enumerate(METHOD_COLORS)}
+
+    def key(name):
+        known = _canonical_method(name)
+        return (rank.get(known, len(rank)), str(name))
+
+    return sorted(dict.fromkeys(names), key=key)
+
+
+# --------------------------------------------------------------------------- helpers
+def _new_figure(nrows=1, ncols=1, figsize=(6.4, 4.8), **kwargs):
+    """A constrained-layout pyplot figure and its axes as a 2-D array.
+
+    pyplot (imported only here) attaches the active backend's canvas, so notebooks show
+    the figure at the end of the cell and scripts can save it with any backend.
+    """
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(nrows, ncols, figsize=figsize, layout="constrained",
+                             squeeze=False, **kwargs)
+    return fig, axes
+
+
+def save_figure(fig, path: str | os.PathLike, dpi: int = DEFAULT_DPI) -> Path:
+    """Write ``fig`` to ``path`` atomically; the format follows the suffix (PNG if none).
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+    path : path-like
+        Destination, e.g. ``results/demo/figures/loss_curves.png``; folders are created.
+    dpi : int
+        Resolution in dots per inch.
+
+    Returns
+    -------
+    Path
+    """
+    path = Path(path)
+    fmt = path.suffix.lstrip(".").lower() or "png"
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, format=fmt)
+    return path
+
+
+def _finish(fig, path, dpi):
+    if path is not None:
+        save_figure(fig, path, dpi)
+    return fig
+
+
+def _read_table(obj, what: str) -> pd.DataFrame:
+    """A DataFrame as given, or read from a CSV path (``what`` names it in errors)."""
+    if isinstance(obj, pd.DataFrame):
+        return obj
+    if isinstance(obj, (str, os.PathLike)):
+        path = Path(obj)
+        if not path.exists():
+            raise FileNotFoundError(f"{what}: {path} does not exist; run the step that writes it first")
+        if path.suffix.lower() != ".csv":
+            raise ValueError(f"{what}: expected a DataFrame or a .csv file, got {path}")
+        return pd.read_csv(path)
+    raise ValueError(f"{what}: expected a pandas DataFrame or the path of a CSV file, "
+                     f"got {type(obj).__name__}")
+
+
+def _require_columns(df: pd.DataFrame, columns: Sequence[str], what: str, hint: str = "") -> None:
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise ValueError(
+            f"{what} is missing column(s) {missing}; it has {list(map(str, df.columns))}"
+            + (f". {hint}" if hint else "")
+        )
+
+
+def _as_audio(audio, what: str = "audio") -> np.ndarray:
+    """Audio as a float ``(nb_channels, nb_samples)`` array; mono ``(nb_samples,)`` accepted."""
+    if hasattr(audio, "detach"):  # torch tensor
+        audio = audio.detach().cpu().numpy()
+    audio = np.asarray(audio)
+    if audio.dtype.kind not in "fiu":
+        raise ValueError(f"{what}: expected real audio samples, got dtype {audio.dtype}")
+    if audio.ndim == 1:
+        audio = audio[None, :]
+    if audio.ndim != 2:
+        raise ValueError(f"{what}: expected shape (nb_channels, nb_samples) or (nb_samples,), "
+                         f"got {audio.shape}")
+    if audio.shape[0] > audio.shape[1]:
+        raise ValueError(f"{what}: shape {audio.shape} looks like (nb_samples, nb_channels); "
+                         "pass audio.T, channels first")
+    if audio.shape[1] == 0:
+        raise ValueError(f"{what} is empty")
+    if not np.all(np.isfinite(audio)):
+        raise ValueError(f"{what} contains NaN or infinite samples")
+    return audio.astype(np.float32, copy=False)
+
+
+def _check_rate(sample_rate) -> float:
+    if not isinstance(sample_rate, (int, float, np.integer, np.floating)) or sample_rate <= 0:
+        raise ValueError(f"sample_rate must be a positive number of Hz, got {sample_rate!r}")
+    return float(sample_rate)
+
+
+def _power_spectrogram(audio: np.ndarray, n_fft: int, n_hop: int) -> np.ndarray:
+    """Channel-averaged power spectrogram ``(nb_bins, nb_frames)`` via :class:`features.STFT`."""
+    import torch
+
+    from .features import STFT, magnitude
+
+    stft = STFT(n_fft=n_fft, n_hop=n_hop, center=True, pad_mode="constant")
+    X = stft(torch.from_numpy(np.ascontiguousarray(audio)))  # (channels, bins, frames)
+    # averaging powers, not complex values, so out-of-phase channels do not cancel
+    return magnitude(X, power=2.0).mean(dim=0).numpy()
+
+
+def _to_db(power: np.ndarray, ref: float) -> np.ndarray:
+    """dB relative to ``ref`` (power), clipped ``_TOP_DB`` below it, via :func:`features.power_to_db`."""
+    import torch
+
+    from .features import power_to_db
+
+    db = power_to_db(torch.from_numpy(power), ref=max(float(ref), 1e-20), top_db=None)
+    return np.maximum(db.numpy(), -_TOP_DB)
+
+
+def _spectrogram_image(ax, db, duration, sample_rate, max_freq=None, cmap="magma", vmin=None,
+                       vmax=None):
+    nyquist = sample_rate / 2.0
+    im = ax.imshow(db, origin="lower", aspect="auto", cmap=cmap, vmin=vmin, vmax=vmax,
+                   extent=(0.0, duration, 0.0, nyquist / 1000.0), interpolation="nearest")
+    ax.set_ylim(0.0, (max_freq if max_freq else nyquist) / 1000.0)
+    ax.set_ylabel("Frequency (kHz)")
+    return im
+
+
+def _plot_waveform(ax, audio, sample_rate):
+    time = np.arange(audio.shape[1]) / sample_rate
+    names = ["left", "right"] if audio.shape[0] == 2 else [f"channel {i}" for i in range(audio.shape[0])]
+    for channel, name in zip(audio, names):
+        ax.plot(time, channel, linewidth=0.5, alpha=0.7, label=name if audio.shape[0] > 1 else None)
+    ax.set_xlim(0.0, audio.shape[1] / sample_rate)
+    ax.set_ylabel("Amplitude (full scale)")
+    if audio.shape[0] > 1:
+        ax.legend(loc="upper right", fontsize="small")
+
+
+# --------------------------------------------------------------------------- training
+def loss_curves(histories: Mapping[str, pd.DataFrame], path=None, log_y: bool = False,
+                title: str = "Training and validation loss", dpi: int = DEFAULT_DPI):
+    """Train (solid) and validation (dashed) MSE per epoch of several models, one figure.
+
+    Parameters
+    ----------
+    histories : dict of str -> DataFrame or path
+        Model name -> its training history (``models/<name>/history.csv`` or the
+        DataFrame), with columns ``epoch``, ``train_loss``, ``valid_loss`` (others are
+        ignored). Each model gets its method colour; its best validation epoch is marked.
+    path : path-like, optional
+        Where to save the PNG.
+    log_y : bool
+        Logarithmic loss axis (useful when the first epochs dwarf the rest).
+    title : str
+    dpi : int
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One axes with ``2 * len(histories)`` lines.
+    """
+    if not isinstance(histories, Mapping) or not histories:
+        raise ValueError("histories must be a non-empty dict of model name -> history DataFrame")
+    frames = {}
+    for name, history in histories.items():
+        df = _read_table(history, f"history of {name!r}")
+        _require_columns(df, ["epoch", "train_loss", "valid_loss"], f"history of {name!r}",
+                         "melunmix.train writes these to models/<name>/history.csv")
+        if df.empty:
+            raise ValueError(f"history of {name!r} has no epochs")
+        frames[name] = df.sort_values("epoch")
+
+    fig, axes = _new_figure(figsize=(7.5, 4.5))
+    ax = axes[0, 0]
+    for name in order_methods(frames):
+        df, color, label = frames[name], method_color(name), method_label(name)
+        epoch = df["epoch"].to_numpy(dtype=float)
+        valid = df["valid_loss"].to_numpy(dtype=float)
+        ax.plot(epoch, df["train_loss"].to_numpy(dtype=float), color=color, linestyle="-",
+                marker="o", markersize=3, label=f"{label}, train")
+        ax.plot(epoch, valid, color=color, linestyle="--", marker="s", markersize=3,
+                label=f"{label}, validation")
+        if np.isfinite(valid).any():
+            best = int(np.nanargmin(valid))
+            ax.scatter([epoch[best]], [valid[best]], s=90, facecolors="none", edgecolors=color,
+                       linewidths=1.5, zorder=3)
+    ax.set_xlabel("Epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylabel("MSE loss (magnitude spectrogram)")
+    if log_y:
+        ax.set_yscale("log")
+    ax.set_title(title + ("\n(circles: best validation epoch)" if frames else ""))
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize="small")
+    return _finish(fig, path, dpi)
+
+
+# --------------------------------------------------------------------------- audio
+def feature_panel(audio, sample_rate: float, n_fft: int, n_hop: int, n_mels: int, n_mfcc: int,
+                  path=None, title: str | None = None, dpi: int = DEFAULT_DPI):
+    """The poster's feature-extraction figure: waveform, STFT, mel spectrogram and MFCC.
+
+    All four panels show the same excerpt, computed with :mod:`melunmix.features` (the
+    transforms the models use): the linear STFT magnitude and the power mel spectrogram
+    in dB relative to their maximum (80 dB range), and ``n_mfcc`` MFCCs of an
+    ``n_mels``-band log-mel spectrogram. Stereo input is shown per channel in the
+    waveform and averaged in power for the spectral panels.
+
+    Parameters
+    ----------
+    audio : array, shape (nb_channels, nb_samples) or (nb_samples,)
+        The excerpt (a few seconds), float samples in full scale.
+    sample_rate : float
+        Hz.
+    n_fft, n_hop : int
+        STFT frame length and hop in samples.
+    n_mels : int
+        Mel bands.
+    n_mfcc : int
+        Cepstral coefficients (at most ``n_mels``).
+    path : path-like, optional
+        Where to save the PNG.
+    title : str, optional
+        Figure title.
+    dpi : int
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Four panels side by side plus three colour bars (7 axes).
+    """
+    import librosa
+    import torch
+
+    from .features import MFCC, MelSpectrogram
+
+    sample_rate = _check_rate(sample_rate)
+    audio = _as_audio(audio)
+    if n_mfcc > n_mels:
+        raise ValueError(f"n_mfcc ({n_mfcc}) cannot exceed n_mels ({n_mels})")
+    power = _power_spectrogram(audio, n_fft, n_hop)  # (bins, frames)
+    magnitude = torch.from_numpy(np.sqrt(power))
+    mel_power = MelSpectrogram(sample_rate, n_fft, n_mels=n_mels, power=2.0)(magnitude).numpy()
+    mfcc = MFCC(sample_rate, n_fft, n_mfcc=n_mfcc, n_mels=n_mels)(magnitude).numpy()
+    duration = audio.shape[1] / sample_rate
+
+    fig, axes = _new_figure(1, 4, figsize=(17.0, 3.9))
+    ax_wave, ax_stft, ax_mel, ax_mfcc = axes[0]
+    _plot_waveform(ax_wave, audio, sample_rate)
+    ax_wave.set_title("Waveform")
+
+    im = _spectrogram_image(ax_stft, _to_db(power, power.max()), duration, sample_rate)
+    ax_stft.set_title(f"STFT magnitude (n_fft {n_fft}, hop {n_hop})")
+    fig.colorbar(im, ax=ax_stft, label="dB (re max)")
+
+    im = ax_mel.imshow(_to_db(mel_power, mel_power.max()), origin="lower", aspect="auto",
+                       cmap="magma", extent=(0.0, duration, 0.0, n_mels), interpolation="nearest")
+    centres = librosa.mel_frequencies(n_mels + 2, fmin=0.0, fmax=sample_rate / 2)[1:-1]
+    ticks = np.unique(np.linspace(0, n_mels - 1, min(n_mels, 6)).round().astype(int))
+    ax_mel.set_yticks(ticks + 0.5)
+    ax_mel.set_yticklabels([f"{centres[t]:.0f}" for t in ticks])
+    ax_mel.set_ylabel("Band centre (Hz, mel scale)")
+    ax_mel.set_title(f"Mel spectrogram ({n_mels} bands)")
+    fig.colorbar(im, ax=ax_mel, label="dB (re max)")
+
+    # c0 (overall level) and c1 (spectral tilt) dwarf the rest: a robust colour range
+    # (95th percentile of |c1..|, clipped values marked on the colour bar) keeps the
+    # spectral-shape coefficients visible
+    shape = mfcc[1:] if n_mfcc > 1 else mfcc
+    limit = max(float(np.percentile(np.abs(shape), 95)), 1e-6)
+    im = ax_mfcc.imshow(mfcc, origin="lower", aspect="auto", cmap="coolwarm",
+                        vmin=-limit, vmax=limit, extent=(0.0, duration, -0.5, n_mfcc - 0.5),
+                        interpolation="nearest")
+    ax_mfcc.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax_mfcc.set_ylabel("MFCC index")
+    ax_mfcc.set_title(f"MFCC ({n_mfcc} coefficients)")
+    fig.colorbar(im, ax=ax_mfcc, label="Coefficient (dB units)", extend="both")
+    for ax in axes[0]:
+        ax.set_xlabel("Time (s)")
+    if title:
+        fig.suptitle(title)
+    return _finish(fig, path, dpi)
+
+
+def waveform_and_spectrogram(audio, sample_rate: float, title: str, n_fft: int = 2048,
+                             n_hop: int = 512, path=None, max_freq: float | None = None,
+                             dpi: int = DEFAULT_DPI):
+    """Waveform above its spectrogram (dB), on one time axis.
+
+    Parameters
+    ----------
+    audio : array, shape (nb_channels, nb_samples) or (nb_samples,)
+    sample_rate : float
+        Hz.
+    title : str
+        E.g. the track name and stem.
+    n_fft, n_hop : int
+        STFT frame length and hop in samples.
+    path : path-like, optional
+        Where to save the PNG.
+    max_freq : float, optional
+        Highest frequency shown in Hz (default: Nyquist).
+    dpi : int
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Two panels and a colour bar (3 axes).
+    """
+    sample_rate = _check_rate(sample_rate)
+    audio = _as_audio(audio)
+    power = _power_spectrogram(audio, n_fft, n_hop)
+    duration = audio.shape[1] / sample_rate
+    fig, axes = _new_figure(2, 1, figsize=(10.0, 6.0), sharex=True,
+                            gridspec_kw={"height_ratios": [1, 2]})
+    ax_wave, ax_spec = axes[:, 0]
+    _plot_waveform(ax_wave, audio, sample_rate)
+    im = _spectrogram_image(ax_spec, _to_db(power, power.max()), duration, sample_rate, max_freq)
+    ax_spec.set_xlabel("Time (s)")
+    ax_spec.set_xlim(0.0, duration)
+    ax_spec.set_title(f"Spectrogram (n_fft {n_fft}, hop {n_hop})", fontsize="medium")
+    # one colour bar beside both panels keeps their time axes aligned
+    fig.colorbar(im, ax=[ax_wave, ax_spec], label="dB (re max)")
+    fig.suptitle(title)
+    return _finish(fig, path, dpi)
+
+
+def spectrogram_comparison(panels: Mapping[str, np.ndarray], sample_rate: float, n_fft: int,
+                           n_hop: int, path=None, max_freq: float | None = None,
+                           title: str | None = None, dpi: int = DEFAULT_DPI):
+    """Spectrograms of several signals on the same time, frequency and colour scales.
+
+    For example mixture / true vocals / estimated vocals (baseline) / estimated vocals
+    (proposed). All panels share one dB reference, the loudest bin over all of them,
+    so that a quieter estimate looks quieter.
+
+    Parameters
+    ----------
+    panels : dict of str -> array, shape (nb_channels, nb_samples) or (nb_samples,)
+        Title -> audio, in display order (top to bottom); all of the same length.
+    sample_rate : float
+        Hz.
+    n_fft, n_hop : int
+        STFT frame length and hop in samples.
+    path : path-like, optional
+        Where to save the PNG.
+    max_freq : float, optional
+        Highest frequency shown in Hz (default: Nyquist).
+    title : str, optional
+    dpi : int
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One row per panel and a shared colour bar (``len(panels) + 1`` axes).
+    """
+    sample_rate = _check_rate(sample_rate)
+    if not isinstance(panels, Mapping) or not panels:
+        raise ValueError("panels must be a non-empty dict of title -> audio (nb_channels, nb_samples)")
+    signals = {name: _as_audio(audio, f"panel {name!r}") for name, audio in panels.items()}
+    lengths = {name: audio.shape[1] for name, audio in signals.items()}
+    if len(set(lengths.values())) > 1:
+        raise ValueError(f"panels have different lengths (samples): {lengths}; crop them to the "
+                         "same excerpt so the time axes agree")
+    powers = {name: _power_spectrogram(audio, n_fft, n_hop) for name, audio in signals.items()}
+    ref = max(float(p.max()) for p in powers.values())
+    duration = next(iter(lengths.values())) / sample_rate
+
+    fig, axes = _new_figure(len(powers), 1, figsize=(10.0, 2.3 * len(powers) + 0.8),
+                            sharex=True, sharey=True)
+    for ax, (name, power) in zip(axes[:, 0], powers.items()):
+        im = _spectrogram_image(ax, _to_db(power, ref), duration, sample_rate, max_freq,
+                                vmin=-_TOP_DB, vmax=0.0)
+        ax.set_title(name)
+    axes[-1, 0].set_xlabel("Time (s)")
+    axes[-1, 0].set_xlim(0.0, duration)
+    fig.colorbar(im, ax=list(axes[:, 0]), label="dB (re loudest bin of all panels)")
+    if title:
+        fig.suptitle(title)
+    return _finish(fig, path, dpi)
+
+
+# --------------------------------------------------------------------------- evaluation
+_LONG_TABLE = ["method", "target", "metric", "score"]
+
+
+def _wide_metric_table(table) -> pd.DataFrame:
+    """Poster table as index = method, columns = MultiIndex (target, metric)."""
+    if isinstance(table, (str, os.PathLike)):
+        path = Path(table)
+        if not path.exists():
+            raise FileNotFoundError(f"metric table {path} does not exist; run the evaluation first")
+        head = pd.read_csv(path, nrows=0)
+        if set(_LONG_TABLE) <= set(head.columns):
+            table = pd.read_csv(path)
+        else:
+            table = pd.read_csv(path, header=[0, 1], index_col=0)
+    if not isinstance(table, pd.DataFrame):
+        raise ValueError(f"table: expected a DataFrame or CSV path, got {type(table).__name__}")
+    if isinstance(table.columns, pd.MultiIndex):
+        if table.columns.nlevels != 2:
+            raise ValueError("table: wide format needs 2 column levels (target, metric), got "
+                             f"{table.columns.nlevels}")
+        wide = table
+    else:
+        _require_columns(table, _LONG_TABLE, "metric table",
+                         "pass index = method with (target, metric) columns, or the long format "
+                         "with columns method, target, metric, score")
+        dup = table.duplicated(["method", "target", "metric"])
+        if dup.any():
+            row = table.loc[dup, ["method", "target", "metric"]].iloc[0].tolist()
+            raise ValueError(
+                f"metric table has several scores for (method, target, metric) = {tuple(row)}; "
+                "pass the aggregated table (one median per method, target and metric), not "
+                "per-track or per-frame scores (see metric_boxplots for those)")
+        wide = table.pivot(index="method", columns=["target", "metric"], values="score")
+    wide = wide.astype(float)
+    metric_rank = {m: i for i, m in enumerate(("SDR", "SIR", "ISR", "SAR"))}
+    columns = sorted(wide.columns, key=lambda c: (str(c[0]) != "vocals", str(c[0]),
+                                                  metric_rank.get(c[1], 9), str(c[1])))
+    return wide.loc[order_methods(wide.index), columns]
+
+
+def metric_table_figure(table, path=None, title: str = "Median scores over test tracks (dB)",
+                        dpi: int = DEFAULT_DPI):
+    """The poster table drawn as a figure: rows methods, columns (target, metric), values in dB.
+
+    Cell colours rank the methods within each column (darker green = higher, which is
+    better for every BSS Eval metric); the best value of each column is bold.
+
+    Parameters
+    ----------
+    table : DataFrame or path
+        Either the wide table (index = method, MultiIndex columns ``(target, metric)``,
+        as written to ``tables/`` by the evaluation), or the long format with columns
+        ``method``, ``target``, ``metric``, ``score`` (one row per combination; pivoted
+        here), or the path of a CSV of either.
+    path : path-like, optional
+        Where to save the PNG.
+    title : str
+    dpi : int
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One axes holding one text per cell (values with 2 decimals, "n/a" for missing).
+    """
+    wide = _wide_metric_table(table)
+    if wide.empty:
+        raise ValueError("metric table is empty")
+    values = wide.to_numpy(dtype=float)
+    nb_rows, nb_cols = values.shape
+    # per-column 0..1 scaling: SDR and SAR live on different ranges
+    finite = np.isfinite(values)
+    masked = np.where(finite, values, np.inf)
+    lo = np.where(finite.any(axis=0), masked.min(axis=0), 0.0)
+    hi = np.where(finite.any(axis=0), np.where(finite, values, -np.inf).max(axis=0), 1.0)
+    span = np.where(hi - lo > 0, hi - lo, 1.0)
+    shade = np.where(finite, (values - lo) / span, np.nan)
+
+    fig, axes = _new_figure(figsize=(0.9 * nb_cols + 2.8, 0.45 * nb_rows + 1.8))
+    ax = axes[0, 0]
+    cmap = mpl.colormaps["Greens"].with_extremes(bad="#eeeeee")
+    ax.imshow(np.ma.masked_invalid(0.15 + 0.6 * shade), cmap=cmap, vmin=0.0, vmax=1.0,
+              aspect="auto")
+    for i in range(nb_rows):
+        for j in range(nb_cols):
+            value = values[i, j]
+            best = np.isfinite(value) and value == hi[j]
+            ax.text(j, i, "n/a" if not np.isfinite(value) else f"{value:.2f}", ha="center",
+                    va="center", fontsize="small", fontweight="bold" if best else "normal")
+    ax.set_xticks(range(nb_cols))
+    ax.set_xticklabels([str(metric) for _, metric in wide.columns])
+    ax.xaxis.tick_top()
+    # one target label centred over its group of metric columns, groups split by a line
+    targets = [str(target) for target, _ in wide.columns]
+    start = 0
+    for j in range(1, nb_cols + 1):
+        if j == nb_cols or targets[j] != targets[start]:
+            ax.annotate(targets[start], xy=((start + j - 1) / 2, -0.5), xytext=(0, 18),
+                        textcoords="offset points", ha="center", va="bottom",
+                        fontweight="bold", annotation_clip=False)
+            if j < nb_cols:
+                ax.axvline(j - 0.5, color="black", linewidth=1.5)
+            start = j
+    ax.set_yticks(range(nb_rows))
+    ax.set_yticklabels([method_label(m) for m in wide.index])
+    for label, method in zip(ax.get_yticklabels(), wide.index):
+        label.set_color(method_color(method))
+    ax.set_xticks(np.arange(nb_cols + 1) - 0.5, minor=True)
+    ax.set_yticks(np.arange(nb_rows + 1) - 0.5, minor=True)
+    ax.grid(which="minor", color="white", linewidth=1.5)
+    ax.tick_params(which="both", length=0)
+    # a figure title: an axes title would sit on top of the target labels
+    fig.suptitle(title)
+    return _finish(fig, path, dpi)
+
+
+_SCORES = ["method", "track", "target", "metric", "score"]
+
+
+def _track_medians(scores) -> pd.DataFrame:
+    """Per-track medians over frames (NaN frames skipped), as museval aggregates."""
+    df = _read_table(scores, "scores")
+    _require_columns(df, _SCORES, "scores",
+                     "expected museval's long format (one row per method, track, target, "
+                     "metric and frame)")
+    df = df.assign(score=pd.to_numeric(df["score"], errors="coerce"))
+    return df.groupby(["method", "track", "target", "metric"], as_index=False)["score"].median()
+
+
+def metric_boxplots(scores, target: str = "vocals", metrics=("SDR", "SIR", "ISR", "SAR"),
+                    path=None, methods: Sequence[str] | None = None,
+                    title: str | None = None, dpi: int = DEFAULT_DPI):
+    """SiSEC-style boxplots: one panel per metric, one box per method, of per-track medians.
+
+    Frames are first aggregated per track by their median (NaN frames skipped), exactly
+    as museval does before it takes the median over tracks; each box then shows the
+    distribution of those per-track values, with the tracks as dots.
+
+    Parameters
+    ----------
+    scores : DataFrame or path
+        museval's long format: columns ``method``, ``track``, ``target``, ``metric``,
+        ``score`` (one row per frame; ``time`` and other columns ignored).
+    target : str
+        Which target to show, e.g. ``"vocals"``.
+    metrics : sequence of str
+        Panels, left to right.
+    path : path-like, optional
+        Where to save the PNG.
+    methods : sequence of str, optional
+        Which methods and in which order (default: all, baseline and proposed first).
+    title : str, optional
+    dpi : int
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        ``len(metrics)`` axes, each with one box (patch) per method.
+    """
+    medians = _track_medians(scores)
+    targets = sorted(medians["target"].unique())
+    if target not in targets:
+        raise ValueError(f"target {target!r} is not in the scores; available targets: {targets}")
+    medians = medians[medians["target"] == target]
+    available = sorted(medians["metric"].unique())
+    metrics = list(metrics)
+    missing = [m for m in metrics if m not in available]
+    if not metrics or missing:
+        raise ValueError(f"metric(s) {missing or metrics} not in the scores of {target!r}; "
+                         f"available metrics: {available}")
+    present = order_methods(medians["method"].unique())
+    if methods is None:
+        methods = present
+    else:
+        unknown = [m for m in methods if m not in present]
+        if unknown:
+            raise ValueError(f"method(s) {unknown} not in the scores; available: {present}")
+        methods = list(methods)
+
+    fig, axes = _new_figure(1, len(metrics), figsize=(2.2 + 0.75 * len(methods) * len(metrics)
+                                                      + 1.2 * len(metrics), 4.8))
+    rng = np.random.default_rng(0)  # fixed jitter: the same data give the same picture
+    for ax, metric in zip(axes[0], metrics):
+        rows = medians[medians["metric"] == metric]
+        data = []
+        for method in methods:
+            values = rows.loc[rows["method"] == method, "score"].to_numpy(dtype=float)
+            data.append(values[np.isfinite(values)])
+        boxes = ax.boxplot(data, patch_artist=True, widths=0.6, showfliers=False,
+                           tick_labels=[method_label(m) for m in methods],
+                           medianprops={"color": "black", "linewidth": 1.5})
+        for box, median, method in zip(boxes["boxes"], boxes["medians"], methods):
+            box.set_facecolor(method_color(method))
+            box.set_alpha(0.55)
+            box.set_gid(f"box {method}")
+            median.set_gid(f"median {method}")  # findable by id in the figure or an SVG
+        for position, (method, values) in enumerate(zip(methods, data), 1):
+            jitter = rng.uniform(-0.15, 0.15, size=len(values))
+            ax.scatter(position + jitter, values, s=10, color=method_color(method),
+                       edgecolors="black", linewidths=0.3, zorder=3)
+        ax.set_title(metric)
+        ax.set_ylabel(f"{metric} (dB)")
+        for label in ax.get_xticklabels():
+            label.set(rotation=45, ha="right", rotation_mode="anchor")
+        ax.grid(True, axis="y", alpha=0.3)
+    nb_tracks = medians["track"].nunique()
+    fig.suptitle(title or f"{target}: per-track median scores ({nb_tracks} tracks)")
+    return _finish(fig, path, dpi)
+
+
+# --------------------------------------------------------------------------- tuning
+def _trial_column(df: pd.DataFrame, name: str) -> str:
+    """``name`` or Optuna's ``params_<name>`` column."""
+    for candidate in (name, f"params_{name}"):
+        if candidate in df.columns:
+            return candidate
+    raise ValueError(f"trials table has no column {name!r} (nor 'params_{name}'); "
+                     f"columns: {list(map(str, df.columns))}")
+
+
+def search_space_plot(trials, x: str = "lr", y: str | None = "lr_decay_gamma",
+                      value: str | None = None, path=None, log_x: bool | None = None,
+                      title: str = "Hyper-parameter search: validation loss per trial",
+                      dpi: int = DEFAULT_DPI):
+    """Validation loss over the tuning search space; the best trial is starred.
+
+    Parameters
+    ----------
+    trials : DataFrame or path
+        One row per trial with the parameter columns (``lr`` or Optuna's
+        ``params_lr``, ...) and the validation loss. When a ``state`` column
+        exists (Optuna), only ``COMPLETE`` trials are shown; trials with a missing loss
+        are dropped.
+    x, y : str
+        Parameters on the axes; ``y=None`` plots the loss against ``x`` alone.
+    value : str, optional
+        Column with the validation loss (lower is better). Default: ``value`` (Optuna's
+        ``trials_dataframe``) or else ``best_valid_loss`` (``tuning/trials.csv`` of
+        :mod:`melunmix.tune`).
+    path : path-like, optional
+        Where to save the PNG.
+    log_x : bool, optional
+        Logarithmic x axis; default: when ``x`` is ``"lr"``.
+    title : str
+    dpi : int
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        With ``y``: the scatter axes and its colour bar (2 axes); without: 1 axes.
+    """
+    df = _read_table(trials, "trials")
+    x_col = _trial_column(df, x)
+    y_col = _trial_column(df, y) if y is not None else None
+    if value is None:
+        value = next((c for c in ("value", "best_valid_loss") if c in df.columns), "value")
+    _require_columns(df, [value], "trials", "the validation loss of each trial")
+    if "state" in df.columns:
+        df = df[df["state"].astype(str).str.upper().str.endswith("COMPLETE")]
+    df = df[np.isfinite(pd.to_numeric(df[value], errors="coerce"))]
+    if df.empty:
+        raise ValueError("trials table has no finished trial with a finite loss to plot")
+    xs = df[x_col].to_numpy(dtype=float)
+    losses = df[value].to_numpy(dtype=float)
+    best = int(np.argmin(losses))
+    log_x = (x == "lr") if log_x is None else log_x
+
+    fig, axes = _new_figure(figsize=(7.0, 4.8))
+    ax = axes[0, 0]
+    if y_col is None:
+        ax.scatter(xs, losses, s=40, color=method_color("openunmix"), edgecolors="black",
+                   linewidths=0.5, label="trial")
+        ax.scatter([xs[best]], [losses[best]], marker="*", s=300, color="gold",
+                   edgecolors="black", zorder=3, label=f"best ({losses[best]:.3g})")
+        ax.set_ylabel("Validation loss (MSE)")
+    else:
+        ys = df[y_col].to_numpy(dtype=float)
+        points = ax.scatter(xs, ys, c=losses, cmap="viridis_r", s=60, edgecolors="black",
+                            linewidths=0.5)
+        ax.scatter([xs[best]], [ys[best]], marker="*", s=350, color="gold", edgecolors="black",
+                   zorder=3, label=f"best: {x}={xs[best]:.3g}, {y}={ys[best]:.3g}")
+        fig.colorbar(points, ax=ax, label="Validation loss (MSE, lower is better)")
+        ax.set_ylabel(y)
+    if log_x:
+        ax.set_xscale("log")
+    ax.set_xlabel(x + (" (log scale)" if log_x else ""))
+    ax.set_title(f"{title}\n({len(df)} trials)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize="small")
+    return _finish(fig, path, dpi)
+
+
+# --------------------------------------------------------------------------- data
+def stem_loudness_plot(table, path=None, stems=("vocals", "drums", "bass", "other"),
+                       value: str = "rms_dbfs", title: str = "Stem loudness per track",
+                       dpi: int = DEFAULT_DPI):
+    """Per-track RMS level of each stem (dBFS) as grouped horizontal bars.
+
+    Parameters
+    ----------
+    table : DataFrame or path
+        Either wide (one row per track: a ``track`` column or the index, and one column
+        per stem holding its RMS level in dBFS) or long (columns ``track``, ``stem`` and
+        ``value``).
+    path : path-like, optional
+        Where to save the PNG.
+    stems : sequence of str
+        Stems to draw, in order.
+    value : str
+        Level column of the long format.
+    title : str
+    dpi : int
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One axes with ``nb_tracks * len(stems)`` bars. Silent stems (``-inf`` dBFS) are
+        drawn hatched at the left edge of the axis.
+    """
+    df = _read_table(table, "stem loudness table")
+    stems = list(stems)
+    if "stem" in df.columns:
+        _require_columns(df, ["track", "stem", value], "stem loudness table")
+        df = df.pivot_table(index="track", columns="stem", values=value, aggfunc="first", sort=False)
+    elif "track" in df.columns:
+        df = df.set_index("track")
+    _require_columns(df, stems, "stem loudness table",
+                     "one column per stem with its RMS level in dBFS")
+    if df.empty:
+        raise ValueError("stem loudness table has no tracks")
+    levels = df[stems].to_numpy(dtype=float)
+    finite = levels[np.isfinite(levels)]
+    floor = (np.floor(finite.min() / 10.0) * 10.0 - 10.0) if finite.size else -100.0
+    nb_tracks = len(df)
+    height = 0.8 / len(stems)
+
+    fig, axes = _new_figure(figsize=(8.0, 1.5 + 0.25 * nb_tracks * max(len(stems), 2) / 2))
+    ax = axes[0, 0]
+    positions = np.arange(nb_tracks)
+    for k, stem in enumerate(stems):
+        level = levels[:, k]
+        silent = ~np.isfinite(level)
+        bars = ax.barh(positions + (k - (len(stems) - 1) / 2) * height,
+                       np.where(silent, 0.0, level - floor), left=floor, height=height,
+                       color=STEM_COLORS.get(stem, method_color(stem)), label=stem)
+        for bar, is_silent in zip(bars, silent):
+            if is_silent:  # visible placeholder so a silent stem is not mistaken for missing
+                bar.set_width(-floor * 0.02 if floor < 0 else 1.0)
+                bar.set_hatch("///")
+                bar.set_facecolor("white")
+                bar.set_edgecolor(STEM_COLORS.get(stem, "black"))
+    ax.set_yticks(positions)
+    ax.set_yticklabels([str(t) for t in df.index])
+    ax.invert_yaxis()  # first track on top, as in the table
+    ax.set_xlim(floor, max(0.0, finite.max() + 3.0) if finite.size else 0.0)
+    ax.set_xlabel("RMS level (dBFS)")
+    ax.set_title(title)
+    ax.grid(True, axis="x", alpha=0.3)
+    ax.legend(title="stem", fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    return _finish(fig, path, dpi)

@@ -1,0 +1,506 @@
+"""Figures (melunmix.plots) and the run report (melunmix.report).
+
+Figures are checked for what they show (the data behind lines, images, boxes and texts,
+against librosa, museval and closed forms), their structure (axes, artists) and that
+they are written as PNGs; the report for table round-trips and links that resolve.
+"""
+
+import re
+from pathlib import Path
+from urllib.parse import unquote
+
+import matplotlib
+
+matplotlib.use("Agg")  # tests only: the library itself never picks a backend
+
+import librosa  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+
+from melunmix import plots, report  # noqa: E402
+from melunmix.config import load_profile  # noqa: E402
+from melunmix.files import write_json  # noqa: E402
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    """The figures stay registered with pyplot (notebooks show them); free them per test."""
+    import matplotlib.pyplot as plt
+
+    yield
+    plt.close("all")
+RATE = 8000
+
+
+def assert_png(path: Path):
+    data = Path(path).read_bytes()
+    assert data[:8] == PNG_MAGIC and len(data) > 1000
+    assert not list(Path(path).parent.glob(".*.tmp*")), "temporary file left behind"
+
+
+def assert_same_db(actual, expected):
+    """Equal dB images: 1e-3 dB where loud; at -80 dB float32 rounding of the STFT shows,
+    so quiet bins are compared as powers relative to the maximum."""
+    actual, expected = np.asarray(actual, dtype=float), np.asarray(expected, dtype=float)
+    assert actual.shape == expected.shape
+    loud = expected > -50.0
+    np.testing.assert_allclose(actual[loud], expected[loud], atol=1e-3)
+    np.testing.assert_allclose(10 ** (actual / 10), 10 ** (expected / 10), rtol=1e-5, atol=1e-7)
+
+
+def sine(freq, seconds=1.0, rate=RATE, amplitude=0.5, nb_channels=1):
+    t = np.arange(int(seconds * rate)) / rate
+    return np.tile(amplitude * np.sin(2 * np.pi * freq * t), (nb_channels, 1)).astype(np.float32)
+
+
+def history(losses_train, losses_valid):
+    return pd.DataFrame({"epoch": np.arange(1, len(losses_train) + 1), "train_loss": losses_train,
+                         "valid_loss": losses_valid, "lr": 1e-3})
+
+
+# --------------------------------------------------------------------------- colours
+def test_method_colours_are_consistent_and_distinct():
+    assert plots.method_color("baseline") == plots.method_color("openunmix") \
+        == plots.method_color("openunmix/seed42") == plots.method_color("openunmix-seed7")
+    assert plots.method_color("proposed") == plots.method_color("melunmix")
+    known = ["openunmix", "melunmix", "IRM1", "IRM2", "IBM", "MWF", "MIX"]
+    assert len({plots.method_color(m) for m in known}) == len(known)
+    # an unknown method keeps its colour between calls and avoids the known ones
+    assert plots.method_color("my_method") == plots.method_color("my_method")
+    assert plots.method_color("my_method") not in {plots.method_color(m) for m in known}
+    assert plots.order_methods(["MIX", "zzz", "melunmix", "IRM1", "openunmix"]) == \
+        ["openunmix", "melunmix", "IRM1", "MIX", "zzz"]
+    assert plots.method_label("melunmix-seed1") == "MelUnmix (proposed) seed1"
+    assert plots.method_label("other-seed1") == "other-seed1"
+
+
+# --------------------------------------------------------------------------- loss curves
+def test_loss_curves_draw_train_solid_and_valid_dashed_per_model(tmp_path):
+    histories = {"melunmix": history([3.0, 2.5, 2.3], [3.1, 2.4, 2.6]),
+                 "openunmix": history([2.0, 1.0, 0.6], [2.2, 1.6, 1.4])}
+    path = tmp_path / "figures" / "loss_curves.png"
+    fig = plots.loss_curves(histories, path=path, log_y=True)
+    assert_png(path)
+    (ax,) = fig.axes
+    assert len(ax.lines) == 2 * len(histories)
+    assert ax.get_yscale() == "log"
+    by_label = {line.get_label(): line for line in ax.lines}
+    train = by_label["Open-Unmix (baseline), train"]
+    valid = by_label["Open-Unmix (baseline), validation"]
+    assert train.get_linestyle() == "-" and valid.get_linestyle() == "--"
+    np.testing.assert_array_equal(train.get_ydata(), [2.0, 1.0, 0.6])
+    np.testing.assert_array_equal(valid.get_xdata(), [1, 2, 3])
+    assert matplotlib.colors.same_color(train.get_color(), plots.method_color("openunmix"))
+    assert matplotlib.colors.same_color(by_label["MelUnmix (proposed), train"].get_color(),
+                                        plots.method_color("melunmix"))
+    # best validation epoch of the proposed model (epoch 2, 2.4) is marked
+    marks = [c.get_offsets()[0].tolist() for c in ax.collections]
+    assert [2.0, 2.4] in marks and [3.0, 1.4] in marks
+
+
+def test_loss_curves_read_history_csv_and_reject_missing_columns(tmp_path):
+    csv = tmp_path / "history.csv"
+    history([1.0, 0.5], [1.2, 0.9]).to_csv(csv, index=False)
+    fig = plots.loss_curves({"openunmix": csv})
+    np.testing.assert_array_equal(fig.axes[0].lines[1].get_ydata(), [1.2, 0.9])
+    bad = history([1.0], [1.0]).drop(columns="valid_loss")
+    with pytest.raises(ValueError, match="valid_loss"):
+        plots.loss_curves({"openunmix": bad})
+    with pytest.raises(ValueError, match="non-empty"):
+        plots.loss_curves({})
+    with pytest.raises(FileNotFoundError, match="missing.csv"):
+        plots.loss_curves({"openunmix": tmp_path / "missing.csv"})
+
+
+# --------------------------------------------------------------------------- audio figures
+def test_feature_panel_shows_librosas_stft_mel_and_mfcc(tmp_path):
+    n_fft, n_hop, n_mels, n_mfcc = 512, 128, 40, 13
+    rng = np.random.default_rng(0)
+    mono = sine(440.0)[0] + sine(2000.0, amplitude=0.1)[0] + 0.01 * rng.standard_normal(RATE)
+    audio = np.stack([mono, mono]).astype(np.float32)  # identical channels: mono reference
+    path = tmp_path / "features.png"
+    fig = plots.feature_panel(audio, RATE, n_fft, n_hop, n_mels, n_mfcc, path=path,
+                              title="excerpt")
+    assert_png(path)
+    assert len(fig.axes) == 7  # 4 panels + 3 colour bars
+    wave, stft_ax, mel_ax, mfcc_ax = fig.axes[:4]  # the colour bars come after the panels
+    assert len(wave.lines) == 2
+
+    power = np.abs(librosa.stft(mono.astype(np.float64), n_fft=n_fft, hop_length=n_hop,
+                                center=True, pad_mode="constant")) ** 2
+    expected_stft = librosa.power_to_db(power, ref=np.max, top_db=80.0)
+    assert_same_db(stft_ax.images[0].get_array(), expected_stft)
+    mel = librosa.feature.melspectrogram(S=power, sr=RATE, n_fft=n_fft, n_mels=n_mels)
+    assert_same_db(mel_ax.images[0].get_array(), librosa.power_to_db(mel, ref=np.max, top_db=80.0))
+    mfcc = librosa.feature.mfcc(S=librosa.power_to_db(mel), n_mfcc=n_mfcc)
+    np.testing.assert_allclose(mfcc_ax.images[0].get_array(), mfcc, atol=2e-3)
+    # the loudest STFT bin is the 440 Hz tone
+    peak_bin = np.unravel_index(np.argmax(stft_ax.images[0].get_array()), expected_stft.shape)[0]
+    assert abs(peak_bin * RATE / n_fft - 440.0) <= RATE / n_fft
+
+
+def test_feature_panel_rejects_bad_audio_and_settings():
+    audio = sine(440.0, nb_channels=2)
+    with pytest.raises(ValueError, match="channels first"):
+        plots.feature_panel(audio.T, RATE, 512, 128, 40, 13)
+    with pytest.raises(ValueError, match="n_mfcc"):
+        plots.feature_panel(audio, RATE, 512, 128, 10, 13)
+    bad = audio.copy()
+    bad[0, 5] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        plots.feature_panel(bad, RATE, 512, 128, 40, 13)
+    with pytest.raises(ValueError, match="sample_rate"):
+        plots.feature_panel(audio, 0, 512, 128, 40, 13)
+
+
+def test_waveform_and_spectrogram_shows_the_tone(tmp_path):
+    audio = sine(1000.0, nb_channels=2)
+    path = tmp_path / "song.png"
+    fig = plots.waveform_and_spectrogram(audio, RATE, "a song", n_fft=256, n_hop=64, path=path,
+                                         max_freq=3000.0)
+    assert_png(path)
+    assert len(fig.axes) == 3  # waveform, spectrogram, colour bar
+    wave, spec = fig.axes[0], fig.axes[1]
+    assert len(wave.lines) == 2
+    np.testing.assert_array_equal(wave.lines[0].get_ydata(), audio[0])
+    image = spec.images[0].get_array()
+    assert image.shape == (129, 1 + RATE // 64)
+    assert np.argmax(image.mean(axis=1)) == 1000 * 256 // RATE
+    assert spec.get_ylim() == pytest.approx((0.0, 3.0))  # kHz
+    assert spec.get_xlim() == pytest.approx((0.0, 1.0))  # s
+
+
+def test_spectrogram_comparison_shares_one_db_scale(tmp_path):
+    loud = sine(500.0, nb_channels=2)
+    panels = {"mixture": loud, "vocals": 0.1 * loud, "estimate": 0.01 * loud}
+    path = tmp_path / "comparison.png"
+    fig = plots.spectrogram_comparison(panels, RATE, 256, 64, path=path)
+    assert_png(path)
+    assert len(fig.axes) == len(panels) + 1
+    images = [ax.images[0] for ax in fig.axes[:3]]
+    assert [ax.get_title() for ax in fig.axes[:3]] == list(panels)
+    assert all(im.get_clim() == (-80.0, 0.0) for im in images)
+    db = [np.asarray(im.get_array()) for im in images]
+    # amplitude x0.1 is -20 dB on the shared scale (down to the -80 dB floor)
+    np.testing.assert_allclose(db[1], np.maximum(db[0] - 20.0, -80.0), atol=1e-3)
+    np.testing.assert_allclose(db[2], np.maximum(db[0] - 40.0, -80.0), atol=1e-3)
+    assert db[0].max() == pytest.approx(0.0)
+    with pytest.raises(ValueError, match="different lengths"):
+        plots.spectrogram_comparison({"a": loud, "b": loud[:, :-10]}, RATE, 256, 64)
+    with pytest.raises(ValueError, match="non-empty"):
+        plots.spectrogram_comparison({}, RATE, 256, 64)
+
+
+# --------------------------------------------------------------------------- evaluation figures
+@pytest.fixture
+def museval_scores(tmp_path):
+    """Per-frame scores as museval writes and reads them: JSON per track, MethodStore."""
+    import museval
+
+    rng = np.random.default_rng(1)
+    store = museval.MethodStore()
+    for m, method in enumerate(["openunmix", "melunmix", "MIX"]):
+        folder = tmp_path / "eval" / method
+        (folder / "test").mkdir(parents=True)
+        for track in ["song A", "song B", "song C"]:
+            track_store = museval.TrackStore(track, win=1.0, hop=1.0)
+            for target in ["vocals", "accompaniment"]:
+                values = {k: (m + rng.normal(size=6)).tolist() for k in ["SDR", "SIR", "ISR", "SAR"]}
+                values["SDR"][2] = np.nan  # a silent window: museval writes NaN
+                track_store.add_target(target, values)
+            track_store.save(folder / "test" / f"{track}.json")
+        store.add_eval_dir(folder)
+    return store
+
+
+def test_metric_boxplots_show_museval_per_track_medians(tmp_path, museval_scores):
+    metrics = ("SDR", "SIR", "ISR", "SAR")
+    path = tmp_path / "boxplots.png"
+    fig = plots.metric_boxplots(museval_scores.df, target="vocals", metrics=metrics, path=path)
+    assert_png(path)
+    assert len(fig.axes) == len(metrics)
+    assert sum(len(ax.patches) for ax in fig.axes) == 3 * len(metrics)
+    per_track = museval_scores.agg_frames_scores().reset_index()  # museval's own aggregation
+    methods = ["openunmix", "melunmix", "MIX"]
+    for ax, metric in zip(fig.axes, metrics):
+        assert ax.get_title() == metric
+        # median lines of the boxes (drawn in method order) = median over tracks
+        medians = {line.get_gid(): line.get_ydata()[0] for line in ax.lines
+                   if str(line.get_gid()).startswith("median")}
+        shown = [medians[f"median {m}"] for m in methods]
+        assert [p.get_gid() for p in ax.patches] == [f"box {m}" for m in methods]
+        vocals = per_track[(per_track["target"] == "vocals") & (per_track["metric"] == metric)]
+        expected = [vocals.loc[vocals["method"] == m, "score"].median() for m in methods]
+        np.testing.assert_allclose(shown, expected, atol=1e-9)
+        # one dot per track per method
+        assert sum(len(c.get_offsets()) for c in ax.collections) == 3 * 3
+
+
+def test_metric_boxplots_reject_bad_input(museval_scores):
+    with pytest.raises(ValueError, match="track"):
+        plots.metric_boxplots(museval_scores.df.drop(columns="track"))
+    with pytest.raises(ValueError, match="available targets"):
+        plots.metric_boxplots(museval_scores.df, target="drums")
+    with pytest.raises(ValueError, match="PES"):
+        plots.metric_boxplots(museval_scores.df, metrics=("SDR", "PES"))
+    with pytest.raises(ValueError, match="IRM1"):
+        plots.metric_boxplots(museval_scores.df, methods=["IRM1"])
+
+
+def _cell_texts(fig):
+    """{(row, column): text} of a metric table figure's cells."""
+    ax = fig.axes[0]
+    return {(round(t.get_position()[1]), round(t.get_position()[0])): t.get_text()
+            for t in ax.texts if not hasattr(t, "xyann")}
+
+
+def test_metric_table_figure_shows_the_table_in_db(tmp_path, museval_scores):
+    long = museval_scores.agg_frames_tracks_scores().reset_index()  # method, target, metric, score
+    long.loc[0, "score"] = np.nan
+    path = tmp_path / "table.png"
+    fig = plots.metric_table_figure(long, path=path)
+    assert_png(path)
+    ax = fig.axes[0]
+    rows = [label.get_text() for label in ax.get_yticklabels()]
+    assert rows == [plots.method_label(m) for m in ["openunmix", "melunmix", "MIX"]]
+    columns = [label.get_text() for label in ax.get_xticklabels()]
+    assert columns == ["SDR", "SIR", "ISR", "SAR"] * 2
+    cells = _cell_texts(fig)
+    assert len(cells) == 3 * 8
+    for (method, target, metric), score in long.set_index(["method", "target", "metric"])["score"].items():
+        i = ["openunmix", "melunmix", "MIX"].index(method)
+        j = ["vocals", "accompaniment"].index(target) * 4 + ["SDR", "SIR", "ISR", "SAR"].index(metric)
+        assert cells[(i, j)] == ("n/a" if np.isnan(score) else f"{score:.2f}")
+    groups = [t.get_text() for t in ax.texts if hasattr(t, "xyann")]
+    assert groups == ["vocals", "accompaniment"]
+    # the wide table, and its CSV, give the same figure
+    wide = long.pivot(index="method", columns=["target", "metric"], values="score")
+    wide.to_csv(tmp_path / "poster.csv")
+    assert _cell_texts(plots.metric_table_figure(wide)) == cells
+    assert _cell_texts(plots.metric_table_figure(tmp_path / "poster.csv")) == cells
+
+
+def test_metric_table_figure_rejects_unaggregated_or_incomplete_tables(museval_scores):
+    with pytest.raises(ValueError, match="several scores"):
+        plots.metric_table_figure(museval_scores.df)
+    long = museval_scores.agg_frames_tracks_scores().reset_index()
+    with pytest.raises(ValueError, match="score"):
+        plots.metric_table_figure(long.drop(columns="score"))
+
+
+# --------------------------------------------------------------------------- tuning, data
+def test_search_space_plot_of_an_optuna_study(tmp_path):
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+    def objective(trial):
+        lr = trial.suggest_float("lr", 1e-4, 1e-2, log=True)
+        gamma = trial.suggest_float("lr_decay_gamma", 0.1, 0.9)
+        if trial.number == 3:
+            raise optuna.TrialPruned()
+        return (np.log10(lr) + 3) ** 2 + (gamma - 0.3) ** 2
+
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    study.optimize(objective, n_trials=8)
+    trials = study.trials_dataframe()
+    path = tmp_path / "search.png"
+    fig = plots.search_space_plot(trials, path=path)
+    assert_png(path)
+    assert len(fig.axes) == 2  # scatter + colour bar
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "log"
+    points, star = ax.collections
+    assert len(points.get_offsets()) == 7  # the pruned trial is left out
+    np.testing.assert_allclose(star.get_offsets()[0],
+                               [study.best_params["lr"], study.best_params["lr_decay_gamma"]])
+    fig = plots.search_space_plot(trials, y=None)  # loss against lr alone
+    assert len(fig.axes) == 1
+    assert fig.axes[0].collections[1].get_offsets()[0][1] == pytest.approx(study.best_value)
+    # melunmix.tune's trials.csv: plain parameter names, best_valid_loss, failed trials
+    table = pd.DataFrame({"trial": [0, 1, 2], "state": ["COMPLETE", "FAIL", "COMPLETE"],
+                          "lr": [1e-3, 1e-2, 3e-4], "lr_decay_gamma": [0.3, 0.5, 0.7],
+                          "best_valid_loss": [0.8, np.nan, 0.5]})
+    table.to_csv(tmp_path / "trials.csv", index=False)
+    fig = plots.search_space_plot(tmp_path / "trials.csv")
+    points, star = fig.axes[0].collections
+    np.testing.assert_allclose(points.get_array(), [0.8, 0.5])
+    np.testing.assert_allclose(star.get_offsets()[0], [3e-4, 0.7])
+    with pytest.raises(ValueError, match="'momentum'"):
+        plots.search_space_plot(trials, y="momentum")
+    with pytest.raises(ValueError, match="loss"):
+        plots.search_space_plot(trials, value="loss")
+
+
+def test_stem_loudness_plot_bars_per_track_and_stem(tmp_path):
+    wide = pd.DataFrame({"track": ["song A", "song B", "song C"],
+                         "vocals": [-20.0, -25.0, -np.inf], "drums": [-18.0, -19.0, -17.0],
+                         "bass": [-22.0, -21.0, -23.0], "other": [-19.0, -20.0, -21.0]})
+    path = tmp_path / "loudness.png"
+    fig = plots.stem_loudness_plot(wide, path=path)
+    assert_png(path)
+    ax = fig.axes[0]
+    assert len(ax.patches) == 3 * 4
+    floor = ax.get_xlim()[0]
+    right_edges = sorted(round(p.get_x() + p.get_width(), 6) for p in ax.patches
+                         if not p.get_hatch())
+    finite = wide[["vocals", "drums", "bass", "other"]].to_numpy().ravel()
+    assert right_edges == sorted(finite[np.isfinite(finite)].round(6).tolist())
+    assert sum(bool(p.get_hatch()) for p in ax.patches) == 1  # the silent vocals
+    assert all(p.get_x() == floor for p in ax.patches)
+    long = wide.melt(id_vars="track", var_name="stem", value_name="rms_dbfs")
+    fig_long = plots.stem_loudness_plot(long)
+    assert [(p.get_x(), p.get_width()) for p in fig_long.axes[0].patches] == \
+        [(p.get_x(), p.get_width()) for p in ax.patches]
+    with pytest.raises(ValueError, match="bass"):
+        plots.stem_loudness_plot(wide.drop(columns="bass"))
+
+
+# --------------------------------------------------------------------------- report
+def parse_markdown_table(text: str) -> list[list[str]]:
+    rows = []
+    for line in text.strip().splitlines():
+        cells = re.split(r"(?<!\\)\|", line.strip())[1:-1]
+        rows.append([c.strip().replace("\\|", "|").replace("\\\\", "\\") for c in cells])
+    return rows
+
+
+def test_markdown_table_round_trips_the_values():
+    df = pd.DataFrame({"SDR": [1.776, -0.5, np.nan], "epochs": [20, 3, 1],
+                       "note": ["a|b", "plain", "x"], "best": [True, False, True]},
+                      index=pd.Index(["openunmix", "melunmix", "MIX"], name="method"))
+    rows = parse_markdown_table(report.markdown_table(df, floatfmt=".2f"))
+    assert rows[0] == ["method", "SDR", "epochs", "note", "best"]
+    assert rows[1] == [":---", "---:", "---:", ":---", ":---"]
+    body = rows[2:]
+    assert [r[0] for r in body] == list(df.index)
+    parsed_sdr = [np.nan if r[1] == "n/a" else float(r[1]) for r in body]
+    np.testing.assert_array_equal(parsed_sdr, df["SDR"].round(2))
+    assert [int(r[2]) for r in body] == df["epochs"].tolist()
+    assert [r[3] for r in body] == df["note"].tolist()
+    assert [r[4] == "True" for r in body] == df["best"].tolist()
+
+
+def test_markdown_table_joins_multiindex_columns_and_skips_range_index():
+    wide = pd.DataFrame([[1.234, 5.678]],
+                        columns=pd.MultiIndex.from_tuples([("vocals", "SDR"), ("vocals", "SIR")]))
+    rows = parse_markdown_table(report.markdown_table(wide, floatfmt=".1f"))
+    assert rows[0] == ["vocals SDR", "vocals SIR"]
+    assert rows[2] == ["1.2", "5.7"]
+    with pytest.raises(ValueError, match="DataFrame"):
+        report.markdown_table([[1, 2]])
+
+
+def links(markdown: str) -> list[str]:
+    return [unquote(target) for target in re.findall(r"\]\(([^)]+)\)", markdown)]
+
+
+def test_write_report_links_only_existing_files(tmp_path):
+    run = tmp_path / "results" / "smoke"
+    fig = plots.loss_curves({"openunmix": history([1.0, 0.5], [1.1, 0.8])},
+                            path=run / "figures" / "loss curves.png")
+    assert fig is not None
+    (run / "tables").mkdir()
+    table = pd.DataFrame({"SDR": [1.5]}, index=pd.Index(["openunmix"], name="method"))
+    table.to_csv(run / "tables" / "poster.csv")
+    path = report.write_report(run, "A run", [
+        {"heading": "Training", "text": "Two models.", "table": table,
+         "images": ["figures/loss curves.png", "figures/never_made.png",
+                    run / "figures" / "loss curves.png"],
+         "files": [("poster table", run / "tables" / "poster.csv")]},
+        report.Section("Empty", text=report.NOT_RUN),
+    ], settings=load_profile("smoke"))
+    assert path == run / "REPORT.md"
+    text = path.read_text()
+    assert text.startswith("# A run\n")
+    assert "| train.epochs | 2 |" in text  # the smoke profile's settings summary
+    targets = links(text)
+    assert targets == ["figures/loss curves.png", "figures/loss curves.png", "tables/poster.csv"]
+    assert all(not Path(t).is_absolute() and (run / t).is_file() for t in targets)
+    assert "never_made.png" in text and "not produced" in text
+    assert "| openunmix | 1.50 |" in text
+    assert not list(run.glob(".*.tmp*"))
+    with pytest.raises(FileNotFoundError, match="run folder"):
+        report.write_report(tmp_path / "nowhere", "x", [])
+    with pytest.raises(ValueError, match="heading"):
+        report.write_report(run, "x", [{"text": "no heading"}])
+
+
+def test_build_study_report_gathers_the_run_and_marks_missing_parts(tmp_path, museval_scores):
+    run = tmp_path / "smoke"
+    histories = {"openunmix": history([2.0, 1.0, 0.62], [2.0, 1.3, 1.40]),
+                 "melunmix": history([3.0, 2.5, 2.28], [2.5, 2.34, 2.40])}
+    for name, df in histories.items():
+        (run / "models" / name).mkdir(parents=True)
+        df.to_csv(run / "models" / name / "history.csv", index=False)
+    plots.loss_curves(histories, path=run / "figures" / "loss_curves.png")
+    plots.spectrogram_comparison({"mixture": sine(500.0)}, RATE, 256, 64,
+                                 path=run / "figures" / "spectrograms.png")
+    poster = museval_scores.agg_frames_tracks_scores().reset_index().pivot(
+        index="method", columns=["target", "metric"], values="score")
+    (run / "tables").mkdir()
+    poster.to_csv(run / "tables" / "poster_table.csv")
+    per_track = museval_scores.agg_frames_scores().reset_index()
+    per_track.to_csv(run / "tables" / "per_track.csv", index=False)
+    (run / "tuning").mkdir()
+    pd.DataFrame({"trial": [0, 1], "state": ["COMPLETE", "COMPLETE"], "lr": [1e-3, 3e-3],
+                  "best_valid_loss": [0.9, 0.7]}).to_csv(run / "tuning" / "trials.csv", index=False)
+    pd.DataFrame({"trial": [0], "epoch": [1], "train_loss": [1.0]}).to_csv(
+        run / "tuning" / "trial_histories.csv", index=False)
+    write_json(run / "tuning" / "best_params.json", {"lr": 0.003, "lr_decay_gamma": 0.5})
+    write_json(run / "manifest.json", {"profile": "smoke", "git_commit": "abc123",
+                                       "settings": load_profile("smoke").to_dict(),
+                                       "notebooks": {"04_train.ipynb": {"status": "ok", "seconds": 12.5}}})
+    text = report.build_study_report(run).read_text()
+
+    sections = dict(re.findall(r"^## (\w+)\n(.*?)(?=^## |\Z)", text, flags=re.S | re.M))
+    assert list(sections) == ["Settings", "Data", "Features", "Tuning", "Training", "Evaluation",
+                              "Figures", "Provenance"]
+    for missing in ("Data", "Features"):
+        assert sections[missing].strip() == report.NOT_RUN
+    tuning = sections["Tuning"]
+    assert "| lr | 0.003 |" in tuning and "| 1 | COMPLETE | 0.003 | 0.7 |" in tuning
+    assert "tuning/trial_histories.csv" in links(tuning) and "trial histories**" not in tuning
+    training = parse_markdown_table(sections["Training"].split("**losses (MSE)**")[1]
+                                    .split("\n\n")[1])
+    assert training[0] == ["model", "epochs", "final train loss", "final valid loss",
+                           "best valid loss", "best epoch"]
+    assert training[2] == ["openunmix", "3", "0.62", "1.4", "1.3", "2"]
+    assert training[3] == ["melunmix", "3", "2.28", "2.4", "2.34", "2"]
+    assert "figures/loss_curves.png" in links(sections["Training"])
+    assert "figures/spectrograms.png" in links(sections["Figures"])
+    table = parse_markdown_table(sections["Evaluation"].split("**poster table**")[1].split("\n\n")[1])
+    column = table[0].index("vocals SDR")
+    row = next(r for r in table[2:] if r[0] == "melunmix")
+    assert float(row[column]) == round(float(poster.loc["melunmix", ("vocals", "SDR")]), 2)
+    table = parse_markdown_table(sections["Evaluation"].split("**per track: vocals SDR (dB), "
+                                                              "median over frames**")[1].split("\n\n")[1])
+    assert table[0] == ["track", "openunmix", "melunmix", "MIX"]
+    expected = per_track.set_index(["method", "track", "target", "metric"])["score"]
+    for row in table[2:]:
+        for method, cell in zip(table[0][1:], row[1:]):
+            assert float(cell) == round(expected[(method, row[0], "vocals", "SDR")], 2)
+    assert "abc123" in sections["Provenance"]
+    assert all((run / t).is_file() for t in links(text))
+    # a loss table saved by the run replaces the summary computed from the histories
+    pd.DataFrame({"method": ["openunmix"], "final_train_loss": [0.62]}).to_csv(
+        run / "tables" / "losses.csv", index=False)
+    text = report.build_study_report(run).read_text()
+    training = text.split("## Training")[1].split("## Evaluation")[0]
+    assert "losses (MSE)" not in training and "| openunmix | 0.62 |" in training
+    assert "models/openunmix/history.csv" in links(training)
+
+
+def test_read_table_reads_two_row_headers_back(tmp_path):
+    wide = pd.DataFrame([[1.0, 2.0], [3.0, 4.0]], index=pd.Index(["a", "b"], name="method"),
+                        columns=pd.MultiIndex.from_tuples([("vocals", "SDR"), ("vocals", "SIR")],
+                                                          names=["target", "metric"]))
+    wide.to_csv(tmp_path / "wide.csv")
+    back = report.read_table(tmp_path / "wide.csv")
+    pd.testing.assert_frame_equal(back, wide, check_names=False)
+    flat = pd.DataFrame({"track": ["x", "y"], "SDR": [1.0, 2.0]})
+    flat.to_csv(tmp_path / "flat.csv", index=False)
+    pd.testing.assert_frame_equal(report.read_table(tmp_path / "flat.csv"), flat)
