@@ -1,0 +1,58 @@
+"""MUSDB18 data: finding tracks, fast chunk reads, caches, training/validation datasets, statistics.
+
+Modules, in the order data flows through them:
+
+- :mod:`.roots`: which dataset root to use, the generated dataset on first use, fingerprints.
+- :mod:`.tracks`: :func:`find_tracks` lists and checks tracks with the ``musdb`` package.
+- :mod:`.cache`: ``.stem.mp4`` decoded once to WAV; tracks resampled once per rate.
+- :mod:`.reading`: :func:`read_chunk`, a soundfile partial read (no ffmpeg).
+- :mod:`.torch_datasets`: :class:`TrainDataset` (Open-Unmix augmentation) and :class:`ValidDataset`.
+- :mod:`.scaler`: scaler statistics and their on-disk cache.
+
+Example
+-------
+>>> from melunmix import datasets
+>>> root = datasets.ensure_dataset()                       # doctest: +SKIP
+>>> train = datasets.find_tracks(root, "train", split="train")  # doctest: +SKIP
+>>> item_mix, item_vocals = datasets.TrainDataset(train)[0]     # doctest: +SKIP
+"""
+
+from .cache import decode_to_wav_cache, default_cache_dir, prepare_tracks, resample_wav_cache
+from .reading import read_chunk
+from .roots import (
+    dataset_fingerprint,
+    default_generated_root,
+    generated_dataset_name,
+    generated_root,
+    ensure_dataset,
+    generated_dataset_complete,
+    resolve_data_root,
+)
+from .scaler import compute_feature_stats, compute_scaler_stats, load_or_compute_stats
+from .torch_datasets import TARGET_NAMES, TrainDataset, ValidDataset
+from .tracks import SOURCE_NAMES, STEM_NAMES, TrackInfo, find_tracks
+
+__all__ = [
+    "SOURCE_NAMES",
+    "STEM_NAMES",
+    "TARGET_NAMES",
+    "TrackInfo",
+    "TrainDataset",
+    "ValidDataset",
+    "compute_feature_stats",
+    "compute_scaler_stats",
+    "dataset_fingerprint",
+    "decode_to_wav_cache",
+    "default_cache_dir",
+    "default_generated_root",
+    "generated_dataset_name",
+    "generated_root",
+    "ensure_dataset",
+    "find_tracks",
+    "generated_dataset_complete",
+    "load_or_compute_stats",
+    "prepare_tracks",
+    "read_chunk",
+    "resample_wav_cache",
+    "resolve_data_root",
+]

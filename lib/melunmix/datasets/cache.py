@@ -1,0 +1,280 @@
+"""On-disk WAV caches: ``.stem.mp4`` decoded once, and tracks resampled once per rate.
+
+Training then reads WAV only (see :mod:`.reading`). A cached track is a folder with one
+float WAV per stem and a ``cache.json`` holding the key it was made from (size and
+modification time of every source file, rates). A track whose key no longer matches is
+rebuilt. Each track folder is written under a temporary name and renamed into place, so
+a killed run never leaves a half-written track that looks complete.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+from tqdm.auto import tqdm
+
+from .roots import REPO_ROOT
+from .tracks import STEM_NAMES, TrackInfo
+
+#: Name of the key file inside a cached track folder; written last, so it marks completion.
+KEY_FILE = "cache.json"
+
+
+def default_cache_dir(root: str | os.PathLike) -> Path:
+    """Cache folder for a dataset root: ``$MELUNMIX_CACHE_DIR`` or ``<repo>/data/cache``, per root.
+
+    The cache never goes inside the dataset root, which may be read-only (a shared
+    MUSDB18 copy). The sub-folder name holds the root's name and a hash of its absolute
+    path, so two roots never share a cache.
+    """
+    root = Path(root).expanduser().resolve()
+    base = REPO_ROOT / "data" / "cache"
+    if os.environ.get("MELUNMIX_CACHE_DIR"):
+        base = Path(os.environ["MELUNMIX_CACHE_DIR"])
+    tag = hashlib.sha1(str(root).encode()).hexdigest()[:8]
+    return base / f"{root.name}-{tag}"
+
+
+def decode_to_wav_cache(
+    tracks: Sequence[TrackInfo], cache_dir: str | os.PathLike, progress: bool = True
+) -> list[TrackInfo]:
+    """Decode ``.stem.mp4`` tracks once into float WAV files; WAV tracks pass through.
+
+    Parameters
+    ----------
+    tracks : sequence of TrackInfo
+        From :func:`find_tracks`.
+    cache_dir : path
+        Cache folder; decoded tracks go to ``cache_dir/decoded/<subset>/<name>/``.
+    progress : bool
+        Show a progress bar over the tracks that need decoding.
+
+    Returns
+    -------
+    list of TrackInfo
+        Same order; ``stems`` point at WAV files and ``nb_samples`` is the decoded
+        length (the AAC tail padding is cut to the length the container declares).
+    """
+    base = Path(cache_dir) / "decoded"
+    out: list[TrackInfo | None] = []
+    todo = []
+    for index, track in enumerate(tracks):
+        if track.is_wav or track.stems:
+            out.append(track)
+            continue
+        dest = base / track.subset / track.name
+        key = _file_key({"stem.mp4": Path(track.path)}) | {"rate": track.rate, "stem_ids": track.stem_ids}
+        cached = _cached(dest, key)
+        out.append(_from_cache(track, dest, track.rate) if cached else None)
+        if not cached:
+            todo.append((index, track, dest, key))
+    for index, track, dest, key in tqdm(todo, desc="Decoding .stem.mp4 to WAV", disable=not (progress and todo)):
+        _write_track(dest, key, _decode_stems(track), track.rate)
+        out[index] = _from_cache(track, dest, track.rate)
+    return out
+
+
+def resample_wav_cache(
+    tracks: Sequence[TrackInfo], sample_rate: float, cache_dir: str | os.PathLike, progress: bool = True
+) -> list[TrackInfo]:
+    """Resample WAV tracks once to ``sample_rate`` (soxr, high quality) into a cache.
+
+    Parameters
+    ----------
+    tracks : sequence of TrackInfo
+        WAV tracks (decode ``.stem.mp4`` first); tracks already at ``sample_rate`` pass through.
+    sample_rate : float
+        Target rate in Hz; must be a whole number.
+    cache_dir : path
+        Cache folder; resampled tracks go to ``cache_dir/wav-<rate>Hz/<subset>/<name>/``.
+    progress : bool
+        Show a progress bar over the tracks that need resampling.
+
+    Returns
+    -------
+    list of TrackInfo
+        Same order, at ``sample_rate``.
+    """
+    rate = _check_rate(sample_rate)
+    base = Path(cache_dir) / f"wav-{rate}Hz"
+    out: list[TrackInfo | None] = []
+    todo = []
+    for index, track in enumerate(tracks):
+        if track.rate == rate:
+            out.append(track)
+            continue
+        sources = {stem: track.wav(stem) for stem in STEM_NAMES}
+        dest = base / track.subset / track.name
+        key = _file_key(sources) | {"source_rate": track.rate, "rate": rate}
+        cached = _cached(dest, key)
+        out.append(_from_cache(track, dest, rate) if cached else None)
+        if not cached:
+            todo.append((index, track, dest, key))
+    for index, track, dest, key in tqdm(todo, desc=f"Resampling to {rate} Hz", disable=not (progress and todo)):
+        _write_track(dest, key, _resample_stems(track, rate), rate)
+        out[index] = _from_cache(track, dest, rate)
+    return out
+
+
+def prepare_tracks(
+    tracks: Sequence[TrackInfo],
+    sample_rate: float | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    progress: bool = True,
+) -> list[TrackInfo]:
+    """Make tracks readable with :func:`read_chunk`: decode stems, resample if asked.
+
+    Parameters
+    ----------
+    tracks : sequence of TrackInfo
+        From :func:`find_tracks`.
+    sample_rate : float, optional
+        Resample every track to this rate (Hz); ``None`` keeps each track's rate.
+    cache_dir : path, optional
+        Cache folder; ``None`` uses :func:`default_cache_dir` of each track's root.
+    progress : bool
+        Show progress bars while caches are built.
+
+    Returns
+    -------
+    list of TrackInfo
+        Same order, every one backed by WAV files.
+    """
+    tracks = list(tracks)
+    if not tracks:
+        raise ValueError("no tracks given; find_tracks() returned an empty list or the wrong split was passed")
+    by_cache: dict[Path, list[int]] = {}
+    for index, track in enumerate(tracks):
+        folder = Path(cache_dir) if cache_dir is not None else default_cache_dir(track.root)
+        by_cache.setdefault(folder, []).append(index)
+    out: list[TrackInfo] = list(tracks)
+    for folder, indices in by_cache.items():
+        group = decode_to_wav_cache([tracks[i] for i in indices], folder, progress=progress)
+        if sample_rate is not None:
+            group = resample_wav_cache(group, sample_rate, folder, progress=progress)
+        for i, track in zip(indices, group):
+            out[i] = track
+    return out
+
+
+def _check_rate(sample_rate: float) -> int:
+    rate = int(round(float(sample_rate)))
+    if rate <= 0 or abs(rate - float(sample_rate)) > 1e-6:
+        raise ValueError(f"sample_rate must be a positive whole number of Hz, got {sample_rate!r}")
+    return rate
+
+
+def _file_key(files: dict[str, Path]) -> dict:
+    """Size and modification time of each file: the cheap identity of a source."""
+    key = {}
+    for name, path in files.items():
+        stat = Path(path).stat()
+        key[name] = {"path": str(Path(path).resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    return {"sources": key}
+
+
+def _cached(dest: Path, key: dict) -> bool:
+    key_path = dest / KEY_FILE
+    if not key_path.is_file():
+        return False
+    try:
+        stored = json.loads(key_path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return False
+    return stored.get("key") == json.loads(json.dumps(key)) and all(
+        (dest / f"{stem}.wav").is_file() for stem in STEM_NAMES
+    )
+
+
+def _from_cache(track: TrackInfo, dest: Path, rate: int) -> TrackInfo:
+    stems = {stem: dest / f"{stem}.wav" for stem in STEM_NAMES}
+    nb_samples = sf.info(str(stems["mixture"])).frames
+    return dataclasses.replace(track, stems=stems, rate=rate, nb_samples=int(nb_samples))
+
+
+def _write_track(dest: Path, key: dict, stems: dict[str, np.ndarray], rate: int) -> None:
+    """Write a cached track folder atomically: temporary folder, then rename."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
+    try:
+        for stem, audio in stems.items():
+            sf.write(str(tmp / f"{stem}.wav"), audio, rate, subtype="FLOAT")
+        (tmp / KEY_FILE).write_text(json.dumps({"key": key, "rate": rate}, indent=2) + "\n")
+        if dest.exists():
+            # Move the stale copy aside first: rename cannot replace a non-empty folder.
+            stale = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".old", dir=dest.parent))
+            os.rename(dest, stale / "track")
+            os.rename(tmp, dest)
+            shutil.rmtree(stale, ignore_errors=True)
+        else:
+            os.rename(tmp, dest)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _decode_stems(track: TrackInfo) -> dict[str, np.ndarray]:
+    """Decode every stem of a ``.stem.mp4`` with one ffmpeg process, float32 throughout.
+
+    stempeg (what musdb uses) starts one ffprobe and one ffmpeg per stem; one process
+    writing five outputs decodes the same streams with the same decoder in a fraction of
+    the time. Stream indices are musdb's ``stem_ids`` (``-map 0:<id>``, as stempeg maps).
+    """
+    with tempfile.TemporaryDirectory(prefix="melunmix-decode-") as tmp:
+        command = ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-i", str(track.path)]
+        for stem in STEM_NAMES:
+            # float output: musdb asks stempeg for s16le, float keeps the decoder's full precision
+            command += ["-map", f"0:{track.stem_ids[stem]}", "-c:a", "pcm_f32le", "-f", "wav", f"{tmp}/{stem}.wav"]
+        try:
+            result = subprocess.run(command, capture_output=True, text=True)
+        except FileNotFoundError as err:
+            raise RuntimeError("decoding .stem.mp4 needs the `ffmpeg` program on PATH; install ffmpeg") from err
+        if result.returncode != 0:
+            raise ValueError(
+                f"track '{track.name}': ffmpeg could not decode {track.path}: {result.stderr.strip()[-500:]}; "
+                "re-download the file or use the MUSDB18-HQ WAV version"
+            )
+        stems = {}
+        for stem in STEM_NAMES:
+            audio, rate = sf.read(f"{tmp}/{stem}.wav", dtype="float32", always_2d=True)
+            if rate != track.rate or audio.shape[0] < track.nb_samples:
+                raise ValueError(
+                    f"track '{track.name}': ffmpeg decoded {audio.shape[0]} samples at {rate} Hz of {stem} from "
+                    f"{track.path}, the container declares {track.nb_samples} at {track.rate} Hz; "
+                    "the file is damaged, re-download it"
+                )
+            # The AAC encoder pads the last frame; the container's declared length is the real one.
+            stems[stem] = _check_finite(track, stem, audio[: track.nb_samples])
+    return stems
+
+
+def _resample_stems(track: TrackInfo, rate: int) -> dict[str, np.ndarray]:
+    import soxr
+
+    from .reading import read_frames
+
+    stems = {}
+    for stem in STEM_NAMES:
+        audio = _check_finite(track, stem, read_frames(track.wav(stem), 0, None))
+        stems[stem] = soxr.resample(audio, track.rate, rate, quality="HQ").astype(np.float32, copy=False)
+    return stems
+
+
+def _check_finite(track: TrackInfo, stem: str, audio: np.ndarray) -> np.ndarray:
+    if not np.isfinite(audio).all():
+        where = track.stems.get(stem, track.path)
+        raise ValueError(
+            f"track '{track.name}': {stem} ({where}) has NaN or infinite samples; replace the file "
+            "(re-convert it, or delete and regenerate a generated dataset)"
+        )
+    return audio

@@ -1,0 +1,298 @@
+"""Training and validation datasets (``torch.utils.data.Dataset``) in the Open-Unmix recipe.
+
+Training items follow Open-Unmix's train script: every source (vocals, drums, bass,
+other) comes from a random track, drawn with replacement, as a random chunk of
+``seq_dur`` seconds with a random gain in [0.25, 1.25] and a random left/right swap
+(p = 0.5); the mixture is the sum of the four augmented sources. Validation items are
+the real full mixtures (or fixed chunks of them) with their true targets.
+
+Reproducibility with any number of DataLoader workers: item ``i`` of epoch ``e`` draws
+from a generator seeded with ``(seed, e, i)``, so it is the same whichever worker builds
+it and in whatever order; :meth:`TrainDataset.set_epoch` makes epochs differ.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from .cache import prepare_tracks
+from .reading import read_chunk, read_native
+from .tracks import SOURCE_NAMES, TrackInfo
+
+#: Targets a dataset can return: the four sources, and their non-vocal sum.
+TARGET_NAMES = (*SOURCE_NAMES, "accompaniment")
+#: Sources summed into the accompaniment target.
+ACCOMPANIMENT = ("drums", "bass", "other")
+
+
+class TrainDataset(Dataset):
+    """Augmented training excerpts mixed from random tracks (Open-Unmix recipe).
+
+    Parameters
+    ----------
+    tracks : sequence of TrackInfo
+        Training tracks (``find_tracks(root, "train", split="train")``); ``.stem.mp4``
+        tracks are decoded into the WAV cache first.
+    targets : sequence of str
+        Names from ``("vocals", "drums", "bass", "other", "accompaniment")``.
+    seq_dur : float
+        Excerpt length in seconds.
+    samples_per_track : int
+        Items per track and epoch; ``len(dataset) = samples_per_track * nb_tracks``.
+    random_chunks : bool
+        Random excerpt starts; False takes ``samples_per_track`` evenly spaced starts.
+    gain_range : (float, float) or None
+        Each source is scaled by a gain drawn uniformly from this range; None: no gain.
+    swap_channels : bool
+        Swap left and right of each source with probability 0.5.
+    seed : int
+        Seed (>= 0); the same seed and epoch give the same items.
+    sample_rate : float, optional
+        Resample every track to this rate (Hz; cached on disk); None keeps the tracks'
+        rate, which must then be the same for all tracks.
+    random_track_mix : bool
+        Each source from a random track (True, the recipe); False keeps all four sources
+        of item ``i`` from track ``i // samples_per_track``, at one common start.
+    cache_dir : path, optional
+        Decode/resample cache; None uses :func:`default_cache_dir` of the tracks' root.
+    progress : bool
+        Progress bars while caches are built.
+
+    Notes
+    -----
+    An item is ``(mixture, target)``: ``mixture`` has shape ``(nb_channels, nb_samples)``;
+    ``target`` has shape ``(nb_channels, nb_samples)`` for one target and
+    ``(nb_targets, nb_channels, nb_samples)`` for several; float32, linear amplitude.
+    Tracks shorter than ``seq_dur`` are zero-padded at the end.
+    """
+
+    def __init__(
+        self,
+        tracks: Sequence[TrackInfo],
+        targets: Sequence[str] = ("vocals",),
+        seq_dur: float = 6.0,
+        samples_per_track: int = 64,
+        random_chunks: bool = True,
+        gain_range: tuple[float, float] | None = (0.25, 1.25),
+        swap_channels: bool = True,
+        seed: int = 42,
+        sample_rate: float | None = None,
+        random_track_mix: bool = True,
+        cache_dir: str | os.PathLike | None = None,
+        progress: bool = True,
+    ):
+        self.targets = _check_targets(targets)
+        if seq_dur is None or not seq_dur > 0:
+            raise ValueError(f"seq_dur must be a positive number of seconds for training, got {seq_dur!r}")
+        if int(samples_per_track) < 1:
+            raise ValueError(f"samples_per_track must be >= 1, got {samples_per_track!r}")
+        if gain_range is not None:
+            low, high = (float(g) for g in gain_range)
+            if not 0 <= low <= high:
+                raise ValueError(f"gain_range must be (low, high) with 0 <= low <= high, got {gain_range!r}")
+            gain_range = (low, high)
+        if int(seed) < 0:
+            raise ValueError(f"seed must be >= 0, got {seed!r}")
+        self.tracks = prepare_tracks(tracks, sample_rate=sample_rate, cache_dir=cache_dir, progress=progress)
+        self.rate = _common_rate(self.tracks)
+        self.nb_channels = self.tracks[0].nb_channels
+        self.seq_dur = float(seq_dur)
+        self.nb_frames = int(round(self.seq_dur * self.rate))
+        self.samples_per_track = int(samples_per_track)
+        self.random_chunks = bool(random_chunks)
+        self.gain_range = gain_range
+        self.swap_channels = bool(swap_channels)
+        self.random_track_mix = bool(random_track_mix)
+        self.seed = int(seed)
+        self.epoch = 0
+        # Plain strings and ints only: the dataset is pickled into every worker.
+        self._paths = [[str(track.wav(src)) for src in SOURCE_NAMES] for track in self.tracks]
+        self._lengths = [track.nb_samples for track in self.tracks]
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch whose items ``__getitem__`` returns (call before iterating).
+
+        DataLoader workers receive a copy of the dataset when an epoch's iteration starts,
+        so this works with ``num_workers > 0`` unless ``persistent_workers=True``.
+        """
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return self.samples_per_track * len(self.tracks)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        index = _check_index(index, len(self))
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        own_track = index // self.samples_per_track
+        start = None
+        # Sources are written channels-first straight from the file's samples: conversion,
+        # gain, swap and transpose in one pass per channel (strided views in later
+        # arithmetic would cost several times more).
+        stack = np.empty((len(SOURCE_NAMES), self.nb_channels, self.nb_frames), dtype=np.float32)
+        files = {}
+        for k, source in enumerate(SOURCE_NAMES):
+            track = int(rng.integers(len(self.tracks))) if self.random_track_mix else own_track
+            if self.random_track_mix or start is None:
+                start = self._start(rng, track, index % self.samples_per_track)
+            files[source] = self._paths[track][k]
+            samples, scale = read_native(files[source], start, self.nb_frames, pad=True)
+            gain = np.float32(rng.uniform(*self.gain_range)) if self.gain_range is not None else np.float32(1.0)
+            swap = self.swap_channels and rng.random() < 0.5
+            for channel in range(self.nb_channels):
+                from_channel = self.nb_channels - 1 - channel if swap else channel
+                np.multiply(samples[:, from_channel], gain * scale, out=stack[k, channel])
+        mixture = stack.sum(axis=0)
+        sources = dict(zip(SOURCE_NAMES, stack))
+        _check_item_finite(mixture, sources, files, f"training item {index}", mixture_has_sources=True)
+        return torch.from_numpy(mixture), _target_tensor(sources, self.targets)
+
+    def _start(self, rng: np.random.Generator, track: int, position: int) -> int:
+        room = max(self._lengths[track] - self.nb_frames, 0)
+        if self.random_chunks:
+            return int(rng.integers(room + 1))
+        return room * position // max(self.samples_per_track - 1, 1)
+
+
+class ValidDataset(Dataset):
+    """Validation items: real mixtures and their true targets, whole tracks or fixed chunks.
+
+    Parameters
+    ----------
+    tracks : sequence of TrackInfo
+        Validation tracks (``find_tracks(root, "train", split="valid")``).
+    targets : sequence of str
+        As in :class:`TrainDataset`.
+    seq_dur : float, optional
+        None: one item per full track (batch size 1, the Open-Unmix validation). A number
+        of seconds: consecutive non-overlapping chunks of that length (a tail shorter than
+        a chunk is dropped; a track shorter than one chunk gives one zero-padded chunk),
+        which bounds memory.
+    sample_rate : float, optional
+        Resample (cached) to this rate in Hz.
+    cache_dir : path, optional
+        Decode/resample cache; None uses the default of the tracks' root.
+    progress : bool
+        Progress bars while caches are built.
+
+    Notes
+    -----
+    Item shapes as in :class:`TrainDataset`; ``mixture`` is the track's ``mixture.wav``.
+    ``items[i]`` is ``(track_index, start, nb_frames)`` of item ``i``.
+    """
+
+    def __init__(
+        self,
+        tracks: Sequence[TrackInfo],
+        targets: Sequence[str] = ("vocals",),
+        seq_dur: float | None = None,
+        sample_rate: float | None = None,
+        cache_dir: str | os.PathLike | None = None,
+        progress: bool = True,
+    ):
+        self.targets = _check_targets(targets)
+        if seq_dur is not None and not seq_dur > 0:
+            raise ValueError(f"seq_dur must be None (full tracks) or a positive number of seconds, got {seq_dur!r}")
+        self.tracks = prepare_tracks(tracks, sample_rate=sample_rate, cache_dir=cache_dir, progress=progress)
+        self.rate = _common_rate(self.tracks)
+        self.seq_dur = None if seq_dur is None else float(seq_dur)
+        self.items: list[tuple[int, int, int]] = []
+        for t, track in enumerate(self.tracks):
+            if self.seq_dur is None:
+                self.items.append((t, 0, track.nb_samples))
+                continue
+            nb_frames = int(round(self.seq_dur * self.rate))
+            for c in range(max(track.nb_samples // nb_frames, 1)):
+                self.items.append((t, c * nb_frames, nb_frames))
+        self._paths = [{stem: str(path) for stem, path in track.stems.items()} for track in self.tracks]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def track(self, index: int) -> TrackInfo:
+        """The track item ``index`` comes from."""
+        return self.tracks[self.items[_check_index(index, len(self))][0]]
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        t, start, nb_frames = self.items[_check_index(index, len(self))]
+        paths = self._paths[t]
+        mixture = read_chunk(paths["mixture"], start, nb_frames, pad=True)
+        needed = {src for name in self.targets for src in (ACCOMPANIMENT if name == "accompaniment" else (name,))}
+        sources = {src: read_chunk(paths[src], start, nb_frames, pad=True) for src in SOURCE_NAMES if src in needed}
+        _check_item_finite(mixture, sources, paths, f"validation item {index} (track '{self.tracks[t].name}')")
+        return torch.from_numpy(mixture), _target_tensor(sources, self.targets)
+
+
+def _check_targets(targets: Sequence[str]) -> tuple[str, ...]:
+    if isinstance(targets, str):
+        targets = (targets,)
+    targets = tuple(targets)
+    unknown = [name for name in targets if name not in TARGET_NAMES]
+    if not targets or unknown:
+        raise ValueError(f"targets must be a non-empty selection of {TARGET_NAMES}, got {targets!r}")
+    return targets
+
+
+def _common_rate(tracks: Sequence[TrackInfo]) -> int:
+    rates = {track.rate for track in tracks}
+    if len(rates) > 1:
+        examples = {track.rate: track.name for track in tracks}
+        raise ValueError(
+            f"tracks have different sample rates {examples} (rate: example track); pass sample_rate=... "
+            "to resample them all to one rate"
+        )
+    return rates.pop()
+
+
+def _check_index(index: int, length: int) -> int:
+    index = int(index)
+    if index < 0:
+        index += length
+    if not 0 <= index < length:
+        raise IndexError(f"index {index} out of range for a dataset of {length} items")
+    return index
+
+
+def _check_item_finite(
+    mixture: np.ndarray,
+    sources: dict[str, np.ndarray],
+    files: dict[str, str],
+    what: str,
+    mixture_has_sources: bool = False,
+) -> None:
+    """Raise naming the file when an item holds NaN or infinite samples.
+
+    ``files`` maps every array's name (``mixture`` and sources) to the file it was read
+    from (a training mixture is computed, so it has no file of its own).
+    """
+    # A sum is non-finite iff some term is (float32 audio cannot overflow it), and costs far
+    # less than isfinite over every sample; the slow search runs only on failure. A training
+    # mixture is the sum of its sources, so its own sum covers them.
+    total = mixture.sum()
+    if not mixture_has_sources:
+        total += sum(audio.sum() for audio in sources.values())
+    if np.isfinite(total):
+        return
+    arrays = {"mixture": mixture, **sources}
+    bad = [name for name, audio in arrays.items() if name in files and not np.isfinite(audio).all()]
+    raise ValueError(
+        f"{what}: non-finite samples in {', '.join(f'{name} ({files[name]})' for name in bad)}; "
+        "replace the broken file (re-convert it, or delete and regenerate a generated dataset)"
+    )
+
+
+def _target_tensor(sources: dict[str, np.ndarray], targets: tuple[str, ...]) -> torch.Tensor:
+    """Channels-first sources -> target ``(nb_channels, nb_samples)`` or ``(nb_targets, nb_channels, nb_samples)``."""
+    stacked = []
+    for name in targets:
+        if name == "accompaniment":
+            audio = sources["drums"] + sources["bass"]
+            audio += sources["other"]
+        else:
+            audio = sources[name]
+        stacked.append(audio)
+    return torch.from_numpy(np.ascontiguousarray(stacked[0]) if len(stacked) == 1 else np.stack(stacked))

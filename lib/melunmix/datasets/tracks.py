@@ -1,0 +1,329 @@
+"""Finding tracks: MUSDB18 (``.stem.mp4``), MUSDB18-HQ / decoded WAV and the generated set.
+
+The track list, the metadata and the train/validation split come from the ``musdb``
+package, so a root that works here works with ``musdb.DB`` and ``museval`` too. Every
+track is checked once here (all stems present, stereo, same rate and length) so that a
+broken dataset fails with a message naming the track, not deep inside a DataLoader.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import soundfile as sf
+import yaml
+
+from .roots import GENERATED_MARKERS
+
+#: Stem names of a MUSDB18 track, mixture first.
+STEM_NAMES = ("mixture", "vocals", "drums", "bass", "other")
+#: The four sources whose sum is the mixture.
+SOURCE_NAMES = ("vocals", "drums", "bass", "other")
+#: Keys a musdb setup file must have (see musdb/configs/mus.yaml).
+SETUP_KEYS = ("sources", "mixture", "stem_ids", "targets", "validation_tracks")
+#: Samples per AAC frame: the granularity of .stem.mp4 stream lengths.
+AAC_FRAME = 1024
+
+
+@dataclass(frozen=True, eq=False)
+class TrackInfo:
+    """One track and where its audio is.
+
+    Attributes
+    ----------
+    name : str
+        Track name, ``"Artist - Title"`` for MUSDB18.
+    subset : str
+        ``"train"`` or ``"test"``.
+    split : str or None
+        ``"train"`` or ``"valid"`` for the train subset (from the setup file's validation
+        list), ``None`` for the test subset.
+    path : Path
+        The track folder (WAV) or the ``.stem.mp4`` file.
+    root : Path
+        The dataset root the track was found in.
+    stems : dict of str to Path
+        WAV file per stem name (``mixture``, ``vocals``, ``drums``, ``bass``, ``other``);
+        empty for a ``.stem.mp4`` track until :func:`decode_to_wav_cache` decodes it.
+    rate : int
+        Sample rate in Hz.
+    nb_samples : int
+        Length in samples (frames) of every stem.
+    nb_channels : int
+        Channels of every stem (2).
+    is_wav : bool
+        The source format on disk: WAV folder (True) or ``.stem.mp4`` (False).
+    stem_ids : dict of str to int
+        Stream index of every stem inside a ``.stem.mp4`` (from the setup file).
+    """
+
+    name: str
+    subset: str
+    split: str | None
+    path: Path
+    root: Path
+    stems: dict[str, Path]
+    rate: int
+    nb_samples: int
+    nb_channels: int
+    is_wav: bool
+    stem_ids: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def duration(self) -> float:
+        """Length in seconds."""
+        return self.nb_samples / self.rate
+
+    def wav(self, stem: str) -> Path:
+        """Path of the WAV file of ``stem``; an error if the track was not decoded yet."""
+        if not self.stems:
+            raise ValueError(
+                f"track '{self.name}' ({self.path}) is a .stem.mp4 that has not been decoded; "
+                "pass it through decode_to_wav_cache() or prepare_tracks() first"
+            )
+        if stem not in self.stems:
+            raise KeyError(f"track '{self.name}' has no stem '{stem}'; stems: {sorted(self.stems)}")
+        return self.stems[stem]
+
+
+def find_tracks(
+    root: str | os.PathLike,
+    subset: str = "train",
+    split: str | None = None,
+    is_wav: bool | None = None,
+    setup_file: str | os.PathLike | None = None,
+) -> list[TrackInfo]:
+    """List and check the tracks of one subset (and split) of a MUSDB18-format root.
+
+    Parameters
+    ----------
+    root : path
+        Dataset root holding ``train/`` and ``test/``.
+    subset : {"train", "test"}
+        Which subset.
+    split : {None, "train", "valid"}
+        With ``subset="train"``: the training or the validation tracks (the setup file's
+        ``validation_tracks``; 14 tracks for MUSDB18); ``None`` gives all.
+    is_wav : bool, optional
+        WAV folders (True) or ``.stem.mp4`` files (False); ``None`` detects it from what
+        the subset folder holds.
+    setup_file : path, optional
+        A musdb setup file (absolute, or relative to ``root``); ``None`` uses
+        ``root/setup.yaml`` when present (the generated dataset writes one), else musdb's
+        own MUSDB18 setup.
+
+    Returns
+    -------
+    list of TrackInfo
+        Sorted by name, as musdb lists them.
+
+    Raises
+    ------
+    FileNotFoundError
+        Missing root, subset folder, setup file or stem.
+    ValueError
+        A bad argument, a mono stem, stems of unequal length or rate, or an empty split.
+    """
+    root = Path(root).expanduser()
+    if subset not in ("train", "test"):
+        raise ValueError(f"subset must be 'train' or 'test', got {subset!r}")
+    if split not in (None, "train", "valid"):
+        raise ValueError(f"split must be None, 'train' or 'valid', got {split!r}")
+    if split is not None and subset != "train":
+        raise ValueError(f"split={split!r} needs subset='train' (the test subset has no validation split)")
+    if not root.is_dir():
+        raise FileNotFoundError(
+            f"dataset root {root} does not exist; set data_root (or MUSDB_ROOT) to a MUSDB18 / MUSDB18-HQ folder "
+            "with train/ and test/, or leave both unset to use the generated dataset"
+        )
+    subset_dir = root / subset
+    if not subset_dir.is_dir():
+        raise FileNotFoundError(
+            f"{subset_dir} does not exist; a MUSDB18 root holds train/ and test/ ({_fix_hint(root)})"
+        )
+    setup_path = _setup_path(root, setup_file)
+    setup = _read_setup(setup_path)
+    if is_wav is None:
+        is_wav = _detect_is_wav(subset_dir)
+
+    import musdb  # lazy: importing musdb imports stempeg, which needs ffmpeg on PATH
+
+    db = musdb.DB(
+        root=str(root),
+        setup_file=None if setup_path is None else str(setup_path),
+        is_wav=is_wav,
+        subsets=subset,
+        split=split,
+    )
+    validation = set(setup["validation_tracks"] or [])
+    tracks = []
+    for track in db.tracks:
+        if track.name.startswith("."):
+            continue  # hidden folders (e.g. .ipynb_checkpoints) are not tracks
+        track_split = None if subset == "test" else ("valid" if track.name in validation else "train")
+        if is_wav:
+            tracks.append(_wav_track(track.name, subset, track_split, Path(track.path).parent, root, setup))
+        else:
+            tracks.append(_stem_track(track, subset, track_split, root, setup))
+    if not tracks:
+        what = f"{subset}" + (f" (split {split!r})" if split else "")
+        setup_name = setup_path if setup_path is not None else "musdb's MUSDB18 setup (mus.yaml)"
+        extra = ""
+        if split == "valid":
+            extra = f"; {setup_name} lists {len(validation)} validation tracks and none of them is in {subset_dir}"
+        elif split == "train":
+            extra = f"; every track in {subset_dir} is listed as a validation track in {setup_name}"
+        kind = "WAV track folders" if is_wav else ".stem.mp4 files"
+        raise ValueError(f"no {kind} for {what} in {root}{extra}; {_fix_hint(root)}")
+    return tracks
+
+
+def _setup_path(root: Path, setup_file: str | os.PathLike | None) -> Path | None:
+    if setup_file is None:
+        candidate = root / "setup.yaml"
+        return candidate if candidate.is_file() else None
+    path = Path(setup_file).expanduser()
+    path = path if path.is_absolute() else root / path
+    if not path.is_file():
+        raise FileNotFoundError(f"setup file {path} does not exist; pass a musdb setup YAML or None for MUSDB18's")
+    return path
+
+
+def _read_setup(setup_path: Path | None) -> dict:
+    if setup_path is None:
+        import importlib.util
+
+        spec = importlib.util.find_spec("musdb")
+        setup_path = Path(spec.origin).parent / "configs" / "mus.yaml"
+    with open(setup_path) as fh:
+        try:
+            setup = yaml.safe_load(fh)
+        except yaml.YAMLError as err:
+            raise ValueError(f"setup file {setup_path} is not valid YAML ({err})") from err
+    missing = [key for key in SETUP_KEYS if not isinstance(setup, dict) or key not in setup]
+    if missing:
+        raise ValueError(
+            f"setup file {setup_path} lacks {missing}; "
+            f"it must have the keys of musdb's configs/mus.yaml: {list(SETUP_KEYS)}"
+        )
+    return setup
+
+
+def _detect_is_wav(subset_dir: Path) -> bool:
+    entries = [entry for entry in subset_dir.iterdir() if not entry.name.startswith(".")]
+    if any(entry.is_dir() for entry in entries):
+        return True
+    if any(entry.name.endswith(".stem.mp4") for entry in entries):
+        return False
+    raise ValueError(
+        f"{subset_dir} holds neither track folders (MUSDB18-HQ WAV) nor .stem.mp4 files (MUSDB18); "
+        "point data_root at a MUSDB18 root"
+    )
+
+
+def _fix_hint(root: Path) -> str:
+    if any((root / name).exists() for name in GENERATED_MARKERS):
+        return (
+            f"this is a generated dataset: delete {root} and regenerate it "
+            "(`melunmix make-dataset`, or on first use)"
+        )
+    return (
+        "MUSDB18-HQ tracks need mixture.wav, vocals.wav, drums.wav, bass.wav and other.wav, stereo, equal length; "
+        "re-download the track or convert MUSDB18 stems with `musdbconvert <musdb18-root> <wav-root>`"
+    )
+
+
+def _wav_track(name: str, subset: str, split: str | None, folder: Path, root: Path, setup: dict) -> TrackInfo:
+    file_names = {"mixture": setup["mixture"]}
+    file_names.update({src: setup["sources"][src] for src in SOURCE_NAMES if src in setup["sources"]})
+    stems, infos = {}, {}
+    for stem in STEM_NAMES:
+        if stem not in file_names:
+            raise ValueError(f"the setup file defines no file for stem '{stem}' (track '{name}')")
+        path = folder / file_names[stem]
+        if not path.is_file():
+            raise FileNotFoundError(f"track '{name}' lacks {path.name} ({path}); {_fix_hint(root)}")
+        try:
+            infos[stem] = sf.info(str(path))
+        except RuntimeError as err:
+            raise ValueError(f"track '{name}': {path} is not a readable audio file ({err}); {_fix_hint(root)}") from err
+        stems[stem] = path
+    _check_consistent(
+        name,
+        {stem: (info.samplerate, info.frames, info.channels, stems[stem].name) for stem, info in infos.items()},
+        root,
+    )
+    first = infos["mixture"]
+    return TrackInfo(
+        name=name,
+        subset=subset,
+        split=split,
+        path=folder,
+        root=root,
+        stems=stems,
+        rate=int(first.samplerate),
+        nb_samples=int(first.frames),
+        nb_channels=int(first.channels),
+        is_wav=True,
+    )
+
+
+def _stem_track(track, subset: str, split: str | None, root: Path, setup: dict) -> TrackInfo:
+    path = Path(track.path)
+    info = track.info  # stempeg.Info (ffprobe), read by musdb when it listed the track
+    stem_ids = {stem: int(setup["stem_ids"][stem]) for stem in STEM_NAMES}
+    if info is None or info.nb_audio_streams <= max(stem_ids.values()):
+        nb_streams = 0 if info is None else info.nb_audio_streams
+        raise ValueError(
+            f"track '{track.name}' ({path}) has {nb_streams} audio streams; a MUSDB18 .stem.mp4 holds 5 "
+            f"(mixture, drums, bass, other, vocals); re-download it or use the MUSDB18-HQ WAV version"
+        )
+    properties = {}
+    for stem, sid in stem_ids.items():
+        rate = info.sample_rate(sid)
+        properties[stem] = (rate, int(round(info.duration(sid) * rate)), info.channels(sid), f"stream {sid}")
+    # ffprobe durations of AAC streams can disagree by part of a codec frame; the decoder
+    # trims every stem to the shortest, so only a larger gap is an error.
+    _check_consistent(track.name, properties, root, length_tolerance=AAC_FRAME)
+    rate, _, nb_channels, _ = properties["mixture"]
+    nb_samples = min(prop[1] for prop in properties.values())
+    return TrackInfo(
+        name=track.name,
+        subset=subset,
+        split=split,
+        path=path,
+        root=root,
+        stems={},
+        rate=int(rate),
+        nb_samples=int(nb_samples),
+        nb_channels=int(nb_channels),
+        is_wav=False,
+        stem_ids=stem_ids,
+    )
+
+
+def _check_consistent(
+    name: str, properties: dict[str, tuple[int, int, int, str]], root: Path, length_tolerance: int = 0
+) -> None:
+    """Raise unless every stem is stereo and all share one rate and one length.
+
+    ``properties`` maps stem name to ``(rate, nb_samples, nb_channels, where)``; lengths
+    may differ by up to ``length_tolerance`` samples.
+    """
+    for stem, (_, _, nb_channels, where) in properties.items():
+        if nb_channels != 2:
+            kind = "mono" if nb_channels == 1 else f"{nb_channels}-channel"
+            raise ValueError(
+                f"track '{name}': {stem} ({where}) is {kind}; "
+                f"melunmix needs stereo stems as in MUSDB18 ({_fix_hint(root)})"
+            )
+    rates = {stem: prop[0] for stem, prop in properties.items()}
+    if len(set(rates.values())) > 1:
+        raise ValueError(f"track '{name}': stems have different sample rates {rates}; {_fix_hint(root)}")
+    lengths = {stem: prop[1] for stem, prop in properties.items()}
+    if max(lengths.values()) - min(lengths.values()) > length_tolerance:
+        raise ValueError(f"track '{name}': stems have different lengths in samples {lengths}; {_fix_hint(root)}")
+    if min(lengths.values()) == 0:
+        raise ValueError(f"track '{name}': stems are empty (0 samples); {_fix_hint(root)}")

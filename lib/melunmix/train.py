@@ -1,0 +1,923 @@
+"""Training: one model for one target with the Open-Unmix recipe, resumable to the epoch.
+
+The baseline (``openunmix``) and the proposed model (``melunmix``) go through the same
+code: the dataset yields waveforms, the STFT runs on the training device inside the loop,
+and the loss is the mean squared error between the model's estimate and the magnitude
+spectrogram of the target (all bins, both channels), as Open-Unmix trains.
+
+Files written to ``out_dir`` (atomically, after every epoch):
+
+- ``<target>.pth``: the best weights so far (lowest validation loss), readable with
+  :func:`melunmix.models.load_model`;
+- ``checkpoint.pt``: everything needed to continue (model, optimizer, scheduler,
+  early-stopping state, the random generators of python/numpy/torch, the epoch);
+- ``history.json`` / ``history.csv``: per epoch the training and validation loss, the
+  learning rate and the epoch time, plus the best epoch and why training stopped;
+- ``settings.json``: the resolved settings, the model's constructor arguments, the
+  tuned parameters used (if any) and the git commit.
+
+Calling :func:`train` again with the same arguments after a kill continues from the last
+checkpoint; on CPU with the same seed the continued history equals an uninterrupted run's
+exactly. A finished run returns at once.
+
+Example
+-------
+>>> from melunmix.config import load_profile
+>>> from melunmix.train import prepare_data, train
+>>> settings = load_profile("smoke")
+>>> data = prepare_data(settings)                                   # doctest: +SKIP
+>>> result = train("melunmix", settings, data, "results/smoke/models/melunmix")  # doctest: +SKIP
+>>> result.best_epoch, result.weights                               # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import logging
+import math
+import os
+import random
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from .config import Settings, TrainSettings, run_paths
+from .files import atomic_path, read_json, write_json, write_text
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT_NAME = "checkpoint.pt"
+HISTORY_JSON_NAME = "history.json"
+HISTORY_CSV_NAME = "history.csv"
+SETTINGS_JSON_NAME = "settings.json"
+#: Version of the checkpoint layout; a file of another version is refused, not guessed at.
+CHECKPOINT_FORMAT = 1
+#: Columns of the history, one value per epoch.
+HISTORY_COLUMNS = ("epoch", "train_loss", "valid_loss", "lr", "epoch_time")
+#: Training settings that change what a run computes (``epochs`` is left out on purpose:
+#: raising it continues a finished run instead of refusing its checkpoint).
+TRAJECTORY_SETTINGS = (
+    "batch_size", "lr", "weight_decay", "lr_decay_gamma", "lr_decay_patience",
+    "lr_decay_cooldown", "patience",
+)
+
+
+# --------------------------------------------------------------------------- data
+@dataclass
+class TrainingData:
+    """The tracks and statistics a training run needs; made by :func:`prepare_data`.
+
+    Attributes
+    ----------
+    root : Path
+        Dataset root (MUSDB18, MUSDB18-HQ or the generated dataset).
+    sample_rate : float
+        Rate in Hz the datasets deliver audio at (tracks are resampled when they differ).
+    train_tracks, valid_tracks : list of melunmix.datasets.TrackInfo
+        The ``train`` and ``valid`` splits of the musdb train subset.
+    input_mean, input_std : np.ndarray, shape (nb_bins,)
+        Mean and standard deviation per STFT bin of the mono-averaged training mixture
+        magnitudes at ``sample_rate`` (Open-Unmix's scaler statistics).
+    n_fft, n_hop : int
+        STFT the statistics were computed with.
+    stats_dir : Path or None
+        Where statistics are cached (``results/<profile>/features``); ``None``: not cached.
+    fingerprint : str or None
+        :func:`melunmix.datasets.dataset_fingerprint` of ``root``.
+    progress : bool
+        Progress bars while statistics are computed.
+    """
+
+    root: Path
+    sample_rate: float
+    train_tracks: list
+    valid_tracks: list
+    input_mean: np.ndarray
+    input_std: np.ndarray
+    n_fft: int
+    n_hop: int
+    stats_dir: Path | None = None
+    fingerprint: str | None = None
+    progress: bool = False
+    _branch_stats: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def nb_channels(self) -> int:
+        """Audio channels of the tracks (2 for MUSDB18)."""
+        return int(self.train_tracks[0].nb_channels)
+
+    @property
+    def nb_bins(self) -> int:
+        return self.n_fft // 2 + 1
+
+    def stats_key(self, kind: str, **params: Any) -> str:
+        """Cache key of statistics of ``kind`` computed with ``params`` on these tracks."""
+        parts = [kind, f"sr{_number(self.sample_rate)}"]
+        parts += [f"{name}{_number(value)}" for name, value in sorted(params.items())]
+        parts.append(self.fingerprint or "nofp")
+        return "_".join(parts)
+
+    def branch_stats(self, transform: torch.nn.Module, **params: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and std per feature of ``transform`` applied to the training mixtures.
+
+        Parameters
+        ----------
+        transform : nn.Module
+            Maps a magnitude spectrogram ``(..., nb_bins, nb_frames)`` to features
+            ``(..., nb_features, nb_frames)``; the proposed model's ``mel_features``.
+        **params
+            What identifies the transform (feature kind, n_mels, ...), for the cache key.
+
+        Returns
+        -------
+        mean, std : np.ndarray, shape (nb_features,)
+        """
+        from . import datasets
+
+        key = self.stats_key("branch", n_fft=self.n_fft, n_hop=self.n_hop, **params)
+        if key not in self._branch_stats:
+            def compute() -> dict:
+                return datasets.compute_feature_stats(
+                    self.train_tracks, transform, n_fft=self.n_fft, n_hop=self.n_hop,
+                    sample_rate=self.sample_rate, progress=self.progress,
+                )
+
+            stats = _load_or_compute(self.stats_dir, key, compute)
+            self._branch_stats[key] = (np.asarray(stats["mean"]), np.asarray(stats["std"]))
+        return self._branch_stats[key]
+
+
+def _number(value: Any) -> str:
+    """Compact text of a number or word for file names (``44100.0`` -> ``44100``)."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value)
+
+
+def _load_or_compute(stats_dir: Path | None, key: str, compute) -> dict:
+    from . import datasets
+
+    if stats_dir is None:
+        return compute()
+    return datasets.load_or_compute_stats(stats_dir, key, compute)
+
+
+def prepare_data(
+    settings: Settings,
+    data_root: str | os.PathLike | None = None,
+    stats_dir: str | os.PathLike | None = None,
+    sample_rate: float | None = None,
+    progress: bool | None = None,
+    cache_dir: str | os.PathLike | None = None,
+) -> TrainingData:
+    """Find the training and validation tracks and load (or compute) the scaler statistics.
+
+    Parameters
+    ----------
+    settings : Settings
+        The profile; ``settings.data`` and ``settings.stft`` are used.
+    data_root : path, optional
+        Dataset root; default ``settings.data.root``, then ``$MUSDB_ROOT`` /
+        ``$MUSDB_PATH``, then the generated dataset (made on first use).
+    stats_dir : path, optional
+        Where statistics are saved and looked up; default ``results/<profile>/features``.
+    sample_rate : float, optional
+        Rate in Hz to train at; default ``settings.data.sample_rate`` (the tuner passes
+        ``settings.tune.sample_rate``). Tracks at another rate are resampled once into
+        the decode/resample cache.
+    progress : bool, optional
+        Progress bars while generating, decoding or resampling data and computing
+        statistics; default ``settings.train.progress``.
+    cache_dir : path, optional
+        Decode/resample cache; default :func:`melunmix.datasets.default_cache_dir`.
+
+    Returns
+    -------
+    TrainingData
+        Its tracks are WAV-backed at ``sample_rate``.
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        From :func:`melunmix.datasets.find_tracks` for a missing or broken dataset (the
+        message names the folder or file), or when statistics on disk do not fit.
+    """
+    from . import datasets
+
+    progress = settings.train.progress if progress is None else bool(progress)
+    sample_rate = float(settings.data.sample_rate if sample_rate is None else sample_rate)
+    if not sample_rate > 0:
+        raise ValueError(f"sample_rate must be a positive rate in Hz, got {sample_rate!r}")
+    root = datasets.ensure_dataset(
+        data_root if data_root is not None else settings.data.root,
+        generated=settings.data.generated, progress=progress,
+    )
+    found = {
+        split: datasets.prepare_tracks(
+            datasets.find_tracks(root, "train", split=split, is_wav=settings.data.is_wav),
+            sample_rate=sample_rate, cache_dir=cache_dir, progress=progress,
+        )
+        for split in ("train", "valid")
+    }
+    stats_dir = Path(stats_dir) if stats_dir is not None else run_paths(settings).features
+    n_fft, n_hop = int(settings.stft.n_fft), int(settings.stft.n_hop)
+    data = TrainingData(
+        root=Path(root), sample_rate=sample_rate, train_tracks=found["train"], valid_tracks=found["valid"],
+        input_mean=np.empty(0), input_std=np.empty(0), n_fft=n_fft, n_hop=n_hop,
+        stats_dir=stats_dir, fingerprint=datasets.dataset_fingerprint(root), progress=progress,
+    )
+    key = data.stats_key("input", n_fft=n_fft, n_hop=n_hop)
+    stats = _load_or_compute(
+        stats_dir, key,
+        lambda: datasets.compute_scaler_stats(found["train"], n_fft, n_hop, sample_rate=sample_rate,
+                                              progress=progress),
+    )
+    data.input_mean = np.asarray(stats["mean"], dtype=np.float32)
+    data.input_std = np.asarray(stats["std"], dtype=np.float32)
+    if data.input_mean.shape != (data.nb_bins,) or data.input_std.shape != (data.nb_bins,):
+        raise ValueError(
+            f"scaler statistics '{key}' in {stats_dir} have shape {data.input_mean.shape}, expected "
+            f"({data.nb_bins},) for n_fft={n_fft}; delete that file and rerun"
+        )
+    return data
+
+
+# --------------------------------------------------------------------------- model
+def model_config(model_name: str, settings: Settings, data: TrainingData) -> dict[str, Any]:
+    """Constructor arguments of the model to train, without the data statistics.
+
+    The same dictionary identifies a run: a checkpoint made with other values is refused.
+
+    Returns
+    -------
+    dict
+        ``nb_bins``, ``nb_channels``, ``hidden_size``, ``nb_layers``, ``unidirectional``,
+        ``max_bin``, ``sample_rate``, ``n_fft``, ``n_hop`` and, for the proposed model,
+        ``n_mels``, ``feature``, ``n_mfcc``.
+    """
+    from .features import bandwidth_to_max_bin
+
+    m = settings.model
+    config = dict(
+        nb_bins=data.nb_bins,
+        nb_channels=data.nb_channels,
+        hidden_size=int(m.hidden_size),
+        nb_layers=int(m.nb_layers),
+        unidirectional=bool(m.unidirectional),
+        max_bin=bandwidth_to_max_bin(data.sample_rate, data.n_fft, settings.stft.bandwidth),
+        sample_rate=float(data.sample_rate),
+        n_fft=int(data.n_fft),
+        n_hop=int(data.n_hop),
+    )
+    if canonical_model_name(model_name) == "melunmix":
+        config.update(n_mels=int(m.n_mels), feature=str(m.feature), n_mfcc=int(m.n_mfcc))
+    return config
+
+
+def canonical_model_name(model_name: str) -> str:
+    """``"baseline"`` -> ``"openunmix"``, ``"proposed"`` -> ``"melunmix"`` (the registry's names)."""
+    from . import models
+
+    key = models.MODEL_ALIASES.get(str(model_name).strip().lower())
+    if key is None:
+        raise ValueError(f"unknown model name {model_name!r}; valid names: {sorted(models.MODEL_ALIASES)}")
+    return key
+
+
+def build_training_model(model_name: str, settings: Settings, data: TrainingData) -> torch.nn.Module:
+    """Build the model with its input (and mel-branch) statistics from ``data``.
+
+    The proposed model's branch statistics are computed with the model's own
+    ``mel_features`` transform, so they are exactly what the branch normalises.
+    """
+    from . import models
+
+    config = model_config(model_name, settings, data)
+    stats = dict(input_mean=data.input_mean, input_scale=data.input_std)
+    if canonical_model_name(model_name) == "melunmix":
+        # A probe model gives the branch transform; forking the generator keeps the real
+        # model's initial weights independent of whether the statistics were cached.
+        with torch.random.fork_rng(devices=[]):
+            probe = models.build_model(model_name, **config)
+        params = {k: config[k] for k in ("feature", "n_mels", "n_mfcc")}
+        stats["mel_mean"], stats["mel_scale"] = data.branch_stats(probe.mel_features, **params)
+    return models.build_model(model_name, **config, **stats)
+
+
+# --------------------------------------------------------------------------- run state
+class EarlyStopping:
+    """Stop when the validation loss has not improved for ``patience`` epochs.
+
+    An epoch improves when its loss is strictly below the best so far (Open-Unmix's rule
+    with ``min_delta = 0``).
+    """
+
+    def __init__(self, patience: int):
+        if patience < 1:
+            raise ValueError(f"early-stopping patience must be at least 1 epoch, got {patience}")
+        self.patience = int(patience)
+        self.best = math.inf
+        self.best_epoch: int | None = None
+        self.nb_bad_epochs = 0
+
+    def step(self, loss: float, epoch: int) -> bool:
+        """Record an epoch's validation loss; True when it is the best so far."""
+        if loss < self.best:
+            self.best, self.best_epoch, self.nb_bad_epochs = float(loss), int(epoch), 0
+            return True
+        self.nb_bad_epochs += 1
+        return False
+
+    @property
+    def should_stop(self) -> bool:
+        return self.nb_bad_epochs >= self.patience
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.best, "best_epoch": self.best_epoch, "nb_bad_epochs": self.nb_bad_epochs}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best = float(state["best"])
+        self.best_epoch = state["best_epoch"]
+        self.nb_bad_epochs = int(state["nb_bad_epochs"])
+
+
+def _rng_state() -> dict[str, Any]:
+    """States of every random generator training draws from, as plain types and tensors.
+
+    Plain types keep the checkpoint loadable with ``torch.load(weights_only=True)``.
+    """
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    return {
+        "python": random.getstate(),
+        "numpy": [name, keys.tolist(), int(pos), int(has_gauss), float(cached)],
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` -> CUDA when present, else CPU; anything else as torch reads it."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {str(device)!r} was asked for but CUDA is not available; use device 'auto' or 'cpu'")
+    return device
+
+
+def resolve_hyperparameters(
+    settings: Settings, tuning_dir: str | os.PathLike | None = None
+) -> tuple[TrainSettings, dict[str, Any] | None, Path | None]:
+    """The training settings to use: the profile's, with the tuner's best parameters on top.
+
+    Parameters
+    ----------
+    settings : Settings
+        When ``settings.train.use_tuned`` is False the profile's values are used as they are.
+    tuning_dir : path, optional
+        Folder holding ``best_params.json``; default ``results/<profile>/tuning``.
+
+    Returns
+    -------
+    train_settings : TrainSettings
+        ``settings.train`` with the tuned values (e.g. ``lr``, ``lr_decay_gamma``) applied.
+    tuned : dict or None
+        The tuned parameters used; None when there are none (or ``use_tuned`` is off).
+    source : Path or None
+        The ``best_params.json`` they came from.
+    """
+    from .tune import BEST_PARAMS_NAME, load_best_params
+
+    if not settings.train.use_tuned:
+        return settings.train, None, None
+    tuning_dir = Path(tuning_dir) if tuning_dir is not None else run_paths(settings).tuning
+    tuned = load_best_params(tuning_dir)
+    if not tuned:
+        return settings.train, None, None
+    source = tuning_dir / BEST_PARAMS_NAME
+    known = {f.name for f in dataclasses.fields(TrainSettings)}
+    unknown = sorted(set(tuned) - known)
+    if unknown:
+        raise ValueError(
+            f"{source} sets {unknown}, which are not training settings (valid: {sorted(known)}); "
+            "fix settings.tune.space and rerun the tuning, or set train.use_tuned to false"
+        )
+    return dataclasses.replace(settings.train, **tuned), dict(tuned), source
+
+
+@dataclass
+class TrainResult:
+    """What a call of :func:`train` leaves behind.
+
+    Attributes
+    ----------
+    model_name, target : str
+    out_dir : Path
+    weights : Path
+        Best weights, ``<out_dir>/<target>.pth``.
+    checkpoint, history_json, history_csv, settings_json : Path
+    history : dict
+        As in ``history.json``: the per-epoch lists ``epoch``, ``train_loss``,
+        ``valid_loss``, ``lr``, ``epoch_time`` (seconds) and ``best_epoch``,
+        ``best_valid_loss``, ``finished``, ``stop_reason``.
+    best_epoch : int or None
+        Epoch (1-based) of the best validation loss.
+    last_epoch : int
+        Last epoch trained (0 if none).
+    finished : bool
+        Training is over (epochs reached, early stopping or a NaN loss); False when the
+        call stopped early through ``stop_after``.
+    already_finished : bool
+        The call found a finished run and trained nothing.
+    """
+
+    model_name: str
+    target: str
+    out_dir: Path
+    weights: Path
+    checkpoint: Path
+    history_json: Path
+    history_csv: Path
+    settings_json: Path
+    history: dict
+    best_epoch: int | None
+    last_epoch: int
+    finished: bool
+    already_finished: bool
+
+    @property
+    def best_valid_loss(self) -> float | None:
+        return self.history.get("best_valid_loss")
+
+    @property
+    def stop_reason(self) -> str | None:
+        return self.history.get("stop_reason")
+
+
+def _new_history(model_name: str, target: str, seed: int, signature: dict) -> dict[str, Any]:
+    history: dict[str, Any] = {"model": model_name, "target": target, "seed": seed}
+    history.update({column: [] for column in HISTORY_COLUMNS})
+    history.update(best_epoch=None, best_valid_loss=None, finished=False, stop_reason=None, signature=signature)
+    return history
+
+
+def _finite_or_none(value: float | None) -> float | None:
+    return None if value is None or not math.isfinite(value) else float(value)
+
+
+def _history_for_json(history: dict[str, Any]) -> dict[str, Any]:
+    """JSON has no NaN: a diverged epoch's loss is written as null."""
+    out = dict(history)
+    for column in ("train_loss", "valid_loss", "lr"):
+        out[column] = [_finite_or_none(v) for v in history[column]]
+    return out
+
+
+def _history_csv(history: dict[str, Any]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow([*HISTORY_COLUMNS, "best_epoch"])
+    best, best_epoch = math.inf, None
+    for row in zip(*(history[column] for column in HISTORY_COLUMNS)):
+        epoch, valid = row[0], row[2]
+        if valid is not None and math.isfinite(valid) and valid < best:
+            best, best_epoch = valid, epoch
+        writer.writerow([*("" if v is None else repr(v) if isinstance(v, float) else v for v in row),
+                         "" if best_epoch is None else best_epoch])
+    return buffer.getvalue()
+
+
+def _write_history(out_dir: Path, history: dict[str, Any]) -> None:
+    """Write ``history.json`` and ``history.csv``; files that already say the same are left alone."""
+    texts = {
+        HISTORY_JSON_NAME: json.dumps(_history_for_json(history), indent=2) + "\n",
+        HISTORY_CSV_NAME: _history_csv(history),
+    }
+    for name, text in texts.items():
+        path = out_dir / name
+        if not path.exists() or path.read_text() != text:
+            write_text(path, text)
+
+
+def _flatten(values: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(values, dict):
+        out = {}
+        for key, value in values.items():
+            out.update(_flatten(value, f"{prefix}{key}."))
+        return out
+    return {prefix[:-1]: values}
+
+
+def _normalise(values: dict) -> dict:
+    """Round-trip through JSON so tuples/lists and numpy scalars compare as equal."""
+    return json.loads(json.dumps(values, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)))
+
+
+def check_run_signature(found: dict, expected: dict, path: Path, out_dir: Path, what: str = "training run") -> None:
+    """Raise when ``found`` (read from ``path``) differs from ``expected``, listing what differs.
+
+    The message names the file and tells the user to delete ``out_dir`` or choose another.
+    """
+    found, expected = _flatten(_normalise(found)), _flatten(_normalise(expected))
+    differences = [
+        f"{key}: {found.get(key, '(missing)')!r} there, {expected.get(key, '(missing)')!r} here"
+        for key in sorted(set(found) | set(expected))
+        if found.get(key, "(missing)") != expected.get(key, "(missing)")
+    ]
+    if differences:
+        raise ValueError(
+            f"{path} belongs to another {what} ({'; '.join(differences)}). "
+            f"Delete the folder {out_dir} to start over, or choose another out_dir."
+        )
+
+
+def _load_checkpoint(path: Path, signature: dict, out_dir: Path, device: torch.device) -> dict | None:
+    if not path.exists():
+        return None
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except Exception as err:  # a truncated or foreign file: torch raises many kinds
+        raise ValueError(
+            f"{path} is not a readable training checkpoint ({type(err).__name__}: {err}). "
+            f"Delete the folder {out_dir} to train from scratch, or choose another out_dir."
+        ) from err
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT or "signature" not in state:
+        raise ValueError(
+            f"{path} is not a melunmix training checkpoint (format {CHECKPOINT_FORMAT}). "
+            f"Delete the folder {out_dir} to train from scratch, or choose another out_dir."
+        )
+    check_run_signature(state["signature"], signature, path, out_dir)
+    return state
+
+
+def _is_complete(history: dict[str, Any], epochs: int) -> bool:
+    """Whether a run with this history has nothing left to do for ``epochs`` epochs.
+
+    A run that stopped because it reached its epoch count continues when more epochs
+    are asked for; early stopping and a diverged loss are final.
+    """
+    if not history.get("finished"):
+        return False
+    if history.get("stop_reason") == "epochs":
+        return len(history["epoch"]) >= epochs
+    return True
+
+
+def _resolve_target(settings: Settings, target: str | None) -> str:
+    if target is not None:
+        return str(target)
+    targets = list(settings.data.targets)
+    if len(targets) != 1:
+        raise ValueError(
+            f"settings.data.targets lists {targets}; train() fits one target per call: pass target=... "
+            "(one of them) and a separate out_dir for each"
+        )
+    return str(targets[0])
+
+
+# --------------------------------------------------------------------------- loop
+def _spectrograms(stft, mixture: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    from .features import magnitude
+
+    return magnitude(stft(mixture)), magnitude(stft(target))
+
+
+def _train_epoch(model, loader, stft, optimizer, device, bar_desc: str, progress: bool) -> tuple[float, str | None]:
+    """One pass over ``loader``; returns the mean loss and, if it diverged, why."""
+    model.train()
+    total, count = 0.0, 0
+    bar = tqdm(loader, desc=bar_desc, leave=False, disable=not progress, unit="batch")
+    for index, (mixture, target) in enumerate(bar, 1):
+        mixture = mixture.to(device, non_blocking=True)
+        target = target.to(device, non_blocking=True)
+        X, Y = _spectrograms(stft, mixture, target)
+        optimizer.zero_grad(set_to_none=True)
+        loss = F.mse_loss(model(X), Y)
+        value = loss.item()
+        if not math.isfinite(value):
+            bar.close()
+            return value, f"the training loss is {value} at batch {index}"
+        loss.backward()
+        optimizer.step()
+        total += value * mixture.shape[0]
+        count += mixture.shape[0]
+        bar.set_postfix(loss=f"{total / count:.4g}", refresh=False)
+    bar.close()
+    if count == 0:
+        raise ValueError("the training dataset yielded no items; check settings.data.samples_per_track")
+    return total / count, None
+
+
+@torch.no_grad()
+def _validate(model, dataset, stft, device) -> float:
+    """Mean over validation items (batch 1) of the MSE of magnitude spectrograms."""
+    model.eval()
+    losses = []
+    for index in range(len(dataset)):
+        mixture, target = dataset[index]
+        X, Y = _spectrograms(stft, mixture.unsqueeze(0).to(device), target.unsqueeze(0).to(device))
+        losses.append(F.mse_loss(model(X), Y).item())
+    if not losses:
+        raise ValueError("the validation dataset is empty; the musdb validation split has no tracks")
+    return float(np.mean(losses))
+
+
+def _epoch_generator(seed: int, epoch: int) -> torch.Generator:
+    """Shuffling (and worker seeds) of one epoch depend on (seed, epoch) only, so a
+    resumed run draws the same batches as an uninterrupted one."""
+    return torch.Generator().manual_seed(int(seed) * 100_003 + int(epoch))
+
+
+def _git_commit() -> str | None:
+    from .pipeline import git_commit
+
+    return git_commit()
+
+
+def _versions() -> dict[str, str]:
+    import platform
+
+    import melunmix
+
+    return {"melunmix": melunmix.__version__, "torch": torch.__version__, "numpy": np.__version__,
+            "python": platform.python_version()}
+
+
+def train(
+    model_name: str,
+    settings: Settings,
+    data: TrainingData | None = None,
+    out_dir: str | os.PathLike | None = None,
+    seed: int | None = None,
+    progress: bool | None = None,
+    *,
+    target: str | None = None,
+    tuning_dir: str | os.PathLike | None = None,
+    stop_after: int | None = None,
+) -> TrainResult:
+    """Train (or continue training) one model for one target.
+
+    Parameters
+    ----------
+    model_name : str
+        ``"openunmix"`` / ``"baseline"`` or ``"melunmix"`` / ``"proposed"``.
+    settings : Settings
+        The profile: ``data`` (targets, seq_dur, samples_per_track, valid_seq_dur,
+        nb_workers), ``stft``, ``model`` and ``train`` sections.
+    data : TrainingData, optional
+        From :func:`prepare_data`; made from ``settings`` when omitted.
+    out_dir : path, optional
+        Run folder; default ``results/<profile>/models/<model_name>`` (``.../seed<seed>``
+        when the profile lists several seeds).
+    seed : int, optional
+        Default: the first of ``settings.train.seeds``.
+    progress : bool, optional
+        Progress bars for epochs and batches; default ``settings.train.progress``. The
+        one-line summary per epoch is printed either way.
+    target : str, optional
+        Source to estimate; default the only entry of ``settings.data.targets``.
+    tuning_dir : path, optional
+        Where the tuner's ``best_params.json`` is (used when ``settings.train.use_tuned``);
+        default ``results/<profile>/tuning``.
+    stop_after : int, optional
+        Return after this many epochs of this call as if the process had been killed
+        (the run is left resumable, not finished). For tests and time-sliced jobs.
+
+    Returns
+    -------
+    TrainResult
+
+    Raises
+    ------
+    ValueError
+        ``out_dir`` holds a checkpoint of another model or other settings (the message
+        names the file and what differs), or bad settings.
+    """
+    from . import datasets
+    from .features import STFT
+
+    model_name_canonical = canonical_model_name(model_name)
+    target = _resolve_target(settings, target)
+    seed = int(settings.train.seeds[0] if seed is None else seed)
+    if out_dir is None:
+        several_seeds = len(settings.train.seeds) > 1
+        out_dir = run_paths(settings).model_dir(model_name_canonical, seed if several_seeds else None)
+    out_dir = Path(out_dir)
+    progress = settings.train.progress if progress is None else bool(progress)
+    hp, tuned, tuned_from = resolve_hyperparameters(settings, tuning_dir)
+    if stop_after is not None and stop_after < 1:
+        raise ValueError(f"stop_after must be a positive number of epochs or None, got {stop_after!r}")
+    if hp.epochs < 1:
+        raise ValueError(f"train.epochs must be at least 1, got {hp.epochs}")
+    if data is None:
+        data = prepare_data(settings, progress=progress)
+    if (data.n_fft, data.n_hop) != (settings.stft.n_fft, settings.stft.n_hop):
+        raise ValueError(
+            f"data was prepared for n_fft={data.n_fft}, n_hop={data.n_hop} but settings.stft asks for "
+            f"n_fft={settings.stft.n_fft}, n_hop={settings.stft.n_hop}; call prepare_data with these settings"
+        )
+    device = resolve_device(hp.device)
+
+    config = model_config(model_name_canonical, settings, data)
+    signature = {
+        "model": model_name_canonical,
+        "target": target,
+        "seed": seed,
+        "config": config,
+        "train": {name: getattr(hp, name) for name in TRAJECTORY_SETTINGS},
+        "data": {
+            "seq_dur": settings.data.seq_dur,
+            "samples_per_track": settings.data.samples_per_track,
+            "valid_seq_dur": settings.data.valid_seq_dur,
+            "bandwidth": settings.stft.bandwidth,
+            "fingerprint": data.fingerprint,
+        },
+    }
+    files = {
+        "weights": out_dir / f"{target}.pth",
+        "checkpoint": out_dir / CHECKPOINT_NAME,
+        "history_json": out_dir / HISTORY_JSON_NAME,
+        "history_csv": out_dir / HISTORY_CSV_NAME,
+        "settings_json": out_dir / SETTINGS_JSON_NAME,
+    }
+
+    def result(history: dict, already: bool) -> TrainResult:
+        epochs_done = history["epoch"]
+        return TrainResult(
+            model_name=model_name_canonical, target=target, out_dir=out_dir, history=history,
+            best_epoch=history["best_epoch"], last_epoch=epochs_done[-1] if epochs_done else 0,
+            finished=bool(history["finished"]) and _is_complete(history, hp.epochs),
+            already_finished=already, **files,
+        )
+
+    state = _load_checkpoint(files["checkpoint"], signature, out_dir, device)
+    if state is None and files["history_json"].exists() and files["weights"].exists():
+        # The checkpoint of a finished run may be deleted to save space; its history
+        # still says the run is complete.
+        history = read_json(files["history_json"])
+        check_run_signature(history.get("signature", {}), signature, files["history_json"], out_dir)
+        if _is_complete(history, hp.epochs):
+            return result(history, already=True)
+    if state is not None and _is_complete(state["history"], hp.epochs):
+        _write_history(out_dir, state["history"])  # in case the kill came between the two writes
+        return result(state["history"], already=True)
+
+    from . import models
+
+    _seed_everything(seed)
+    model = build_training_model(model_name_canonical, settings, data).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimizer, mode="min", factor=hp.lr_decay_gamma, patience=hp.lr_decay_patience,
+        cooldown=hp.lr_decay_cooldown,
+    )
+    stopper = EarlyStopping(hp.patience)
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        stopper.load_state_dict(state["early_stopping"])
+        history = state["history"]
+        # Resuming an unfinished run, or one that reached fewer epochs than now asked for.
+        history.update(finished=False, stop_reason=None)
+        _set_rng_state(state["rng"])
+        _write_history(out_dir, history)
+    else:
+        history = _new_history(model_name_canonical, target, seed, signature)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        write_json(files["settings_json"], {
+            "model": model_name_canonical,
+            "target": target,
+            "seed": seed,
+            "model_config": config,
+            "train": dataclasses.asdict(hp),
+            "tuned_params": tuned,
+            "tuned_from": None if tuned_from is None else str(tuned_from),
+            "device": str(device),
+            "data_root": str(data.root),
+            "data_fingerprint": data.fingerprint,
+            "sample_rate": data.sample_rate,
+            "train_tracks": [t.name for t in data.train_tracks],
+            "valid_tracks": [t.name for t in data.valid_tracks],
+            "settings": settings.to_dict(),
+            "git_commit": _git_commit(),
+            "versions": _versions(),
+        })
+
+    # prepare_data left the tracks WAV-backed at data.sample_rate: no resampling here.
+    train_set = datasets.TrainDataset(
+        data.train_tracks, targets=[target], seq_dur=settings.data.seq_dur,
+        samples_per_track=settings.data.samples_per_track, seed=seed, sample_rate=data.sample_rate,
+        progress=False,
+    )
+    valid_set = datasets.ValidDataset(
+        data.valid_tracks, targets=[target], seq_dur=settings.data.valid_seq_dur,
+        sample_rate=data.sample_rate, progress=False,
+    )
+    stft = STFT(data.n_fft, data.n_hop).to(device)
+    label = f"{model_name_canonical}/{target}"
+    first = len(history["epoch"]) + 1
+    epochs_this_call = 0
+    bar = tqdm(range(first, hp.epochs + 1), desc=label, initial=first - 1, total=hp.epochs,
+               disable=not progress, unit="epoch")
+    for epoch in bar:
+        start = time.perf_counter()
+        train_set.set_epoch(epoch)
+        loader = torch.utils.data.DataLoader(
+            train_set, batch_size=hp.batch_size, shuffle=True, num_workers=settings.data.nb_workers,
+            generator=_epoch_generator(seed, epoch), pin_memory=device.type == "cuda",
+        )
+        lr = float(optimizer.param_groups[0]["lr"])
+        train_loss, diverged = _train_epoch(
+            model, loader, stft, optimizer, device, f"epoch {epoch}", progress
+        )
+        valid_loss = math.nan
+        if diverged is None:
+            valid_loss = _validate(model, valid_set, stft, device)
+            if not math.isfinite(valid_loss):
+                diverged = f"the validation loss is {valid_loss}"
+        elapsed = time.perf_counter() - start
+        for column, value in zip(HISTORY_COLUMNS, (epoch, train_loss, valid_loss, lr, elapsed)):
+            history[column].append(value)
+        improved = False
+        if diverged is None:
+            scheduler.step(valid_loss)
+            improved = stopper.step(valid_loss, epoch)
+            history["best_epoch"] = stopper.best_epoch
+            history["best_valid_loss"] = stopper.best
+        if improved:
+            models.save_model(model, files["weights"], target=target, epoch=epoch,
+                              history=_history_for_json(history))
+        message = None
+        if diverged is not None:
+            best = (f"the best weights so far (epoch {stopper.best_epoch}) are in {files['weights']}"
+                    if stopper.best_epoch else "no weights were saved")
+            message = (
+                f"{label}: training stopped at epoch {epoch}: {diverged}. The learning rate "
+                f"({lr:.3g}) may be too high, or the data hold NaN/inf; {best}. "
+                f"Delete {out_dir} and train again with other settings."
+            )
+            history.update(finished=True, stop_reason="nan", stop_message=message)
+        elif stopper.should_stop:
+            history.update(finished=True, stop_reason="early_stopping")
+        elif epoch >= hp.epochs:
+            history.update(finished=True, stop_reason="epochs")
+        # The checkpoint is the commit point of an epoch: a kill before it repeats the
+        # epoch (deterministically), a kill after it loses nothing.
+        checkpoint = {
+            "format": CHECKPOINT_FORMAT,
+            "signature": signature,
+            "epoch": epoch,
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "early_stopping": stopper.state_dict(),
+            "rng": _rng_state(),
+            "dataset_epoch": epoch,
+            "history": history,
+        }
+        with atomic_path(files["checkpoint"]) as tmp:
+            torch.save(checkpoint, tmp)
+        _write_history(out_dir, history)
+
+        summary = (
+            f"{label} epoch {epoch}/{hp.epochs}: train loss {train_loss:.5g}, valid loss {valid_loss:.5g}, "
+            f"lr {lr:.3g}, {elapsed:.1f} s" + (" (best)" if improved else "")
+        )
+        tqdm.write(summary)
+        logger.info(summary)
+        if message is not None:
+            warnings.warn(message, RuntimeWarning, stacklevel=2)
+        if history["finished"]:
+            break
+        epochs_this_call += 1
+        if stop_after is not None and epochs_this_call >= stop_after:
+            break
+    bar.close()
+    return result(history, already=False)

@@ -1,0 +1,309 @@
+"""Training: the loss goes down, artifacts are written and loadable, resume is exact.
+
+Everything runs on a tiny generated dataset (3 songs of 4 s at 16 kHz, one of them the
+validation split) with models of hidden size 16 and a 256-point STFT.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+import textwrap
+
+import librosa
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from melunmix import models
+from melunmix.config import settings_from_dict
+from melunmix.synth import make_dataset
+from melunmix.train import (
+    CHECKPOINT_NAME,
+    HISTORY_CSV_NAME,
+    HISTORY_JSON_NAME,
+    SETTINGS_JSON_NAME,
+    EarlyStopping,
+    build_training_model,
+    prepare_data,
+    train,
+)
+
+SAMPLE_RATE = 16000
+N_FFT, N_HOP = 256, 128
+
+
+def make_settings(**sections) -> object:
+    """Tiny settings; ``sections`` override whole keys of the sections given."""
+    values = {
+        "name": "test",
+        "data": {"sample_rate": SAMPLE_RATE, "seq_dur": 1.0, "samples_per_track": 4},
+        "stft": {"n_fft": N_FFT, "n_hop": N_HOP, "bandwidth": 6000.0},
+        "model": {"hidden_size": 16, "nb_layers": 2, "n_mels": 16},
+        "train": {"epochs": 3, "batch_size": 4, "lr": 0.01, "use_tuned": False, "progress": False,
+                  "seeds": [7]},
+    }
+    for section, overrides in sections.items():
+        values[section] = {**values.get(section, {}), **overrides}
+    return settings_from_dict(values)
+
+
+@pytest.fixture(scope="module")
+def dataset_root(tmp_path_factory):
+    return make_dataset(tmp_path_factory.mktemp("data") / "synth", nb_train=3, nb_valid=1, nb_test=1,
+                        duration=4.0, seed=0, sample_rate=SAMPLE_RATE, progress=False)
+
+
+@pytest.fixture(scope="module")
+def data(dataset_root, tmp_path_factory):
+    return prepare_data(make_settings(), data_root=dataset_root,
+                        stats_dir=tmp_path_factory.mktemp("features"), progress=False)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    # Bit-exact comparisons between runs (and with a child process) need one fixed
+    # thread count; one thread is also the fastest for models this small.
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="module")
+def reference_run(data, tmp_path_factory):
+    """An uninterrupted 3-epoch baseline run, shared by the tests that compare with it."""
+    return train("openunmix", make_settings(), data, tmp_path_factory.mktemp("runs") / "reference")
+
+
+def _reference_valid_loss(model, track) -> float:
+    """Validation loss recomputed with librosa's STFT: MSE of magnitudes, all bins and channels."""
+    mixture, _ = sf.read(track.wav("mixture"), dtype="float32", always_2d=True)
+    vocals, _ = sf.read(track.wav("vocals"), dtype="float32", always_2d=True)
+
+    def mag(audio):
+        return np.abs(librosa.stft(audio.T, n_fft=N_FFT, hop_length=N_HOP, window="hann", center=True,
+                                   pad_mode="reflect"))[None]  # (1, channels, bins, frames)
+
+    with torch.no_grad():
+        estimate = model(torch.from_numpy(mag(mixture))).numpy()
+    return float(np.mean((estimate.astype(np.float64) - mag(vocals)) ** 2))
+
+
+def test_training_lowers_loss_and_writes_loadable_artifacts(reference_run, data):
+    result = reference_run
+    history = result.history
+    assert result.finished and not result.already_finished and result.stop_reason == "epochs"
+    assert history["epoch"] == [1, 2, 3]
+    assert history["train_loss"][-1] < 0.8 * history["train_loss"][0]
+    assert all(t > 0 for t in history["epoch_time"])
+    assert history["lr"] == [0.01, 0.01, 0.01]
+    assert result.best_epoch == int(np.argmin(history["valid_loss"])) + 1
+
+    for path in (result.weights, result.checkpoint, result.history_json, result.history_csv,
+                 result.settings_json):
+        assert path.is_file(), path
+    assert result.weights.name == "vocals.pth"
+    assert sorted(p.name for p in result.out_dir.iterdir()) == sorted(
+        ["vocals.pth", CHECKPOINT_NAME, HISTORY_JSON_NAME, HISTORY_CSV_NAME, SETTINGS_JSON_NAME]
+    )  # no temporary files left behind
+
+    on_disk = json.loads(result.history_json.read_text())
+    for column in ("train_loss", "valid_loss", "lr", "epoch_time"):
+        assert on_disk[column] == history[column]
+    with open(result.history_csv) as fh:
+        rows = list(csv.DictReader(fh))
+    assert [float(r["valid_loss"]) for r in rows] == history["valid_loss"]
+    assert [int(r["best_epoch"]) for r in rows][-1] == result.best_epoch
+
+    # The weights file is the best epoch's model, rebuilt from the file alone: its
+    # validation loss recomputed with librosa's STFT is the recorded one.
+    model = models.load_model(result.weights)
+    info = models.load_model_info(result.weights)
+    assert type(model).__name__ == "OpenUnmix"
+    assert info["extra"]["target"] == "vocals" and info["extra"]["epoch"] == result.best_epoch
+    assert model.nb_bins == 97 and model.nb_output_bins == 129  # bins up to 6 kHz: 6000 / 62.5 + 1
+    assert model.hidden_size == 16 and model.n_fft == N_FFT and model.sample_rate == SAMPLE_RATE
+    (valid_track,) = data.valid_tracks
+    assert _reference_valid_loss(model, valid_track) == pytest.approx(
+        history["valid_loss"][result.best_epoch - 1], rel=1e-4)
+
+    saved = json.loads(result.settings_json.read_text())
+    assert saved["model"] == "openunmix" and saved["seed"] == 7 and saved["train"]["lr"] == 0.01
+    assert saved["valid_tracks"] == [valid_track.name]
+    assert "git_commit" in saved and saved["settings"]["stft"]["n_fft"] == N_FFT
+
+
+def _compare_runs(a, b):
+    for column in ("train_loss", "valid_loss", "lr"):
+        assert a.history[column] == b.history[column], column  # exact, not approximate
+    state_a = models.load_model(a.weights).state_dict()
+    state_b = models.load_model(b.weights).state_dict()
+    assert all(torch.equal(state_a[k], state_b[k]) for k in state_a)
+
+
+def test_stopped_and_resumed_run_equals_uninterrupted(reference_run, data, tmp_path):
+    settings = make_settings()
+    first = train("openunmix", settings, data, tmp_path, stop_after=2)
+    assert not first.finished and first.last_epoch == 2
+    assert json.loads((tmp_path / HISTORY_JSON_NAME).read_text())["finished"] is False
+    resumed = train("openunmix", settings, data, tmp_path)
+    assert resumed.finished and not resumed.already_finished and resumed.last_epoch == 3
+    _compare_runs(reference_run, resumed)
+
+
+def test_run_killed_mid_epoch_resumes_exactly(reference_run, data, dataset_root, tmp_path):
+    """A hard kill (no clean-up) during epoch 2 loses that epoch only."""
+    out_dir = tmp_path / "run"
+    settings_json = json.dumps(make_settings().to_dict())
+    script = textwrap.dedent(f"""
+        import json, os, torch
+        torch.set_num_threads(1)
+        import melunmix.train as T
+        from melunmix.config import settings_from_dict
+        settings = settings_from_dict(json.loads({settings_json!r}))
+        calls = []
+        validate = T._validate
+        def killing_validate(*args):
+            calls.append(1)
+            if len(calls) == 2:  # epoch 2: its batches are done, its checkpoint is not
+                os._exit(9)
+            return validate(*args)
+        T._validate = killing_validate
+        data = T.prepare_data(settings, data_root={str(dataset_root)!r}, stats_dir={str(data.stats_dir)!r},
+                              progress=False)
+        T.train("openunmix", settings, data, {str(out_dir)!r})
+    """)
+    child = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert child.returncode == 9, child.stderr
+    assert json.loads((out_dir / HISTORY_JSON_NAME).read_text())["epoch"] == [1]
+    resumed = train("openunmix", make_settings(), data, out_dir)
+    assert resumed.history["epoch"] == [1, 2, 3]
+    _compare_runs(reference_run, resumed)
+
+
+def test_finished_run_is_not_retrained_and_more_epochs_continue(reference_run, data, tmp_path):
+    import shutil
+
+    out_dir = tmp_path / "copy"
+    shutil.copytree(reference_run.out_dir, out_dir)
+    before = {p.name: p.stat().st_mtime_ns for p in out_dir.iterdir()}
+    again = train("openunmix", make_settings(), data, out_dir)
+    assert again.already_finished and again.finished and again.last_epoch == 3
+    assert {p.name: p.stat().st_mtime_ns for p in out_dir.iterdir()} == before
+    assert again.history["valid_loss"] == reference_run.history["valid_loss"]
+
+    longer = train("openunmix", make_settings(train={"epochs": 4}), data, out_dir)
+    assert not longer.already_finished and longer.history["epoch"] == [1, 2, 3, 4]
+    assert longer.history["train_loss"][:3] == reference_run.history["train_loss"]
+
+
+def test_mismatched_checkpoint_is_refused_with_the_file_named(reference_run, data, dataset_root, tmp_path):
+    out_dir = reference_run.out_dir
+    with pytest.raises(ValueError, match="model: 'openunmix' there, 'melunmix' here") as err:
+        train("melunmix", make_settings(), data, out_dir)
+    message = str(err.value)
+    assert str(out_dir / CHECKPOINT_NAME) in message and f"Delete the folder {out_dir}" in message
+
+    with pytest.raises(ValueError, match=r"config.hidden_size: 16 there, 32 here"):
+        train("openunmix", make_settings(model={"hidden_size": 32}), data, out_dir)
+
+    other_stft = make_settings(stft={"n_hop": 64})
+    other_data = prepare_data(other_stft, data_root=dataset_root, stats_dir=tmp_path / "features",
+                              progress=False)
+    with pytest.raises(ValueError, match=r"config.n_hop: 128 there, 64 here.*choose another out_dir"):
+        train("openunmix", other_stft, other_data, out_dir)
+
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / CHECKPOINT_NAME).write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="not a readable training checkpoint") as err:
+        train("openunmix", make_settings(), data, broken)
+    assert str(broken / CHECKPOINT_NAME) in str(err.value)
+
+
+def test_nan_loss_stops_training_with_a_message(data, tmp_path):
+    # An infinite learning rate turns every weight into inf/NaN after the first step,
+    # so the second batch of epoch 1 has a NaN loss.
+    settings = make_settings(train={"lr": float("inf")})
+    with pytest.warns(RuntimeWarning, match=r"training stopped at epoch 1: the training loss is nan at batch 2"):
+        result = train("openunmix", settings, data, tmp_path)
+    assert result.finished and result.stop_reason == "nan" and result.best_epoch is None
+    assert "no weights were saved" in result.history["stop_message"]
+    assert str(tmp_path) in result.history["stop_message"]
+    on_disk = json.loads((tmp_path / HISTORY_JSON_NAME).read_text())
+    assert on_disk["train_loss"] == [None] and on_disk["stop_reason"] == "nan"
+    assert not (tmp_path / "vocals.pth").exists()
+    assert train("openunmix", settings, data, tmp_path).already_finished
+
+
+def test_proposed_model_trains_through_the_same_path(data, tmp_path):
+    result = train("proposed", make_settings(train={"epochs": 2}), data, tmp_path)
+    assert result.model_name == "melunmix" and result.finished
+    assert result.history["train_loss"][1] < result.history["train_loss"][0]
+    model = models.load_model(result.weights)
+    assert type(model).__name__ == "MelUnmix" and model.nb_features == 16
+
+    # The branch statistics are those of the model's log-mel, computed independently
+    # with librosa on the mono (channel-averaged) magnitudes of the training mixtures.
+    mel_mean, mel_std = data.branch_stats(model.mel_features, feature="mel", n_mels=16, n_mfcc=20)
+    frames = []
+    for track in data.train_tracks:
+        audio, _ = sf.read(track.wav("mixture"), dtype="float32", always_2d=True)
+        mag = np.abs(librosa.stft(audio.T, n_fft=N_FFT, hop_length=N_HOP, pad_mode="reflect")).mean(axis=0)
+        mel = librosa.feature.melspectrogram(S=mag.astype(np.float64) ** 2, sr=SAMPLE_RATE, n_fft=N_FFT,
+                                             n_mels=16)
+        frames.append(librosa.power_to_db(mel, amin=1e-10, top_db=None))
+    frames = np.concatenate(frames, axis=1)
+    np.testing.assert_allclose(mel_mean, frames.mean(axis=1), atol=1e-3)
+    np.testing.assert_allclose(mel_std, frames.std(axis=1), rtol=1e-3)
+    # ... and they are what the branch normalisation starts from.
+    start = build_training_model("proposed", make_settings(), data)
+    np.testing.assert_allclose(-start.mel_mean.detach().numpy(), mel_mean, rtol=1e-6)
+    np.testing.assert_allclose(1 / start.mel_scale.detach().numpy(), mel_std, rtol=1e-5)
+
+
+def test_bad_arguments_are_named(data, tmp_path):
+    with pytest.raises(ValueError, match="unknown model name 'lstm'"):
+        train("lstm", make_settings(), data, tmp_path)
+    with pytest.raises(ValueError, match="pass target="):
+        train("openunmix", make_settings(data={"targets": ["vocals", "drums"]}), data, tmp_path)
+    with pytest.raises(ValueError, match="data was prepared for n_fft=256"):
+        train("openunmix", make_settings(stft={"n_fft": 512}), data, tmp_path)
+    with pytest.raises(ValueError, match="stop_after"):
+        train("openunmix", make_settings(), data, tmp_path, stop_after=0)
+
+
+def test_checkpoint_holds_the_whole_training_state(reference_run):
+    state = torch.load(reference_run.checkpoint, weights_only=True)  # plain types and tensors only
+    settings = make_settings()
+    assert state["epoch"] == 3 and state["dataset_epoch"] == 3
+    assert state["scheduler"]["factor"] == settings.train.lr_decay_gamma
+    assert state["scheduler"]["patience"] == settings.train.lr_decay_patience
+    assert state["scheduler"]["cooldown"] == settings.train.lr_decay_cooldown
+    assert state["optimizer"]["param_groups"][0]["weight_decay"] == settings.train.weight_decay
+    assert state["early_stopping"] == {"best": min(reference_run.history["valid_loss"]),
+                                       "best_epoch": reference_run.best_epoch, "nb_bad_epochs": 0}
+    assert set(state["rng"]) == {"python", "numpy", "torch", "cuda"}
+    assert state["history"]["train_loss"] == reference_run.history["train_loss"]
+
+
+def test_early_stopping_counts_epochs_without_strict_improvement():
+    stopper = EarlyStopping(patience=2)
+    improved = [stopper.step(loss, epoch) for epoch, loss in enumerate([3.0, 2.0, 2.0, 2.5], 1)]
+    assert improved == [True, True, False, False] and stopper.should_stop
+    assert (stopper.best, stopper.best_epoch, stopper.nb_bad_epochs) == (2.0, 2, 2)
+    restored = EarlyStopping(patience=2)
+    restored.load_state_dict(stopper.state_dict())
+    assert restored.step(1.0, 5) and not restored.should_stop
+    with pytest.raises(ValueError, match="patience must be at least 1"):
+        EarlyStopping(0)
+
+
+def test_loader_workers_do_not_change_the_result(reference_run, data, tmp_path):
+    result = train("openunmix", make_settings(train={"epochs": 1}, data={"nb_workers": 2}), data, tmp_path)
+    assert result.history["train_loss"] == reference_run.history["train_loss"][:1]
+    assert result.history["valid_loss"] == reference_run.history["valid_loss"][:1]
