@@ -57,7 +57,6 @@ from .stats import (  # noqa: F401  (re-exported: the evaluation API in one plac
     aggregate_seeds,
     bootstrap_ci,
     load_scores,
-    markdown_table,
     paired_wilcoxon,
     poster_table,
     seed_method_name,
@@ -568,7 +567,7 @@ def _evaluate(
     separation, method: str, tracks: Sequence[Any], eval_dir, settings: dict,
     jobs: int | None, progress: bool, overwrite: bool, win: float, hop: float,
 ) -> list[Path]:
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     _check_method_name(method)
     tracks = list(tracks)
@@ -772,5 +771,5 @@ __all__ = [
     "track_json_path", "write_track_scores", "is_scored", "check_model_files",
     "ModelSeparation", "OracleSeparation", "evaluate_model", "evaluate_oracle",
     "load_scores", "poster_table", "track_table", "paired_wilcoxon", "bootstrap_ci",
-    "aggregate_seeds", "track_counts", "write_tables", "markdown_table", "seed_method_name", "split_seed",
+    "aggregate_seeds", "track_counts", "write_tables", "seed_method_name", "split_seed",
 ]

@@ -36,6 +36,7 @@ import pandas as pd
 
 from .files import write_text
 from .oracles import ORACLES, SOURCES
+from .report import markdown_table
 
 #: museval's metrics, in the order the poster reports them.
 METRICS = ("SDR", "SIR", "ISR", "SAR")
@@ -407,32 +408,6 @@ def aggregate_seeds(table: pd.DataFrame) -> pd.DataFrame:
 # --------------------------------------------------------------------------- files
 
 
-def markdown_table(table: pd.DataFrame, floatfmt: str = ".3f") -> str:
-    """A GitHub-flavoured Markdown table; a named index becomes the first column.
-
-    MultiIndex columns are joined with spaces (``("vocals", "SDR")`` -> ``vocals SDR``);
-    NaN is written ``nan``.
-    """
-    if any(name is not None for name in table.index.names):
-        table = table.reset_index()
-
-    def cell(value) -> str:
-        if isinstance(value, (float, np.floating)):
-            return "nan" if np.isnan(value) else format(float(value), floatfmt)
-        return str(value)
-
-    header = [" ".join(str(p) for p in c if str(p)) if isinstance(c, tuple) else str(c)
-              for c in table.columns]
-    numeric = [pd.api.types.is_numeric_dtype(table.iloc[:, i]) for i in range(table.shape[1])]
-    lines = [
-        "| " + " | ".join(header) + " |",
-        "|" + "|".join("---:" if is_num else ":---" for is_num in numeric) + "|",
-    ]
-    for row in table.itertuples(index=False):
-        lines.append("| " + " | ".join(cell(v) for v in row) + " |")
-    return "\n".join(lines) + "\n"
-
-
 def _write_csv(table: pd.DataFrame, path: Path, index: bool = False) -> Path:
     return write_text(path, table.to_csv(index=index, float_format="%.5f"))
 
@@ -488,7 +463,7 @@ def write_tables(
     written["poster"] = _write_csv(poster, tables_dir / "poster.csv", index=True)
     note = "\nMedian over frames, then over tracks (dB). Tracks scored: " + ", ".join(
         f"{method} {int(row.max())}" for method, row in counts.iterrows()) + ".\n"
-    written["poster_md"] = write_text(tables_dir / "poster.md", markdown_table(poster) + note)
+    written["poster_md"] = write_text(tables_dir / "poster.md", markdown_table(poster, ".3f") + note)
     written["per_track"] = _write_csv(track_table(df, methods), tables_dir / "per_track.csv")
     if bootstrap:
         written["bootstrap_ci"] = _write_csv(bootstrap_ci(df, n=bootstrap, seed=seed),
@@ -496,7 +471,7 @@ def write_tables(
     if any(split_seed(m)[1] is not None for m in poster.index):
         seeds = aggregate_seeds(poster)
         written["seeds"] = _write_csv(seeds, tables_dir / "seeds.csv")
-        written["seeds_md"] = write_text(tables_dir / "seeds.md", markdown_table(seeds))
+        written["seeds_md"] = write_text(tables_dir / "seeds.md", markdown_table(seeds, ".3f"))
     if compare:
         tests = pd.concat(
             [paired_wilcoxon(df, a, b, target=target) for a, b in compare for target in TARGETS],

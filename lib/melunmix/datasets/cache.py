@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from .roots import REPO_ROOT
 from .tracks import STEM_NAMES, TrackInfo
