@@ -79,7 +79,7 @@ def _describe_failure(notebook: Path, output: Path, err: Exception) -> str:
     ename = getattr(err, "ename", type(err).__name__)
     evalue = getattr(err, "evalue", str(err))
     return (
-        f"notebook {notebook.name} failed at cell {cell}: {ename}: {evalue}\n"
+        f"notebook {notebook.name} failed in cell In [{cell}]: {ename}: {evalue}\n"
         f"the executed notebook with the full traceback is {output}"
     )
 

@@ -1,0 +1,78 @@
+"""The study runner (papermill, for real) and the command line."""
+
+import json
+
+import nbformat
+import pytest
+
+from melunmix import cli, pipeline
+
+PARAMS = 'profile = "smoke"\ndata_root = None\nresults_dir = None'
+
+
+def write_notebook(path, *sources):
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "melunmix", "display_name": "melunmix", "language": "python"}
+    cells = [nbformat.v4.new_code_cell(PARAMS)]
+    cells[0].metadata["tags"] = ["parameters"]
+    cells += [nbformat.v4.new_code_cell(src) for src in sources]
+    nb.cells = cells
+    nbformat.write(nb, path)
+
+
+@pytest.fixture
+def study_dir(tmp_path):
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    write_notebook(notebooks / "01_first.ipynb", "import pathlib\nprint('profile', profile)\n"
+                   "pathlib.Path(results_dir, profile, 'ran-01').write_text(profile)")
+    write_notebook(notebooks / "02_second.ipynb", "x = 1", "raise ValueError(f'broken on purpose in {profile}')")
+    (notebooks / "not_numbered.ipynb").write_text("{}")  # ignored: only NN_*.ipynb are steps
+    return notebooks
+
+
+def test_notebooks_in_order(study_dir):
+    assert [p.name for p in pipeline.study_notebooks(study_dir)] == ["01_first.ipynb", "02_second.ipynb"]
+
+
+def test_reproduce_runs_in_order_and_stops_at_the_failing_cell(study_dir, tmp_path):
+    results = tmp_path / "results"
+    with pytest.raises(pipeline.NotebookFailed) as err:
+        pipeline.reproduce("smoke", results_dir=results, notebooks_dir=study_dir, progress=False)
+    message = str(err.value)
+    # In [4] of the executed copy: parameters, injected parameters, "x = 1", the failing cell
+    assert "02_second.ipynb" in message and "cell In [4]" in message
+    assert "ValueError: broken on purpose in smoke" in message
+    # the first notebook ran with the injected parameters, its executed copy is kept
+    assert (results / "smoke" / "ran-01").read_text() == "smoke"
+    executed = nbformat.read(results / "smoke" / "notebooks" / "01_first.ipynb", 4)
+    assert any("injected-parameters" in c.metadata.get("tags", []) for c in executed.cells)
+    manifest = json.loads((results / "smoke" / "manifest.json").read_text())
+    assert manifest["profile"] == "smoke" and manifest["settings"]["name"] == "smoke"
+    assert manifest["notebooks"]["01_first.ipynb"]["status"] == "ok"
+    assert manifest["notebooks"]["02_second.ipynb"]["status"] == "failed"
+    assert manifest["packages"]["torch"] and manifest["packages"]["museval"]
+
+
+def test_reproduce_only_selected(study_dir, tmp_path):
+    runs = pipeline.reproduce("smoke", results_dir=tmp_path / "r", notebooks_dir=study_dir, only=["01"],
+                              progress=False)
+    assert [r.name for r in runs] == ["01_first.ipynb"] and runs[0].seconds > 0
+    manifest = json.loads((tmp_path / "r" / "smoke" / "manifest.json").read_text())
+    assert manifest["total_seconds"] > 0
+
+
+def test_cli_reproduce_names_a_missing_profile(capsys):
+    assert cli.main(["reproduce", "--profile", "nope"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no profile named 'nope'" in err[0] and "smoke" in err[0]
+
+
+def test_cli_make_dataset_and_bad_arguments(tmp_path, capsys):
+    out = tmp_path / "ds"
+    assert cli.main(["make-dataset", "--out", str(out), "--train", "2", "--valid", "1", "--test", "1",
+                     "--duration", "4", "--seed", "3", "--no-progress"]) == 0
+    assert (out / "dataset.json").is_file() and len(list((out / "test").iterdir())) == 1
+    assert cli.main(["make-dataset", "--out", str(tmp_path / "bad"), "--train", "0", "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "nb_train" in err[0]
