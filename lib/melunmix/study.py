@@ -1,0 +1,338 @@
+"""The study's steps as functions: what each notebook calls, so notebooks stay thin.
+
+A notebook opens its run with :func:`open_run` (profile + data root + results folder),
+then calls one or two functions of this module or of the engine (``train``, ``tune``,
+``evaluate``, ``stats``, ``plots``, ``report``) and displays what they return. Every
+function reads what earlier steps saved under ``results/<profile>/`` and skips finished
+work, so a notebook can be rerun at any time.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .config import RunPaths, Settings, load_profile, run_paths
+
+#: Folder (under the run folder) of the audio excerpts that notebook 06 plots.
+EXAMPLES_DIR = "examples"
+
+
+@dataclass
+class Run:
+    """One run of the study: its settings, its folders and its dataset root."""
+
+    settings: Settings
+    paths: RunPaths
+    data_root: Path
+
+    def describe(self) -> str:
+        s = self.settings
+        return (
+            f"profile {s.name!r}: {s.description}\n"
+            f"data: {self.data_root.name} ({'generated' if 'generated' in self.data_root.parts else 'user-provided'})\n"
+            f"STFT n_fft={s.stft.n_fft} hop={s.stft.n_hop} at {s.data.sample_rate:g} Hz; "
+            f"models {', '.join(s.train.models)} (hidden {s.model.hidden_size}); "
+            f"{s.train.epochs} epochs, seeds {s.train.seeds}"
+        )
+
+
+def open_run(
+    profile: str = "smoke",
+    data_root: str | os.PathLike | None = None,
+    results_dir: str | os.PathLike | None = None,
+    progress: bool | None = None,
+) -> Run:
+    """Load a profile and make sure its dataset exists (the built-in one is generated once).
+
+    Parameters
+    ----------
+    profile : str
+        Profile name (``notebooks/profiles``) or YAML path.
+    data_root : path, optional
+        MUSDB18 / MUSDB18-HQ root; overrides the profile, ``$MUSDB_ROOT`` and ``$MUSDB_PATH``.
+    results_dir : path, optional
+        Parent of the run folder (default ``results/``).
+    """
+    from . import datasets
+
+    overrides = {"data": {"root": str(data_root)}} if data_root else None
+    settings = load_profile(profile, overrides=overrides)
+    paths = run_paths(settings, results_dir)
+    progress = settings.train.progress if progress is None else progress
+    root = datasets.ensure_dataset(settings.data.root, generated=settings.data.generated, progress=progress)
+    return Run(settings, paths, Path(root))
+
+
+def tracks(run: Run, subset: str = "train", split: str | None = None, decoded: bool = True):
+    """The run's tracks of one subset/split, WAV-backed (``.stem.mp4`` decoded once) when ``decoded``.
+
+    For the test subset, ``settings.data.nb_test_tracks`` limits the number of tracks.
+    """
+    from . import datasets
+
+    found = datasets.find_tracks(run.data_root, subset, split=split, is_wav=run.settings.data.is_wav)
+    if subset == "test" and run.settings.data.nb_test_tracks:
+        found = found[: run.settings.data.nb_test_tracks]
+    if decoded:
+        found = datasets.prepare_tracks(found, progress=run.settings.train.progress)
+    return found
+
+
+def _rms_db(audio: np.ndarray) -> float:
+    rms = float(np.sqrt(np.mean(np.square(audio, dtype=np.float64))))
+    return 20 * np.log10(max(rms, 1e-10))
+
+
+def dataset_table(run: Run, active_threshold_db: float = -50.0) -> pd.DataFrame:
+    """One row per track: subset, split, duration (s), stem loudness (RMS dBFS), vocal activity.
+
+    ``vocals_active`` is the fraction of 1 s windows whose vocals RMS exceeds
+    ``active_threshold_db`` dBFS: museval scores silent windows as NaN, so this tells how
+    much of a track the vocal scores describe.
+    """
+    import soundfile as sf
+
+    rows = []
+    for subset in ("train", "test"):
+        for track in tracks(run, subset):
+            row = {"track": track.name, "subset": subset, "split": track.split or "test",
+                   "duration_s": round(track.nb_samples / track.rate, 2)}
+            for stem in ("mixture", "vocals", "drums", "bass", "other"):
+                audio, rate = sf.read(track.stems[stem], dtype="float32", always_2d=True)
+                row[f"{stem}_db"] = round(_rms_db(audio), 2)
+                if stem == "vocals":
+                    win = int(rate)
+                    nb_windows = max(1, len(audio) // win)
+                    windows = audio[: nb_windows * win].reshape(nb_windows, win, -1)
+                    active = [_rms_db(w) > active_threshold_db for w in windows]
+                    row["vocals_active"] = round(float(np.mean(active)), 3)
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def load_excerpt(track, start: float = 0.0, duration: float | None = 10.0,
+                 stems=("mixture", "vocals")) -> dict[str, np.ndarray]:
+    """Stems of a WAV-backed track as ``(nb_channels, nb_samples)`` float32 arrays.
+
+    Parameters
+    ----------
+    start, duration : float
+        Seconds; ``duration=None`` reads to the end.
+    """
+    from .datasets import read_chunk
+
+    first = int(round(start * track.rate))
+    nb = track.nb_samples - first if duration is None else min(int(round(duration * track.rate)), track.nb_samples - first)
+    if first < 0 or nb <= 0:
+        raise ValueError(f"excerpt start={start} s, duration={duration} s is outside track {track.name!r} "
+                         f"({track.nb_samples / track.rate:.1f} s)")
+    return {stem: read_chunk(track.stems[stem], first, nb) for stem in stems}
+
+
+def feature_transforms(settings: Settings) -> dict:
+    """The torch modules of the three representations the poster compares, at the profile's STFT."""
+    from .features import MFCC, STFT, LogMelSpectrogram
+
+    sr, n_fft = settings.data.sample_rate, settings.stft.n_fft
+    return {
+        "stft": STFT(n_fft, settings.stft.n_hop),
+        "mel": LogMelSpectrogram(sr, n_fft, n_mels=settings.model.n_mels),
+        "mfcc": MFCC(sr, n_fft, n_mfcc=settings.model.n_mfcc, n_mels=settings.model.n_mels),
+    }
+
+
+def feature_table(audio: np.ndarray, settings: Settings, repeats: int = 5) -> pd.DataFrame:
+    """Shape of each representation of ``audio`` (channels, samples) and its cost.
+
+    Returns a table with the feature, its output shape (channels, bands, frames) and the
+    median time in ms per second of audio over ``repeats`` runs (CPU, one excerpt).
+    """
+    import torch
+
+    from .features import magnitude
+
+    modules = feature_transforms(settings)
+    x = torch.as_tensor(np.asarray(audio, dtype=np.float32))[None]
+    seconds = x.shape[-1] / settings.data.sample_rate
+    rows = []
+    with torch.no_grad():
+        spec = magnitude(modules["stft"](x))
+        for name, fn in (("stft", lambda: magnitude(modules["stft"](x))),
+                         ("mel", lambda: modules["mel"](magnitude(modules["stft"](x)))),
+                         ("mfcc", lambda: modules["mfcc"](magnitude(modules["stft"](x))))):
+            out = fn()
+            times = []
+            for _ in range(repeats):
+                start = time.perf_counter()
+                fn()
+                times.append(time.perf_counter() - start)
+            rows.append({"feature": name, "shape": tuple(out.shape[1:]), "bands": out.shape[-2],
+                         "frames": out.shape[-1], "ms_per_s": 1000 * float(np.median(times)) / seconds})
+    del spec
+    return pd.DataFrame(rows)
+
+
+@dataclass
+class ModelRun:
+    """One trained model of the study: which model, which seed, where, and its method name."""
+
+    model: str
+    seed: int
+    out_dir: Path
+    method: str
+
+    @property
+    def target(self) -> str:
+        return "vocals"
+
+    @property
+    def weights(self) -> Path:
+        return self.out_dir / f"{self.target}.pth"
+
+
+def model_runs(run: Run) -> list[ModelRun]:
+    """Every (model, seed) of the profile, with folder and evaluation method name.
+
+    With one seed a model's method is its name (``openunmix``); with several,
+    ``openunmix-seed42`` etc., and the tables report mean and spread across seeds.
+    """
+    from .stats import seed_method_name
+    from .train import canonical_model_name
+
+    seeds = list(run.settings.train.seeds)
+    several = len(seeds) > 1
+    out = []
+    for model in run.settings.train.models:
+        name = canonical_model_name(model)
+        for seed in seeds:
+            out.append(ModelRun(name, int(seed), run.paths.model_dir(name, seed if several else None),
+                                seed_method_name(name, seed) if several else name))
+    return out
+
+
+def train_models(run: Run, data=None) -> dict:
+    """Train (or resume, or reuse) every model and seed of the profile; method -> TrainResult."""
+    from .train import prepare_data, train
+
+    if data is None:
+        data = prepare_data(run.settings, run.data_root, stats_dir=run.paths.features)
+    results = {}
+    for item in model_runs(run):
+        results[item.method] = train(item.model, run.settings, data, out_dir=item.out_dir, seed=item.seed,
+                                     tuning_dir=run.paths.tuning)
+    return results
+
+
+def parameter_table(run: Run) -> pd.DataFrame:
+    """Trainable parameters of every trained model (read from the saved weights)."""
+    from .models import load_model
+
+    rows = []
+    for item in model_runs(run):
+        if not item.weights.exists():
+            continue
+        model = load_model(item.weights)
+        rows.append({"method": item.method, "parameters": sum(p.numel() for p in model.parameters() if p.requires_grad)})
+    return pd.DataFrame(rows)
+
+
+def load_histories(run: Run) -> dict[str, pd.DataFrame]:
+    """Per-epoch history (``epoch, train_loss, valid_loss, lr, epoch_time``) of every trained model."""
+    histories = {}
+    for item in model_runs(run):
+        path = item.out_dir / "history.csv"
+        if path.exists():
+            histories[item.method] = pd.read_csv(path)
+    return histories
+
+
+def evaluate_all(run: Run, test_tracks=None) -> pd.DataFrame:
+    """Score every trained model and every oracle of the profile on the test tracks.
+
+    Tracks already scored are skipped. Returns museval's long table of frame scores.
+    """
+    from . import evaluate, stats
+
+    ev = run.settings.evaluate
+    test_tracks = tracks(run, "test") if test_tracks is None else test_tracks
+    for item in model_runs(run):
+        evaluate.evaluate_model(
+            {item.target: item.weights}, test_tracks, run.paths.eval, item.method,
+            niter=ev.niter, softmask=ev.softmask, residual=ev.residual, wiener_win_len=ev.wiener_win_len,
+            jobs=ev.jobs, progress=run.settings.train.progress, win=ev.win, hop=ev.hop,
+            expected_model=item.model, n_fft=run.settings.stft.n_fft, n_hop=run.settings.stft.n_hop,
+        )
+    for name in ev.oracles:
+        evaluate.evaluate_oracle(name, test_tracks, run.paths.eval, jobs=ev.jobs, n_fft=run.settings.stft.n_fft,
+                                 n_hop=run.settings.stft.n_hop, progress=run.settings.train.progress,
+                                 win=ev.win, hop=ev.hop)
+    methods = [item.method for item in model_runs(run)] + list(ev.oracles)
+    return stats.load_scores(run.paths.eval, methods)
+
+
+def comparisons(run: Run) -> list[tuple[str, str]]:
+    """Pairs (proposed, baseline) to test for significance, per seed when there are several."""
+    items = model_runs(run)
+    by_seed: dict[int, dict[str, str]] = {}
+    for item in items:
+        by_seed.setdefault(item.seed, {})[item.model] = item.method
+    pairs = []
+    for methods in by_seed.values():
+        if "melunmix" in methods and "openunmix" in methods:
+            pairs.append((methods["melunmix"], methods["openunmix"]))
+    return pairs
+
+
+def save_examples(run: Run, track, start: float = 0.0, duration: float = 10.0) -> Path:
+    """Separate an excerpt of ``track`` with every trained model; write the WAVs notebook 06 plots.
+
+    Writes ``examples/<track>/{mixture,vocals}.wav`` (references) and
+    ``examples/<track>/<method>_vocals.wav``; existing files are kept.
+    """
+    import soundfile as sf
+
+    from .files import atomic_path
+    from .separate import separate
+
+    folder = run.paths.root / EXAMPLES_DIR / track.name
+    excerpt = load_excerpt(track, start, duration)
+    wanted = {"mixture": excerpt["mixture"], "vocals": excerpt["vocals"]}
+    for item in model_runs(run):
+        out = folder / f"{item.method}_vocals.wav"
+        if out.exists() or not item.weights.exists():
+            continue
+        estimates = separate(excerpt["mixture"], track.rate, {item.target: item.weights},
+                             niter=run.settings.evaluate.niter, softmask=run.settings.evaluate.softmask,
+                             wiener_win_len=run.settings.evaluate.wiener_win_len)
+        wanted[f"{item.method}_vocals"] = estimates["vocals"]
+    for name, audio in wanted.items():
+        path = folder / f"{name}.wav"
+        if path.exists():
+            continue
+        with atomic_path(path) as tmp:
+            sf.write(tmp, np.asarray(audio).T, int(track.rate), subtype="FLOAT")
+    return folder
+
+
+def load_examples(run: Run) -> tuple[str, dict[str, np.ndarray], int]:
+    """The saved excerpt: (track name, name -> audio (channels, samples), rate)."""
+    import soundfile as sf
+
+    folders = sorted(p for p in (run.paths.root / EXAMPLES_DIR).glob("*") if p.is_dir())
+    if not folders:
+        raise FileNotFoundError(f"no examples under {run.paths.root / EXAMPLES_DIR}; run notebook 05 first")
+    folder = folders[0]
+    panels, rate = {}, None
+    order = ["mixture", "vocals"] + [f"{m.method}_vocals" for m in model_runs(run)]
+    for name in order:
+        path = folder / f"{name}.wav"
+        if path.exists():
+            audio, rate = sf.read(path, dtype="float32", always_2d=True)
+            panels[name] = audio.T
+    return folder.name, panels, rate

@@ -1,0 +1,55 @@
+"""The notebook steps' glue: method names per seed, comparisons, dataset table."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from melunmix import study
+from melunmix.config import load_profile, run_paths
+
+
+def make_run(tmp_path, seeds, models=("openunmix", "melunmix")):
+    settings = load_profile("smoke", overrides={"train": {"seeds": list(seeds), "models": list(models)}})
+    return study.Run(settings, run_paths(settings, tmp_path), tmp_path / "data")
+
+
+def test_one_seed_methods_are_model_names(tmp_path):
+    runs = study.model_runs(make_run(tmp_path, [42]))
+    assert [(r.model, r.method) for r in runs] == [("openunmix", "openunmix"), ("melunmix", "melunmix")]
+    assert runs[0].weights == tmp_path / "smoke" / "models" / "openunmix" / "vocals.pth"
+    assert study.comparisons(make_run(tmp_path, [42])) == [("melunmix", "openunmix")]
+
+
+def test_several_seeds_get_their_own_folders_and_paired_comparisons(tmp_path):
+    run = make_run(tmp_path, [1, 2], models=("baseline", "proposed"))
+    runs = study.model_runs(run)
+    assert [r.method for r in runs] == ["openunmix-seed1", "openunmix-seed2", "melunmix-seed1", "melunmix-seed2"]
+    assert runs[1].out_dir == tmp_path / "smoke" / "models" / "openunmix" / "seed2"
+    assert study.comparisons(run) == [("melunmix-seed1", "openunmix-seed1"), ("melunmix-seed2", "openunmix-seed2")]
+
+
+def test_dataset_table_measures_loudness_and_vocal_activity(tmp_path):
+    rate = 8000
+    root = tmp_path / "data"
+    t = np.arange(4 * rate) / rate
+    for subset, name in (("train", "A - Song"), ("test", "B - Song")):
+        folder = root / subset / name
+        folder.mkdir(parents=True)
+        vocals = np.zeros((len(t), 2), np.float32)
+        vocals[: 2 * rate] = 0.5  # constant 0.5 for 2 s: -6.02 dBFS over the sung part, silent after
+        other = np.stack([0.1 * np.sin(2 * np.pi * 220 * t)] * 2, 1).astype(np.float32)
+        stems = {"vocals": vocals, "drums": other, "bass": other, "other": other}
+        stems["mixture"] = sum(stems.values())
+        for stem, audio in stems.items():
+            sf.write(folder / f"{stem}.wav", audio, rate, subtype="FLOAT")
+    settings = load_profile("smoke", overrides={"data": {"root": str(root)}})
+    run = study.Run(settings, run_paths(settings, tmp_path), root)
+    table = study.dataset_table(run)
+    assert list(table["track"]) == ["A - Song", "B - Song"] and list(table["split"]) == ["train", "test"]
+    row = table.iloc[0]
+    assert row["duration_s"] == 4.0
+    assert row["vocals_db"] == pytest.approx(20 * np.log10(0.5 * np.sqrt(0.5)), abs=0.01)
+    assert row["other_db"] == pytest.approx(20 * np.log10(0.1 / np.sqrt(2)), abs=0.01)
+    assert row["vocals_active"] == 0.5
