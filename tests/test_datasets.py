@@ -119,9 +119,12 @@ def test_resolve_data_root_precedence(monkeypatch, tmp_path):
 
     assert datasets.default_generated_root() == Path(datasets.__file__).resolve().parents[3] / "data" / "generated"
     # one folder per set of generator parameters, so profiles never overwrite each other's data
-    assert resolve_data_root() == datasets.default_generated_root() / "train8-valid2-test4_30s_seed0"
+    from melunmix.synth import GENERATOR_VERSION
+
+    v = f"_v{GENERATOR_VERSION}"
+    assert resolve_data_root() == datasets.default_generated_root() / f"train8-valid2-test4_30s_seed0{v}"
     small = GeneratedData(nb_train=4, nb_valid=1, nb_test=2, duration=8.0, seed=3)
-    assert resolve_data_root(generated=small) == datasets.default_generated_root() / "train4-valid1-test2_8s_seed3"
+    assert resolve_data_root(generated=small) == datasets.default_generated_root() / f"train4-valid1-test2_8s_seed3{v}"
     monkeypatch.setenv("MUSDB_PATH", str(tmp_path / "b"))
     assert resolve_data_root() == tmp_path / "b"
     monkeypatch.setenv("MUSDB_ROOT", str(tmp_path / "a"))

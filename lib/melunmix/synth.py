@@ -16,6 +16,14 @@ sung-like lead instead of MIDI files from the web. The result has the MUSDB18-HQ
 so ``musdb.DB(out, is_wav=True, setup_file="setup.yaml")`` reads it like MUSDB18-HQ. The
 validation tracks live in ``train/`` as in MUSDB18.
 
+Every stem passes through its own small stereo room (:func:`reverb_impulse_response`):
+a decaying noise tail drawn independently for the left and the right channel. Without it
+each stem would be a mono signal panned, its two channels linearly dependent, and BSS
+Eval v4 (museval) could not split an estimate's error into interference and spatial
+distortion stably: SIR and ISR then moved by up to 20 dB when the references were merely
+rounded to 16 bit. The tail lasts at most ``REVERB_TAIL`` seconds, so the vocals are
+exact zeros in the unsung sections except within ``REVERB_TAIL`` of a sung section's end.
+
 Songs are byte-for-byte reproducible: each one draws from its own random generator seeded
 by ``(seed, split, index)``, so a song does not depend on how many others are made.
 
@@ -46,8 +54,12 @@ import yaml
 SOURCE_NAMES = ("vocals", "drums", "bass", "other")
 #: Every file of a track folder.
 TRACK_FILES = ("mixture.wav",) + tuple(f"{name}.wav" for name in SOURCE_NAMES)
-#: Bumped whenever a change alters the audio written for the same arguments.
-GENERATOR_VERSION = 1
+#: Bumped whenever a change alters the audio written for the same arguments; a dataset made
+#: by another version is refused (see :func:`make_dataset`). 2: per-stem stereo reverb.
+GENERATOR_VERSION = 2
+# Mixed into every song's seed. Not GENERATOR_VERSION: a change of rendering (as the reverb
+# of version 2) keeps the same songs, so results of two versions compare song by song.
+_ARRANGEMENT_SEED_VERSION = 1
 #: Shortest song (seconds): enough for an intro, a sung section and one more.
 MIN_DURATION = 4.0
 #: Longest song (seconds); stems are held in memory while rendering.
@@ -62,6 +74,16 @@ _PARAMETERS = ".make_dataset.json"
 _PARTIAL_DIR = ".partial"
 #: Largest mixture peak written; the song is scaled so no stem or mixture exceeds it.
 PEAK_LIMIT = 0.99
+#: Longest reverb tail (seconds, pre-delay included): a stem is exactly silent from this
+#: long after its last non-zero dry sample. Every drawn room fits (0.88 + 0.03 s at most).
+REVERB_TAIL = 1.0
+# The room of a song: reverberation time (s), high-frequency damping (Hz); per stem: the
+# reverberation time's spread around the room's, pre-delay (s) and wet level (dB re dry).
+_RT60_RANGE = (0.3, 0.8)
+_RT60_SPREAD = (0.9, 1.1)
+_DAMPING_RANGE_HZ = (4000.0, 10000.0)
+_PREDELAY_RANGE = (0.005, 0.03)
+_WET_RANGE_DB = (-18.0, -8.0)
 
 _SCALES = {"major": (0, 2, 4, 5, 7, 9, 11), "minor": (0, 2, 3, 5, 7, 8, 10)}
 _KEY_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
@@ -168,6 +190,25 @@ class Vibrato:
     scoop_time: float
 
 
+@dataclass(frozen=True)
+class Reverb:
+    """A stem's room: the impulse response of its tail (:func:`reverb_impulse_response`).
+
+    The tail is Gaussian noise, low-passed at ``damping_hz`` (high frequencies die sooner,
+    as in air) and shaped by an exponential decay of 60 dB over ``rt60`` seconds, where it
+    ends; it starts ``predelay`` seconds after the dry sound. Each channel's tail holds the
+    energy ``wet_db`` relative to the dry sound (a unit impulse). Left and right draw
+    independent noise from ``seed``, so the two channels of a panned mono source are no
+    longer linearly dependent.
+    """
+
+    rt60: float  # seconds
+    predelay: float  # seconds
+    wet_db: float  # dB relative to the dry sound
+    damping_hz: float  # Hz
+    seed: int
+
+
 @dataclass
 class Song:
     """Everything random about one song; rendering it involves no further randomness."""
@@ -183,10 +224,14 @@ class Song:
     stem_levels_db: dict[str, float]  # loudness of each stem's active passages, dBFS RMS
     mixture_peak: float  # peak of the mixture after scaling (<= PEAK_LIMIT)
     voice_presence_db: float  # "singer's formant" boost around 3 kHz on the vocals
+    # Stem name -> its room; None renders every stem dry (as generator version 1 did).
+    reverb: dict[str, Reverb] | None = None
 
 
 def _song_rng(seed: int, split: str, index: int) -> np.random.Generator:
-    return np.random.default_rng(np.random.SeedSequence([GENERATOR_VERSION, seed, _SPLIT_CODES[split], index]))
+    return np.random.default_rng(
+        np.random.SeedSequence([_ARRANGEMENT_SEED_VERSION, seed, _SPLIT_CODES[split], index])
+    )
 
 
 def song_name(split: str, index: int, rng: np.random.Generator) -> str:
@@ -259,11 +304,28 @@ def arrange_song(seed: int, split: str, index: int, duration: float) -> Song:
         "vocals": float(rng.uniform(-17, -13)), "drums": float(rng.uniform(-19, -15)),
         "bass": float(rng.uniform(-21, -17)), "other": float(rng.uniform(-22, -17)),
     }
+    mixture_peak = float(rng.uniform(0.6, 0.95))
+    voice_presence_db = float(rng.uniform(2, 5))
+    # Drawn last, so the arrangement above is the same as generator version 1 drew.
+    reverb = _draw_reverb(rng)
     return Song(
         name=name, bpm=bpm, key=key, mode=mode, duration=float(duration), sections=sections, parts=parts,
-        vibrato=vibrato, stem_levels_db=levels, mixture_peak=float(rng.uniform(0.6, 0.95)),
-        voice_presence_db=float(rng.uniform(2, 5)),
+        vibrato=vibrato, stem_levels_db=levels, mixture_peak=mixture_peak, voice_presence_db=voice_presence_db,
+        reverb=reverb,
     )
+
+
+def _draw_reverb(rng: np.random.Generator) -> dict[str, Reverb]:
+    """One room per song (reverberation time, damping); pre-delay, level and noise per stem."""
+    room_rt60 = float(rng.uniform(*_RT60_RANGE))
+    damping_hz = float(rng.uniform(*_DAMPING_RANGE_HZ))
+    return {
+        name: Reverb(
+            rt60=room_rt60 * float(rng.uniform(*_RT60_SPREAD)), predelay=float(rng.uniform(*_PREDELAY_RANGE)),
+            wet_db=float(rng.uniform(*_WET_RANGE_DB)), damping_hz=damping_hz, seed=int(rng.integers(2**63)),
+        )
+        for name in SOURCE_NAMES
+    }
 
 
 def _song_form(rng: np.random.Generator, nb_beats_total: float) -> list[tuple[str, float, float]]:
@@ -724,12 +786,69 @@ def _vocal_gate(sections: list[Section], nb_samples: int, sample_rate: int) -> n
     return gate
 
 
+def reverb_impulse_response(reverb: Reverb, sample_rate: int) -> np.ndarray:
+    """The impulse response of a stem's reverb tail (the dry sound not included).
+
+    Parameters
+    ----------
+    reverb : Reverb
+        The room: reverberation time, pre-delay, wet level, damping, noise seed.
+    sample_rate : int
+        Hz.
+
+    Returns
+    -------
+    ndarray, float32, shape (nb_taps, 2)
+        Left and right tails from independent noise; zero for the first
+        ``round(predelay * sample_rate)`` taps, then decaying by 60 dB over ``rt60`` seconds,
+        where it ends: ``nb_taps = round((predelay + rt60) * sample_rate)``, at most
+        ``round(REVERB_TAIL * sample_rate)``. The energy of each channel (sum of squares)
+        is ``10 ** (wet_db / 10)``.
+    """
+    nb_predelay = int(round(reverb.predelay * sample_rate))
+    nb_taps = min(int(round((reverb.predelay + reverb.rt60) * sample_rate)), int(round(REVERB_TAIL * sample_rate)))
+    if not 0 <= nb_predelay < nb_taps:
+        raise ValueError(
+            f"reverb predelay {reverb.predelay:g} s and rt60 {reverb.rt60:g} s give no tail within "
+            f"REVERB_TAIL = {REVERB_TAIL:g} s; use a positive rt60 and predelay + rt60 <= {REVERB_TAIL:g}"
+        )
+    noise = np.random.default_rng(reverb.seed).standard_normal((nb_taps - nb_predelay, 2))
+    # One-pole low-pass, capped below Nyquist so low sample rates still get a stable filter.
+    pole = math.exp(-2 * math.pi * min(reverb.damping_hz, 0.45 * sample_rate) / sample_rate)
+    tail = scipy.signal.lfilter([1.0 - pole], [1.0, -pole], noise, axis=0)
+    t = np.arange(nb_taps - nb_predelay) / sample_rate
+    tail *= 10.0 ** (-3.0 * t / reverb.rt60)[:, None]  # amplitude: -60 dB at t = rt60
+    tail *= 10.0 ** (reverb.wet_db / 20.0) / np.sqrt(np.sum(tail**2, axis=0))
+    out = np.zeros((nb_taps, 2), dtype=np.float32)
+    out[nb_predelay:] = tail
+    return out
+
+
+def _add_reverb(audio: np.ndarray, reverb: Reverb, sample_rate: int) -> np.ndarray:
+    """Add to ``audio`` (nb_samples, 2), in place, its reverb tail, channel by channel."""
+    response = reverb_impulse_response(reverb, sample_rate)
+    nb_samples, nb_taps = audio.shape[0], response.shape[0]
+    # float32 FFTs: half the cost of float64, and the result is written as float32 anyway.
+    wet = scipy.signal.oaconvolve(audio.astype(np.float32), response, axes=0)[:nb_samples]
+    # FFT convolution leaves round-off (~1e-7 of the peak) where the exact result is zero;
+    # zero it there, so silence stays exact zeros (museval skips all-zero windows) and
+    # a stem is exactly silent from nb_taps samples after its last non-zero sample.
+    active = np.cumsum((audio[:, 0] != 0) | (audio[:, 1] != 0), dtype=np.int64)  # np.any(axis=1) is 10x slower
+    nb_active_in_reach = active.copy()  # non-zero dry samples among the last nb_taps
+    nb_active_in_reach[nb_taps:] -= active[:-nb_taps]
+    wet[nb_active_in_reach == 0] = 0.0
+    audio += wet
+    return audio
+
+
 def render_song(song: Song, sample_rate: int) -> dict[str, np.ndarray]:
     """Render the four stems and their mixture.
 
-    Each stem is scaled to its level, then the song as a whole so that neither the mixture
-    nor any stem peaks above ``PEAK_LIMIT``; the mixture is the float32 sum
-    ``((vocals + drums) + bass) + other`` of the float32 stems.
+    Each stem gets its reverb (``song.reverb``; none when it is ``None``) and is scaled to
+    its level, then the song as a whole so that neither the mixture nor any stem peaks
+    above ``PEAK_LIMIT``; the mixture is the float32 sum ``((vocals + drums) + bass) + other``
+    of the float32 stems. The vocals are exact zeros outside the sung sections except for
+    their reverb tail, at most ``REVERB_TAIL`` seconds after a sung section's end.
 
     Returns
     -------
@@ -745,6 +864,8 @@ def render_song(song: Song, sample_rate: int) -> dict[str, np.ndarray]:
         if name == "vocals":
             audio = _presence_filter(audio, sample_rate, song.voice_presence_db)
             audio *= _vocal_gate(song.sections, nb_samples, sample_rate)[:, None]
+        if song.reverb is not None:
+            _add_reverb(audio, song.reverb[name], sample_rate)
         audio[nb_samples - len(fade_out):] *= fade_out[:, None]
         rms = _active_rms(audio, sample_rate)
         if rms > 0:
@@ -848,6 +969,14 @@ def _prepare_out_dir(out_dir: Path, params: dict) -> bool:
                 found = json.loads(path.read_text())["parameters"]
             except (ValueError, KeyError, TypeError) as err:
                 raise ValueError(f"{path} is unreadable ({err}); {fix}") from err
+            if isinstance(found, dict) and found.get("generator_version") != GENERATOR_VERSION:
+                # Same arguments, other code: the files there are not what this version renders.
+                raise ValueError(
+                    f"{out_dir} holds a generated dataset made by generator version "
+                    f"{found.get('generator_version')!r}; this code is version {GENERATOR_VERSION} and renders "
+                    f"different audio for the same arguments. Delete {out_dir} to regenerate it, or choose "
+                    "another output folder (--out)"
+                )
             if found != params:
                 raise ValueError(
                     f"{out_dir} already holds a generated dataset made with other parameters "
@@ -965,7 +1094,8 @@ def make_dataset(
     ------
     ValueError
         A bad argument (the message names it), or ``out_dir`` holding something else: a
-        dataset made with other parameters or unrelated files.
+        dataset made with other parameters, one made by another ``GENERATOR_VERSION``
+        (delete it to regenerate), or unrelated files.
 
     Notes
     -----
@@ -986,7 +1116,7 @@ def make_dataset(
     out_dir.mkdir(parents=True, exist_ok=True)
     _write_atomic(out_dir / _PARAMETERS, json.dumps({"parameters": params}, indent=2) + "\n")
 
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     for song in songs:
         _name_parts(song)
@@ -1025,6 +1155,10 @@ def _manifest(out_dir: Path, params: dict, plan, songs) -> dict:
             "key": f"{_KEY_NAMES[song.key]} {song.mode}",
             "sections": [{"name": s.name, "start": s.start, "end": s.end, "vocals": s.sung} for s in song.sections],
             "instruments": {stem: [p.name for p in song.parts[stem]] for stem in SOURCE_NAMES},
+            "reverb": None if song.reverb is None else {
+                stem: {"rt60": r.rt60, "predelay": r.predelay, "wet_db": r.wet_db, "damping_hz": r.damping_hz}
+                for stem, r in song.reverb.items()
+            },
             "sha256": files,
         })
     soundfont = soundfont_path()
@@ -1034,6 +1168,7 @@ def _manifest(out_dir: Path, params: dict, plan, songs) -> dict:
         "setup_file": "setup.yaml",
         "sources": list(SOURCE_NAMES),
         "mixture": "((vocals + drums) + bass) + other, float32",
+        "reverb_tail": REVERB_TAIL,
         "soundfont": {"file": SOUNDFONT_FILE, "sha256": _sha256(soundfont), "shipped_with": "pretty_midi"},
         "software": _versions(),
         "fingerprint": fingerprint.hexdigest(),
@@ -1066,7 +1201,7 @@ Made by `melunmix.synth.make_dataset` (generator version {GENERATOR_VERSION}); t
   `mixture.wav`, which is exactly their float32 sum `((vocals + drums) + bass) + other`.
   The song is scaled so that no file peaks above {PEAK_LIMIT}.
 - `dataset.json`: parameters, every song's tempo, key, sections (with whether the voice
-  sings in them), instruments and file hashes, and a fingerprint of all the audio.
+  sings in them), instruments, reverb and file hashes, and a fingerprint of all the audio.
 
 Read it with musdb: `musdb.DB(root, is_wav=True, setup_file="setup.yaml", subsets="train", split="valid")`.
 
@@ -1078,11 +1213,22 @@ arrangement is rendered stem by stem with tinysoundfont {versions['tinysoundfont
 General MIDI soundfont `{SOUNDFONT_FILE}` (sha256 `{manifest['soundfont']['sha256'][:16]}...`):
 - **vocals**: a monophonic melody in the song's scale, in phrases with rests, on a voice
   preset (Choir Aahs, Voice Oohs, Synth Vox or Solo Vox) with pitch-bend scoops and
-  vibrato, a presence boost near 3 kHz; silent (exact zeros) in the intro, breaks and outro.
+  vibrato, a presence boost near 3 kHz; silent (exact zeros) in the intro, breaks and outro,
+  except for the reverb tail of the section before (at most {REVERB_TAIL:g} s, see below).
 - **drums**: a kit (bank 128) playing grooves, fills at section ends, crashes on downbeats.
 - **bass**: a GM bass on the chord roots (held, eighths, root-fifth or syncopated).
 - **other**: chords as pads, block chords, strummed guitar or arpeggios; a second layer
   in choruses; often an instrumental lead (guitar, sax, flute, synth...) where no one sings.
+- **reverb**: every stem, after panning, gets its own small room: an impulse response of
+  Gaussian noise drawn independently for the left and the right channel, low-passed
+  ({_DAMPING_RANGE_HZ[0] / 1000:g}-{_DAMPING_RANGE_HZ[1] / 1000:g} kHz per song), decaying by 60 dB over RT60
+  ({_RT60_RANGE[0]:g}-{_RT60_RANGE[1]:g} s per song, within +-10 % per stem) and cut there, after a
+  {_PREDELAY_RANGE[0] * 1000:g}-{_PREDELAY_RANGE[1] * 1000:g} ms pre-delay, at {_WET_RANGE_DB[0]:g} to
+  {_WET_RANGE_DB[1]:g} dB relative to the dry sound (per stem; values in `dataset.json`). A stem is
+  exactly silent from {REVERB_TAIL:g} s after its last sound at the latest. Without it each
+  stem's channels would be one signal panned (linearly dependent), which makes BSS Eval
+  v4's split into SIR and ISR numerically unstable (swings of up to 20 dB when the
+  references are rounded to 16 bit); with it the split is stable.
 
 These are synthetic songs: useful to exercise a separation pipeline end to end and to
 compare methods on equal terms, not a substitute for MUSDB18's recorded music.

@@ -36,15 +36,20 @@ def default_generated_root() -> Path:
 def generated_dataset_name(generated: Mapping[str, Any] | Any | None = None) -> str:
     """Folder name of a generated dataset, from its parameters.
 
-    Example: ``train24-valid3-test6_30s_seed0`` (``_22050Hz`` appended for a rate other
-    than 44.1 kHz).
+    Example: ``train24-valid3-test6_30s_seed0_v2`` (``v2``: the generator version;
+    ``_22050Hz`` appended for a rate other than 44.1 kHz).
     """
     p = _generated_params(generated)
     from melunmix.config import GeneratedData
 
     defaults = dataclasses.asdict(GeneratedData())
     p = {**defaults, **p}
-    name = f"train{int(p['nb_train'])}-valid{int(p['nb_valid'])}-test{int(p['nb_test'])}_{float(p['duration']):g}s_seed{int(p['seed'])}"
+    from melunmix.synth import GENERATOR_VERSION
+
+    # The generator version is part of the name: new generator code never reuses (or
+    # refuses) a dataset an older version rendered; it renders its own next to it.
+    name = (f"train{int(p['nb_train'])}-valid{int(p['nb_valid'])}-test{int(p['nb_test'])}"
+            f"_{float(p['duration']):g}s_seed{int(p['seed'])}_v{GENERATOR_VERSION}")
     rate = p.get("sample_rate")
     if rate is not None and float(rate) != 44100:
         name += f"_{float(rate):g}Hz"
