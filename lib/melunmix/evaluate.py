@@ -37,7 +37,6 @@ Example
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import multiprocessing
 import os
 import re
@@ -50,7 +49,7 @@ from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from .files import atomic_path, read_json, write_json
+from .files import atomic_path, read_json, sha256_file, write_json
 from .oracles import ORACLES, SOURCES, check_oracle_name, oracle_estimates
 from .stats import (  # noqa: F401  (re-exported: the evaluation API in one place)
     METRICS,
@@ -451,13 +450,6 @@ def check_model_files(
     return infos
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
 
 # --------------------------------------------------------------------------- running
 
@@ -707,7 +699,7 @@ def evaluate_model(
                                  None if wiener_win_len is None else int(wiener_win_len), device)
     settings = {
         "kind": "model",
-        "models": {target: _sha256(Path(path)) for target, path in resolved},
+        "models": {target: sha256_file(path) for target, path in resolved},
         "separation": {"niter": int(niter), "softmask": bool(softmask), "residual": bool(residual),
                        "wiener_win_len": separation.wiener_win_len},
         "museval": {"mode": "v4", "win": float(win), "hop": float(hop)},

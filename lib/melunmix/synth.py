@@ -50,6 +50,8 @@ import scipy.io.wavfile
 import scipy.signal
 import yaml
 
+from .files import sha256_file, write_text
+
 #: Stems of a track, in the order the mixture sums them: ``((vocals + drums) + bass) + other``.
 SOURCE_NAMES = ("vocals", "drums", "bass", "other")
 #: Every file of a track folder.
@@ -1010,18 +1012,6 @@ def _write_track(out_dir: Path, subset: str, song: Song, sample_rate: int) -> No
     os.replace(staging, final)
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _setup(validation_names: list[str], sample_rate: int) -> dict:
@@ -1114,7 +1104,7 @@ def make_dataset(
             return out_dir
         (out_dir / _MARKER).unlink()  # a track was deleted by hand: render it again below
     out_dir.mkdir(parents=True, exist_ok=True)
-    _write_atomic(out_dir / _PARAMETERS, json.dumps({"parameters": params}, indent=2) + "\n")
+    write_text(out_dir / _PARAMETERS, json.dumps({"parameters": params}, indent=2) + "\n")
 
     from tqdm import tqdm
 
@@ -1130,9 +1120,9 @@ def make_dataset(
 
     validation = [s.name for t, s in zip(plan, songs) if t.split == "valid"]
     manifest = _manifest(out_dir, params, plan, songs)
-    _write_atomic(out_dir / "setup.yaml", yaml.safe_dump(_setup(validation, params["sample_rate"]), sort_keys=False))
-    _write_atomic(out_dir / "README.md", _data_card(params, plan, songs, manifest))
-    _write_atomic(out_dir / _MARKER, json.dumps(manifest, indent=2) + "\n")
+    write_text(out_dir / "setup.yaml", yaml.safe_dump(_setup(validation, params["sample_rate"]), sort_keys=False))
+    write_text(out_dir / "README.md", _data_card(params, plan, songs, manifest))
+    write_text(out_dir / _MARKER, json.dumps(manifest, indent=2) + "\n")
     shutil.rmtree(out_dir / _PARTIAL_DIR, ignore_errors=True)
     return out_dir
 
@@ -1142,7 +1132,7 @@ def _manifest(out_dir: Path, params: dict, plan, songs) -> dict:
     fingerprint = hashlib.sha256()
     for track, song in zip(plan, songs):
         folder = out_dir / track.subset / song.name
-        files = {name: _sha256(folder / name) for name in TRACK_FILES}
+        files = {name: sha256_file(folder / name) for name in TRACK_FILES}
         for name, digest in files.items():
             fingerprint.update(f"{track.subset}/{song.name}/{name}\t{digest}\n".encode())
         tracks.append({
@@ -1169,7 +1159,7 @@ def _manifest(out_dir: Path, params: dict, plan, songs) -> dict:
         "sources": list(SOURCE_NAMES),
         "mixture": "((vocals + drums) + bass) + other, float32",
         "reverb_tail": REVERB_TAIL,
-        "soundfont": {"file": SOUNDFONT_FILE, "sha256": _sha256(soundfont), "shipped_with": "pretty_midi"},
+        "soundfont": {"file": SOUNDFONT_FILE, "sha256": sha256_file(soundfont), "shipped_with": "pretty_midi"},
         "software": _versions(),
         "fingerprint": fingerprint.hexdigest(),
         "tracks": tracks,
