@@ -62,6 +62,17 @@ def test_reproduce_only_selected(study_dir, tmp_path):
     assert manifest["total_seconds"] > 0
 
 
+def test_manifest_fingerprints_the_profiles_dataset(tmp_path):
+    from melunmix import datasets
+    from melunmix.config import load_profile
+
+    settings = load_profile("smoke")
+    root = datasets.ensure_dataset(generated=settings.data.generated, progress=False)
+    found = pipeline._data_fingerprint(settings, None)
+    assert found == {"root": str(root), "fingerprint": datasets.dataset_fingerprint(root)}
+    assert pipeline._data_fingerprint(settings, tmp_path / "missing") is None
+
+
 def test_cli_reproduce_names_a_missing_profile(capsys):
     assert cli.main(["reproduce", "--profile", "nope"]) == 2
     err = capsys.readouterr().err.strip().splitlines()

@@ -176,7 +176,7 @@ def _data_fingerprint(settings, data_root) -> dict | None:
     from . import datasets
 
     try:
-        root = datasets.resolve_data_root(data_root or settings.data.root)
+        root = datasets.resolve_data_root(data_root or settings.data.root, generated=settings.data.generated)
         if not Path(root).exists():
             return None
         return {"root": str(root), "fingerprint": datasets.dataset_fingerprint(root)}
