@@ -331,3 +331,10 @@ def test_separate_files_needs_a_target_in_the_model_file(model, songs, tmp_path)
 def test_read_audio_layout(songs):
     audio, rate = read_audio(songs["good"])
     assert audio.shape == (2, 3001) and audio.dtype == np.float32 and rate == 11025
+
+
+def test_song_name_uses_the_track_folder_for_musdb_mixtures(tmp_path):
+    from melunmix.separate import song_name
+
+    assert song_name(tmp_path / "My Song.flac") == "My Song"
+    assert song_name(tmp_path / "train" / "Artist - Title" / "mixture.wav") == "Artist - Title"

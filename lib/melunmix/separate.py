@@ -503,14 +503,22 @@ def _load_target_models(model_paths: Sequence[PathLike], device: torch.device) -
     return models
 
 
+def song_name(path: PathLike) -> str:
+    """Name of a song's output folder: the file stem, or the track folder for ``mixture.*``."""
+    path = Path(path)
+    return path.parent.resolve().name if path.stem == "mixture" and path.parent.resolve().name else path.stem
+
+
 def separate_files(paths: Union[PathLike, Iterable[PathLike]],
                    model_paths: Union[PathLike, Iterable[PathLike]], out_dir: PathLike,
                    niter: int = 1, softmask: bool = False, progress: bool = True,
                    device=None) -> dict:
     """Separate audio files and write one WAV per target and song.
 
-    Writes ``<out_dir>/<song stem>/<target>.wav`` (e.g. ``vocals.wav`` and
-    ``accompaniment.wav``) as 32-bit float WAV at the song's sample rate and length.
+    Writes ``<out_dir>/<song>/<target>.wav`` (e.g. ``vocals.wav`` and
+    ``accompaniment.wav``) as 32-bit float WAV at the song's sample rate and length;
+    ``<song>`` is the file name without extension, or the folder name for a
+    MUSDB18-HQ-layout ``<track>/mixture.wav``.
     A song that cannot be read, is empty or holds NaN / infinite samples gets one error
     line on stderr naming the file, and the remaining songs are still processed.
 
@@ -562,7 +570,7 @@ def separate_files(paths: Union[PathLike, Iterable[PathLike]],
     report = {"written": {}, "failed": {}}
     used_folders: Dict[Path, str] = {}
     for song in tqdm(paths, desc="separating", unit="song", disable=not progress, file=sys.stderr):
-        song_dir = out_dir / Path(song).stem
+        song_dir = out_dir / song_name(song)
         try:
             if song_dir in used_folders:
                 raise ValueError(f"{song}: its output folder {song_dir} is already used by "
