@@ -10,12 +10,13 @@ MUSDB_ROOT ?=
 DATA_ROOT_ARG := $(if $(MUSDB_ROOT),--data-root "$(MUSDB_ROOT)",)
 PYTEST_ARGS ?=
 
-.PHONY: help setup reproduce test lab
+.PHONY: help setup reproduce test lab bench
 
 help:
 	@echo "make reproduce [PROFILE=demo|smoke|poster|umx] [MUSDB_ROOT=/path/to/musdb18]"
 	@echo "make test      unit tests + notebook regression checks (pytest --nbval)"
 	@echo "make lab       open the notebooks in JupyterLab"
+	@echo "make bench     benchmarks beside Open-Unmix and museval (bench/README.md)"
 
 setup:
 	@bash scripts/setup_env.sh
@@ -29,6 +30,14 @@ test: setup
 	$(PY) -m pytest --nbval --nbval-current-env --nbval-sanitize-with notebooks/nbval_sanitize.cfg \
 		-p no:cacheprovider notebooks/*.ipynb $(PYTEST_ARGS)
 
+# Jupyter refuses to run as root unless told; containers and cloud machines often are root.
+LAB_ARGS ?= $(if $(filter 0,$(shell id -u)),--allow-root,)
 lab: setup
 	@$(PY) -c "import jupyterlab" 2>/dev/null || $(PY) -m pip install -q -e ".[lab]"
-	cd notebooks && ../$(VENV)/bin/jupyter lab
+	cd notebooks && ../$(VENV)/bin/jupyter lab $(LAB_ARGS)
+
+# Benchmarks: the reference Open-Unmix is installed without its dependencies (torchaudio
+# is never called by the parts we compare against; see bench/README.md).
+bench: setup
+	@$(PY) -m pip show -q openunmix >/dev/null 2>&1 || $(PY) -m pip install -q --no-deps "openunmix==1.3.0"
+	$(PY) bench/run_all.py $(BENCH_ARGS)
