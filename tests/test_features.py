@@ -266,3 +266,14 @@ def test_bandwidth_to_max_bin():
         assert bandwidth_to_max_bin(rate, n_fft, bandwidth) == expected
     with pytest.raises(ValueError, match="bandwidth"):
         bandwidth_to_max_bin(44100, 4096, -1)
+
+
+@pytest.mark.parametrize("n_fft,n_hop", [(512, 128), (512, 192), (400, 100)])
+def test_overlap_add_equals_fold(n_fft, n_hop):
+    """The hop-aligned overlap-add equals torch's fold (the textbook definition)."""
+    istft = ISTFT(n_fft, n_hop)
+    frames = torch.randn(3, n_fft, 7, dtype=torch.float64)
+    full = n_fft + n_hop * 6
+    expected = torch.nn.functional.fold(frames, output_size=(1, full), kernel_size=(1, n_fft),
+                                        stride=(1, n_hop)).reshape(3, full)
+    torch.testing.assert_close(istft._overlap_add(frames, full), expected, rtol=0, atol=1e-12)

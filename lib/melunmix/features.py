@@ -251,13 +251,9 @@ class ISTFT(nn.Module):
 
         frames = torch.fft.irfft(X, n=self.n_fft, dim=-2) * window[:, None]
         full_length = self.n_fft + self.n_hop * (nb_frames_ - 1)
-        # fold = overlap-add of columns (frames) placed n_hop apart
-        y = F.fold(frames, output_size=(1, full_length), kernel_size=(1, self.n_fft),
-                   stride=(1, self.n_hop)).reshape(frames.shape[0], full_length)
-        envelope = F.fold(
-            (window ** 2)[None, :, None].expand(1, self.n_fft, nb_frames_),
-            output_size=(1, full_length), kernel_size=(1, self.n_fft), stride=(1, self.n_hop),
-        ).reshape(full_length)
+        y = self._overlap_add(frames, full_length)
+        envelope = self._overlap_add((window ** 2)[None, :, None].expand(1, self.n_fft, nb_frames_),
+                                     full_length)[0]
 
         start = self.n_fft // 2 if self.center else 0
         if length is None:
@@ -270,6 +266,28 @@ class ISTFT(nn.Module):
         if stop > full_length:
             y = F.pad(y, (0, stop - full_length))
         return y.reshape(batch_shape + y.shape[-1:])
+
+
+    def _overlap_add(self, frames: Tensor, full_length: int) -> Tensor:
+        """Sum frames ``(batch, n_fft, nb_frames)`` placed ``n_hop`` apart -> ``(batch, full_length)``.
+
+        When ``n_fft`` is a multiple of ``n_hop`` (the usual 4096/1024), each frame is cut
+        into ``n_fft / n_hop`` hop-long pieces and piece ``r`` of every frame is added at
+        once with one shifted slice addition: ``n_fft / n_hop`` vectorised additions
+        instead of ``F.fold``'s scatter, 3-4x faster on CPU (bench/separate.py). Other
+        ratios use ``F.fold``.
+        """
+        nb_batch, n_fft, nb_frames_ = frames.shape
+        hop = self.n_hop
+        if n_fft % hop:
+            return F.fold(frames, output_size=(1, full_length), kernel_size=(1, n_fft),
+                          stride=(1, hop)).reshape(nb_batch, full_length)
+        nb_pieces = n_fft // hop
+        pieces = frames.reshape(nb_batch, nb_pieces, hop, nb_frames_).transpose(-1, -2)
+        out = frames.new_zeros((nb_batch, nb_frames_ + nb_pieces - 1, hop))
+        for r in range(nb_pieces):
+            out[:, r:r + nb_frames_] += pieces[:, r]
+        return out.reshape(nb_batch, full_length)
 
 
 def magnitude(X: Tensor, power: float = 1.0) -> Tensor:

@@ -294,6 +294,9 @@ class _StreamingISTFT:
 
     def push(self, frames: Tensor) -> None:
         """Add the next frames, shape (..., nb_bins, nb_new_frames), complex."""
+        # The Wiener filter works in double precision; the waveform is written in the
+        # output's precision, so the inverse STFT need not run in double (2-3x faster).
+        frames = frames.to(torch.complex64 if self.output.dtype == torch.float32 else torch.complex128)
         self.buffer = frames if self.buffer is None else torch.cat([self.buffer, frames], dim=-1)
         received = self.buffer_first + self.buffer.shape[-1]
         ready = self.nb_frames if received == self.nb_frames else received - self.nb_overlap
