@@ -39,5 +39,6 @@ lab: setup
 # Benchmarks: the reference Open-Unmix is installed without its dependencies (torchaudio
 # is never called by the parts we compare against; see bench/README.md).
 bench: setup
-	@$(PY) -m pip show -q openunmix >/dev/null 2>&1 || $(PY) -m pip install -q --no-deps "openunmix==1.3.0"
+	@$(PY) -m pip show -q openunmix >/dev/null 2>&1 || $(PY) -m pip install -q --no-deps $$($(PY) -c \
+		"import tomllib;print(' '.join(tomllib.load(open('pyproject.toml','rb'))['tool']['melunmix']['bench-no-deps-requirements']))")
 	$(PY) bench/run_all.py $(BENCH_ARGS)
