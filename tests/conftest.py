@@ -2,5 +2,18 @@
 
 import os
 
+import pytest
+
 # See melunmix/__init__.py: keep torch's OpenMP threads from spinning when cores are shared.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+@pytest.fixture(scope="module")
+def single_torch_thread():
+    """Run a module's tests with one torch intra-op thread, restoring the count after."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

@@ -19,13 +19,8 @@ COMPLEX = {torch.float32: torch.complex64, torch.float64: torch.complex128}
 RTOL = {torch.float32: 2e-5, torch.float64: 1e-10}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    """Tiny tensors: one intra-op thread is faster than two fighting over shared cores."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+# Tiny tensors: one intra-op thread is faster than two fighting over shared cores.
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 def random_problem(nb_frames=16, nb_bins=7, nb_channels=2, nb_sources=2, seed=0, scale=30.0):
