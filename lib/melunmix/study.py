@@ -32,10 +32,13 @@ class Run:
     data_root: Path
 
     def describe(self) -> str:
+        from .datasets.roots import is_generated_root
+
         s = self.settings
+        origin = "generated" if is_generated_root(self.data_root) else "user-provided"
         return (
             f"profile {s.name!r}: {s.description}\n"
-            f"data: {self.data_root.name} ({'generated' if 'generated' in self.data_root.parts else 'user-provided'})\n"
+            f"data: {self.data_root.name} ({origin})\n"
             f"STFT n_fft={s.stft.n_fft} hop={s.stft.n_hop} at {s.data.sample_rate:g} Hz; "
             f"models {', '.join(s.train.models)} (hidden {s.model.hidden_size}); "
             f"{s.train.epochs} epochs, seeds {s.train.seeds}"
@@ -162,7 +165,6 @@ def feature_table(audio: np.ndarray, settings: Settings, repeats: int = 5) -> pd
     seconds = x.shape[-1] / settings.data.sample_rate
     rows = []
     with torch.no_grad():
-        spec = magnitude(modules["stft"](x))
         for name, fn in (("stft", lambda: magnitude(modules["stft"](x))),
                          ("mel", lambda: modules["mel"](magnitude(modules["stft"](x)))),
                          ("mfcc", lambda: modules["mfcc"](magnitude(modules["stft"](x))))):
@@ -174,7 +176,6 @@ def feature_table(audio: np.ndarray, settings: Settings, repeats: int = 5) -> pd
                 times.append(time.perf_counter() - start)
             rows.append({"feature": name, "shape": tuple(out.shape[1:]), "bands": out.shape[-2],
                          "frames": out.shape[-1], "ms_per_s": 1000 * float(np.median(times)) / seconds})
-    del spec
     return pd.DataFrame(rows)
 
 
