@@ -249,8 +249,9 @@ class Separator(nn.Module):
             for first in range(chunk_first, chunk_stop, self.wiener_win_len):
                 stop = min(chunk_stop, first + self.wiener_win_len)
                 block = slice(first - chunk_first, stop - chunk_first)
-                # the EM inverts covariances: double precision, affordable per block
-                mix_stft = self._mixture_frames(audio, first, stop, torch.float64)
+                # The STFT in the input's precision (float32: cheaper than a float64
+                # transform); _wiener_block promotes it, and the EM runs in double.
+                mix_stft = self._mixture_frames(audio, first, stop, audio.dtype)
                 synthesis.push(self._wiener_block(targets[..., block], mix_stft))
         return output
 
