@@ -1,8 +1,9 @@
-"""melunmix.evaluate / oracles / stats: museval scoring, oracles, aggregation, statistics.
+"""melunmix.evaluate / oracles: museval scoring and oracles (statistics: tests/test_stats.py).
 
 Real parts throughout: a generated MUSDB18-layout test set (3 songs of 5 s at 8 kHz to
 keep museval fast), tiny untrained models saved with ``save_model``, museval itself, and
-references computed here independently (raw JSON + numpy, scipy, librosa).
+references computed here independently (raw JSON + numpy, scipy). The oracles
+themselves: tests/test_oracles.py.
 """
 
 from __future__ import annotations
@@ -10,20 +11,17 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import statistics
 
-import librosa
 import museval
 import numpy as np
 import pandas as pd
 import pytest
 import torch
-from scipy import stats as sps
 
 from melunmix import evaluate as ev
 from melunmix.datasets import find_tracks
 from melunmix.models import build_model, save_model
-from melunmix.oracles import ORACLES, oracle_estimates
+from melunmix.oracles import oracle_estimates
 from melunmix.synth import make_dataset
 
 RATE = 8000
@@ -68,7 +66,7 @@ def eval_dir(tmp_path_factory, tracks, model_file):
     """MIX, IRM1 and a tiny model scored once (serially) for the tests below."""
     out = tmp_path_factory.mktemp("eval")
     for oracle in ("MIX", "IRM1"):
-        ev.evaluate_oracle(oracle, tracks, out, jobs=1, n_fft=N_FFT, n_hop=N_HOP, progress=False)
+        ev.evaluate_oracle(oracle, tracks, out, jobs=1, progress=False)
     ev.evaluate_model({"vocals": model_file}, tracks, out, "openunmix-seed1", jobs=1,
                       progress=False, n_fft=N_FFT, n_hop=N_HOP, sample_rate=RATE)
     return out
@@ -156,8 +154,10 @@ def test_file_equals_museval_on_a_musdb_track(tracks, data_root, tmp_path):
     theirs = ev.load_track(track)  # the musdb path of load_track
     for key in ("vocals", "accompaniment"):
         np.testing.assert_allclose(theirs.references[key], ours.references[key], atol=1e-7)
+    for key in ("vocals", "drums", "bass", "other"):
+        np.testing.assert_array_equal(theirs.stems[key], ours.stems[key])
 
-    estimates = oracle_estimates("IRM1", ours.mixture, ours.references, N_FFT, N_HOP)
+    estimates = oracle_estimates("IRM1", ours.mixture, ours.stems)
     museval.eval_mus_track(track, estimates, output_dir=str(tmp_path / "museval"))
     path = ev.track_json_path(tmp_path / "ours", "IRM1", ours.name)
     ev.write_track_scores(ev.score_estimates(ours, estimates), path)
@@ -174,62 +174,9 @@ def test_oracle_irm_scores_above_the_mixture(eval_dir):
     assert (sdr.loc["accompaniment", "IRM1"] > sdr.loc["accompaniment", "MIX"]).all()
 
 
-# --------------------------------------------------------------------------- oracles
-
-
 @pytest.fixture(scope="module")
 def one_track(tracks):
     return ev.load_track(tracks[0])
-
-
-def test_oracle_irm2_matches_a_librosa_computation(one_track):
-    mix, refs = one_track.mixture, one_track.references
-
-    def stft(x):  # (nb_samples, nb_channels) -> (nb_channels, nb_bins, nb_frames)
-        return librosa.stft(np.ascontiguousarray(x.T), n_fft=N_FFT, hop_length=N_HOP,
-                            window="hann", center=True, pad_mode="reflect")
-
-    power = {k: np.abs(stft(v)) ** 2 for k, v in refs.items()}
-    total = 1e-10 + power["vocals"] + power["accompaniment"]
-    X = stft(mix)
-    got = oracle_estimates("IRM2", mix, refs, N_FFT, N_HOP)
-    for key in ("vocals", "accompaniment"):
-        expected = librosa.istft(X * power[key] / total, hop_length=N_HOP, window="hann",
-                                 center=True, length=mix.shape[0]).T
-        assert got[key].shape == mix.shape
-        assert np.max(np.abs(got[key] - expected)) < 1e-4 * np.max(np.abs(mix))
-
-
-@pytest.mark.parametrize("name", ORACLES)
-def test_oracle_estimates_add_up_to_the_mixture(one_track, name):
-    mix, refs = one_track.mixture, one_track.references
-    est = oracle_estimates(name, mix, refs, N_FFT, N_HOP)
-    if name == "MIX":
-        assert np.array_equal(est["vocals"], mix.astype(np.float32))
-        assert np.array_equal(est["accompaniment"], mix.astype(np.float32))
-        return
-    # the masks of the two sources sum to one in every bin; the Wiener gains sum to
-    # I - sqrt(eps) C_x^-1, which drops some of the quietest bins (well below 1 %)
-    error = np.max(np.abs(est["vocals"] + est["accompaniment"] - mix))
-    assert error < (1e-2 if name == "MWF" else 1e-5) * np.max(np.abs(mix))
-    # an oracle sees the true sources: its vocals are far closer to them than the mixture
-    assert np.linalg.norm(est["vocals"] - refs["vocals"]) < 0.5 * np.linalg.norm(mix - refs["vocals"])
-
-
-def test_oracle_mwf_recovers_sources_panned_apart(tmp_path):
-    """Two sources of overlapping spectra, panned to different sides: only the spatial
-    (multichannel) oracle can split them in every bin; the masks cannot."""
-    rng = np.random.default_rng(0)
-    a, b = rng.standard_normal((2, RATE * 2))
-    vocals = np.stack([a, 0.2 * a], 1)
-    accompaniment = np.stack([0.3 * b, b], 1)
-    refs = {"vocals": vocals, "accompaniment": accompaniment}
-    mix = vocals + accompaniment
-    mwf = oracle_estimates("MWF", mix, refs, N_FFT, N_HOP)
-    irm = oracle_estimates("IRM2", mix, refs, N_FFT, N_HOP)
-    err_mwf = np.linalg.norm(mwf["vocals"] - vocals) / np.linalg.norm(vocals)
-    err_irm = np.linalg.norm(irm["vocals"] - vocals) / np.linalg.norm(vocals)
-    assert err_mwf < 1e-2 < err_irm
 
 
 # --------------------------------------------------------------------------- running
@@ -259,7 +206,7 @@ def test_resume_skips_scored_tracks(eval_dir, tracks, tmp_path):
     paths[1].write_text(original[1].decode()[:100])  # a truncated file from outside
     mtime = paths[2].stat().st_mtime_ns
 
-    returned = ev.evaluate_oracle("MIX", tracks, resumed, jobs=1, n_fft=N_FFT, n_hop=N_HOP, progress=False)
+    returned = ev.evaluate_oracle("MIX", tracks, resumed, jobs=1, progress=False)
     assert returned == paths
     assert paths[2].stat().st_mtime_ns == mtime  # scored: skipped
     assert [p.read_bytes() for p in paths] == original  # rescored ones are identical
@@ -359,87 +306,3 @@ def test_bad_arguments(tmp_path, tracks):
         ev.evaluate_oracle("MIX", [], tmp_path)
     with pytest.raises(FileNotFoundError, match="no museval JSON"):
         ev.load_scores(tmp_path / "nothing")
-
-
-# --------------------------------------------------------------------------- statistics
-
-
-def _independent_track_medians(eval_dir, method, target, metric):
-    raw = _raw_track_medians(eval_dir, method)
-    return {trk: v for (trk, tg, m), v in raw.items() if tg == target and m == metric}
-
-
-def test_paired_wilcoxon_against_scipy(eval_dir):
-    df = ev.load_scores(eval_dir)
-    result = ev.paired_wilcoxon(df, "IRM1", "MIX", target="vocals").set_index("metric")
-    for metric in METRICS:
-        a = _independent_track_medians(eval_dir, "IRM1", "vocals", metric)
-        b = _independent_track_medians(eval_dir, "MIX", "vocals", metric)
-        names = sorted(k for k in a if np.isfinite(a[k]) and np.isfinite(b[k]))
-        x, y = np.array([a[k] for k in names]), np.array([b[k] for k in names])
-        expected = sps.wilcoxon(x, y)
-        assert result.loc[metric, "nb_tracks"] == len(names)
-        assert result.loc[metric, "statistic"] == pytest.approx(expected.statistic)
-        assert result.loc[metric, "pvalue"] == pytest.approx(expected.pvalue)
-        assert result.loc[metric, "median_diff"] == pytest.approx(np.median(x - y))
-    # closed form: 3 tracks, all differences positive -> W = 0, exact two-sided p = 2 / 2**3
-    assert result.loc["SDR", "statistic"] == 0
-    assert result.loc["SDR", "pvalue"] == pytest.approx(0.25)
-
-
-def test_bootstrap_ci_against_numpy(eval_dir):
-    df = ev.load_scores(eval_dir)
-    n, seed = 200, 7
-    table = ev.bootstrap_ci(df, n=n, seed=seed)
-    assert len(table) == 3 * 2 * 4
-    for row in table.itertuples():
-        medians = _independent_track_medians(eval_dir, row.method, row.target, row.metric)
-        values = np.array([medians[k] for k in sorted(medians) if np.isfinite(medians[k])])
-        draws = np.random.default_rng(seed).integers(0, len(values), size=(n, len(values)))
-        resampled = sorted(statistics.median(values[idx].tolist()) for idx in draws)
-        # linear-interpolated quantiles written out: position q * (n - 1)
-        def quantile(q):
-            pos = q * (n - 1)
-            lo = int(np.floor(pos))
-            return resampled[lo] + (pos - lo) * (resampled[min(lo + 1, n - 1)] - resampled[lo])
-        assert row.median == pytest.approx(statistics.median(values.tolist()))
-        assert row.low == pytest.approx(quantile(0.025))
-        assert row.high == pytest.approx(quantile(0.975))
-        assert row.low <= row.median <= row.high
-    again = ev.bootstrap_ci(df, n=n, seed=seed)
-    pd.testing.assert_frame_equal(table, again)
-
-
-def test_aggregate_seeds_closed_form():
-    columns = pd.MultiIndex.from_tuples([("vocals", m) for m in METRICS], names=["target", "metric"])
-    table = pd.DataFrame(
-        [[1.0, 2.0, 3.0, 4.0], [3.0, 2.0, 5.0, 8.0], [5.0, 2.0, 7.0, 0.0], [9.0, 9.0, 9.0, 9.0]],
-        index=pd.Index(["melunmix-seed1", "melunmix-seed2", "melunmix-seed10", "IRM2"], name="method"),
-        columns=columns,
-    )
-    out = ev.aggregate_seeds(table).set_index(["method", "metric"])
-    sdr = out.loc[("melunmix", "SDR")]
-    assert sdr["nb_seeds"] == 3 and sdr["seeds"] == "1,2,10"
-    assert sdr["mean"] == pytest.approx(3.0)
-    assert sdr["std"] == pytest.approx(2.0)  # sample std of 1, 3, 5
-    assert (sdr["min"], sdr["max"]) == (1.0, 5.0)
-    assert out.loc[("melunmix", "SIR"), "std"] == 0.0
-    assert out.loc[("IRM2", "SDR"), "nb_seeds"] == 1 and np.isnan(out.loc[("IRM2", "SDR"), "std"])
-
-
-def test_write_tables(eval_dir, tmp_path):
-    df = ev.load_scores(eval_dir)
-    written = ev.write_tables(df, tmp_path / "tables", compare=[("IRM1", "MIX")], bootstrap=50)
-    assert set(written) == {"poster", "poster_md", "per_track", "bootstrap_ci", "seeds", "seeds_md",
-                            "wilcoxon", "wilcoxon_md"}
-    poster = pd.read_csv(written["poster"], header=[0, 1], index_col=0)
-    expected = ev.poster_table(df)
-    assert list(poster.index) == list(expected.index)
-    np.testing.assert_allclose(poster.to_numpy(), expected.to_numpy(), atol=1e-5)
-    markdown = written["poster_md"].read_text()
-    assert markdown.splitlines()[0].startswith("| method | vocals SDR | vocals SIR")
-    assert f"| MIX | {expected.loc['MIX', ('vocals', 'SDR')]:.3f} |" in markdown
-    per_track = pd.read_csv(written["per_track"])
-    assert len(per_track) == 3 * 3 * 2 * 4
-    wilcoxon = pd.read_csv(written["wilcoxon"])
-    assert set(wilcoxon["target"]) == {"vocals", "accompaniment"} and len(wilcoxon) == 8

@@ -10,8 +10,9 @@ methods are
 - trained models (:func:`evaluate_model`): the test mixture separated by
   :func:`melunmix.separate.separate` (model, multichannel Wiener filter, residual
   accompaniment);
-- reference methods (:func:`evaluate_oracle`): the mixture itself and oracle masks /
-  Wiener filter from the true sources (:mod:`melunmix.oracles`).
+- reference methods (:func:`evaluate_oracle`): SiSEC 2018's MIX (the mixture over the
+  number of stems) and oracle masks / Wiener filter from the four true stems
+  (:mod:`melunmix.oracles`).
 
 Tracks run in parallel in a process pool (``spawn`` workers with one torch and one BLAS
 thread each; a serial run uses the same, so both give the same numbers; a script that
@@ -50,8 +51,9 @@ from typing import Any, Iterator, Mapping, Sequence
 import numpy as np
 
 from .files import atomic_path, read_json, sha256_file, write_json
-from .oracles import ORACLES, SOURCES, check_oracle_name, oracle_estimates
+from .oracles import DEFINITION, HOP, NPERSEG, ORACLES, SOURCES, STEMS, check_oracle_name, oracle_estimates
 from .stats import (  # noqa: F401  (re-exported: the evaluation API in one place)
+    HALF_SUFFIX,
     METRICS,
     aggregate_seeds,
     bootstrap_ci,
@@ -78,7 +80,7 @@ _METHOD_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")
 
 @dataclass
 class TrackAudio:
-    """One test track in memory: the mixture and the true sources to score against.
+    """One test track in memory: the mixture, the true sources to score against, the stems.
 
     Attributes
     ----------
@@ -90,16 +92,23 @@ class TrackAudio:
         The mixture (museval's layout, time first).
     references : dict of str to np.ndarray, shape (nb_samples, nb_channels)
         True ``"vocals"`` and ``"accompaniment"`` (drums + bass + other, as musdb defines it).
+    stems : dict of str to np.ndarray, shape (nb_samples, nb_channels), float64
+        The MUSDB18 stems as read (:data:`melunmix.oracles.STEMS` that the track has;
+        the oracles need all four). ``stems["vocals"]`` is ``references["vocals"]``.
+    location : str
+        Where the track was read from (folder or file), for messages.
     """
 
     name: str
     rate: float
     mixture: np.ndarray
     references: dict[str, np.ndarray] = field(default_factory=dict)
+    stems: dict[str, np.ndarray] = field(default_factory=dict)
+    location: str = ""
 
 
 def load_track(track: Any) -> TrackAudio:
-    """Read a test track's mixture and its vocals / accompaniment references.
+    """Read a test track's mixture, its vocals / accompaniment references and its stems.
 
     Parameters
     ----------
@@ -155,8 +164,11 @@ def _load_trackinfo(track) -> TrackAudio:
                 f"{mixture.shape}; every stem must have the mixture's length and channels"
             )
     accompaniment = np.sum([stems[stem] for stem in others], axis=0)
+    # A track without some of drums / bass / other is still scored for models; the
+    # oracles, defined on the four stems, refuse it (OracleSeparation).
     return TrackAudio(track.name, float(track.rate), mixture,
-                      {"vocals": stems["vocals"], "accompaniment": accompaniment})
+                      {"vocals": stems["vocals"], "accompaniment": accompaniment},
+                      {stem: stems[stem] for stem in STEMS if stem in stems}, str(track.path))
 
 
 def _load_musdb_track(track) -> TrackAudio:
@@ -164,14 +176,24 @@ def _load_musdb_track(track) -> TrackAudio:
         if target not in track.targets:
             raise _no_stem(track.name, getattr(track, "path", ""), target)
     mixture = np.asarray(track.audio, dtype=np.float64)
-    references = {target: np.asarray(track.targets[target].audio, dtype=np.float64) for target in SOURCES}
-    for target, audio in references.items():
+    stems = {stem: np.asarray(track.sources[stem].audio, dtype=np.float64) for stem in STEMS if stem in track.sources}
+    references = {target: _musdb_target(track.targets[target], stems) for target in SOURCES}
+    for name, audio in [*references.items(), *stems.items()]:
         if audio.shape != mixture.shape:
             raise ValueError(
-                f"test track '{track.name}': true {target} has shape {audio.shape} but the mixture "
+                f"test track '{track.name}': true {name} has shape {audio.shape} but the mixture "
                 f"{mixture.shape}"
             )
-    return TrackAudio(track.name, float(track.rate), mixture, references)
+    return TrackAudio(track.name, float(track.rate), mixture, references, stems, str(getattr(track, "path", "")))
+
+
+def _musdb_target(target, stems: Mapping[str, np.ndarray]) -> np.ndarray:
+    """``target.audio`` (musdb: the gain-weighted sum of its sources), from the stems already read."""
+    if not all(source.name in stems for source in target.sources):
+        return np.asarray(target.audio, dtype=np.float64)
+    if len(target.sources) == 1 and target.sources[0].gain == 1.0:
+        return stems[target.sources[0].name]
+    return np.sum([source.gain * stems[source.name] for source in target.sources], axis=0)
 
 
 def _track_name(track: Any) -> str:
@@ -337,17 +359,26 @@ class ModelSeparation:
 
 @dataclass(frozen=True)
 class OracleSeparation:
-    """An oracle's separation of a track (see :mod:`melunmix.oracles`)."""
+    """An oracle's (or MIX's) separation of a track, as SiSEC 2018 (see :mod:`melunmix.oracles`).
+
+    Picklable: worker processes get it. Its STFT is SiSEC's, fixed (no settings).
+    """
 
     name: str
-    n_fft: int = 4096
-    n_hop: int = 1024
 
     def describe(self) -> str:
         return f"oracle {self.name}"
 
     def __call__(self, audio: TrackAudio) -> dict[str, np.ndarray]:
-        return oracle_estimates(self.name, audio.mixture, audio.references, self.n_fft, self.n_hop)
+        missing = [stem for stem in STEMS if stem not in audio.stems]
+        if missing:
+            where = f" ({audio.location})" if audio.location else ""
+            raise ValueError(
+                f"the oracle {self.name} is defined on the four MUSDB18 stems, but test track "
+                f"'{audio.name}'{where} has no {', '.join(f'{stem}.wav' for stem in missing)}; add the "
+                "missing stem files (a MUSDB18-format track), or score only models on this test set"
+            )
+        return oracle_estimates(self.name, audio.mixture, audio.stems)
 
 
 # Models loaded in this process, keyed by file, size and mtime (a retrained file reloads).
@@ -401,15 +432,14 @@ def check_model_files(
         target), or STFT settings / sample rate that differ between the files or from
         the expected ones.
     """
-    from .models import MODEL_ALIASES, load_model_info
+    from .models import MODELS, canonical_model_name, load_model_info
 
     if not model_paths:
         raise ValueError("model_paths is empty; pass {'vocals': <model file>}")
-    expected_class = None
+    expected_class, expected_fixed = None, {}
     if expected_model is not None:
-        expected_class = MODEL_ALIASES.get(str(expected_model).lower())
-        if expected_class is None:
-            raise ValueError(f"unknown model name {expected_model!r}; valid: {sorted(MODEL_ALIASES)}")
+        cls, expected_fixed = MODELS[canonical_model_name(expected_model)]
+        expected_class = cls.__name__.lower()
     infos, first = {}, None
     for target, path in model_paths.items():
         path = Path(path)
@@ -425,7 +455,8 @@ def check_model_files(
                 f"{path} holds a model of target {saved_target!r}, not {target!r}: another model's "
                 f"file; pass the {target} model's file"
             )
-        if expected_class is not None and info["class_name"].lower() != expected_class:
+        differs = {k: v for k, v in expected_fixed.items() if (info.get("kwargs") or {}).get(k) != v}
+        if expected_class is not None and (info["class_name"].lower() != expected_class or differs):
             raise ValueError(
                 f"{path} holds a {info['class_name']} model, not {expected_model!r}: another model's "
                 f"file; pass the {expected_model} model's weights"
@@ -685,8 +716,10 @@ def evaluate_model(
     from .models import MODEL_ALIASES
 
     _check_method_name(method_name)
-    if expected_model is None and split_seed(method_name)[0].lower() in MODEL_ALIASES:
-        expected_model = split_seed(method_name)[0]
+    # "<model>-half[-seed<N>]" holds the half-training weights of <model>.
+    base = split_seed(method_name)[0].removesuffix(HALF_SUFFIX)
+    if expected_model is None and base.lower() in MODEL_ALIASES:
+        expected_model = base
     check_model_files(model_paths, expected_model, n_fft, n_hop, sample_rate)
     missing = [t for t in SOURCES if t not in model_paths]
     if missing and not (residual and missing == ["accompaniment"]):
@@ -714,14 +747,15 @@ def evaluate_oracle(
     tracks: Sequence[Any],
     eval_dir: str | os.PathLike,
     jobs: int | None = None,
-    n_fft: int = 4096,
-    n_hop: int = 1024,
     progress: bool = True,
     win: float = 1.0,
     hop: float = 1.0,
     overwrite: bool = False,
 ) -> list[Path]:
-    """Score a reference method (MIX, IRM1, IRM2, IBM, MWF) on the test tracks.
+    """Score a reference method (MIX, IRM1, IRM2, IBM, MWF) on the test tracks, as SiSEC 2018.
+
+    The estimates are sigsep-mus-oracle's (:mod:`melunmix.oracles`: the four MUSDB18
+    stems, SiSEC's fixed STFT), so the medians can be set beside SiSEC 2018's.
 
     Parameters
     ----------
@@ -733,8 +767,6 @@ def evaluate_oracle(
         Scores go to ``<eval_dir>/<name>/test/<track>.json``.
     jobs : int, optional
         Worker processes (default: all cores); 1 runs in this process.
-    n_fft, n_hop : int
-        STFT of the masks (use the models' so the bound applies to their grid).
     progress : bool
         Show a progress bar over tracks.
     win, hop : float
@@ -746,13 +778,23 @@ def evaluate_oracle(
     -------
     list of Path
         The JSON file of every track, in the order of ``tracks``.
+
+    Raises
+    ------
+    ValueError
+        An unknown oracle, a test track without all four stems (named with the missing
+        files), scores of ``name`` in ``eval_dir`` made otherwise (e.g. by the earlier
+        two-source oracles; pass ``overwrite=True``), and see :func:`load_track`.
     """
     check_oracle_name(name)
-    separation = OracleSeparation(name, int(n_fft), int(n_hop))
+    separation = OracleSeparation(name)
+    # "definition" tells these scores from those of the earlier two-source oracles on the
+    # models' STFT, which are refused rather than mixed in.
     settings = {
         "kind": "oracle",
         "oracle": name,
-        "stft": {"n_fft": int(n_fft), "n_hop": int(n_hop)} if name != "MIX" else None,
+        "definition": DEFINITION,
+        "stft": {"nperseg": NPERSEG, "hop": HOP} if name != "MIX" else None,
         "museval": {"mode": "v4", "win": float(win), "hop": float(hop)},
     }
     return _evaluate(separation, name, tracks, eval_dir, settings, jobs, progress, overwrite, win, hop)
