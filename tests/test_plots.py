@@ -1,13 +1,11 @@
-"""Figures (melunmix.plots) and the run report (melunmix.report).
+"""Figures (melunmix.plots); the run report's tests are in tests/test_report.py.
 
 Figures are checked for what they show (the data behind lines, images, boxes and texts,
-against librosa, museval and closed forms), their structure (axes, artists) and that
-they are written as PNGs; the report for table round-trips and links that resolve.
+against librosa, museval, the tables they draw and closed forms), their structure (axes,
+artists) and that they are written as PNGs.
 """
 
-import re
 from pathlib import Path
-from urllib.parse import unquote
 
 import matplotlib
 
@@ -18,9 +16,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from melunmix import plots, report  # noqa: E402
-from melunmix.config import load_profile  # noqa: E402
-from melunmix.files import write_json  # noqa: E402
+from melunmix import plots, stats  # noqa: E402
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -66,14 +62,22 @@ def test_method_colours_are_consistent_and_distinct():
     assert plots.method_color("baseline") == plots.method_color("openunmix") \
         == plots.method_color("openunmix/seed42") == plots.method_color("openunmix-seed7")
     assert plots.method_color("proposed") == plots.method_color("melunmix")
-    known = ["openunmix", "melunmix", "IRM1", "IRM2", "IBM", "MWF", "MIX"]
+    assert plots.method_color("melunmix-half-seed3") == plots.METHOD_COLORS["melunmix-half"]
+    known = list(stats.METHOD_ORDER)
+    assert list(plots.METHOD_COLORS) == known  # one colour per method of the stats registry
     assert len({plots.method_color(m) for m in known}) == len(known)
+    # a half-training checkpoint: its model's hue, lighter
+    for model in stats.MODELS:
+        full = np.array(matplotlib.colors.to_rgb(plots.method_color(model)))
+        half = np.array(matplotlib.colors.to_rgb(plots.method_color(f"{model}-half")))
+        np.testing.assert_allclose(half, full + (1 - full) * 0.5, atol=1 / 255)
     # an unknown method keeps its colour between calls and avoids the known ones
     assert plots.method_color("my_method") == plots.method_color("my_method")
     assert plots.method_color("my_method") not in {plots.method_color(m) for m in known}
+    assert plots.order_methods is stats.order_methods and plots.METHOD_LABELS is stats.METHOD_LABELS
     assert plots.order_methods(["MIX", "zzz", "melunmix", "IRM1", "openunmix"]) == \
-        ["openunmix", "melunmix", "IRM1", "MIX", "zzz"]
-    assert plots.method_label("melunmix-seed1") == "MelUnmix (proposed) seed1"
+        ["openunmix", "melunmix", "zzz", "IRM1", "MIX"]
+    assert plots.method_label("melunmix-seed1") == "MelUnmix (mel, proposed) seed1"
     assert plots.method_label("other-seed1") == "other-seed1"
 
 
@@ -94,7 +98,7 @@ def test_loss_curves_draw_train_solid_and_valid_dashed_per_model(tmp_path):
     np.testing.assert_array_equal(train.get_ydata(), [2.0, 1.0, 0.6])
     np.testing.assert_array_equal(valid.get_xdata(), [1, 2, 3])
     assert matplotlib.colors.same_color(train.get_color(), plots.method_color("openunmix"))
-    assert matplotlib.colors.same_color(by_label["MelUnmix (proposed), train"].get_color(),
+    assert matplotlib.colors.same_color(by_label["MelUnmix (mel, proposed), train"].get_color(),
                                         plots.method_color("melunmix"))
     # best validation epoch of the proposed model (epoch 2, 2.4) is marked
     marks = [c.get_offsets()[0].tolist() for c in ax.collections]
@@ -291,6 +295,84 @@ def test_metric_table_figure_rejects_unaggregated_or_incomplete_tables(museval_s
         plots.metric_table_figure(long.drop(columns="score"))
 
 
+def paired_table(models=("melunmix", "mfccunmix", "linunmix-half"), songs=16, seeds=3):
+    """A paired_differences table with known values: model i has median i - 1 dB."""
+    rows = []
+    for i, model in enumerate(models):
+        for target in ("vocals", "accompaniment"):
+            for k, metric in enumerate(("SDR", "SIR", "ISR", "SAR")):
+                value = i - 1.0 + 0.1 * k
+                rows.append(dict(model=model, baseline="openunmix", target=target, metric=metric,
+                                 pairing="seed", n_songs=songs, n_songs_excluded=0, n_seeds=seeds,
+                                 n_seeds_baseline=seeds, median_diff=value, mean_diff=value,
+                                 ci_low=value - 0.5, ci_high=value + 0.25, level=0.95,
+                                 p_wilcoxon=0.01 if i == 0 else 0.5,
+                                 p_holm=0.03 if i == 0 else 0.9))
+    return pd.DataFrame(rows)
+
+
+def test_paired_differences_figure_draws_each_models_median_and_interval(tmp_path):
+    table = paired_table()
+    table.to_csv(tmp_path / "paired_differences.csv", index=False)
+    path = tmp_path / "figures" / "paired_differences.png"
+    fig = plots.paired_differences_figure(tmp_path / "paired_differences.csv", path=path)
+    assert_png(path)
+    assert [ax.get_title() for ax in fig.axes] == ["SDR", "SIR", "ISR", "SAR"]
+    assert "16 songs x 3 seeds" in fig._suptitle.get_text()
+    assert "Open-Unmix (baseline)" in fig._suptitle.get_text()
+    labels = [label.get_text() for label in fig.axes[0].get_yticklabels()]
+    assert labels == [plots.method_label(m) for m in ("melunmix", "mfccunmix", "linunmix-half")]
+    vocals = table[table["target"] == "vocals"].set_index(["metric", "model"])
+    for ax in fig.axes:
+        by_gid = {artist.get_gid(): artist for artist in ax.lines + ax.collections}
+        zero = by_gid["zero"]
+        assert list(zero.get_xdata()) == [0.0, 0.0]
+        for y, model in enumerate(("melunmix", "mfccunmix", "linunmix-half")):
+            row = vocals.loc[(ax.get_title(), model)]
+            point = by_gid[f"point {model}"]
+            assert point.get_xdata()[0] == pytest.approx(row["median_diff"]) and point.get_ydata()[0] == y
+            (segment,) = by_gid[f"ci {model}"].get_segments()
+            np.testing.assert_allclose(segment, [[row["ci_low"], y], [row["ci_high"], y]])
+            # filled: significant after Holm; open: not
+            filled = point.get_markerfacecolor() != "white"
+            assert filled == (row["p_holm"] < 0.05)
+            assert matplotlib.colors.same_color(point.get_color(), plots.method_color(model))
+        assert by_gid["point linunmix-half"].get_marker() == "s"
+    assert fig.axes[0].get_ylim()[0] > fig.axes[0].get_ylim()[1]  # first model on top
+    # rows with other counts: the counts move into the labels
+    mixed = pd.concat([paired_table(("melunmix",)), paired_table(("mfccunmix",), songs=12)])
+    fig = plots.paired_differences_figure(mixed)
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()][1].endswith("(12x3)")
+    with pytest.raises(ValueError, match="drums"):
+        plots.paired_differences_figure(table, target="drums")
+    with pytest.raises(ValueError, match="PES"):
+        plots.paired_differences_figure(table, metrics=["SDR", "PES"])
+    with pytest.raises(ValueError, match="ci_low"):
+        plots.paired_differences_figure(table.drop(columns="ci_low"))
+
+
+def test_training_length_figure_joins_half_and_full_training(tmp_path):
+    rows = []
+    for model, half, full in (("openunmix", 3.0, 4.0), ("melunmix", 3.5, 4.5), ("mfccunmix", None, 4.2)):
+        for name, value in ((f"{model}-half", half), (model, full)):
+            if value is not None:
+                rows.append(dict(model=name, target="vocals", metric="SDR", n_songs=4, n_seeds=2,
+                                 median=value, mean=value, ci_low=value - 1, ci_high=value + 0.5,
+                                 level=0.95))
+    path = tmp_path / "training_length.png"
+    fig = plots.training_length_figure(pd.DataFrame(rows), path=path)
+    assert_png(path)
+    (ax,) = fig.axes
+    lines = {line.get_gid(): line for line in ax.lines}
+    assert set(lines) == {"model openunmix", "model melunmix"}  # mfccunmix has no half checkpoint
+    np.testing.assert_allclose(lines["model melunmix"].get_ydata(), [3.5, 4.5])
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["half training", "full training"]
+    segments = np.concatenate([c.get_segments() for c in ax.collections])
+    assert sorted(round(s[0][1], 6) for s in segments) == [2.0, 2.5, 3.0, 3.5]  # interval lows
+    with pytest.raises(ValueError, match="half-training"):
+        plots.training_length_figure(pd.DataFrame(rows[-1:]))
+
+
 # --------------------------------------------------------------------------- tuning, data
 def test_search_space_plot_of_an_optuna_study(tmp_path):
     import optuna
@@ -357,150 +439,3 @@ def test_stem_loudness_plot_bars_per_track_and_stem(tmp_path):
         [(p.get_x(), p.get_width()) for p in ax.patches]
     with pytest.raises(ValueError, match="bass"):
         plots.stem_loudness_plot(wide.drop(columns="bass"))
-
-
-# --------------------------------------------------------------------------- report
-def parse_markdown_table(text: str) -> list[list[str]]:
-    rows = []
-    for line in text.strip().splitlines():
-        cells = re.split(r"(?<!\\)\|", line.strip())[1:-1]
-        rows.append([c.strip().replace("\\|", "|").replace("\\\\", "\\") for c in cells])
-    return rows
-
-
-def test_markdown_table_round_trips_the_values():
-    df = pd.DataFrame({"SDR": [1.776, -0.5, np.nan], "epochs": [20, 3, 1],
-                       "note": ["a|b", "plain", "x"], "best": [True, False, True]},
-                      index=pd.Index(["openunmix", "melunmix", "MIX"], name="method"))
-    rows = parse_markdown_table(report.markdown_table(df, floatfmt=".2f"))
-    assert rows[0] == ["method", "SDR", "epochs", "note", "best"]
-    assert rows[1] == [":---", "---:", "---:", ":---", ":---"]
-    body = rows[2:]
-    assert [r[0] for r in body] == list(df.index)
-    parsed_sdr = [np.nan if r[1] == "n/a" else float(r[1]) for r in body]
-    np.testing.assert_array_equal(parsed_sdr, df["SDR"].round(2))
-    assert [int(r[2]) for r in body] == df["epochs"].tolist()
-    assert [r[3] for r in body] == df["note"].tolist()
-    assert [r[4] == "True" for r in body] == df["best"].tolist()
-
-
-def test_markdown_table_joins_multiindex_columns_and_skips_range_index():
-    wide = pd.DataFrame([[1.234, 5.678]],
-                        columns=pd.MultiIndex.from_tuples([("vocals", "SDR"), ("vocals", "SIR")]))
-    rows = parse_markdown_table(report.markdown_table(wide, floatfmt=".1f"))
-    assert rows[0] == ["vocals SDR", "vocals SIR"]
-    assert rows[2] == ["1.2", "5.7"]
-    with pytest.raises(ValueError, match="DataFrame"):
-        report.markdown_table([[1, 2]])
-
-
-def links(markdown: str) -> list[str]:
-    return [unquote(target) for target in re.findall(r"\]\(([^)]+)\)", markdown)]
-
-
-def test_write_report_links_only_existing_files(tmp_path):
-    run = tmp_path / "results" / "smoke"
-    fig = plots.loss_curves({"openunmix": history([1.0, 0.5], [1.1, 0.8])},
-                            path=run / "figures" / "loss curves.png")
-    assert fig is not None
-    (run / "tables").mkdir()
-    table = pd.DataFrame({"SDR": [1.5]}, index=pd.Index(["openunmix"], name="method"))
-    table.to_csv(run / "tables" / "poster.csv")
-    path = report.write_report(run, "A run", [
-        {"heading": "Training", "text": "Two models.", "table": table,
-         "images": ["figures/loss curves.png", "figures/never_made.png",
-                    run / "figures" / "loss curves.png"],
-         "files": [("poster table", run / "tables" / "poster.csv")]},
-        report.Section("Empty", text=report.NOT_RUN),
-    ], settings=load_profile("smoke"))
-    assert path == run / "REPORT.md"
-    text = path.read_text()
-    assert text.startswith("# A run\n")
-    assert "| train.epochs | 2 |" in text  # the smoke profile's settings summary
-    targets = links(text)
-    assert targets == ["figures/loss curves.png", "figures/loss curves.png", "tables/poster.csv"]
-    assert all(not Path(t).is_absolute() and (run / t).is_file() for t in targets)
-    assert "never_made.png" in text and "not produced" in text
-    assert "| openunmix | 1.50 |" in text
-    assert not list(run.glob(".*.tmp*"))
-    with pytest.raises(FileNotFoundError, match="run folder"):
-        report.write_report(tmp_path / "nowhere", "x", [])
-    with pytest.raises(ValueError, match="heading"):
-        report.write_report(run, "x", [{"text": "no heading"}])
-
-
-def test_build_study_report_gathers_the_run_and_marks_missing_parts(tmp_path, museval_scores):
-    run = tmp_path / "smoke"
-    histories = {"openunmix": history([2.0, 1.0, 0.62], [2.0, 1.3, 1.40]),
-                 "melunmix": history([3.0, 2.5, 2.28], [2.5, 2.34, 2.40])}
-    for name, df in histories.items():
-        (run / "models" / name).mkdir(parents=True)
-        df.to_csv(run / "models" / name / "history.csv", index=False)
-    plots.loss_curves(histories, path=run / "figures" / "loss_curves.png")
-    plots.spectrogram_comparison({"mixture": sine(500.0)}, RATE, 256, 64,
-                                 path=run / "figures" / "spectrograms.png")
-    poster = museval_scores.agg_frames_tracks_scores().reset_index().pivot(
-        index="method", columns=["target", "metric"], values="score")
-    (run / "tables").mkdir()
-    poster.to_csv(run / "tables" / "poster_table.csv")
-    per_track = museval_scores.agg_frames_scores().reset_index()
-    per_track.to_csv(run / "tables" / "per_track.csv", index=False)
-    (run / "tuning").mkdir()
-    pd.DataFrame({"trial": [0, 1], "state": ["COMPLETE", "COMPLETE"], "lr": [1e-3, 3e-3],
-                  "best_valid_loss": [0.9, 0.7]}).to_csv(run / "tuning" / "trials.csv", index=False)
-    pd.DataFrame({"trial": [0], "epoch": [1], "train_loss": [1.0]}).to_csv(
-        run / "tuning" / "trial_histories.csv", index=False)
-    write_json(run / "tuning" / "best_params.json", {"lr": 0.003, "lr_decay_gamma": 0.5})
-    write_json(run / "manifest.json", {"profile": "smoke", "git_commit": "abc123",
-                                       "settings": load_profile("smoke").to_dict(),
-                                       "notebooks": {"04_train.ipynb": {"status": "ok", "seconds": 12.5}}})
-    text = report.build_study_report(run).read_text()
-
-    sections = dict(re.findall(r"^## (\w+)\n(.*?)(?=^## |\Z)", text, flags=re.S | re.M))
-    assert list(sections) == ["Settings", "Data", "Features", "Tuning", "Training", "Evaluation",
-                              "Figures", "Provenance"]
-    for missing in ("Data", "Features"):
-        assert sections[missing].strip() == report.NOT_RUN
-    tuning = sections["Tuning"]
-    assert "| lr | 0.003 |" in tuning and "| 1 | COMPLETE | 0.003 | 0.7 |" in tuning
-    assert "tuning/trial_histories.csv" in links(tuning) and "trial histories**" not in tuning
-    training = parse_markdown_table(sections["Training"].split("**losses (MSE)**")[1]
-                                    .split("\n\n")[1])
-    assert training[0] == ["model", "epochs", "final train loss", "final valid loss",
-                           "best valid loss", "best epoch"]
-    assert training[2] == ["openunmix", "3", "0.62", "1.4", "1.3", "2"]
-    assert training[3] == ["melunmix", "3", "2.28", "2.4", "2.34", "2"]
-    assert "figures/loss_curves.png" in links(sections["Training"])
-    assert "figures/spectrograms.png" in links(sections["Figures"])
-    table = parse_markdown_table(sections["Evaluation"].split("**poster table**")[1].split("\n\n")[1])
-    column = table[0].index("vocals SDR")
-    row = next(r for r in table[2:] if r[0] == "melunmix")
-    assert float(row[column]) == round(float(poster.loc["melunmix", ("vocals", "SDR")]), 2)
-    table = parse_markdown_table(sections["Evaluation"].split("**per track: vocals SDR (dB), "
-                                                              "median over frames**")[1].split("\n\n")[1])
-    assert table[0] == ["track", "openunmix", "melunmix", "MIX"]
-    expected = per_track.set_index(["method", "track", "target", "metric"])["score"]
-    for row in table[2:]:
-        for method, cell in zip(table[0][1:], row[1:]):
-            assert float(cell) == round(expected[(method, row[0], "vocals", "SDR")], 2)
-    assert "abc123" in sections["Provenance"]
-    assert all((run / t).is_file() for t in links(text))
-    # a loss table saved by the run replaces the summary computed from the histories
-    pd.DataFrame({"method": ["openunmix"], "final_train_loss": [0.62]}).to_csv(
-        run / "tables" / "losses.csv", index=False)
-    text = report.build_study_report(run).read_text()
-    training = text.split("## Training")[1].split("## Evaluation")[0]
-    assert "losses (MSE)" not in training and "| openunmix | 0.62 |" in training
-    assert "models/openunmix/history.csv" in links(training)
-
-
-def test_read_table_reads_two_row_headers_back(tmp_path):
-    wide = pd.DataFrame([[1.0, 2.0], [3.0, 4.0]], index=pd.Index(["a", "b"], name="method"),
-                        columns=pd.MultiIndex.from_tuples([("vocals", "SDR"), ("vocals", "SIR")],
-                                                          names=["target", "metric"]))
-    wide.to_csv(tmp_path / "wide.csv")
-    back = report.read_table(tmp_path / "wide.csv")
-    pd.testing.assert_frame_equal(back, wide, check_names=False)
-    flat = pd.DataFrame({"track": ["x", "y"], "SDR": [1.0, 2.0]})
-    flat.to_csv(tmp_path / "flat.csv", index=False)
-    pd.testing.assert_frame_equal(report.read_table(tmp_path / "flat.csv"), flat)

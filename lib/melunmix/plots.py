@@ -6,10 +6,14 @@ given, also writes it as a PNG (atomically, so a killed run never leaves half an
 Nothing here trains, separates or scores.
 
 Methods keep one colour in every figure (:data:`METHOD_COLORS`): the baseline
-``"openunmix"`` blue, the proposed ``"melunmix"`` red, the oracles and the mixture in
-greens, purples, browns and grey. :func:`method_color` and :func:`method_label` give the
-colour and display name of any method name, including ``"baseline"``/``"proposed"`` and
-per-seed names such as ``"openunmix/seed42"``.
+``"openunmix"`` blue, the proposed ``"melunmix"`` red, its MFCC variant orange, the
+linear-branch control teal, each model's half-training checkpoint (``<model>-half``) a
+lighter shade of its colour, the oracles and the mixture in greens, purples, browns and
+grey. The method names, their order and display names live in :mod:`melunmix.stats`
+(:data:`~melunmix.stats.METHOD_ORDER`, :data:`~melunmix.stats.METHOD_LABELS`,
+:func:`~melunmix.stats.order_methods`, re-exported here); :func:`method_color` and
+:func:`method_label` accept any method name, including ``"baseline"``/``"proposed"`` and
+per-seed names such as ``"openunmix/seed42"`` or ``"melunmix-half-seed1"``.
 
 Figures are created through pyplot with whatever backend is active, so in a notebook
 (inline backend) ``fig = plots.loss_curves(...)`` shows the figure once at the end of the
@@ -21,7 +25,6 @@ saving. No backend is forced here; tests select Agg themselves.
 from __future__ import annotations
 
 import os
-import re
 import zlib
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -32,6 +35,11 @@ import pandas as pd
 from matplotlib.ticker import MaxNLocator
 
 from .files import atomic_path
+from .stats import HALF_SUFFIX, METHOD_ORDER, METRICS, canonical_method
+# the method registry lives in stats; re-exported so figures and notebooks ask one module
+from .stats import METHOD_LABELS as METHOD_LABELS  # noqa: F401
+from .stats import method_label as method_label  # noqa: F401
+from .stats import order_methods as order_methods  # noqa: F401
 
 __all__ = [
     "METHOD_COLORS",
@@ -50,37 +58,40 @@ __all__ = [
     "metric_boxplots",
     "search_space_plot",
     "stem_loudness_plot",
+    "paired_differences_figure",
+    "training_length_figure",
 ]
 
 #: Resolution of saved PNGs (dots per inch).
 DEFAULT_DPI = 120
 
-#: One colour per method across all figures.
-METHOD_COLORS = {
+def _lighter(color: str, amount: float = 0.5) -> str:
+    """``color`` mixed with white (``amount`` 0: unchanged, 1: white), as a hex string."""
+    rgb = np.asarray(mpl.colors.to_rgb(color))
+    return mpl.colors.to_hex(rgb + (1.0 - rgb) * amount)
+
+
+_MODEL_COLORS = {
     "openunmix": "#1f77b4",  # baseline: blue
     "melunmix": "#d62728",  # proposed: red
+    "mfccunmix": "#ff7f0e",  # MFCC branch: orange
+    "linunmix": "#17becf",  # linear-branch control: teal
+}
+
+#: One colour per method across all figures (every name of ``stats.METHOD_ORDER``).
+METHOD_COLORS = {
+    **{name: color for model, color in _MODEL_COLORS.items()
+       for name, color in ((model, color), (model + HALF_SUFFIX, _lighter(color)))},
     "IRM1": "#2ca02c",
     "IRM2": "#7fbf3f",
     "IBM": "#9467bd",
     "MWF": "#8c564b",
     "MIX": "#7f7f7f",
 }
-
-#: Display names used in legends and tick labels.
-METHOD_LABELS = {
-    "openunmix": "Open-Unmix (baseline)",
-    "melunmix": "MelUnmix (proposed)",
-    "IRM1": "IRM1 (oracle)",
-    "IRM2": "IRM2 (oracle)",
-    "IBM": "IBM (oracle)",
-    "MWF": "MWF (oracle)",
-    "MIX": "MIX (mixture)",
-}
-
-_ALIASES = {"baseline": "openunmix", "umx": "openunmix", "proposed": "melunmix"}
+assert tuple(METHOD_COLORS) == METHOD_ORDER, "stats.METHOD_ORDER and METHOD_COLORS disagree"
 
 #: Colours of fallback methods (not in METHOD_COLORS), picked by a stable hash of the name.
-_FALLBACK_COLORS = ("#ff7f0e", "#e377c2", "#bcbd22", "#17becf", "#aec7e8", "#ffbb78", "#c5b0d5")
+_FALLBACK_COLORS = ("#e377c2", "#bcbd22", "#393b79", "#637939", "#843c39", "#7b4173", "#3182bd")
 
 STEM_COLORS = {"vocals": "#d62728", "drums": "#ff7f0e", "bass": "#1f77b4", "other": "#2ca02c",
                "accompaniment": "#7f7f7f", "mixture": "#000000"}
@@ -90,65 +101,22 @@ _TOP_DB = 80.0
 
 
 # --------------------------------------------------------------------------- methods
-# a training seed appended to a model name: "openunmix-seed42" (the evaluation's method
-# names), "openunmix/seed42" (a model folder), "openunmix_seed42"
-_SEED_SUFFIX = re.compile(r"^(?P<base>.+?)[-_/](?P<seed>seed\d+)$")
-
-
-def _split_seed(name: str) -> tuple[str, str | None]:
-    match = _SEED_SUFFIX.match(str(name))
-    return (match["base"], match["seed"]) if match else (str(name), None)
-
-
-def _canonical_method(name: str) -> str | None:
-    """Known method that ``name`` denotes, or None (``"openunmix-seed42"`` -> ``"openunmix"``)."""
-    for candidate in dict.fromkeys([str(name), _split_seed(name)[0]]):
-        if candidate in METHOD_COLORS:
-            return candidate
-        lower = candidate.lower()
-        if lower in _ALIASES:
-            return _ALIASES[lower]
-        for known in METHOD_COLORS:
-            if known.lower() == lower:
-                return known
-    return None
-
-
 def method_color(name: str) -> str:
     """Colour (hex string) of a method, the same in every figure.
 
     Parameters
     ----------
     name : str
-        ``"openunmix"``, ``"melunmix"``, an oracle (``"IRM1"``, ``"IRM2"``, ``"IBM"``,
-        ``"MWF"``, ``"MIX"``), an alias (``"baseline"``, ``"proposed"``) or a per-seed
-        name (``"melunmix-seed1"``, ``"melunmix/seed1"``). Other names get a colour from
-        a stable hash, so they also keep their colour across figures and runs.
+        A model (``"openunmix"``, ``"melunmix"``, ``"mfccunmix"``, ``"linunmix"``), its
+        half-training checkpoint (``"melunmix-half"``), an oracle (``"IRM1"``, ``"IRM2"``,
+        ``"IBM"``, ``"MWF"``, ``"MIX"``), an alias (``"baseline"``, ``"proposed"``) or a
+        per-seed name (``"melunmix-seed1"``, ``"melunmix/seed1"``). Other names get a
+        colour from a stable hash, so they also keep their colour across figures and runs.
     """
-    known = _canonical_method(name)
+    known = canonical_method(name)
     if known is not None:
         return METHOD_COLORS[known]
     return _FALLBACK_COLORS[zlib.crc32(str(name).encode()) % len(_FALLBACK_COLORS)]
-
-
-def method_label(name: str) -> str:
-    """Display name of a method; per-seed names keep their suffix."""
-    known = _canonical_method(name)
-    if known is None:
-        return str(name)
-    seed = _split_seed(name)[1]
-    return METHOD_LABELS[known] + (f" {seed}" if seed else "")
-
-
-def order_methods(names) -> list[str]:
-    """Methods in the study's order: baseline, proposed, oracles, MIX, then others sorted."""
-    rank = {known: i for i, known in enumerate(METHOD_COLORS)}
-
-    def key(name):
-        known = _canonical_method(name)
-        return (rank.get(known, len(rank)), str(name))
-
-    return sorted(dict.fromkeys(names), key=key)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -739,6 +707,167 @@ def metric_boxplots(scores, target: str = "vocals", metrics=("SDR", "SIR", "ISR"
         ax.grid(True, axis="y", alpha=0.3)
     nb_tracks = medians["track"].nunique()
     fig.suptitle(title or f"{target}: per-track median scores ({nb_tracks} tracks)")
+    return _finish(fig, path, dpi)
+
+
+_PAIRED_COLUMNS = ["model", "baseline", "target", "metric", "n_songs", "n_seeds", "median_diff",
+                   "ci_low", "ci_high", "p_holm"]
+
+
+def _songs_by_seeds(rows: pd.DataFrame) -> str | None:
+    """``"16 songs x 3 seeds"`` when every row has the same counts, else None."""
+    counts = set(zip(rows["n_songs"].astype(int), rows["n_seeds"].astype(int)))
+    if len(counts) != 1:
+        return None
+    songs, seeds = counts.pop()
+    return f"{songs} song{'s' if songs != 1 else ''} x {seeds} seed{'s' if seeds != 1 else ''}"
+
+
+def paired_differences_figure(paired, path=None, target: str = "vocals",
+                              metrics: Sequence[str] = METRICS, alpha: float = 0.05,
+                              title: str | None = None, dpi: int = DEFAULT_DPI):
+    """Forest plot of every model against the baseline: one panel per metric.
+
+    Each row is a model (``stats.order_methods``; half-training checkpoints in a lighter
+    shade, square markers): the point is the median over songs of its paired difference
+    to the baseline (dB, positive: the model scores higher), the bar its bootstrap
+    interval, the dashed line zero. A filled marker is significant at ``alpha`` after
+    Holm correction, an open one is not.
+
+    Parameters
+    ----------
+    paired : DataFrame or path
+        ``stats.paired_differences`` or ``tables/paired_differences.csv``.
+    path : path-like, optional
+        Where to save the PNG.
+    target : str
+        Which target's rows to draw.
+    metrics : sequence of str
+        Panels, left to right.
+    alpha : float
+        Significance level of the filled markers (on ``p_holm``).
+    title : str, optional
+        Default: target, baseline, interval level and songs x seeds.
+    dpi : int
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        ``len(metrics)`` axes; in each, per model a marker line with gid ``"point
+        <model>"`` (x = median difference) and its interval with gid ``"ci <model>"``,
+        and the zero line with gid ``"zero"``.
+    """
+    df = _read_table(paired, "paired differences")
+    _require_columns(df, _PAIRED_COLUMNS, "paired differences table",
+                     "stats.paired_differences writes it (tables/paired_differences.csv)")
+    rows = df[df["target"] == target]
+    if rows.empty:
+        raise ValueError(f"paired differences: no rows for target {target!r}; targets: "
+                         f"{sorted(df['target'].unique())}")
+    metrics = list(metrics)
+    missing = [m for m in metrics if m not in set(rows["metric"])]
+    if not metrics or missing:
+        raise ValueError(f"paired differences: metric(s) {missing or metrics} not in the "
+                         f"{target!r} rows; available: {sorted(rows['metric'].unique())}")
+    models = order_methods(rows["model"].unique())
+    counts = _songs_by_seeds(rows)
+    labels = [method_label(m) if counts else
+              f"{method_label(m)} ({int(r.n_songs)}x{int(r.n_seeds)})"
+              for m, r in zip(models, (rows[rows["model"] == m].iloc[0] for m in models))]
+
+    fig, axes = _new_figure(1, len(metrics), figsize=(2.6 * len(metrics) + 2.6,
+                                                      0.42 * len(models) + 1.9), sharey=True)
+    positions = np.arange(len(models))
+    for ax, metric in zip(axes[0], metrics):
+        by_model = rows[rows["metric"] == metric].set_index("model")
+        for y, model in zip(positions, models):
+            if model not in by_model.index:
+                continue
+            row = by_model.loc[model]
+            color = method_color(model)
+            value, low, high = (float(row[c]) for c in ("median_diff", "ci_low", "ci_high"))
+            significant = np.isfinite(row["p_holm"]) and float(row["p_holm"]) < alpha
+            if np.isfinite(low) and np.isfinite(high):
+                bar = ax.hlines(y, low, high, color=color, linewidth=2.0)
+                bar.set_gid(f"ci {model}")
+            (point,) = ax.plot([value], [y], linestyle="none",
+                               marker="s" if str(model).endswith(HALF_SUFFIX) else "o",
+                               markersize=7, color=color, markeredgecolor=color,
+                               markerfacecolor=color if significant else "white",
+                               markeredgewidth=1.5, zorder=3)
+            point.set_gid(f"point {model}")
+        zero = ax.axvline(0.0, color="black", linestyle="--", linewidth=1.0, zorder=1)
+        zero.set_gid("zero")
+        ax.set_title(metric)
+        ax.set_xlabel(f"{metric} difference (dB)")
+        ax.grid(True, axis="x", alpha=0.3)
+    axes[0, 0].set_yticks(positions)
+    axes[0, 0].set_yticklabels(labels)
+    for label, model in zip(axes[0, 0].get_yticklabels(), models):
+        # the full model's colour: the lighter shade of a half checkpoint is hard to read as text
+        label.set_color(method_color(str(model).removesuffix(HALF_SUFFIX)))
+    axes[0, 0].set_ylim(len(models) - 0.5, -0.5)  # first model on top
+    if title is None:
+        baseline = ", ".join(method_label(b) for b in rows["baseline"].unique())
+        level = rows["level"].iloc[0] * 100 if "level" in rows.columns else 95
+        title = (f"{target}: model - {baseline}, median over songs of paired differences, "
+                 f"{level:g} % bootstrap CI\n{counts or 'songs x seeds per model in brackets'}; "
+                 f"filled: significant at {alpha * 100:g} % after Holm correction")
+    fig.suptitle(title)
+    return _finish(fig, path, dpi)
+
+
+def training_length_figure(medians, path=None, target: str = "vocals", metric: str = "SDR",
+                           title: str | None = None, dpi: int = DEFAULT_DPI):
+    """Median score of each model at half and at full training, with bootstrap intervals.
+
+    Parameters
+    ----------
+    medians : DataFrame or path
+        ``stats.model_medians`` or ``tables/model_medians.csv`` (columns ``model, target,
+        metric, median, ci_low, ci_high``), holding ``<model>-half`` rows.
+    path : path-like, optional
+        Where to save the PNG.
+    target, metric : str
+        The score shown.
+    title : str, optional
+    dpi : int
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One axes; per model with a half-training checkpoint a line with gid
+        ``"model <model>"`` through (0, half) and (1, full), and its intervals.
+    """
+    df = _read_table(medians, "model medians")
+    _require_columns(df, ["model", "target", "metric", "median", "ci_low", "ci_high"],
+                     "model medians table", "stats.model_medians writes it (tables/model_medians.csv)")
+    rows = df[(df["target"] == target) & (df["metric"] == metric)].set_index("model")
+    models = [m for m in order_methods(rows.index) if not str(m).endswith(HALF_SUFFIX)
+              and f"{m}{HALF_SUFFIX}" in rows.index]
+    if not models:
+        raise ValueError(f"model medians: no model has both a half-training ('<model>{HALF_SUFFIX}') "
+                         f"and a full-training row for {target} {metric}; models: {sorted(rows.index)}")
+    fig, axes = _new_figure(figsize=(8.4, 4.6))
+    ax = axes[0, 0]
+    offsets = (np.arange(len(models)) - (len(models) - 1) / 2) * 0.06
+    for model, offset in zip(models, offsets):
+        both = rows.loc[[f"{model}{HALF_SUFFIX}", model]]
+        x = np.array([0.0, 1.0]) + offset
+        y = both["median"].to_numpy(dtype=float)
+        low, high = both["ci_low"].to_numpy(dtype=float), both["ci_high"].to_numpy(dtype=float)
+        color = method_color(model)
+        (line,) = ax.plot(x, y, color=color, marker="o", label=method_label(model))
+        line.set_gid(f"model {model}")
+        finite = np.isfinite(low) & np.isfinite(high)
+        ax.vlines(x[finite], low[finite], high[finite], color=color, linewidth=1.5)
+    ax.set_xticks([0.0, 1.0])
+    ax.set_xticklabels(["half training", "full training"])
+    ax.set_xlim(-0.5, 1.5)
+    ax.set_ylabel(f"{target} {metric} (dB)")
+    ax.grid(True, axis="y", alpha=0.3)
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    ax.set_title(title or f"{target} {metric}: median over songs (seed means), bootstrap CI")
     return _finish(fig, path, dpi)
 
 

@@ -1,12 +1,15 @@
 """The run report: ``results/<profile>/REPORT.md``, tables and figures of a run, linked.
 
 :func:`write_report` renders sections that the caller assembles; :func:`build_study_report`
-assembles the study's standard sections (Data, Features, Tuning, Training, Evaluation,
-Figures) from whatever a run folder holds and marks the missing parts "not run". Tables
-are rendered by :func:`markdown_table` (pandas' ``to_markdown`` needs the optional
-``tabulate`` package, which the study does not depend on). Images and files are linked by
-paths relative to the run folder, so the report renders wherever the folder is copied or
-committed; a file that does not exist is never linked.
+assembles the study's report from what a run folder holds. It opens with the answer
+(:func:`study_answer`: each model against the baseline, from
+``tables/paired_differences.csv``), then the main table, the paired differences, and the
+parts listed in :data:`STUDY_PARTS`, each naming the files it shows; the settings, the
+provenance and the list of files come last. Tables are rendered by :func:`markdown_table`
+(pandas' ``to_markdown`` needs the optional ``tabulate`` package, which the study does not
+depend on). Images and files are linked by paths relative to the run folder, so the report
+renders wherever the folder is copied or committed; a file that does not exist is never
+linked.
 """
 
 from __future__ import annotations
@@ -25,10 +28,11 @@ import pandas as pd
 import yaml
 
 from .files import read_json, write_text
-from .plots import order_methods
+from .stats import BASELINE, HALF_SUFFIX, PROPOSED, answer_sentence, order_methods, split_seed
 
-__all__ = ["Section", "markdown_table", "read_table", "write_report", "build_study_report",
-           "loss_summary", "NOT_RUN"]
+__all__ = ["Section", "StudyPart", "STUDY_PARTS", "LINKED_ONLY", "markdown_table", "read_table",
+           "write_report", "build_study_report", "study_answer", "loss_summary", "NOT_RUN",
+           "STAND_IN_WARNING"]
 
 NOT_RUN = "*not run*"
 
@@ -36,10 +40,11 @@ NOT_RUN = "*not run*"
 SUMMARY_SETTINGS = (
     ("data", "root"), ("data", "sample_rate"), ("data", "targets"), ("data", "seq_dur"),
     ("data", "samples_per_track"), ("stft", "n_fft"), ("stft", "n_hop"), ("stft", "bandwidth"),
-    ("model", "hidden_size"), ("model", "nb_layers"), ("model", "feature"), ("model", "n_mels"),
+    ("model", "hidden_size"), ("model", "nb_layers"), ("model", "n_mels"), ("model", "n_mfcc"),
     ("train", "models"), ("train", "epochs"), ("train", "batch_size"), ("train", "lr"),
-    ("train", "lr_decay_gamma"), ("train", "seeds"), ("tune", "enabled"), ("tune", "sample_rate"),
-    ("tune", "nb_trials"), ("evaluate", "niter"), ("evaluate", "oracles"),
+    ("train", "weight_decay"), ("train", "lr_schedule"), ("train", "lr_decay_gamma"), ("train", "seeds"),
+    ("tune", "enabled"), ("tune", "model"), ("tune", "sample_rate"), ("tune", "nb_trials"),
+    ("evaluate", "niter"), ("evaluate", "oracles"),
 )
 
 
@@ -255,15 +260,19 @@ def _render_section(section: Section, run_dir: Path) -> str:
                 out.append(f"![{name}]({target})\n")
             else:
                 links.append(f"- [{name}]({target})")
-    if links:
-        out.append("Files:\n\n" + "\n".join(links) + "\n")
+    if links:  # a section of nothing but links needs no label
+        label = "Files:\n\n" if len(out) > 1 else ""
+        out.append(label + "\n".join(links) + "\n")
     return "\n".join(out)
 
 
 def write_report(run_dir: str | os.PathLike, title: str,
                  sections: Sequence[Section | Mapping[str, Any]], settings=None,
-                 filename: str = "REPORT.md") -> Path:
+                 filename: str = "REPORT.md", lead: str = "",
+                 appendix: Sequence[Section | Mapping[str, Any]] = ()) -> Path:
     """Write ``<run_dir>/REPORT.md`` atomically.
+
+    Layout: ``# title``, ``lead``, the ``sections``, ``## Settings``, the ``appendix``.
 
     Parameters
     ----------
@@ -275,10 +284,14 @@ def write_report(run_dir: str | os.PathLike, title: str,
         In order. A dict takes :class:`Section`'s fields, plus ``table`` for a single
         DataFrame.
     settings : Settings or dict, optional
-        Summarised under the title (a table of the main settings and, folded, all of
+        Summarised after the sections (a table of the main settings and, folded, all of
         them). Default: the ``settings`` recorded in ``run_dir/manifest.json``, if any.
     filename : str
         Name of the report inside ``run_dir``.
+    lead : str
+        Markdown right under the title (the answer of the study).
+    appendix : sequence of Section or dict
+        Sections after the settings (provenance, list of files).
 
     Returns
     -------
@@ -289,11 +302,16 @@ def write_report(run_dir: str | os.PathLike, title: str,
     if not run_dir.is_dir():
         raise FileNotFoundError(f"run folder {run_dir} does not exist; run the study first")
     sections = [_as_section(s) for s in sections]
+    appendix = [_as_section(s) for s in appendix]
     settings_dict = _settings_dict(settings)
     if settings_dict is None and (run_dir / "manifest.json").is_file():
         settings_dict = read_json(run_dir / "manifest.json").get("settings")
-    parts = [f"# {title}\n", "## Settings\n", _settings_markdown(settings_dict)]
+    parts = [f"# {title}\n"]
+    if lead.strip():
+        parts.append(lead.rstrip() + "\n")
     parts += [_render_section(section, run_dir) for section in sections]
+    parts += ["## Settings\n", _settings_markdown(settings_dict)]
+    parts += [_render_section(section, run_dir) for section in appendix]
     return write_text(run_dir / filename, "\n".join(parts))
 
 
@@ -341,58 +359,275 @@ def loss_summary(histories: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
     return out
 
 
-#: Which files (by keywords in their names) belong to which standard section; checked in
-#: this order, so ``per_track_scores`` is Evaluation although it mentions tracks.
-_SECTION_KEYWORDS = {
-    "Evaluation": ("poster", "metric", "median", "score", "per_track", "significance",
-                   "wilcoxon", "bootstrap", "box", "eval", "oracle"),
-    "Tuning": ("trial", "tuning", "search", "tune", "best_param"),
-    "Data": ("dataset", "tracks", "stem", "loudness", "waveform", "duration", "split", "example"),
-    "Features": ("feature", "scaler", "mfcc", "mel_", "extraction", "timing"),
-    "Training": ("loss", "history", "epoch", "training"),
-}
+#: First line of a report on generated stand-in data (manifest ``"stand_in": true``).
+STAND_IN_WARNING = ("**Stand-in data: every number in this report is on generated stand-in "
+                    "data, not MUSDB18.**")
 
 
-def _classify(path: Path) -> str | None:
-    name = path.stem.lower()
-    for section, keywords in _SECTION_KEYWORDS.items():
-        if any(k in name for k in keywords):
-            return section
-    return None
+@dataclass(frozen=True)
+class StudyPart:
+    """One section of the study report and the files it shows, in order.
+
+    Attributes
+    ----------
+    heading : str
+        ``## heading``.
+    items : tuple of str
+        ``"figures/<name>.png"`` (shown as an image), ``"tables/<name>"`` (the Markdown
+        ``tables/<name>.md`` that the run wrote, else ``tables/<name>.csv`` rendered),
+        ``"tuning"`` (trials and best parameters of ``tuning/``) or ``"losses"`` (the
+        run's ``tables/losses.csv``, else a summary of ``models/*/history.csv``).
+    text : str
+        Markdown shown first, when the part has something on disk.
+    """
+
+    heading: str
+    items: tuple[str, ...]
+    text: str = ""
 
 
-_SCORE_COLUMNS = {"method", "track", "target", "metric", "score"}
+#: The study report after its opening answer, section by section, naming every file it
+#: shows. A figure or table of the run that no part names is shown under "Other figures
+#: and tables" (and every file is linked under "Files" at the end).
+STUDY_PARTS = (
+    StudyPart("Main table", ("tables/main",),
+              "Median over frames, then over songs (dB), per training seed; mean ± sd over "
+              "seeds. params: trainable parameters."),
+    StudyPart("Paired differences", ("figures/paired_differences.png", "tables/paired_differences"),
+              "Each model minus the baseline, song by song (same seed paired): median over "
+              "songs, bootstrap interval over songs and seeds, Wilcoxon signed-rank p over "
+              "songs, Holm-corrected across the models per target and metric."),
+    StudyPart("Training", ("losses", "figures/loss_curves.png")),
+    StudyPart("Scores per method and seed",
+              ("figures/boxplots_vocals.png", "figures/boxplots_accompaniment.png",
+               "figures/metric_table.png", "tables/poster", "tables/seeds", "tables/wilcoxon",
+               "tables/per_track")),
+    StudyPart("Training length: half against full training",
+              ("figures/training_length.png", "tables/model_medians")),
+    StudyPart("Tuning", ("tuning", "figures/tuning_search_space.png")),
+    StudyPart("Data", ("figures/example_mixture.png", "figures/example_vocals.png",
+                       "figures/stem_loudness.png")),
+    StudyPart("Features", ("figures/features.png",)),
+    StudyPart("Separation examples", ("figures/spectrograms.png",)),
+)
+
+#: Tables only linked under "Files" (one row per method, target and metric: too long to show).
+LINKED_ONLY = ("tables/bootstrap_ci",)
 
 
-def _table_for_report(csv_path: Path) -> tuple[str, pd.DataFrame]:
-    """(caption, table) of a CSV; per-track scores in museval's long format become one
-    readable table, tracks x methods, of the first target's SDR."""
-    table = read_table(csv_path)
-    caption = csv_path.stem.replace("_", " ")
-    if not isinstance(table.columns, pd.MultiIndex) and _SCORE_COLUMNS <= set(table.columns):
-        targets = list(table["target"].unique())
-        target = "vocals" if "vocals" in targets else targets[0] if targets else None
-        rows = table[(table["target"] == target) & (table["metric"] == "SDR")]
-        if not rows.empty:
-            wide = rows.pivot_table(index="track", columns="method", values="score", aggfunc="median")
-            wide = wide[order_methods(wide.columns)]
-            wide.columns.name = None
-            return f"{caption}: {target} SDR (dB), median over frames", wide
-    return caption, table
+def _per_track_view(table: pd.DataFrame) -> tuple[str, pd.DataFrame] | None:
+    """Per-track scores (museval's long format) as tracks x models: vocals SDR, seed mean."""
+    rows = table[(table["target"] == "vocals") & (table["metric"] == "SDR")]
+    if rows.empty:
+        return None
+    rows = rows.assign(model=[split_seed(m)[0] for m in rows["method"]])
+    several = (rows.groupby("model")["method"].nunique() > 1).any()
+    wide = rows.pivot_table(index="track", columns="model", values="score", aggfunc="mean")
+    wide = wide[order_methods(wide.columns)]
+    wide.columns.name = None
+    return ("per track: vocals SDR (dB), median over frames"
+            + (", mean over seeds" if several else "")), wide
+
+
+def _training_length_view(table: pd.DataFrame) -> tuple[str, pd.DataFrame] | None:
+    """Model medians of the models that have a half-training checkpoint, vocals SDR."""
+    rows = table[(table["target"] == "vocals") & (table["metric"] == "SDR")].set_index("model")
+    halves = [m for m in rows.index if str(m).endswith(HALF_SUFFIX)
+              and str(m)[: -len(HALF_SUFFIX)] in rows.index]
+    if not halves:
+        return None
+    models = order_methods(halves + [m[: -len(HALF_SUFFIX)] for m in halves])
+    columns = ["n_songs", "n_seeds", "median", "ci_low", "ci_high"]
+    return ("vocals SDR (dB): median over songs of seed-mean per-track medians, bootstrap "
+            "interval over songs and seeds"), rows.loc[models, columns]
+
+
+#: Tables shown through a view of their own instead of as written: name -> view.
+_TABLE_VIEWS = {"tables/per_track": _per_track_view, "tables/model_medians": _training_length_view}
+
+
+def study_answer(run_dir: str | os.PathLike, target: str = "vocals", metric: str = "SDR",
+                 stand_in: bool | None = None) -> str:
+    """The opening of the study report: each model against the baseline, in words.
+
+    Read from ``tables/paired_differences.csv`` (:func:`melunmix.stats.write_tables`):
+    the proposed model's sentence (:func:`melunmix.stats.answer_sentence`) first, then one
+    bullet per other model. Preceded by :data:`STAND_IN_WARNING` when ``stand_in`` is
+    True, or, when it is None, when ``manifest.json`` says ``"stand_in": true``.
+    """
+    run_dir = Path(run_dir)
+    if stand_in is None:
+        manifest_path = run_dir / "manifest.json"
+        manifest = read_json(manifest_path) if manifest_path.is_file() else {}
+        stand_in = isinstance(manifest, Mapping) and manifest.get("stand_in") is True
+    lines = []
+    if stand_in:
+        lines.append(STAND_IN_WARNING + "\n")
+    path = run_dir / "tables" / "paired_differences.csv"
+    if not path.is_file():
+        lines.append("**Answer:** *not available: no `tables/paired_differences.csv` (notebook 05 "
+                     "writes it with `stats.write_tables` once the baseline and another model "
+                     "are scored).*\n")
+        return "\n".join(lines)
+    paired = pd.read_csv(path)
+    rows = paired[(paired["target"] == target) & (paired["metric"] == metric)]
+    models = order_methods(rows["model"].unique())
+    if not models:
+        lines.append(f"**Answer:** *not available: no {target} {metric} rows in `{path.name}`.*\n")
+        return "\n".join(lines)
+    first = PROPOSED if PROPOSED in models else models[0]
+    baseline = str(rows["baseline"].iloc[0]) if "baseline" in rows.columns else BASELINE
+    lines.append("**Answer:** " + answer_sentence(paired, first, baseline, target, metric) + "\n")
+    others = [m for m in models if m != first]
+    if others:
+        lines.append("\n".join("- " + answer_sentence(paired, m, baseline, target, metric)
+                               for m in others) + "\n")
+    return "\n".join(lines)
+
+
+def _image(run_dir: Path, relative: str) -> str:
+    target, _ = _link_target(run_dir, relative)
+    return f"![{_escape(Path(relative).stem.replace('_', ' '))}]({target})\n"
+
+
+def _table_markdown(run_dir: Path, name: str, floatfmt: str = ".2f") -> str | None:
+    """``tables/<name>`` for the report: its view (:data:`_TABLE_VIEWS`), else the Markdown
+    ``tables/<name>.md`` that the run wrote, else ``tables/<name>.csv`` rendered."""
+    md_path, csv_path = run_dir / f"{name}.md", run_dir / f"{name}.csv"
+    caption = Path(name).name.replace("_", " ")
+    if name in _TABLE_VIEWS:
+        view = _TABLE_VIEWS[name](read_table(csv_path)) if csv_path.is_file() else None
+        if view is None:
+            return None
+        caption, table = view
+    elif md_path.is_file():
+        return f"**{caption}**\n\n{md_path.read_text().strip()}\n"
+    elif csv_path.is_file():
+        table = read_table(csv_path)
+    else:
+        return None
+    return f"**{caption}**\n\n" + _limited_table(table, floatfmt)
+
+
+def _limited_table(table: pd.DataFrame, floatfmt: str, max_rows: int = 60) -> str:
+    text = markdown_table(table.head(max_rows), floatfmt=floatfmt)
+    if len(table) > max_rows:
+        text += f"\n*{len(table) - max_rows} more rows not shown.*\n"
+    return text
+
+
+def _tuning_markdown(run_dir: Path) -> str | None:
+    tuning = run_dir / "tuning"
+    out = []
+    trials = tuning / "trials.csv"
+    if trials.is_file():  # the per-epoch histories of every trial are only linked
+        out.append("**trials**\n\n" + _limited_table(pd.read_csv(trials), ".3g"))
+    best = tuning / "best_params.json"
+    if best.is_file():
+        params = read_json(best)
+        if isinstance(params, Mapping):
+            flat = {k: v for k, v in params.items() if not isinstance(v, (dict, list))}
+            table = pd.DataFrame({"value": pd.Series(flat, dtype=object)}).rename_axis("parameter")
+            # learning rates: 0.003, not 0.00
+            out.append("**best parameters**\n\n" + markdown_table(table, floatfmt=".3g"))
+    return "\n".join(out) or None
+
+
+def _losses_markdown(run_dir: Path) -> str | None:
+    saved = _table_markdown(run_dir, "tables/losses", ".4g")
+    if saved is not None:  # the run's own loss table wins over the summary made here
+        return saved
+    histories = {name: pd.read_csv(path) for name, path in _history_files(run_dir).items()}
+    if not histories:
+        return None
+    summary = loss_summary(histories)
+    return "**losses (MSE)**\n\n" + markdown_table(summary.loc[order_methods(summary.index)],
+                                                 floatfmt=".4g")
+
+
+def _render_item(run_dir: Path, item: str) -> str | None:
+    if item == "tuning":
+        return _tuning_markdown(run_dir)
+    if item == "losses":
+        return _losses_markdown(run_dir)
+    if item.startswith("figures/"):
+        return _image(run_dir, item) if (run_dir / item).is_file() else None
+    if item.startswith("tables/"):
+        return _table_markdown(run_dir, item)
+    raise ValueError(f"study report item {item!r} is not figures/<name>.png, tables/<name>, "
+                     "'tuning' or 'losses'")
+
+
+def _shown_files(parts: Sequence[StudyPart]) -> set[str]:
+    shown = set(LINKED_ONLY) | {"tables/losses"}
+    for part in parts:
+        shown.update(item for item in part.items if "/" in item)
+    return shown
+
+
+def _other_files(run_dir: Path, parts: Sequence[StudyPart]) -> list[str]:
+    """Figures and tables of the run that no part names (``figures/x.png``, ``tables/y``)."""
+    shown = _shown_files(parts)
+    figures = [f"figures/{p.name}" for p in sorted((run_dir / "figures").glob("*.png"))]
+    tables = list(dict.fromkeys(f"tables/{p.stem}" for p in sorted((run_dir / "tables").glob("*"))
+                                if p.suffix in (".csv", ".md")))
+    return [item for item in figures + tables if item not in shown]
+
+
+def _file_list(run_dir: Path) -> list[tuple[str, Path]]:
+    files = []
+    for folder in ("tables", "figures", "tuning"):
+        files += sorted(p for p in (run_dir / folder).glob("*") if p.is_file()
+                        and not p.name.startswith("."))
+    histories = _history_files(run_dir)
+    files += [histories[name] for name in order_methods(histories)]
+    if (run_dir / "manifest.json").is_file():
+        files.append(run_dir / "manifest.json")
+    return [(p.relative_to(run_dir).as_posix(), p.relative_to(run_dir)) for p in files]
+
+
+def _provenance(manifest: Mapping) -> Section:
+    provenance = Section(heading="Provenance")
+    if not manifest:
+        provenance.text = "*no manifest.json: run the study with `melunmix reproduce`*"
+        return provenance
+    facts = {k: manifest.get(k) for k in ("profile", "stand_in", "git_commit", "total_seconds")
+             if manifest.get(k) is not None}
+    fingerprint = manifest.get("data_fingerprint")
+    if isinstance(fingerprint, Mapping):
+        facts.update({f"data {k}": v for k, v in fingerprint.items()})
+    if facts:
+        provenance.tables.append(
+            ("run", pd.DataFrame({"value": pd.Series(facts, dtype=object)}).rename_axis("item")))
+    notebooks = manifest.get("notebooks") or {}
+    if notebooks:
+        provenance.tables.append(
+            ("notebooks", pd.DataFrame.from_dict(notebooks, orient="index").rename_axis("notebook")))
+    packages = manifest.get("packages") or {}
+    if packages:
+        provenance.tables.append(
+            ("packages", pd.DataFrame({"version": pd.Series(packages, dtype=object)})
+             .rename_axis("package")))
+    provenance.floatfmt = ".1f"
+    return provenance
 
 
 def build_study_report(run_dir: str | os.PathLike, settings=None,
-                       title: str | None = None) -> Path:
+                       title: str | None = None, stand_in: bool | None = None) -> Path:
     """Write the study's REPORT.md from what exists under ``run_dir``.
 
-    Gathers ``tables/*.csv`` (rendered; a Markdown table ``tables/<name>.md`` written by
-    the evaluation is used as is when present), ``figures/*.png``,
-    ``models/*/history.csv`` (a loss table, unless ``tables/`` holds one), ``tuning/`` (trials table and best
-    parameters) and ``manifest.json`` (provenance and time per notebook) into the
-    sections Data, Features, Tuning, Training, Evaluation and Figures. Tables and
-    figures go to the section their file name points at (``loss_curves.png`` ->
-    Training, ``poster_table.csv`` -> Evaluation, ...); figures that match none go to
-    Figures. A section with nothing on disk says "not run".
+    Layout, top to bottom:
+
+    1. the title and :func:`study_answer` (the stand-in warning first when the manifest
+       says ``"stand_in": true``, then each model against the baseline in words);
+    2. the parts of :data:`STUDY_PARTS` in order (main table, paired differences,
+       training, scores per method and seed, half against full training, tuning, data,
+       features, separation examples), each showing the files it names that exist;
+       a part with none says "not run";
+    3. "Other figures and tables": files under ``figures/`` and ``tables/`` that no part
+       names (so a new figure is never lost, only unplaced);
+    4. the settings (summary and, folded, all of them), the provenance of
+       ``manifest.json`` (commit, time per notebook, packages) and the list of every file.
 
     Parameters
     ----------
@@ -402,6 +637,9 @@ def build_study_report(run_dir: str | os.PathLike, settings=None,
         Default: those recorded in ``manifest.json``.
     title : str, optional
         Default: ``melunmix study: <profile>``.
+    stand_in : bool, optional
+        The run used generated stand-in data where MUSDB18 was expected (``Run.stand_in``);
+        default: ``"stand_in"`` of ``manifest.json``.
 
     Returns
     -------
@@ -415,83 +653,21 @@ def build_study_report(run_dir: str | os.PathLike, settings=None,
     settings_dict = _settings_dict(settings) or manifest.get("settings")
     profile = (settings_dict or {}).get("name") or manifest.get("profile") or run_dir.name
 
-    order = ["Data", "Features", "Tuning", "Training", "Evaluation", "Figures"]
-    sections = {name: Section(heading=name) for name in order}
+    sections = []
+    for part in STUDY_PARTS:
+        rendered = [text for text in (_render_item(run_dir, item) for item in part.items) if text]
+        if rendered and part.text:
+            rendered.insert(0, part.text + "\n")
+        sections.append(Section(heading=part.heading, text="\n".join(rendered) or NOT_RUN))
+    others = _other_files(run_dir, STUDY_PARTS)
+    if others:
+        rendered = [_render_item(run_dir, item) for item in others]
+        sections.append(Section(heading="Other figures and tables",
+                                text="\n".join(text for text in rendered if text)))
 
-    for csv_path in sorted((run_dir / "tables").glob("*.csv")):
-        section = sections[_classify(csv_path) or "Evaluation"]
-        relative = csv_path.relative_to(run_dir)
-        md_path = csv_path.with_suffix(".md")
-        if md_path.is_file():  # the evaluation's own rendering of the same table
-            section.text += f"\n**{csv_path.stem.replace('_', ' ')}**\n\n{md_path.read_text().strip()}\n"
-        else:
-            section.tables.append(_table_for_report(csv_path))
-        section.files.append((f"{relative.as_posix()}", relative))
-
-    tuning = run_dir / "tuning"
-    sections["Tuning"].floatfmt = ".3g"  # learning rates: 0.003, not 0.00
-    for csv_path in sorted(tuning.glob("*.csv")):
-        relative = csv_path.relative_to(run_dir)
-        if "histor" not in csv_path.stem:  # per-epoch histories of every trial: linked only
-            sections["Tuning"].tables.append((csv_path.stem.replace("_", " "), pd.read_csv(csv_path)))
-        sections["Tuning"].files.append((relative.as_posix(), relative))
-    best = tuning / "best_params.json"
-    if best.is_file():
-        params = read_json(best)
-        if isinstance(params, Mapping):
-            flat = {k: v for k, v in params.items() if not isinstance(v, (dict, list))}
-            sections["Tuning"].tables.append(
-                ("best parameters", pd.DataFrame({"value": pd.Series(flat, dtype=object)})
-                 .rename_axis("parameter")))
-        sections["Tuning"].files.append(("tuning/best_params.json", best.relative_to(run_dir)))
-
-    history_files = _history_files(run_dir)
-    histories = {name: pd.read_csv(path) for name, path in history_files.items()}
-    # a loss table the run saved itself (tables/*loss*.csv) wins over the summary made here
-    saved_loss_table = any("loss" in path.stem.lower() for path in (run_dir / "tables").glob("*.csv"))
-    if histories and not saved_loss_table:
-        summary = loss_summary(histories)
-        summary = summary.loc[order_methods(summary.index)]
-        sections["Training"].tables.insert(0, ("losses (MSE)", summary))
-    if histories:
-        sections["Training"].floatfmt = ".4g"
-        for name in order_methods(histories):
-            sections["Training"].files.append(
-                (f"history of {name}", history_files[name].relative_to(run_dir)))
-
-    figures = sorted((run_dir / "figures").glob("*.png"))
-    for png in figures:
-        sections[_classify(png) or "Figures"].images.append(png.relative_to(run_dir))
-    if figures and not sections["Figures"].images:
-        sections["Figures"].text = "Every figure of this run is shown in its section above."
-
-    for section in sections.values():
-        if not (section.text or section.tables or section.images or section.files):
-            section.text = NOT_RUN
-
-    provenance = Section(heading="Provenance")
-    if manifest:
-        facts = {k: manifest.get(k) for k in ("profile", "git_commit", "total_seconds")
-                 if manifest.get(k) is not None}
-        fingerprint = manifest.get("data_fingerprint")
-        if isinstance(fingerprint, Mapping):
-            facts.update({f"data {k}": v for k, v in fingerprint.items()})
-        if facts:
-            provenance.tables.append(
-                ("run", pd.DataFrame({"value": pd.Series(facts, dtype=object)}).rename_axis("item")))
-        notebooks = manifest.get("notebooks") or {}
-        if notebooks:
-            provenance.tables.append(
-                ("notebooks", pd.DataFrame.from_dict(notebooks, orient="index").rename_axis("notebook")))
-        packages = manifest.get("packages") or {}
-        if packages:
-            provenance.tables.append(
-                ("packages", pd.DataFrame({"version": pd.Series(packages, dtype=object)})
-                 .rename_axis("package")))
-        provenance.files.append(("manifest.json", Path("manifest.json")))
-        provenance.floatfmt = ".1f"
-    else:
-        provenance.text = "*no manifest.json: run the study with `melunmix reproduce`*"
-
-    return write_report(run_dir, title or f"melunmix study: {profile}",
-                        [sections[name] for name in order] + [provenance], settings=settings_dict)
+    files = Section(heading="Files", files=_file_list(run_dir))
+    if not files.files:
+        files.text = "*no files yet*"
+    return write_report(run_dir, title or f"melunmix study: {profile}", sections,
+                        settings=settings_dict, lead=study_answer(run_dir, stand_in=stand_in),
+                        appendix=[_provenance(manifest), files])

@@ -15,13 +15,33 @@ Tables
   medians, per metric.
 - :func:`bootstrap_ci`: percentile bootstrap intervals of each median over tracks.
 - :func:`aggregate_seeds`: mean and spread of the medians over training seeds, for methods
-  named ``<model>-seed<seed>``.
+  named ``<model>-seed<seed>``; :func:`main_table`: the same as one row per model (mean ± sd
+  over seeds), with parameter counts when given.
+- :func:`paired_differences`: every model against the baseline, song by song (seeds paired),
+  with a hierarchical bootstrap interval, Wilcoxon and Holm-corrected p-values;
+  :func:`answer_sentence` states one of its rows in words.
+- :func:`model_medians`: median over songs of each model's seed-averaged scores, with the
+  same bootstrap (half against full training).
 - :func:`write_tables`: all of the above as CSV and Markdown files.
+
+Methods
+-------
+This module is the one home of the study's method names and their order
+(:data:`METHOD_ORDER`, :data:`METHOD_LABELS`, :func:`order_methods`); :mod:`melunmix.plots`
+adds colours and :mod:`melunmix.report` asks here. A trained model's evaluation folder is
+``<model>`` (one seed) or ``<model>-seed<N>``; a checkpoint at half training is
+``<model>-half`` / ``<model>-half-seed<N>``, so :func:`split_seed` gives ``<model>-half``.
 
 References
 ----------
 .. [1] F.-R. Stöter, A. Liutkus, N. Ito, "The 2018 Signal Separation Evaluation Campaign",
    LVA/ICA 2018.
+.. [2] S. Holm, "A simple sequentially rejective multiple test procedure", Scandinavian
+   Journal of Statistics 6(2), 1979.
+.. [3] F. Wilcoxon, "Individual comparisons by ranking methods", Biometrics Bulletin 1(6),
+   1945.
+.. [4] A. C. Davison, D. V. Hinkley, "Bootstrap Methods and their Application", Cambridge
+   University Press, 1997 (section 3.8: resampling hierarchical data at both stages).
 """
 
 from __future__ import annotations
@@ -29,14 +49,13 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
 from .files import write_text
 from .oracles import ORACLES, SOURCES
-from .report import markdown_table
 
 #: museval's metrics, in the order the poster reports them.
 METRICS = ("SDR", "SIR", "ISR", "SAR")
@@ -44,6 +63,46 @@ METRICS = ("SDR", "SIR", "ISR", "SAR")
 TARGETS = SOURCES
 
 _SEED_NAME = re.compile(r"^(?P<base>.+)-seed(?P<seed>\d+)$")
+# a seed appended as the evaluation does ("-seed42"), as a model folder ("/seed42") or "_seed42"
+_ANY_SEED = re.compile(r"^(?P<base>.+?)[-_/]seed(?P<seed>\d+)$")
+
+# --------------------------------------------------------------------------- methods
+
+#: The baseline every model is compared with.
+BASELINE = "openunmix"
+#: The proposed model (the answer sentence of the report is about it).
+PROPOSED = "melunmix"
+#: The study's models in reporting order. The model classes live in
+#: :data:`melunmix.models.MODELS`; tests check that both name the same models.
+MODELS = ("openunmix", "melunmix", "mfccunmix", "linunmix")
+#: Suffix of a model's checkpoint at half training: ``melunmix-half`` (``-half-seed<N>``).
+HALF_SUFFIX = "-half"
+#: Reference methods in table order: the oracles, then the mixture (SiSEC's MIX).
+REFERENCES = ("IRM1", "IRM2", "IBM", "MWF", "MIX")
+#: Every known method in the order of tables and figures: each model followed by its
+#: half-training checkpoint, then the references.
+METHOD_ORDER = tuple(name for model in MODELS for name in (model, model + HALF_SUFFIX)) + REFERENCES
+
+_MODEL_LABELS = {
+    "openunmix": "Open-Unmix (baseline)",
+    "melunmix": "MelUnmix (mel, proposed)",
+    "mfccunmix": "MelUnmix (MFCC)",
+    # the same two-branch network, its second branch fed a linear-frequency filterbank of
+    # as many bands: the proposed model's parameter count without the mel scale
+    "linunmix": "Control (linear branch)",
+}
+#: Display names of the methods, for tables, legends and the report's sentences.
+METHOD_LABELS = {
+    **{name: label for model, label in _MODEL_LABELS.items()
+       for name, label in ((model, label), (model + HALF_SUFFIX, f"{label}, half training"))},
+    "IRM1": "IRM1 (oracle)",
+    "IRM2": "IRM2 (oracle)",
+    "IBM": "IBM (oracle)",
+    "MWF": "MWF (oracle)",
+    "MIX": "MIX (mixture)",
+}
+#: Other names accepted for known methods (case-insensitive).
+METHOD_ALIASES = {"baseline": "openunmix", "umx": "openunmix", "proposed": "melunmix"}
 
 
 def seed_method_name(model_name: str, seed: int) -> str:
@@ -57,6 +116,68 @@ def split_seed(method: str) -> tuple[str, int | None]:
     if match is None:
         return method, None
     return match["base"], int(match["seed"])
+
+
+def canonical_method(name: str) -> str | None:
+    """The known method (:data:`METHOD_ORDER`) that ``name`` denotes, or None.
+
+    Seed suffixes (``-seed42``, ``/seed42``, ``_seed42``), case and the aliases of
+    :data:`METHOD_ALIASES` are ignored: ``"MelUnmix-half-seed3"`` -> ``"melunmix-half"``,
+    ``"baseline"`` -> ``"openunmix"``, ``"my_model"`` -> None.
+    """
+    name = str(name)
+    match = _ANY_SEED.match(name)
+    known = {m.lower(): m for m in METHOD_ORDER}
+    for candidate in dict.fromkeys([name, match["base"] if match else name]):
+        lower = candidate.lower()
+        half = lower.endswith(HALF_SUFFIX)
+        stem = lower[: -len(HALF_SUFFIX)] if half else lower
+        stem = METHOD_ALIASES.get(stem, stem)
+        found = known.get(stem + (HALF_SUFFIX if half else ""))
+        if found is not None:
+            return found
+    return None
+
+
+def method_seed(name: str) -> int | None:
+    """Seed number in a method or model-folder name (``-seed42``, ``/seed42``), or None."""
+    match = _ANY_SEED.match(str(name))
+    return int(match["seed"]) if match else None
+
+
+def method_label(name: str) -> str:
+    """Display name of a method (:data:`METHOD_LABELS`); per-seed names keep their seed,
+    unknown names are returned as they are."""
+    known = canonical_method(name)
+    if known is None:
+        return str(name)
+    seed = method_seed(name)
+    return METHOD_LABELS[known] + (f" seed{seed}" if seed is not None else "")
+
+
+def order_methods(names: Iterable[str]) -> list[str]:
+    """Methods in the study's order, duplicates dropped.
+
+    Known models (each followed by its half-training checkpoint), then other methods
+    (sorted by name), then the oracles and MIX (:data:`METHOD_ORDER`); the seeds of one
+    model by seed number (``seed2`` before ``seed10``).
+    """
+    rank = {known: i for i, known in enumerate(METHOD_ORDER)}
+    first_reference = rank[REFERENCES[0]]
+
+    def key(name):
+        known = canonical_method(name)
+        seed = method_seed(name)
+        position = rank[known] if known is not None else first_reference - 0.5
+        base = str(name) if known is None else ""
+        return (position, base, -1 if seed is None else seed, str(name))
+
+    return sorted(dict.fromkeys(names), key=key)
+
+
+def is_reference(method: str) -> bool:
+    """True for the oracles and MIX (methods that are not trained)."""
+    return canonical_method(method) in REFERENCES or split_seed(str(method))[0] in ORACLES
 
 
 # --------------------------------------------------------------------------- loading
@@ -155,8 +276,7 @@ def _method_order(methods: Iterable[str], order: Sequence[str] | None) -> list[s
         if unknown:
             raise ValueError(f"methods {unknown} have no scores; scored methods: {sorted(methods)}")
         return list(order)
-    models = sorted(m for m in methods if m not in ORACLES)
-    return models + [m for m in ORACLES if m in methods]
+    return order_methods(methods)
 
 
 def _target_order(targets: Iterable[str]) -> list[str]:
@@ -196,7 +316,7 @@ def track_table(df: pd.DataFrame, methods: Sequence[str] | None = None) -> pd.Da
     df : pandas.DataFrame
         Frame scores from :func:`load_scores`.
     methods : sequence of str, optional
-        Methods and their order (default: models sorted by name, then the oracles).
+        Methods and their order (default: :func:`order_methods`).
 
     Returns
     -------
@@ -229,7 +349,7 @@ def poster_table(df: pd.DataFrame, methods: Sequence[str] | None = None) -> pd.D
     df : pandas.DataFrame
         Frame scores from :func:`load_scores`.
     methods : sequence of str, optional
-        Methods and their row order (default: models sorted by name, then the oracles).
+        Methods and their row order (default: :func:`order_methods`).
 
     Returns
     -------
@@ -405,6 +525,492 @@ def aggregate_seeds(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _parameter_counts(params) -> dict[str, int]:
+    """Model -> parameter count from a mapping, a Series or a table (method, parameters)."""
+    if isinstance(params, pd.DataFrame):
+        name = next((c for c in ("model", "method") if c in params.columns), None)
+        count = next((c for c in ("parameters", "params") if c in params.columns), None)
+        if name is None or count is None:
+            raise ValueError(
+                "params: a table needs columns 'method' (or 'model') and 'parameters' (or "
+                f"'params'), as study.parameter_table returns; got {list(params.columns)}")
+        params = dict(zip(params[name], params[count]))
+    elif isinstance(params, pd.Series):
+        params = params.to_dict()
+    if not isinstance(params, Mapping):
+        raise ValueError(f"params must map model names to parameter counts, got {type(params).__name__}")
+    counts: dict[str, int] = {}
+    for name, value in params.items():
+        if isinstance(value, bool) or not float(value).is_integer() or value < 0:
+            raise ValueError(f"params[{name!r}] = {value!r} is not a parameter count")
+        base = split_seed(str(name))[0]
+        if base in counts and counts[base] != int(value):
+            raise ValueError(f"params: the seeds of {base!r} disagree ({counts[base]} and "
+                             f"{int(value)} parameters); they must be the same architecture")
+        counts[base] = int(value)
+    return counts
+
+
+def _lookup_params(counts: Mapping[str, int], model: str) -> int | None:
+    # a half-training checkpoint is the same network as the model
+    if model in counts:
+        return counts[model]
+    if model.endswith(HALF_SUFFIX):
+        return counts.get(model[: -len(HALF_SUFFIX)])
+    return None
+
+
+def main_table(df: pd.DataFrame, params=None, methods: Sequence[str] | None = None) -> pd.DataFrame:
+    """The study's main table: one row per model, the mean over seeds of its medians.
+
+    Each seed's median over frames, then over tracks (:func:`poster_table`), is averaged
+    over the seeds of its model (:func:`aggregate_seeds`); the spread is the sample
+    standard deviation over seeds (NaN for one seed). The oracles and MIX keep their one
+    row.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        Frame scores from :func:`load_scores` (or per-track scores, :func:`track_table`).
+    params : mapping, Series or DataFrame, optional
+        Trainable parameters per model: ``{"melunmix": 123456, ...}`` (keys may carry a
+        seed, ``melunmix-seed1``; a ``-half`` checkpoint takes its model's count), or the
+        table of ``study.parameter_table`` (columns ``method``, ``parameters``).
+    methods : sequence of str, optional
+        Methods (per seed) to include; default all.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``model`` (:func:`order_methods`); columns ``seeds`` (number of seeds; NA
+        for the oracles and MIX), ``params`` (only when ``params`` is given; NA where
+        unknown), then per target and metric ``"<target> <metric>"`` (mean, dB) and
+        ``"<target> <metric> sd"`` (dB). :func:`main_table_markdown` renders it as
+        ``mean ± sd``.
+    """
+    poster = poster_table(df, methods)
+    seeds = aggregate_seeds(poster)
+    models = order_methods(seeds["method"].unique())
+    out = pd.DataFrame(index=pd.Index(models, name="model"))
+    runs = seeds.groupby("method")["nb_seeds"].first()
+    out["seeds"] = pd.array([pd.NA if is_reference(m) else int(runs[m]) for m in models], dtype="Int64")
+    if params is not None:
+        counts = _parameter_counts(params)
+        out["params"] = pd.array([pd.NA if is_reference(m) else _lookup_params(counts, m)
+                                  for m in models], dtype="Int64")
+    for target, metric in poster.columns:
+        rows = seeds[(seeds["target"] == target) & (seeds["metric"] == metric)].set_index("method")
+        out[f"{target} {metric}"] = rows["mean"].reindex(models).to_numpy(dtype=float)
+        out[f"{target} {metric} sd"] = rows["std"].reindex(models).to_numpy(dtype=float)
+    return out
+
+
+def main_table_markdown(table: pd.DataFrame, floatfmt: str = ".2f") -> str:
+    """:func:`main_table` as Markdown: labels, ``mean ± sd`` cells (dB), parameter counts."""
+    from .report import markdown_table
+
+    shown = pd.DataFrame(index=pd.Index([method_label(m) for m in table.index], name="model"))
+    if "seeds" in table.columns:
+        shown["seeds"] = ["" if pd.isna(v) else str(int(v)) for v in table["seeds"]]
+    if "params" in table.columns:
+        shown["params"] = ["" if pd.isna(v) else f"{int(v):,}" for v in table["params"]]
+    for column in table.columns:
+        if column in ("seeds", "params") or column.endswith(" sd"):
+            continue
+        sd = table.get(f"{column} sd")
+        cells = []
+        for i, mean in enumerate(table[column].to_numpy(dtype=float)):
+            spread = np.nan if sd is None else float(sd.iloc[i])
+            if not np.isfinite(mean):
+                cells.append("n/a")
+            elif np.isfinite(spread):
+                cells.append(f"{mean:{floatfmt}} ± {spread:{floatfmt}}")
+            else:
+                cells.append(f"{mean:{floatfmt}}")
+        shown[column] = cells
+    return markdown_table(shown, floatfmt=floatfmt)
+
+
+# --------------------------------------------------------------------------- paired differences
+
+
+def holm(pvalues: Sequence[float]) -> np.ndarray:
+    """Holm's step-down adjustment of a family of p-values [2]_.
+
+    With the ``m`` finite p-values sorted, ``p_(1) <= ... <= p_(m)``, the adjusted value
+    of ``p_(i)`` is ``max_{j <= i} min(1, (m - j + 1) p_(j))``: rejecting where it is
+    below ``alpha`` controls the family-wise error rate at ``alpha``. NaN stays NaN and
+    does not count in ``m``.
+
+    Examples
+    --------
+    >>> holm([0.01, 0.04, 0.03])
+    array([0.03, 0.06, 0.06])
+    """
+    p = np.asarray(pvalues, dtype=float)
+    out = np.full(p.shape, np.nan)
+    finite = np.flatnonzero(np.isfinite(p))
+    if finite.size == 0:
+        return out
+    order = finite[np.argsort(p[finite], kind="stable")]
+    m = len(order)
+    adjusted = np.minimum(1.0, (m - np.arange(m)) * p[order])
+    out[order] = np.maximum.accumulate(adjusted)
+    return out
+
+
+def _wilcoxon_p(diff: np.ndarray) -> float:
+    """Two-sided Wilcoxon signed-rank p of differences (scipy's defaults); 1 when all are 0."""
+    from scipy.stats import wilcoxon
+
+    if len(diff) == 0:
+        return np.nan
+    if np.all(diff == 0):
+        return 1.0  # no song differs: nothing to reject (scipy also says 1, with a warning)
+    return float(wilcoxon(diff).pvalue)
+
+
+def _hierarchical_bootstrap(a: np.ndarray, b: np.ndarray | None, paired: bool, n_boot: int,
+                            seed: int) -> np.ndarray:
+    """Bootstrap medians over songs of seed-averaged values, resampling songs, then seeds.
+
+    ``a`` and ``b`` are ``(nb_songs, nb_seeds)``. Draws, in this order, from
+    ``numpy.random.default_rng(seed)``: ``songs = integers(0, nb_songs, (n_boot,
+    nb_songs))``, then ``integers(0, nb_seeds, (n_boot, nb_songs, nb_seeds))`` for the
+    seeds of ``a`` and, when ``b`` is given and not ``paired``, again for ``b``. Paired:
+    the seeds of one draw index ``a - b`` (one seed of both models); ``b`` None: ``a``
+    alone (a model's own median).
+    """
+    rng = np.random.default_rng(seed)
+    nb_songs, nb_seeds = a.shape
+    songs = rng.integers(0, nb_songs, size=(n_boot, nb_songs))[..., None]
+    values = a - b if (b is not None and paired) else a
+    seeds = rng.integers(0, nb_seeds, size=(n_boot, nb_songs, nb_seeds))
+    drawn = values[songs, seeds].mean(axis=-1)
+    if b is not None and not paired:
+        seeds_b = rng.integers(0, b.shape[1], size=(n_boot, nb_songs, b.shape[1]))
+        drawn = drawn - b[songs, seeds_b].mean(axis=-1)
+    return np.median(drawn, axis=1)
+
+
+def _seed_groups(methods: Iterable[str]) -> dict[str, dict[int | None, str]]:
+    """Base model -> {seed (None when unseeded): method name}."""
+    groups: dict[str, dict[int | None, str]] = {}
+    for method in methods:
+        base, seed = split_seed(method)
+        groups.setdefault(base, {})[seed] = method
+    return groups
+
+
+def _seed_key(seed: int | None) -> int:
+    return -1 if seed is None else seed
+
+
+def _check_bootstrap(n_boot, level) -> None:
+    if isinstance(n_boot, bool) or int(n_boot) != n_boot or n_boot < 0:
+        raise ValueError(f"n_boot (bootstrap resamples) must be an integer >= 0, got {n_boot!r}")
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level!r}")
+
+
+def paired_differences(
+    df: pd.DataFrame,
+    baseline: str = BASELINE,
+    metrics: Sequence[str] = METRICS,
+    targets: Sequence[str] = TARGETS,
+    n_boot: int = 10000,
+    seed: int = 0,
+    level: float = 0.95,
+    models: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """Every model against the baseline, song by song: the study's answer.
+
+    For each model (its evaluation methods ``<model>`` or ``<model>-seed<N>``, grouped by
+    :func:`split_seed`; ``<model>-half`` checkpoints are models of their own), target and
+    metric:
+
+    1. per-track medians over frames (museval's, :func:`track_table`);
+    2. seeds: when the model and the baseline share seed numbers, they are **paired by
+       seed** (``pairing = "seed"``): ``d[song, s] = model_s[song] - baseline_s[song]``
+       for each common seed ``s`` (seeds only one of the two has are left out), and
+       ``dbar[song]`` is the mean of ``d`` over those seeds. When they share none (an
+       unseeded model against seeded baselines, or other seed numbers), each is
+       **averaged over its own seeds first** (``pairing = "mean"``):
+       ``dbar[song] = mean_s model_s[song] - mean_t baseline_t[song]``;
+    3. songs: only songs with a finite score for every used seed of both count. A song
+       that one of the two has a score for but not every used seed of both (not scored
+       yet, or a NaN median) is left out and counted in ``n_songs_excluded``: no error,
+       the count is in the table and in :func:`answer_sentence`;
+    4. estimate: ``median_diff``, the median over songs of ``dbar`` (and ``mean_diff``,
+       their mean), in dB; positive means the model scores higher than the baseline;
+    5. interval: hierarchical percentile bootstrap [4]_ of that median: songs resampled
+       with replacement, and within each drawn song its seeds resampled with
+       replacement (independently for the model and the baseline when not paired);
+       ``ci_low, ci_high`` are the ``(1 -+ level) / 2`` quantiles of ``n_boot`` draws.
+       A fresh ``numpy.random.default_rng(seed)`` per row, so a row does not depend on
+       which other models are in the table;
+    6. test: two-sided Wilcoxon signed-rank test [3]_ of ``dbar`` over songs
+       (``scipy.stats.wilcoxon``, its defaults: exact null distribution for small
+       samples, zero differences dropped; p = 1 when every difference is 0);
+       ``p_holm``: Holm's correction [2]_ across the models compared, separately for
+       each target and metric (the family is "which models differ from the baseline on
+       this metric").
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        Frame scores from :func:`load_scores`, or per-track scores (:func:`track_table`,
+        ``tables/per_track.csv``).
+    baseline : str
+        Base name of the baseline.
+    metrics, targets : sequence of str
+        Which rows to compute.
+    n_boot : int
+        Bootstrap resamples; 0 leaves the interval NaN.
+    seed : int
+        Seed of the bootstrap.
+    level : float
+        Coverage of the interval, in (0, 1).
+    models : sequence of str, optional
+        Base names to compare (default: every method that is not the baseline, an oracle
+        or MIX).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per model, target and metric (:func:`order_methods`): ``model, baseline,
+        target, metric, pairing, n_songs, n_songs_excluded, n_seeds`` (seeds of the model
+        used), ``n_seeds_baseline, median_diff, mean_diff, ci_low, ci_high`` (dB),
+        ``level, p_wilcoxon, p_holm``. NaN where no song counts.
+
+    Raises
+    ------
+    ValueError
+        When the baseline or a requested model has no scores.
+    """
+    _check_bootstrap(n_boot, level)
+    per_track = _per_track_wide(df)
+    groups = _seed_groups(per_track.index.get_level_values("method").unique())
+    if baseline not in groups:
+        raise ValueError(f"baseline {baseline!r} has no scores; scored models: {sorted(groups)}")
+    if models is None:
+        models = [m for m in groups if m != baseline and not is_reference(m)]
+    else:
+        missing = [m for m in models if m not in groups]
+        if missing:
+            raise ValueError(f"model(s) {missing} have no scores; scored models: {sorted(groups)}")
+    models = order_methods(models)
+    quantiles = [(1 - level) / 2, (1 + level) / 2]
+    rows = []
+    for target in targets:
+        if target not in per_track.index.get_level_values("target"):
+            raise ValueError(f"no {target!r} scores; targets: "
+                             f"{sorted(per_track.index.get_level_values('target').unique())}")
+        by_target = per_track.xs(target, level="target")
+        for metric in metrics:
+            if metric not in by_target.columns:
+                raise ValueError(f"no {metric!r} scores; metrics: {list(by_target.columns)}")
+            scores = by_target[metric].unstack("method")  # tracks x methods
+            family = []
+            for model in models:
+                row = _paired_row(scores, groups[model], groups[baseline], n_boot, seed, quantiles)
+                row = dict(model=model, baseline=baseline, target=target, metric=metric, **row,
+                           level=float(level))
+                family.append(row)
+            for row, adjusted in zip(family, holm([r["p_wilcoxon"] for r in family])):
+                row["p_holm"] = float(adjusted)
+            rows += family
+    columns = ["model", "baseline", "target", "metric", "pairing", "n_songs", "n_songs_excluded",
+               "n_seeds", "n_seeds_baseline", "median_diff", "mean_diff", "ci_low", "ci_high",
+               "level", "p_wilcoxon", "p_holm"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _paired_row(scores: pd.DataFrame, model: dict, base: dict, n_boot: int, seed: int,
+                quantiles: list[float]) -> dict:
+    common = sorted(set(model) & set(base), key=_seed_key)
+    paired = bool(common)
+    seeds_a = common if paired else sorted(model, key=_seed_key)
+    seeds_b = common if paired else sorted(base, key=_seed_key)
+    a = scores.reindex(columns=[model[s] for s in seeds_a])
+    b = scores.reindex(columns=[base[s] for s in seeds_b])
+    candidates = a.index[a.notna().any(axis=1) | b.notna().any(axis=1)]
+    keep = a.notna().all(axis=1) & b.notna().all(axis=1)
+    a = a[keep].sort_index().to_numpy(dtype=float)
+    b = b[keep].sort_index().to_numpy(dtype=float)
+    row = dict(pairing="seed" if paired else "mean", n_songs=len(a),
+               n_songs_excluded=int(len(candidates) - keep.sum()), n_seeds=len(seeds_a),
+               n_seeds_baseline=len(seeds_b), median_diff=np.nan, mean_diff=np.nan,
+               ci_low=np.nan, ci_high=np.nan, p_wilcoxon=np.nan)
+    if len(a) == 0:
+        return row
+    dbar = (a - b).mean(axis=1) if paired else a.mean(axis=1) - b.mean(axis=1)
+    row.update(median_diff=float(np.median(dbar)), mean_diff=float(np.mean(dbar)),
+               p_wilcoxon=_wilcoxon_p(dbar))
+    if n_boot:
+        low, high = np.quantile(_hierarchical_bootstrap(a, b, paired, int(n_boot), seed), quantiles)
+        row.update(ci_low=float(low), ci_high=float(high))
+    return row
+
+
+def model_medians(
+    df: pd.DataFrame,
+    metrics: Sequence[str] = METRICS,
+    targets: Sequence[str] = TARGETS,
+    n_boot: int = 10000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> pd.DataFrame:
+    """Each model's median over songs of its seed-averaged per-track scores, with a CI.
+
+    The absolute counterpart of :func:`paired_differences` (same song rule, same
+    hierarchical bootstrap with the model alone): songs with a finite score for every
+    seed of the model, each song's per-track medians averaged over seeds, then the
+    median over songs. With one seed this is museval's median over tracks
+    (:func:`poster_table`). Used to compare a model at half and at full training.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``model, target, metric, n_songs, n_seeds, median, mean, ci_low, ci_high``
+        (dB) and ``level``; one row per base method (:func:`order_methods`), target and
+        metric.
+    """
+    _check_bootstrap(n_boot, level)
+    per_track = _per_track_wide(df)
+    groups = _seed_groups(per_track.index.get_level_values("method").unique())
+    quantiles = [(1 - level) / 2, (1 + level) / 2]
+    rows = []
+    for model in order_methods(groups):
+        methods = [groups[model][s] for s in sorted(groups[model], key=_seed_key)]
+        for target in targets:
+            for metric in metrics:
+                try:
+                    values = per_track.xs(target, level="target")[metric].unstack("method")
+                except KeyError:
+                    raise ValueError(f"no {target!r} {metric!r} scores") from None
+                a = values.reindex(columns=methods).dropna().sort_index().to_numpy(dtype=float)
+                row = dict(model=model, target=target, metric=metric, n_songs=len(a),
+                           n_seeds=len(methods), median=np.nan, mean=np.nan, ci_low=np.nan,
+                           ci_high=np.nan, level=float(level))
+                if len(a):
+                    means = a.mean(axis=1)
+                    row.update(median=float(np.median(means)), mean=float(np.mean(means)))
+                    if n_boot:
+                        low, high = np.quantile(
+                            _hierarchical_bootstrap(a, None, False, int(n_boot), seed), quantiles)
+                        row.update(ci_low=float(low), ci_high=float(high))
+                rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _format_p(p: float) -> str:
+    if not np.isfinite(p):
+        return "n/a"
+    return "< 0.001" if p < 0.001 else f"{p:.2g}"
+
+
+def answer_sentence(
+    paired,
+    model: str = PROPOSED,
+    baseline: str = BASELINE,
+    target: str = "vocals",
+    metric: str = "SDR",
+    alpha: float = 0.05,
+) -> str:
+    """One row of :func:`paired_differences` in words, e.g.
+
+    ``"MelUnmix (mel, proposed) - Open-Unmix (baseline): +0.10 dB median vocals SDR
+    [95 % CI -0.30, +0.50], 16 songs x 3 seeds; Wilcoxon p = 0.42 (Holm 0.84): no
+    significant difference at 5 %."``
+
+    The verdict follows the Holm-corrected p only: "significant at 5 % after Holm
+    correction" when ``p_holm < alpha``; "not significant after Holm correction" when
+    only the uncorrected p is below ``alpha``; else "no significant difference". When
+    the number of songs is too small for the exact test ever to reach ``alpha``
+    (``2 / 2**n_songs >= alpha``: 5 songs or fewer at 5 %) the sentence says so (a
+    percentile bootstrap over so few songs is too narrow, too), and it names songs left
+    out and seeds that were averaged rather than paired.
+
+    Parameters
+    ----------
+    paired : DataFrame or path
+        :func:`paired_differences`, or its CSV (``tables/paired_differences.csv``).
+    model, baseline, target, metric : str
+        The row.
+    alpha : float
+        Significance level.
+    """
+    table = paired
+    if isinstance(paired, (str, os.PathLike)):
+        path = Path(paired)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} does not exist; stats.write_tables writes it "
+                                    "(notebook 05) when the baseline and a model are scored")
+        table = pd.read_csv(path)
+    if not isinstance(table, pd.DataFrame):
+        raise ValueError(f"paired: expected the paired_differences table, got {type(paired).__name__}")
+    found = table[(table["model"] == model) & (table["baseline"] == baseline)
+                  & (table["target"] == target) & (table["metric"] == metric)]
+    if found.empty:
+        pairs = sorted(set(zip(table["model"], table["baseline"])))
+        raise ValueError(f"no paired difference of {model!r} against {baseline!r} on {target} "
+                         f"{metric}; the table holds (model, baseline) {pairs}")
+    row = found.iloc[0]
+    percent = f"{alpha * 100:g} %"
+    n_songs, n_seeds = int(row["n_songs"]), int(row["n_seeds"])
+    head = f"{method_label(model)} - {method_label(baseline)}: "
+    if n_songs == 0:
+        return head + f"no song has {target} {metric} scores for both; nothing to compare."
+    seeds = f"{n_seeds} seed{'s' if n_seeds != 1 else ''}"
+    if row["pairing"] == "mean":
+        n_base = int(row["n_seeds_baseline"])
+        seeds += (f" (baseline {n_base} seed{'s' if n_base != 1 else ''}; no common seed, so "
+                  "seed means are compared, not paired)")
+    text = head + f"{row['median_diff']:+.2f} dB median {target} {metric}"
+    if np.isfinite(row["ci_low"]) and np.isfinite(row["ci_high"]):
+        text += f" [{row['level'] * 100:g} % CI {row['ci_low']:+.2f}, {row['ci_high']:+.2f}]"
+    text += f", {n_songs} song{'s' if n_songs != 1 else ''} x {seeds}"
+    excluded = int(row.get("n_songs_excluded", 0) or 0)
+    if excluded:
+        text += (f", {excluded} song{'s' if excluded != 1 else ''} left out (not scored, or "
+                 "no score, for every seed of both)")
+    p, p_holm = float(row["p_wilcoxon"]), float(row["p_holm"])
+    text += f"; Wilcoxon p = {_format_p(p)} (Holm {_format_p(p_holm)}): "
+    if np.isfinite(p_holm) and p_holm < alpha:
+        direction = "higher" if row["median_diff"] > 0 else "lower"
+        text += f"{direction} than the baseline, significant at {percent} after Holm correction"
+    elif np.isfinite(p) and p < alpha:
+        text += f"not significant at {percent} after Holm correction (p < {percent} before it)"
+    else:
+        text += f"no significant difference at {percent}"
+    if 2.0 ** (1 - n_songs) >= alpha:
+        text += (f"; with {n_songs} song{'s' if n_songs != 1 else ''} the test cannot reach "
+                 f"p < {percent} and a bootstrap interval is unreliable")
+    return text + "."
+
+
+def paired_differences_markdown(paired: pd.DataFrame) -> str:
+    """:func:`paired_differences` as a Markdown table: labels, ``[low, high]`` intervals."""
+    from .report import markdown_table
+
+    shown = pd.DataFrame({
+        "model": [method_label(m) for m in paired["model"]],
+        "target": paired["target"], "metric": paired["metric"],
+        "songs x seeds": [f"{int(n)} x {int(k)}" + (" (means)" if pairing == "mean" else "")
+                          for n, k, pairing in zip(paired["n_songs"], paired["n_seeds"], paired["pairing"])],
+        "median diff (dB)": [f"{v:+.2f}" if np.isfinite(v) else "n/a" for v in paired["median_diff"]],
+        "CI (dB)": [f"[{lo:+.2f}, {hi:+.2f}]" if np.isfinite(lo) and np.isfinite(hi) else "n/a"
+                    for lo, hi in zip(paired["ci_low"], paired["ci_high"])],
+        "mean diff (dB)": [f"{v:+.2f}" if np.isfinite(v) else "n/a" for v in paired["mean_diff"]],
+        "p": [_format_p(p) for p in paired["p_wilcoxon"]],
+        "p Holm": [_format_p(p) for p in paired["p_holm"]],
+    })
+    if paired["n_songs_excluded"].any():
+        shown.insert(4, "songs left out", paired["n_songs_excluded"].to_numpy())
+    return markdown_table(shown, index=False)
+
+
 # --------------------------------------------------------------------------- files
 
 
@@ -419,14 +1025,22 @@ def write_tables(
     compare: Sequence[tuple[str, str]] = (),
     bootstrap: int = 1000,
     seed: int = 0,
+    baseline: str = BASELINE,
+    params=None,
 ) -> dict[str, Path]:
     """Write the study's score tables as CSV and Markdown, atomically.
 
     Files in ``tables_dir``:
 
-    - ``poster.csv``, ``poster.md``: :func:`poster_table` (CSV with two header rows,
-      ``pandas.read_csv(path, header=[0, 1], index_col=0)``), the Markdown with the
-      number of tracks per method;
+    - ``main.csv``, ``main.md``: :func:`main_table` (one row per model: mean ± sd over
+      seeds of the medians; parameter counts when ``params`` is given);
+    - ``paired_differences.csv``, ``paired_differences.md``: :func:`paired_differences`
+      of every model against ``baseline`` (when the baseline and another model are
+      scored), ``bootstrap`` resamples;
+    - ``model_medians.csv``: :func:`model_medians` (half against full training);
+    - ``poster.csv``, ``poster.md``: :func:`poster_table` per method and seed (CSV with two
+      header rows, ``pandas.read_csv(path, header=[0, 1], index_col=0)``), the Markdown
+      with the number of tracks per method;
     - ``per_track.csv``: :func:`track_table` (museval's long format);
     - ``bootstrap_ci.csv``: :func:`bootstrap_ci` (not written when ``bootstrap`` is 0);
     - ``seeds.csv``, ``seeds.md``: :func:`aggregate_seeds`, when a method is named
@@ -447,17 +1061,42 @@ def write_tables(
     bootstrap : int
         Bootstrap resamples (0: no intervals).
     seed : int
-        Seed of the bootstrap.
+        Seed of the bootstraps.
+    baseline : str
+        Base name of the model the others are compared with.
+    params : mapping, Series or DataFrame, optional
+        Parameter count per model, for the main table (see :func:`main_table`).
 
     Returns
     -------
     dict of str to Path
-        ``"poster"``, ``"poster_md"``, ``"per_track"``, ... -> the file written.
+        ``"main"``, ``"main_md"``, ``"paired_differences"``, ``"poster"``, ... -> the file
+        written.
     """
+    from .report import markdown_table
+
     tables_dir = Path(tables_dir)
     if methods is not None:
         df = df[df["method"].isin(list(methods))]
     written = {}
+    main = main_table(df, params=params, methods=methods)
+    written["main"] = _write_csv(main, tables_dir / "main.csv", index=True)
+    written["main_md"] = write_text(
+        tables_dir / "main.md", main_table_markdown(main)
+        + "\nMedian over frames, then over tracks (dB); mean ± sd over training seeds.\n")
+    bases = set(_seed_groups(df["method"].unique()))
+    if baseline in bases and any(b != baseline and not is_reference(b) for b in bases):
+        paired = paired_differences(df, baseline=baseline, n_boot=bootstrap, seed=seed)
+        written["paired_differences"] = _write_csv(paired, tables_dir / "paired_differences.csv")
+        written["paired_differences_md"] = write_text(
+            tables_dir / "paired_differences.md", paired_differences_markdown(paired)
+            + f"\nModel - {method_label(baseline)}: median over songs of the per-song "
+            "differences of per-track medians (seeds paired by seed number, then averaged), "
+            f"hierarchical bootstrap interval ({bootstrap} resamples of songs and seeds), "
+            "two-sided Wilcoxon signed-rank p over songs, Holm-corrected across the models "
+            "for each target and metric.\n")
+    written["model_medians"] = _write_csv(model_medians(df, n_boot=bootstrap, seed=seed),
+                                          tables_dir / "model_medians.csv")
     poster = poster_table(df, methods)
     counts = track_counts(df)
     written["poster"] = _write_csv(poster, tables_dir / "poster.csv", index=True)

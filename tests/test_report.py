@@ -1,0 +1,283 @@
+"""melunmix.report: Markdown tables, the generic report, and the study report's layout.
+
+The study report is checked for what a reader sees first (the stand-in warning and the
+answer, equal to stats.answer_sentence of the saved table), the order of its sections
+(settings and file lists last), values that round-trip from the tables, figures that no
+section names (shown, not lost) and links that resolve.
+"""
+
+import re
+from pathlib import Path
+from urllib.parse import unquote
+
+import matplotlib
+
+matplotlib.use("Agg")  # tests only: the library itself never picks a backend
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+
+from melunmix import plots, report, stats  # noqa: E402
+from melunmix.config import load_profile  # noqa: E402
+from melunmix.files import write_json  # noqa: E402
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    import matplotlib.pyplot as plt
+
+    yield
+    plt.close("all")
+
+
+def history(losses_train, losses_valid):
+    return pd.DataFrame({"epoch": np.arange(1, len(losses_train) + 1), "train_loss": losses_train,
+                         "valid_loss": losses_valid, "lr": 1e-3})
+
+
+def parse_markdown_table(text: str) -> list[list[str]]:
+    rows = []
+    for line in text.strip().splitlines():
+        cells = re.split(r"(?<!\\)\|", line.strip())[1:-1]
+        rows.append([c.strip().replace("\\|", "|").replace("\\\\", "\\") for c in cells])
+    return rows
+
+
+def table_after(text: str, caption: str) -> list[list[str]]:
+    """The Markdown table that follows ``**caption**``."""
+    block = text.split(f"**{caption}**")[1].strip().split("\n\n")[0]
+    return parse_markdown_table(block)
+
+
+def links(markdown: str) -> list[str]:
+    return [unquote(target) for target in re.findall(r"\]\(([^)]+)\)", markdown)]
+
+
+def sections_of(text: str) -> dict[str, str]:
+    return dict(re.findall(r"^## (.+?)\n(.*?)(?=^## |\Z)", text, flags=re.S | re.M))
+
+
+# --------------------------------------------------------------------------- tables
+def test_markdown_table_round_trips_the_values():
+    df = pd.DataFrame({"SDR": [1.776, -0.5, np.nan], "epochs": [20, 3, 1],
+                       "note": ["a|b", "plain", "x"], "best": [True, False, True]},
+                      index=pd.Index(["openunmix", "melunmix", "MIX"], name="method"))
+    rows = parse_markdown_table(report.markdown_table(df, floatfmt=".2f"))
+    assert rows[0] == ["method", "SDR", "epochs", "note", "best"]
+    assert rows[1] == [":---", "---:", "---:", ":---", ":---"]
+    body = rows[2:]
+    assert [r[0] for r in body] == list(df.index)
+    parsed_sdr = [np.nan if r[1] == "n/a" else float(r[1]) for r in body]
+    np.testing.assert_array_equal(parsed_sdr, df["SDR"].round(2))
+    assert [int(r[2]) for r in body] == df["epochs"].tolist()
+    assert [r[3] for r in body] == df["note"].tolist()
+    assert [r[4] == "True" for r in body] == df["best"].tolist()
+
+
+def test_markdown_table_joins_multiindex_columns_and_skips_range_index():
+    wide = pd.DataFrame([[1.234, 5.678]],
+                        columns=pd.MultiIndex.from_tuples([("vocals", "SDR"), ("vocals", "SIR")]))
+    rows = parse_markdown_table(report.markdown_table(wide, floatfmt=".1f"))
+    assert rows[0] == ["vocals SDR", "vocals SIR"]
+    assert rows[2] == ["1.2", "5.7"]
+    with pytest.raises(ValueError, match="DataFrame"):
+        report.markdown_table([[1, 2]])
+
+
+def test_read_table_reads_two_row_headers_back(tmp_path):
+    wide = pd.DataFrame([[1.0, 2.0], [3.0, 4.0]], index=pd.Index(["a", "b"], name="method"),
+                        columns=pd.MultiIndex.from_tuples([("vocals", "SDR"), ("vocals", "SIR")],
+                                                          names=["target", "metric"]))
+    wide.to_csv(tmp_path / "wide.csv")
+    back = report.read_table(tmp_path / "wide.csv")
+    pd.testing.assert_frame_equal(back, wide, check_names=False)
+    flat = pd.DataFrame({"track": ["x", "y"], "SDR": [1.0, 2.0]})
+    flat.to_csv(tmp_path / "flat.csv", index=False)
+    pd.testing.assert_frame_equal(report.read_table(tmp_path / "flat.csv"), flat)
+
+
+# --------------------------------------------------------------------------- generic report
+def test_write_report_links_only_existing_files_and_puts_settings_after_the_sections(tmp_path):
+    run = tmp_path / "results" / "smoke"
+    plots.loss_curves({"openunmix": history([1.0, 0.5], [1.1, 0.8])},
+                      path=run / "figures" / "loss curves.png")
+    assert (run / "figures" / "loss curves.png").read_bytes()[:8] == PNG_MAGIC
+    (run / "tables").mkdir()
+    table = pd.DataFrame({"SDR": [1.5]}, index=pd.Index(["openunmix"], name="method"))
+    table.to_csv(run / "tables" / "poster.csv")
+    path = report.write_report(run, "A run", [
+        {"heading": "Training", "text": "Two models.", "table": table,
+         "images": ["figures/loss curves.png", "figures/never_made.png",
+                    run / "figures" / "loss curves.png"],
+         "files": [("poster table", run / "tables" / "poster.csv")]},
+        report.Section("Empty", text=report.NOT_RUN),
+    ], settings=load_profile("smoke"), lead="**The answer.**",
+        appendix=[report.Section("Last", text="the end")])
+    assert path == run / "REPORT.md"
+    text = path.read_text()
+    assert text.startswith("# A run\n\n**The answer.**\n")
+    assert list(sections_of(text)) == ["Training", "Empty", "Settings", "Last"]
+    assert "| train.epochs | 2 |" in sections_of(text)["Settings"]  # the smoke profile's summary
+    targets = links(text)
+    assert targets == ["figures/loss curves.png", "figures/loss curves.png", "tables/poster.csv"]
+    assert all(not Path(t).is_absolute() and (run / t).is_file() for t in targets)
+    assert "never_made.png" in text and "not produced" in text
+    assert "| openunmix | 1.50 |" in text
+    assert not list(run.glob(".*.tmp*"))
+    with pytest.raises(FileNotFoundError, match="run folder"):
+        report.write_report(tmp_path / "nowhere", "x", [])
+    with pytest.raises(ValueError, match="heading"):
+        report.write_report(run, "x", [{"text": "no heading"}])
+
+
+# --------------------------------------------------------------------------- the study report
+MODELS = ("openunmix", "melunmix", "mfccunmix", "linunmix")
+SHIFTS = {"openunmix": 0.0, "melunmix": 0.5, "mfccunmix": 0.25, "linunmix": -0.25}
+
+
+def study_scores(nb_songs=6, seeds=(1, 2)) -> pd.DataFrame:
+    """Per-track scores of four models (full and half training), two seeds, and MIX."""
+    rng = np.random.default_rng(4)
+    songs = [f"song {i}" for i in range(nb_songs)]
+    level = rng.normal(5.0, 2.0, size=nb_songs)
+    rows = []
+    for model in MODELS:
+        for half in ("", "-half"):
+            for seed in seeds:
+                noise = rng.normal(0.0, 0.2, size=nb_songs)
+                for song, value in zip(songs, level + SHIFTS[model] + noise - (1.0 if half else 0.0)):
+                    for target in ("vocals", "accompaniment"):
+                        for metric in stats.METRICS:
+                            rows.append(dict(method=f"{model}{half}-seed{seed}", track=song,
+                                             target=target, metric=metric, score=value))
+    for song, value in zip(songs, level - 8.0):
+        for target in ("vocals", "accompaniment"):
+            for metric in stats.METRICS:
+                rows.append(dict(method="MIX", track=song, target=target, metric=metric, score=value))
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture
+def study_run(tmp_path):
+    run = tmp_path / "smoke"
+    histories = {}
+    for i, model in enumerate(("openunmix", "melunmix")):
+        for seed in (1, 2):
+            df = history([2.0 + i, 1.0 + i, 0.62 + i], [2.0 + i, 1.3 + i, 1.40 + i])
+            (run / "models" / model / f"seed{seed}").mkdir(parents=True)
+            df.to_csv(run / "models" / model / f"seed{seed}" / "history.csv", index=False)
+            histories[f"{model}/seed{seed}"] = df
+    plots.loss_curves(histories, path=run / "figures" / "loss_curves.png")
+    written = stats.write_tables(study_scores(), run / "tables", bootstrap=200,
+                                 params={"openunmix": 100, "melunmix": 150, "mfccunmix": 150,
+                                         "linunmix": 150})
+    plots.paired_differences_figure(written["paired_differences"],
+                                    path=run / "figures" / "paired_differences.png")
+    plots.training_length_figure(written["model_medians"], path=run / "figures" / "training_length.png")
+    plots.loss_curves({"x": history([1.0], [1.0])}, path=run / "figures" / "zz_unlisted.png")
+    (run / "tuning").mkdir()
+    pd.DataFrame({"trial": [0, 1], "state": ["COMPLETE", "COMPLETE"], "lr": [1e-3, 3e-3],
+                  "best_valid_loss": [0.9, 0.7]}).to_csv(run / "tuning" / "trials.csv", index=False)
+    write_json(run / "tuning" / "best_params.json", {"lr": 0.003, "lr_decay_gamma": 0.5})
+    write_json(run / "manifest.json", {"profile": "smoke", "git_commit": "abc123", "stand_in": True,
+                                       "settings": load_profile("smoke").to_dict(),
+                                       "notebooks": {"04_train.ipynb": {"status": "ok", "seconds": 12.5}}})
+    return run
+
+
+def test_study_report_opens_with_the_answer_and_ends_with_settings_and_files(study_run):
+    run = study_run
+    text = report.build_study_report(run).read_text()
+    lines = text.splitlines()
+    assert lines[0] == "# melunmix study: smoke"
+    paired = pd.read_csv(run / "tables" / "paired_differences.csv")
+    answer = stats.answer_sentence(paired, "melunmix", "openunmix", "vocals", "SDR")
+    assert lines[2] == report.STAND_IN_WARNING and "not MUSDB18" in lines[2]
+    assert lines[4] == f"**Answer:** {answer}"
+    assert answer.startswith("MelUnmix (mel, proposed) - Open-Unmix (baseline): +0.")
+    assert "6 songs x 2 seeds" in answer
+    # every other model, and the half-training checkpoints, follow as bullets
+    bullets = [line for line in lines[5:20] if line.startswith("- ")]
+    assert [b.split(" - ")[0][2:] for b in bullets] == [
+        stats.method_label(m) for m in ("openunmix-half", "melunmix-half", "mfccunmix",
+                                        "mfccunmix-half", "linunmix", "linunmix-half")]
+
+    sections = sections_of(text)
+    assert list(sections) == [part.heading for part in report.STUDY_PARTS] + [
+        "Other figures and tables", "Settings", "Provenance", "Files"]
+    assert list(sections)[:2] == ["Main table", "Paired differences"]
+    for missing in ("Data", "Features", "Separation examples"):
+        assert sections[missing].strip() == report.NOT_RUN
+    # settings come after every result; nothing of them before
+    assert "| train.epochs | 2 |" in sections["Settings"]
+    assert text.index("train.epochs") > text.index("## Other figures and tables")
+
+    main = table_after(sections["Main table"], "main")
+    assert main[0][:3] == ["model", "seeds", "params"]
+    expected = stats.main_table(study_scores(), params={"openunmix": 100, "melunmix": 150})
+    row = next(r for r in main[2:] if r[0] == "MelUnmix (mel, proposed)")
+    column = main[0].index("vocals SDR")
+    mean, sd = expected.loc["melunmix", "vocals SDR"], expected.loc["melunmix", "vocals SDR sd"]
+    assert row[1:3] == ["2", "150"] and row[column] == f"{mean:.2f} ± {sd:.2f}"
+    assert [r[0] for r in main[2:]][:3] == ["Open-Unmix (baseline)", "Open-Unmix (baseline), half training",
+                                           "MelUnmix (mel, proposed)"]
+
+    assert links(sections["Paired differences"]) == ["figures/paired_differences.png"]
+    shown = table_after(sections["Paired differences"], "paired differences")
+    mel = next(r for r in shown[2:] if r[0] == "MelUnmix (mel, proposed)" and r[2] == "SDR"
+               and r[1] == "vocals")
+    expected_row = paired[(paired["model"] == "melunmix") & (paired["target"] == "vocals")
+                          & (paired["metric"] == "SDR")].iloc[0]
+    assert mel[3:5] == ["6 x 2", f"{expected_row['median_diff']:+.2f}"]
+
+    assert "figures/training_length.png" in links(sections["Training length: half against full training"])
+    assert "figures/loss_curves.png" in links(sections["Training"])
+    training = table_after(sections["Training"], "losses (MSE)")
+    assert [r[0] for r in training[2:]] == ["openunmix/seed1", "openunmix/seed2", "melunmix/seed1",
+                                            "melunmix/seed2"]
+    assert "| lr | 0.003 |" in sections["Tuning"]
+    # a figure no part names is shown, not lost
+    assert links(sections["Other figures and tables"]) == ["figures/zz_unlisted.png"]
+    # file lists only at the end
+    assert links(sections["Files"])[:2] == ["tables/bootstrap_ci.csv", "tables/main.csv"]
+    assert "manifest.json" in links(sections["Files"])
+    assert "models/melunmix/seed2/history.csv" in links(sections["Files"])
+    body = text.split("## Settings")[0]
+    assert not any(target.endswith(".csv") for target in links(body))
+    assert "abc123" in sections["Provenance"]
+    assert all((run / t).is_file() for t in links(text))
+
+
+def test_study_report_without_stand_in_or_comparison(study_run):
+    run = study_run
+    manifest = run / "manifest.json"
+    write_json(manifest, {"profile": "smoke", "stand_in": False})
+    text = report.build_study_report(run).read_text()
+    assert report.STAND_IN_WARNING not in text and "stand-in" not in text.split("## Main table")[0]
+    # the run's own flag (Run.stand_in) wins over the manifest
+    forced = report.build_study_report(run, stand_in=True).read_text()
+    assert forced.splitlines()[2] == report.STAND_IN_WARNING
+    (run / "tables" / "paired_differences.csv").unlink()
+    text = report.build_study_report(run).read_text()
+    assert text.splitlines()[2].startswith("**Answer:** *not available: no `tables/paired_differences.csv`")
+    # a loss table saved by the run replaces the summary computed from the histories
+    pd.DataFrame({"method": ["openunmix"], "final_train_loss": [0.62]}).to_csv(
+        run / "tables" / "losses.csv", index=False)
+    training = sections_of(report.build_study_report(run).read_text())["Training"]
+    assert "losses (MSE)" not in training and "| openunmix | 0.62 |" in training
+
+
+def test_study_parts_name_known_kinds_of_items(tmp_path):
+    for part in report.STUDY_PARTS:
+        for item in part.items:
+            assert report._render_item(tmp_path, item) is None  # nothing on disk: nothing shown
+    with pytest.raises(ValueError, match="figures/<name>.png"):
+        report._render_item(tmp_path, "poster")
+    (tmp_path / "empty").mkdir()
+    text = report.build_study_report(tmp_path / "empty").read_text()
+    sections = sections_of(text)
+    assert all(sections[p.heading].strip() == report.NOT_RUN for p in report.STUDY_PARTS)
+    assert "Other figures and tables" not in sections
