@@ -1,7 +1,10 @@
 """Tuning: a tiny search writes its table and best parameters, resumes, and feeds training.
 
 The dataset is generated at 16 kHz and the search runs at 8 kHz (resampled into a
-temporary cache), as the poster tuned at a lower rate than it trained at.
+temporary cache), as the poster tuned at a lower rate than it trained at; the trials use
+the STFT scaled to that rate and the per-epoch (exponential) learning-rate decay, so every
+searched value changes training. The smoke profile's own search and transfer check run on a
+tiny dataset at 44.1 kHz.
 """
 
 from __future__ import annotations
@@ -13,21 +16,30 @@ import optuna
 import pytest
 import torch
 
-from melunmix.config import settings_from_dict
+from melunmix.config import load_profile, settings_from_dict
+from melunmix.features import bandwidth_to_max_bin
 from melunmix.synth import make_dataset
-from melunmix.train import HISTORY_JSON_NAME, SETTINGS_JSON_NAME, prepare_data, train
+from melunmix.train import HISTORY_JSON_NAME, SETTINGS_JSON_NAME, prepare_data, resolve_hyperparameters, train
 from melunmix.tune import (
     BEST_PARAMS_NAME,
     HISTORIES_CSV_NAME,
     STORAGE_NAME,
     STUDY_NAME,
+    TRANSFER_CSV_NAME,
     TRIALS_CSV_NAME,
     load_best_params,
+    load_trial_histories,
+    plot_transfer,
+    plot_tuning_curves,
+    search_dir,
     search_space,
+    transfer_check,
+    trial_settings,
     tune,
+    tune_all,
 )
 
-SPACE = {"lr": [1e-3, 3e-2, "log"], "lr_decay_gamma": [0.1, 0.9, "linear"]}
+SPACE = {"lr": [1e-3, 3e-2, "log"], "weight_decay": [1e-7, 1e-3, "log"], "lr_decay_gamma": [0.5, 1.0, "linear"]}
 
 
 def make_settings(**sections):
@@ -36,7 +48,8 @@ def make_settings(**sections):
         "data": {"sample_rate": 16000, "seq_dur": 1.0, "samples_per_track": 4},
         "stft": {"n_fft": 256, "n_hop": 128, "bandwidth": 4000.0},
         "model": {"hidden_size": 16, "nb_layers": 1, "n_mels": 16},
-        "train": {"epochs": 2, "batch_size": 4, "lr": 1e-3, "progress": False, "seeds": [3]},
+        "train": {"epochs": 2, "batch_size": 4, "lr": 1e-3, "lr_schedule": "exponential", "lr_decay_gamma": 1.0,
+                  "progress": False, "seeds": [3]},
         "tune": {"sample_rate": 8000, "model": "openunmix", "nb_trials": 2, "epochs": 2,
                  "samples_per_track": 2, "seed": 5, "space": SPACE},
     }
@@ -80,29 +93,42 @@ def test_search_writes_table_histories_and_best_params(search):
     assert [row["trial"] for row in rows] == ["0", "1"] and search.nb_trials_run == 2
     assert all(row["state"] == "COMPLETE" for row in rows)
     for row in rows:
-        assert 1e-3 <= float(row["lr"]) <= 3e-2 and 0.1 <= float(row["lr_decay_gamma"]) <= 0.9
+        lr, weight_decay, gamma = (float(row[name]) for name in ("lr", "weight_decay", "lr_decay_gamma"))
+        assert 1e-3 <= lr <= 3e-2 and 1e-7 <= weight_decay <= 1e-3 and 0.5 <= gamma <= 1.0
         trial_dir = out_dir / "trials" / f"trial_{int(row['trial']):03d}"
         history = json.loads((trial_dir / HISTORY_JSON_NAME).read_text())
-        # Each trial is a short run at the tuning rate with its own parameters...
+        # Each trial is a short run at the tuning rate with its own parameters, and the
+        # per-epoch decay acts within it...
         assert history["epoch"] == [1, 2] and int(row["nb_epochs"]) == 2
-        assert history["lr"][0] == float(row["lr"])
+        assert history["lr"] == [lr, pytest.approx(lr * gamma, rel=1e-12)] and history["lr"][1] < lr
         saved = json.loads((trial_dir / SETTINGS_JSON_NAME).read_text())
         assert saved["sample_rate"] == 8000 and saved["model_config"]["sample_rate"] == 8000
+        # ... with the STFT scaled to that rate (256 / 128 at 16 kHz -> 128 / 64 at 8 kHz,
+        # bandwidth 4 kHz -> 2 kHz: 2000 / 62.5 + 1 bins)...
+        assert (saved["model_config"]["n_fft"], saved["model_config"]["n_hop"]) == (128, 64)
+        assert saved["model_config"]["max_bin"] == 33
         assert saved["settings"]["data"]["samples_per_track"] == 2
-        assert saved["train"]["lr_decay_gamma"] == float(row["lr_decay_gamma"])
+        assert saved["train"]["lr_decay_gamma"] == gamma and saved["train"]["weight_decay"] == weight_decay
+        assert saved["train"]["lr_schedule"] == "exponential"
         # ... whose objective is its best validation loss.
         assert float(row["best_valid_loss"]) == min(history["valid_loss"])
         assert float(row["time_s"]) == pytest.approx(sum(history["epoch_time"]), abs=1e-3)
-    assert rows[0]["lr"] != rows[1]["lr"]
+    for name in SPACE:
+        assert rows[0][name] != rows[1][name]
 
     histories = _read_csv(out_dir / HISTORIES_CSV_NAME)
     assert [(r["trial"], r["epoch"]) for r in histories] == [("0", "1"), ("0", "2"), ("1", "1"), ("1", "2")]
+    for trial in ("0", "1"):
+        lrs = [float(r["lr"]) for r in histories if r["trial"] == trial]
+        assert lrs[1] < lrs[0]
 
     best_row = min(rows, key=lambda r: float(r["best_valid_loss"]))
     best = json.loads((out_dir / BEST_PARAMS_NAME).read_text())
     assert best["search"]["trial"] == int(best_row["trial"]) == search.best_trial
     assert best["search"]["best_valid_loss"] == float(best_row["best_valid_loss"])
-    expected = {"lr": float(best_row["lr"]), "lr_decay_gamma": float(best_row["lr_decay_gamma"])}
+    assert best["search"]["lr_schedule"] == "exponential" and best["search"]["model"] == "openunmix"
+    assert best["search"]["stft"]["n_fft"] == 128
+    expected = {name: float(best_row[name]) for name in SPACE}
     assert {k: best[k] for k in expected} == expected
     assert load_best_params(out_dir) == expected == search.best_params
     assert best["search"]["sample_rate"] == 8000 and (out_dir / STORAGE_NAME).is_file()
@@ -157,6 +183,10 @@ def test_training_reads_the_best_parameters(search, dataset_root, tmp_path):
     saved = json.loads(result.settings_json.read_text())
     assert saved["tuned_params"] == best
     assert saved["train"]["lr_decay_gamma"] == best["lr_decay_gamma"]
+    assert saved["train"]["weight_decay"] == best["weight_decay"]
+    state = torch.load(result.checkpoint, weights_only=True)
+    assert state["optimizer"]["param_groups"][0]["weight_decay"] == best["weight_decay"]
+    assert state["scheduler"]["gamma"] == best["lr_decay_gamma"]
     assert saved["tuned_from"] == str(search.out_dir / BEST_PARAMS_NAME)
     assert saved["sample_rate"] == 16000  # tuned at 8 kHz, trained at the profile's rate
 
@@ -169,6 +199,21 @@ def test_training_reads_the_best_parameters(search, dataset_root, tmp_path):
 def test_changed_search_settings_are_refused(search, dataset_root):
     with pytest.raises(ValueError, match=r"study\.db belongs to another tuning search.*tune\.epochs: 2 there, 3 here"):
         tune(make_settings(tune={"epochs": 3}), data_root=dataset_root, out_dir=search.out_dir)
+    with pytest.raises(ValueError, match=r"train\.lr_schedule: 'exponential' there, 'plateau' here"):
+        tune(make_settings(train={"lr_schedule": "plateau"}, tune={"space": {"lr": SPACE["lr"]}}),
+             data_root=dataset_root, out_dir=search.out_dir)
+
+
+def test_tuned_gamma_of_another_schedule_is_refused(search, dataset_root, tmp_path):
+    settings = make_settings(train={"lr_schedule": "plateau", "use_tuned": True})
+    with pytest.raises(ValueError, match="lr_decay_gamma searched with train.lr_schedule 'exponential'"):
+        resolve_hyperparameters(settings, search.out_dir, model_name="openunmix")
+
+
+def test_plateau_decay_search_warns_that_it_cannot_act(dataset_root, tmp_path):
+    settings = make_settings(train={"lr_schedule": "plateau"}, tune={"nb_trials": 1, "epochs": 1})
+    with pytest.warns(UserWarning, match="cannot act within a trial"):
+        tune(settings, data_root=dataset_root, out_dir=tmp_path)
 
 
 @pytest.mark.parametrize("space, message", [
@@ -197,3 +242,129 @@ def test_best_params_file_is_read_or_refused(tmp_path):
     (tmp_path / BEST_PARAMS_NAME).write_text('{"lr": "fast"}')
     with pytest.raises(ValueError, match=r"best_params\.json must map training settings to numbers"):
         load_best_params(tmp_path)
+
+
+# --------------------------------------------------------------------------- the model scaled down
+@pytest.mark.parametrize("profile", ["poster", "demo", "smoke"])
+def test_trial_stft_is_the_profile_scaled_to_the_tuning_rate(profile):
+    settings = load_profile(profile)
+    trial = trial_settings(settings, {})
+    full_rate, rate = settings.data.sample_rate, trial.data.sample_rate
+    assert (full_rate, rate) == (44100, 16000)
+    ratio = rate / full_rate
+    # n_fft and hop: the nearest even integers to the durations kept at the lower rate.
+    for name in ("n_fft", "n_hop"):
+        full, scaled = getattr(settings.stft, name), getattr(trial.stft, name)
+        assert scaled % 2 == 0 and abs(scaled - full * ratio) <= 1
+        assert abs(scaled / rate - full / full_rate) <= 1 / rate  # the same duration, to a sample
+    # The bandwidth keeps its fraction of the band, below the lower Nyquist frequency.
+    assert trial.stft.bandwidth == pytest.approx(settings.stft.bandwidth * ratio) and trial.stft.bandwidth < rate / 2
+    max_bin = bandwidth_to_max_bin(rate, trial.stft.n_fft, trial.stft.bandwidth)
+    full_max_bin = bandwidth_to_max_bin(full_rate, settings.stft.n_fft, settings.stft.bandwidth)
+    assert max_bin == int(trial.stft.bandwidth * trial.stft.n_fft / rate) + 1  # bins k with k*rate/n_fft <= bw
+    assert max_bin / (trial.stft.n_fft // 2 + 1) == pytest.approx(full_max_bin / (settings.stft.n_fft // 2 + 1),
+                                                                  abs=0.01)
+    if profile == "poster":
+        # 4096 / 1024 at 44.1 kHz (92.9 / 23.2 ms) -> 1486 / 372 at 16 kHz; 16 kHz of 22.05 kHz
+        # (1487 of 2049 bins) -> 5805 Hz of 8 kHz: 540 of 744 bins.
+        assert (trial.stft.n_fft, trial.stft.n_hop) == (1486, 372)
+        assert full_max_bin == 1487 and max_bin == 540 == int(16000 * 16000 / 44100 * 1486 / 16000) + 1
+    # Tuning at the data's own rate changes nothing.
+    same = trial_settings(settings_from_dict({**settings.to_dict(), "tune": {**settings.to_dict()["tune"],
+                                                                             "sample_rate": full_rate}}), {})
+    assert same.stft == settings.stft
+
+
+# --------------------------------------------------------------------------- one search per model
+def test_per_model_search_writes_one_folder_per_model_and_training_reads_its_own(dataset_root, tmp_path):
+    settings = make_settings(train={"models": ["openunmix", "melunmix"], "use_tuned": True, "epochs": 1},
+                             tune={"per_model": True, "nb_trials": 1, "epochs": 1})
+    results = tune_all(settings, data_root=dataset_root, out_dir=tmp_path / "tuning")
+    assert list(results) == ["openunmix", "melunmix"]
+    assert sorted(p.name for p in (tmp_path / "tuning").iterdir()) == ["features", "melunmix", "openunmix"]
+    assert not (tmp_path / "tuning" / BEST_PARAMS_NAME).exists()
+    for model, result in results.items():
+        assert result.out_dir == tmp_path / "tuning" / model == search_dir(settings, model, tmp_path / "tuning")
+        summary = json.loads(result.best_params_json.read_text())["search"]
+        assert summary["model"] == model
+        saved = json.loads((result.out_dir / "trials" / "trial_000" / SETTINGS_JSON_NAME).read_text())
+        assert saved["model"] == model
+    # The two searches draw the same first parameters (same seed); make them differ so that
+    # reading the wrong file would show.
+    other = {"lr": 0.0123, "weight_decay": 1e-6, "lr_decay_gamma": 0.75}
+    (tmp_path / "tuning" / "melunmix" / BEST_PARAMS_NAME).write_text(json.dumps(other))
+    for model in ("openunmix", "melunmix"):
+        hp, tuned, source = resolve_hyperparameters(settings, tmp_path / "tuning", model_name=model)
+        assert source == tmp_path / "tuning" / model / BEST_PARAMS_NAME
+        assert tuned == load_best_params(tmp_path / "tuning" / model) and hp.lr == tuned["lr"]
+    data = prepare_data(settings, data_root=dataset_root, stats_dir=tmp_path / "features", progress=False)
+    run = train("melunmix", settings, data, tmp_path / "model", tuning_dir=tmp_path / "tuning")
+    assert run.history["lr"] == [0.0123]
+    # Without per_model every model reads the one file at the top of the tuning folder.
+    shared = make_settings(train={"use_tuned": True})
+    assert search_dir(shared, "melunmix", tmp_path / "tuning") == tmp_path / "tuning"
+    assert load_trial_histories(settings, tmp_path / "tuning")["model"].unique().tolist() == ["openunmix", "melunmix"]
+
+
+# --------------------------------------------------------------------------- the smoke profile
+@pytest.fixture(scope="module")
+def full_rate_root(tmp_path_factory):
+    """A tiny dataset at the smoke profile's rate (44.1 kHz)."""
+    return make_dataset(tmp_path_factory.mktemp("data44") / "synth", nb_train=3, nb_valid=1, nb_test=1,
+                        duration=4.0, seed=2, sample_rate=44100, progress=False)
+
+
+@pytest.fixture(scope="module")
+def smoke_search(full_rate_root, tmp_path_factory):
+    settings = load_profile("smoke", overrides={"data": {"root": str(full_rate_root)}})
+    tuning = tmp_path_factory.mktemp("smoke") / "tuning"
+    return settings, tuning, tune_all(settings, data_root=full_rate_root, out_dir=tuning)
+
+
+def test_smoke_search_tunes_the_proposed_model_and_every_setting_changes_training(smoke_search):
+    settings, tuning, results = smoke_search
+    assert settings.tune.model == "melunmix" and settings.train.lr_schedule == "exponential"
+    (result,) = results.values()
+    assert result.out_dir == tuning
+    trials = result.trials
+    assert list(trials["trial"]) == [0, 1] and trials["weight_decay"].nunique() == 2
+    histories = load_trial_histories(settings, tuning)
+    for trial, group in histories.groupby("trial"):
+        row = trials[trials["trial"] == trial].iloc[0]
+        assert group["lr"].nunique() == len(group) == settings.tune.epochs  # the lr moves every epoch
+        assert list(group["lr"]) == pytest.approx([row["lr"] * row["lr_decay_gamma"] ** (e - 1)
+                                                   for e in group["epoch"]], rel=1e-12)
+        saved = json.loads((tuning / "trials" / f"trial_{trial:03d}" / SETTINGS_JSON_NAME).read_text())
+        assert saved["model"] == "melunmix" and saved["model_config"]["n_fft"] == 372
+    fig = plot_tuning_curves(histories, path=tuning / "curves.png")
+    assert (tuning / "curves.png").stat().st_size > 0 and len(fig.axes) == 3  # lr, loss, colour bar
+
+
+def test_transfer_check_runs_tuned_and_default_values_at_the_full_rate(smoke_search, full_rate_root):
+    settings, tuning, results = smoke_search
+    table = transfer_check(settings, data_root=full_rate_root, out_dir=tuning)
+    assert list(table["variant"]) == ["tuned", "default"] and set(table["model"]) == {"melunmix"}
+    best = load_best_params(tuning)
+    tuned, default = (table[table["variant"] == v].iloc[0] for v in ("tuned", "default"))
+    assert {name: tuned[name] for name in best} == best
+    assert {name: default[name] for name in best} == {name: getattr(settings.train, name) for name in best}
+    for variant in ("tuned", "default"):
+        run_dir = tuning / "transfer" / variant
+        history = json.loads((run_dir / HISTORY_JSON_NAME).read_text())
+        saved = json.loads((run_dir / SETTINGS_JSON_NAME).read_text())
+        assert history["epoch"] == [1] == list(range(1, settings.tune.transfer_epochs + 1))
+        assert saved["sample_rate"] == 44100 and saved["model_config"]["n_fft"] == settings.stft.n_fft
+        assert saved["seed"] == settings.train.seeds[0] and saved["tuned_params"] is None
+    assert tuned["final_valid_loss"] != default["final_valid_loss"]
+    assert (tuning / TRANSFER_CSV_NAME).is_file()
+    # Done runs are reused, not retrained.
+    before = {p: p.stat().st_mtime_ns for p in (tuning / "transfer").rglob("*.pth")}
+    again = transfer_check(settings, data_root=full_rate_root, out_dir=tuning)
+    assert again.drop(columns="time_s").equals(table.drop(columns="time_s"))
+    assert {p: p.stat().st_mtime_ns for p in (tuning / "transfer").rglob("*.pth")} == before
+    assert list(table["run_dir"]) == ["transfer/tuned", "transfer/default"]
+    fig = plot_transfer(tuning / TRANSFER_CSV_NAME, tuning, path=tuning / "transfer.png")
+    assert len(fig.axes) == 2 and (tuning / "transfer.png").is_file()
+    # transfer_epochs 0: nothing to do.
+    off = load_profile("smoke", overrides={"tune": {"transfer_epochs": 0}})
+    assert transfer_check(off, out_dir=tuning / "none").empty and not (tuning / "none").exists()

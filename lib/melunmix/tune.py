@@ -1,19 +1,37 @@
 """Tuning: the poster's search of the learning rate and its decay at a lower sample rate.
 
-The poster tuned the learning rate and the decay rate on the training set at a lower
-sampling rate before the 20-epoch runs. :func:`tune` does that with short runs of
-:func:`melunmix.train.train` itself (one folder per trial) and Optuna's TPE sampler; the
-objective is a trial's best validation loss (the musdb validation split, which is part of
-the training set). Everything lives in ``out_dir`` (``results/<profile>/tuning``):
+The poster tuned "the learning rate and the decay rate" with its proposed model on the
+training set at a lower sampling rate before the 20-epoch runs. :func:`tune` does that
+with short runs of :func:`melunmix.train.train` itself (one folder per trial) and Optuna's
+TPE sampler; the objective is a trial's best validation loss (the musdb validation split,
+which is part of the training set).
+
+What is searched (``settings.tune.space``, by default): the learning rate (log scale),
+Adam's weight decay (log scale) and ``lr_decay_gamma``, the factor the learning rate is
+multiplied by after every epoch with ``train.lr_schedule: exponential`` -- both readings
+of the poster's "decay rate". (With Open-Unmix's plateau schedule, whose patience is
+longer than any trial, the decay factor would never act; :func:`tune` warns then.)
+
+The trials are "the same model scaled down" to ``settings.tune.sample_rate``
+(:func:`trial_settings`): the STFT keeps its window and hop durations (``n_fft`` and
+``n_hop`` times tune_rate / data_rate, rounded to even integers) and the bandwidth crop
+keeps the same fraction of the band (``bandwidth`` times the same ratio), so at 16 kHz the
+poster's 4096 / 1024 at 44.1 kHz with 16 kHz of bandwidth becomes 1486 / 372 with 5.8 kHz.
+
+Everything lives in the search folder (``results/<profile>/tuning``, or
+``tuning/<model>/`` for each model with ``settings.tune.per_model``; :func:`search_dir`):
 
 - ``study.db``: the Optuna study (SQLite), so an interrupted search resumes;
 - ``trials/trial_NNN/``: each trial's run folder (history, weights, checkpoint);
 - ``trials.csv``: one row per trial (parameters, best validation loss, epochs, time, state);
-- ``trial_histories.csv``: every trial's per-epoch losses, for plots;
+- ``trial_histories.csv``: every trial's per-epoch losses and learning rate, for plots;
 - ``features/``: the scaler statistics at the tuning rate;
 - ``best_params.json``: the best parameters (top level) and a ``search`` summary, written
   when the search is complete and read by training (:func:`load_best_params`,
-  ``settings.train.use_tuned``).
+  ``settings.train.use_tuned``);
+- ``transfer/<tuned|default>/``: with ``settings.tune.transfer_epochs``, two short runs
+  at the data's full rate, with the tuned and the untuned values
+  (:func:`transfer_check`), summed up in ``<tuning>/transfer.csv``.
 
 Reproducibility: the sampler of trial ``n`` is seeded with ``settings.tune.seed + n``, so
 the parameters tried depend only on the seed and the results of earlier trials, whether or
@@ -30,11 +48,12 @@ import logging
 import math
 import os
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .config import Settings, TrainSettings, run_paths
+from .config import Settings, STFTSettings, TrainSettings, run_paths
 from .files import read_json, write_json, write_text
 
 logger = logging.getLogger(__name__)
@@ -45,6 +64,10 @@ HISTORIES_CSV_NAME = "trial_histories.csv"
 STORAGE_NAME = "study.db"
 STUDY_NAME = "melunmix-tune"
 TRIALS_DIR_NAME = "trials"
+TRANSFER_DIR_NAME = "transfer"
+TRANSFER_CSV_NAME = "transfer.csv"
+#: The two runs of the transfer check: the tuned values and the profile's own.
+TRANSFER_VARIANTS = ("tuned", "default")
 SCALES = ("log", "linear")
 
 
@@ -55,9 +78,9 @@ class TuneResult:
     Attributes
     ----------
     out_dir : Path
-        The tuning folder.
+        The search folder (:func:`search_dir`).
     best_params : dict
-        Best parameters, e.g. ``{"lr": 0.003, "lr_decay_gamma": 0.4}``.
+        Best parameters, e.g. ``{"lr": 0.003, "weight_decay": 2e-6, "lr_decay_gamma": 0.8}``.
     best_valid_loss : float
         Best validation loss of the best trial.
     best_trial : int
@@ -91,7 +114,8 @@ def load_best_params(tuning_dir: str | os.PathLike) -> dict[str, Any] | None:
     Parameters
     ----------
     tuning_dir : path
-        A tuning folder (``results/<profile>/tuning``).
+        A search folder (``results/<profile>/tuning``, or ``.../tuning/<model>`` with
+        ``settings.tune.per_model``; :func:`search_dir`).
 
     Returns
     -------
@@ -114,6 +138,54 @@ def load_best_params(tuning_dir: str | os.PathLike) -> dict[str, Any] | None:
             "delete it and rerun the tuning"
         )
     return params
+
+
+def load_search_summary(tuning_dir: str | os.PathLike) -> dict[str, Any] | None:
+    """The ``search`` summary of ``<tuning_dir>/best_params.json`` (model, rate, STFT,
+    schedule, best trial...), or None when there is no such file or summary."""
+    path = Path(tuning_dir) / BEST_PARAMS_NAME
+    if not path.exists():
+        return None
+    content = read_json(path)
+    summary = content.get("search") if isinstance(content, dict) else None
+    return summary if isinstance(summary, dict) else None
+
+
+def tuned_models(settings: Settings) -> list[str]:
+    """The models searched with: ``settings.tune.model``, or with ``settings.tune.per_model``
+    every model of ``settings.train.models`` (canonical names, in order, without repeats)."""
+    from .train import canonical_model_name
+
+    names = settings.train.models if settings.tune.per_model else [settings.tune.model]
+    return list(dict.fromkeys(canonical_model_name(name) for name in names))
+
+
+def search_dir(settings: Settings, model_name: str | None = None,
+               tuning_dir: str | os.PathLike | None = None) -> Path:
+    """The folder of the search whose best parameters model ``model_name`` trains with.
+
+    Parameters
+    ----------
+    settings : Settings
+    model_name : str, optional
+        Needed with ``settings.tune.per_model``; ignored otherwise.
+    tuning_dir : path, optional
+        The tuning folder; default ``results/<profile>/tuning``.
+
+    Returns
+    -------
+    Path
+        ``tuning_dir`` itself (one search, ``settings.tune.model``, read by every model) or,
+        with ``settings.tune.per_model``, ``tuning_dir/<model>`` (one search per model).
+    """
+    root = Path(tuning_dir) if tuning_dir is not None else run_paths(settings).tuning
+    if not settings.tune.per_model:
+        return root
+    if model_name is None:
+        raise ValueError("settings.tune.per_model is on: name the model whose search folder is wanted")
+    from .train import canonical_model_name
+
+    return root / canonical_model_name(model_name)
 
 
 def search_space(space: dict[str, list[Any]]) -> dict[str, Any]:
@@ -165,14 +237,45 @@ def search_space(space: dict[str, list[Any]]) -> dict[str, Any]:
     return distributions
 
 
-def trial_settings(settings: Settings, params: dict[str, Any]) -> Settings:
-    """Settings of one trial: the profile at the tuning rate, short runs, ``params`` applied.
+def _even(value: float) -> int:
+    """The even integer nearest ``value`` (at least 2)."""
+    return max(2, 2 * int(round(value / 2)))
 
-    The trial trains ``settings.tune.model`` for ``settings.tune.epochs`` epochs of
-    ``settings.tune.samples_per_track`` items per track at ``settings.tune.sample_rate``
-    with seed ``settings.tune.seed``, and never reads tuned parameters itself.
+
+def tuning_stft(settings: Settings) -> STFTSettings:
+    """The profile's STFT scaled to ``settings.tune.sample_rate``: the same model scaled down.
+
+    With ``ratio = tune.sample_rate / data.sample_rate``: ``n_fft`` and ``n_hop`` are
+    multiplied by ``ratio`` and rounded to the nearest even integer, so the window and the
+    hop keep their durations (and the model sees as many frames per second and as many
+    bins per Hz); ``bandwidth`` is multiplied by ``ratio``, so the crop keeps the same
+    fraction of the band below the lower Nyquist frequency (16 kHz of 22.05 kHz at
+    44.1 kHz -> 5.8 kHz of 8 kHz at 16 kHz). The poster's n_fft 4096 / hop 1024 at
+    44.1 kHz become 1486 / 372 at 16 kHz. Unchanged when the rates are equal.
+    """
+    data_rate, tune_rate = float(settings.data.sample_rate), float(settings.tune.sample_rate)
+    if not (data_rate > 0 and tune_rate > 0):
+        raise ValueError(f"sample rates must be positive: data {data_rate!r}, tune {tune_rate!r}")
+    stft = settings.stft
+    if tune_rate == data_rate:
+        return dataclasses.replace(stft)
+    ratio = tune_rate / data_rate
+    return dataclasses.replace(
+        stft, n_fft=_even(stft.n_fft * ratio), n_hop=_even(stft.n_hop * ratio),
+        bandwidth=float(stft.bandwidth) * ratio,
+    )
+
+
+def trial_settings(settings: Settings, params: dict[str, Any]) -> Settings:
+    """Settings of one trial: the profile scaled to the tuning rate, short runs, ``params`` applied.
+
+    The trial trains for ``settings.tune.epochs`` epochs of ``settings.tune.samples_per_track``
+    items per track at ``settings.tune.sample_rate`` with the STFT of :func:`tuning_stft`
+    and seed ``settings.tune.seed``, and never reads tuned parameters itself. Everything
+    else (model sizes, excerpt durations, batch size, schedule) is the profile's.
     """
     trial = copy.deepcopy(settings)
+    trial.stft = tuning_stft(settings)
     trial.data.sample_rate = float(settings.tune.sample_rate)
     trial.data.samples_per_track = int(settings.tune.samples_per_track)
     trial.train = dataclasses.replace(
@@ -181,21 +284,24 @@ def trial_settings(settings: Settings, params: dict[str, Any]) -> Settings:
     return trial
 
 
-def _search_signature(settings: Settings, fingerprint: str | None) -> dict[str, Any]:
+def _search_signature(settings: Settings, model: str, fingerprint: str | None) -> dict[str, Any]:
     """What must not change for a stored study to be continued."""
     tune_settings = dataclasses.asdict(settings.tune)
-    for name in ("enabled", "nb_trials"):  # raising nb_trials continues a finished search
+    # Raising nb_trials continues a finished search; the transfer check and the folder
+    # layout do not change what a trial computes; the model searched is recorded below.
+    for name in ("enabled", "nb_trials", "transfer_epochs", "per_model", "model"):
         tune_settings.pop(name)
     fixed = dataclasses.asdict(settings.train)
     for name in ("models", "seeds", "device", "progress", "use_tuned", "epochs", *settings.tune.space):
         fixed.pop(name, None)
     return {
-        "tune": tune_settings,
+        "tune": {**tune_settings, "model": model},
         "train": fixed,
-        "stft": dataclasses.asdict(settings.stft),
+        "stft": dataclasses.asdict(tuning_stft(settings)),
         "model": dataclasses.asdict(settings.model),
-        "data": {"seq_dur": settings.data.seq_dur, "valid_seq_dur": settings.data.valid_seq_dur,
-                 "targets": list(settings.data.targets), "fingerprint": fingerprint},
+        "data": {"sample_rate": float(settings.data.sample_rate), "seq_dur": settings.data.seq_dur,
+                 "valid_seq_dur": settings.data.valid_seq_dur, "targets": list(settings.data.targets),
+                 "fingerprint": fingerprint},
     }
 
 
@@ -256,8 +362,9 @@ def tune(
     progress: bool | None = None,
     *,
     stats_dir: str | os.PathLike | None = None,
+    model: str | None = None,
 ) -> TuneResult:
-    """Search training parameters with short runs at ``settings.tune.sample_rate``.
+    """Search training parameters of one model with short runs at ``settings.tune.sample_rate``.
 
     Parameters
     ----------
@@ -267,11 +374,15 @@ def tune(
     data_root : path, optional
         Dataset root (as :func:`melunmix.train.prepare_data`).
     out_dir : path, optional
-        Tuning folder; default ``results/<profile>/tuning``.
+        This search's folder; default :func:`search_dir` of the model
+        (``results/<profile>/tuning``, or ``.../tuning/<model>`` with ``tune.per_model``).
     progress : bool, optional
         Progress bars of the trials' training; default ``settings.train.progress``.
     stats_dir : path, optional
         Where the statistics at the tuning rate are cached; default ``<out_dir>/features``.
+    model : str, optional
+        The model to search with; default ``settings.tune.model``. :func:`tune_all`
+        searches every model of ``settings.train.models`` with ``tune.per_model``.
 
     Returns
     -------
@@ -282,6 +393,12 @@ def tune(
     ValueError
         A bad search space, a stored study made with other settings (the message names
         the file), or every trial diverged.
+
+    Warns
+    -----
+    UserWarning
+        ``lr_decay_gamma`` is searched with the plateau schedule although its patience is
+        not shorter than a trial: the factor could not change any trial.
 
     Notes
     -----
@@ -294,14 +411,23 @@ def tune(
     from optuna.samplers import TPESampler
     from optuna.trial import TrialState
 
-    from .train import check_run_signature, prepare_data, train
+    from .train import canonical_model_name, check_run_signature, prepare_data, train
 
     if settings.tune.nb_trials < 1:
         raise ValueError(f"settings.tune.nb_trials must be at least 1, got {settings.tune.nb_trials}")
+    model = canonical_model_name(settings.tune.model if model is None else model)
     distributions = search_space(settings.tune.space)
     param_names = list(distributions)
-    paths = run_paths(settings)
-    out_dir = Path(out_dir) if out_dir is not None else paths.tuning
+    hp = settings.train
+    if ("lr_decay_gamma" in param_names and hp.lr_schedule == "plateau"
+            and hp.lr_decay_patience >= settings.tune.epochs):
+        warnings.warn(
+            f"settings.tune.space searches lr_decay_gamma with train.lr_schedule 'plateau' and "
+            f"lr_decay_patience {hp.lr_decay_patience} >= tune.epochs {settings.tune.epochs}: the decay "
+            "cannot act within a trial, so its best value is noise; use lr_schedule 'exponential'",
+            UserWarning, stacklevel=2,
+        )
+    out_dir = Path(out_dir) if out_dir is not None else search_dir(settings, model)
     # Statistics at the tuning rate serve the search only: they stay in its folder.
     stats_dir = Path(stats_dir) if stats_dir is not None else out_dir / "features"
     progress = settings.train.progress if progress is None else bool(progress)
@@ -320,7 +446,7 @@ def tune(
         )
     finally:
         optuna.logging.set_verbosity(verbosity)
-    signature = _search_signature(settings, data.fingerprint)
+    signature = _search_signature(settings, model, data.fingerprint)
     stored = study.user_attrs.get("search")
     if stored is None:
         study.set_user_attr("search", signature)
@@ -329,13 +455,14 @@ def tune(
 
     def run(number: int, params: dict[str, Any]) -> tuple[float | None, Any]:
         start = time.perf_counter()
-        result = train(settings.tune.model, trial_settings(settings, params), data,
+        result = train(model, trial_settings(settings, params), data,
                        _trial_dir(out_dir, number), seed=settings.tune.seed, progress=progress)
         value = result.best_valid_loss
         value = value if value is not None and math.isfinite(value) else None
         shown = ", ".join(f"{k}={v:.4g}" for k, v in params.items())
         outcome = f"best valid loss {value:.5g} (epoch {result.best_epoch})" if value is not None else "diverged"
-        line = f"tuning trial {number + 1}/{settings.tune.nb_trials}: {shown} -> {outcome}, {time.perf_counter() - start:.1f} s"
+        line = (f"tuning {model} trial {number + 1}/{settings.tune.nb_trials}: {shown} -> {outcome}, "
+                f"{time.perf_counter() - start:.1f} s")
         print(line, flush=True)
         logger.info(line)
         return value, result
@@ -385,8 +512,11 @@ def tune(
             "best_valid_loss": best.value,
             "trial": best.number,
             "nb_trials": len(rows),
-            "model": settings.tune.model,
+            "model": model,
             "sample_rate": float(settings.tune.sample_rate),
+            "data_sample_rate": float(settings.data.sample_rate),
+            "stft": dataclasses.asdict(base.stft),
+            "lr_schedule": settings.train.lr_schedule,
             "epochs": int(settings.tune.epochs),
             "samples_per_track": int(settings.tune.samples_per_track),
         },
@@ -399,3 +529,283 @@ def tune(
         trials_csv=out_dir / TRIALS_CSV_NAME, histories_csv=out_dir / HISTORIES_CSV_NAME,
         best_params_json=best_params_path, storage=storage_path,
     )
+
+
+def tune_all(
+    settings: Settings,
+    data_root: str | os.PathLike | None = None,
+    out_dir: str | os.PathLike | None = None,
+    progress: bool | None = None,
+) -> dict[str, TuneResult]:
+    """Every search the profile asks for: ``settings.tune.model`` into the tuning folder or,
+    with ``settings.tune.per_model``, each model of ``settings.train.models`` into
+    ``<tuning>/<model>/`` (sharing the statistics in ``<tuning>/features``).
+
+    Parameters
+    ----------
+    settings : Settings
+    data_root : path, optional
+    out_dir : path, optional
+        The tuning folder; default ``results/<profile>/tuning``.
+    progress : bool, optional
+
+    Returns
+    -------
+    dict of str to TuneResult
+        By canonical model name, in the order searched.
+    """
+    root = Path(out_dir) if out_dir is not None else run_paths(settings).tuning
+    return {
+        model: tune(settings, data_root, search_dir(settings, model, root), progress,
+                    stats_dir=root / "features", model=model)
+        for model in tuned_models(settings)
+    }
+
+
+def load_trial_histories(settings: Settings, tuning_dir: str | os.PathLike | None = None):
+    """Every searched model's ``trial_histories.csv`` in one table with a ``model`` column.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``model, trial, epoch, train_loss, valid_loss, lr, epoch_time``; empty
+        when no search has run.
+    """
+    import pandas as pd
+
+    frames = []
+    for model in tuned_models(settings):
+        path = search_dir(settings, model, tuning_dir) / HISTORIES_CSV_NAME
+        if path.exists():
+            frame = pd.read_csv(path)
+            frame.insert(0, "model", model)
+            frames.append(frame)
+    if not frames:
+        return pd.DataFrame(columns=["model", "trial", "epoch", "train_loss", "valid_loss", "lr", "epoch_time"])
+    return pd.concat(frames, ignore_index=True)
+
+
+# --------------------------------------------------------------------------- transfer
+TRANSFER_COLUMNS = ["model", "variant", "epochs", "final_train_loss", "final_valid_loss",
+                    "best_valid_loss", "time_s", "run_dir"]
+
+
+def transfer_settings(settings: Settings, params: dict[str, Any]) -> Settings:
+    """Settings of a transfer run: the profile at its own rate and STFT, ``params`` applied,
+    ``settings.tune.transfer_epochs`` epochs of ``settings.tune.samples_per_track`` items per
+    track (as a trial, so only the rate and the STFT differ from the search), seed
+    ``settings.train.seeds[0]``, no tuned parameters read."""
+    run = copy.deepcopy(settings)
+    run.data.samples_per_track = int(settings.tune.samples_per_track)
+    run.train = dataclasses.replace(
+        run.train, epochs=int(settings.tune.transfer_epochs), use_tuned=False,
+        seeds=[int(settings.train.seeds[0])], **params,
+    )
+    return run
+
+
+def transfer_check(
+    settings: Settings,
+    data_root: str | os.PathLike | None = None,
+    out_dir: str | os.PathLike | None = None,
+    progress: bool | None = None,
+    *,
+    stats_dir: str | os.PathLike | None = None,
+):
+    """Do the values tuned at the lower rate help at the data's full rate? Two short runs.
+
+    For every searched model (:func:`tuned_models`), train ``settings.tune.transfer_epochs``
+    epochs at ``settings.data.sample_rate`` with the profile's STFT twice, with the same
+    seed and data: once with the tuned values (``best_params.json``) and once with the
+    profile's own values of the same settings (what training uses without tuning), into
+    ``<search folder>/transfer/tuned/`` and ``.../transfer/default/``. Finished runs are
+    reused and interrupted ones continue (as :func:`melunmix.train.train`).
+
+    Parameters
+    ----------
+    settings : Settings
+    data_root : path, optional
+    out_dir : path, optional
+        The tuning folder; default ``results/<profile>/tuning``.
+    progress : bool, optional
+    stats_dir : path, optional
+        Scaler statistics at the full rate; default ``results/<profile>/features`` (those
+        training uses) when ``out_dir`` is not given, else ``<out_dir>/transfer/features``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per model and variant (``tuned`` / ``default``): the parameter values,
+        epochs trained, final train and validation loss, best validation loss, seconds and
+        the run folder relative to ``out_dir`` (``transfer/tuned``); also written to
+        ``<out_dir>/transfer.csv``. Empty when ``transfer_epochs`` is 0.
+
+    Raises
+    ------
+    FileNotFoundError
+        A searched model has no ``best_params.json`` yet (run :func:`tune_all` first).
+    """
+    import pandas as pd
+
+    from .train import prepare_data, train
+
+    epochs = int(settings.tune.transfer_epochs)
+    if epochs <= 0:
+        return pd.DataFrame(columns=TRANSFER_COLUMNS)
+    root = Path(out_dir) if out_dir is not None else run_paths(settings).tuning
+    if stats_dir is None:
+        stats_dir = run_paths(settings).features if out_dir is None else root / TRANSFER_DIR_NAME / "features"
+    progress = settings.train.progress if progress is None else bool(progress)
+    data = None
+    rows = []
+    for model in tuned_models(settings):
+        folder = search_dir(settings, model, root)
+        tuned = load_best_params(folder)
+        if tuned is None:
+            raise FileNotFoundError(
+                f"no {BEST_PARAMS_NAME} in {folder}: the transfer check needs a finished search; run tune_all first"
+            )
+        variants = {"tuned": dict(tuned), "default": {name: getattr(settings.train, name) for name in tuned}}
+        for variant in TRANSFER_VARIANTS:
+            params = variants[variant]
+            run_settings = transfer_settings(settings, params)
+            if data is None:
+                data = prepare_data(run_settings, data_root=data_root, stats_dir=stats_dir, progress=progress)
+            result = train(model, run_settings, data, folder / TRANSFER_DIR_NAME / variant,
+                           seed=run_settings.train.seeds[0], progress=progress)
+            history = result.history
+            rows.append({
+                "model": model, "variant": variant, **params, "epochs": len(history["epoch"]),
+                "final_train_loss": history["train_loss"][-1] if history["train_loss"] else None,
+                "final_valid_loss": history["valid_loss"][-1] if history["valid_loss"] else None,
+                "best_valid_loss": history.get("best_valid_loss"),
+                "time_s": round(sum(history["epoch_time"]), 3),
+                "run_dir": result.out_dir.relative_to(root).as_posix(),
+            })
+    names = list(dict.fromkeys(name for row in rows for name in row if name not in TRANSFER_COLUMNS))
+    columns = TRANSFER_COLUMNS[:2] + names + TRANSFER_COLUMNS[2:]
+    write_text(root / TRANSFER_CSV_NAME, _csv(rows, columns))
+    return pd.DataFrame(rows, columns=columns)
+
+
+# --------------------------------------------------------------------------- figures
+def plot_tuning_curves(histories, path: str | os.PathLike | None = None, dpi: int | None = None):
+    """Learning rate and validation loss per epoch of every trial, one colour per trial.
+
+    Shows that each searched setting changed training: with the exponential schedule the
+    learning rate of every trial falls by its own factor per epoch.
+
+    Parameters
+    ----------
+    histories : DataFrame or path
+        ``trial_histories.csv`` (columns ``trial, epoch, valid_loss, lr``), or
+        :func:`load_trial_histories` (with a ``model`` column: one row of panels per model).
+    path : path-like, optional
+        Where to save the PNG (e.g. ``figures/tuning_lr_curves.png``).
+    dpi : int, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Two axes per model: learning rate (log scale) and validation loss, per epoch.
+    """
+    import matplotlib.pyplot as plt
+    import pandas as pd
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+    from matplotlib.ticker import MaxNLocator
+
+    from . import plots
+
+    df = plots._read_table(histories, "trial histories")
+    plots._require_columns(df, ["trial", "epoch", "valid_loss", "lr"], "trial histories")
+    if df.empty:
+        raise ValueError("trial histories are empty: run the search first")
+    if "model" not in df.columns:
+        df = df.assign(model="")
+    models = list(dict.fromkeys(df["model"]))
+    fig, axes = plt.subplots(len(models), 2, figsize=(10.0, 3.6 * len(models)), squeeze=False,
+                             layout="constrained")
+    trials = sorted(pd.unique(df["trial"]))
+    norm = Normalize(vmin=min(trials), vmax=max(max(trials), min(trials) + 1))
+    cmap = plt.get_cmap("viridis")
+    for row, model in enumerate(models):
+        part = df[df["model"] == model]
+        for trial, group in part.groupby("trial", sort=True):
+            group = group.sort_values("epoch")
+            colour = cmap(norm(trial))
+            for ax, column in zip(axes[row], ("lr", "valid_loss")):
+                values = pd.to_numeric(group[column], errors="coerce")
+                ax.plot(group["epoch"], values, marker="o", color=colour, lw=1.5, ms=4)
+        label = f"{plots.method_label(model)}: " if model else ""
+        axes[row, 0].set_yscale("log")
+        axes[row, 0].set_ylabel("learning rate (log scale)")
+        axes[row, 0].set_title(f"{label}learning rate")
+        axes[row, 1].set_ylabel("validation loss (MSE)")
+        axes[row, 1].set_title(f"{label}validation loss")
+        for ax in axes[row]:
+            ax.set_xlabel("epoch")
+            ax.set_xticks(sorted(pd.unique(part["epoch"])))
+            ax.grid(True, alpha=0.3)
+    bar = fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=axes[:, -1].tolist(), label="trial")
+    bar.ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    fig.suptitle(f"Tuning trials per epoch ({len(trials)} trials, one colour each)")
+    if path is not None:
+        plots.save_figure(fig, path, **({} if dpi is None else {"dpi": dpi}))
+    return fig
+
+
+def plot_transfer(table, tuning_dir: str | os.PathLike, path: str | os.PathLike | None = None,
+                  dpi: int | None = None):
+    """Training and validation loss per epoch of the transfer runs, tuned (solid) and default
+    (dashed), one colour per model.
+
+    Parameters
+    ----------
+    table : DataFrame or path
+        From :func:`transfer_check` (or its ``transfer.csv``); its ``run_dir`` column gives
+        the runs' folders relative to ``tuning_dir``.
+    tuning_dir : path
+        The tuning folder the transfer check ran in.
+    path : path-like, optional
+        Where to save the PNG (e.g. ``figures/tuning_transfer.png``).
+    dpi : int, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Two axes: training loss and validation loss per epoch.
+    """
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    from . import plots
+    from .train import HISTORY_CSV_NAME
+
+    df = plots._read_table(table, "transfer table")
+    plots._require_columns(df, ["model", "variant", "run_dir"], "transfer table")
+    if df.empty:
+        raise ValueError("the transfer table is empty (tune.transfer_epochs is 0?)")
+    fig, axes = plt.subplots(1, 2, figsize=(10.0, 3.8), squeeze=False, layout="constrained")
+    epochs = [0]
+    for _, row in df.iterrows():
+        history = pd.read_csv(Path(tuning_dir) / row["run_dir"] / HISTORY_CSV_NAME)
+        epochs.append(int(history["epoch"].max()))
+        tuned = row["variant"] == "tuned"
+        colour = plots.method_color(row["model"])
+        label = f"{plots.method_label(row['model'])}, {row['variant']} values"
+        for ax, column in zip(axes[0], ("train_loss", "valid_loss")):
+            ax.plot(history["epoch"], history[column], "-" if tuned else "--", marker="o" if tuned else "s",
+                    ms=7, color=colour, markerfacecolor=colour if tuned else "white", label=label)
+    for ax, title in zip(axes[0], ("training loss", "validation loss")):
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(f"{title} (MSE)")
+        ax.set_title(f"{title.capitalize()} at the full rate")
+        ax.set_xticks(range(1, max(epochs) + 1))
+        ax.set_xlim(0.5, max(epochs) + 0.5)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize="small")
+    fig.suptitle("Transfer check: tuned vs default values, same seed and data")
+    if path is not None:
+        plots.save_figure(fig, path, **({} if dpi is None else {"dpi": dpi}))
+    return fig
