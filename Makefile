@@ -8,12 +8,15 @@ PY      := $(VENV)/bin/python
 # built-in generated dataset.
 MUSDB_ROOT ?=
 DATA_ROOT_ARG := $(if $(MUSDB_ROOT),--data-root "$(MUSDB_ROOT)",)
+# STAND_IN=1 runs a MUSDB18 profile (poster, umx) on the generated data; results say so.
+STAND_IN ?=
+STAND_IN_ARG := $(if $(STAND_IN),--stand-in,)
 PYTEST_ARGS ?=
 
 .PHONY: help setup reproduce test lab bench
 
 help:
-	@echo "make reproduce [PROFILE=demo|smoke|poster|umx] [MUSDB_ROOT=/path/to/musdb18]"
+	@echo "make reproduce [PROFILE=demo|study|smoke|poster|umx] [MUSDB_ROOT=/path/to/musdb18] [STAND_IN=1]"
 	@echo "make test      unit tests + notebook regression checks (pytest --nbval)"
 	@echo "make lab       open the notebooks in JupyterLab"
 	@echo "make bench     benchmarks beside Open-Unmix and museval (bench/README.md)"
@@ -22,7 +25,7 @@ setup:
 	@bash scripts/setup_env.sh
 
 reproduce: setup
-	$(VENV)/bin/melunmix reproduce --profile $(PROFILE) $(DATA_ROOT_ARG)
+	@$(VENV)/bin/melunmix reproduce --profile $(PROFILE) $(DATA_ROOT_ARG) $(STAND_IN_ARG)
 
 # Unit tests, then the committed smoke-profile notebooks re-executed and compared (nbval).
 test: setup

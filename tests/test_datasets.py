@@ -552,11 +552,16 @@ def test_stem_mp4_decodes_once_into_wav_cache(tmp_path, cache_dir):
 
 
 # --------------------------------------------------------------------------- statistics
-def mono_magnitude(audio, n_fft, n_hop):
-    """Reference in plain numpy: centred frames (reflect padding), periodic Hann window,
-    rFFT magnitude per channel, then the mean over channels. Shape (nb_bins, nb_frames)."""
-    padded = np.pad(audio.T.astype(np.float64), ((0, 0), (n_fft // 2, n_fft // 2)), mode="reflect")
-    nb_frames = 1 + audio.shape[0] // n_hop
+def mono_magnitude(audio, n_fft, n_hop, center=False):
+    """Reference in plain numpy: frames uncentred (Open-Unmix's statistics) or centred
+    (reflect padding), periodic Hann window, rFFT magnitude per channel, then the mean over
+    channels. Shape (nb_bins, nb_frames)."""
+    if center:
+        padded = np.pad(audio.T.astype(np.float64), ((0, 0), (n_fft // 2, n_fft // 2)), mode="reflect")
+        nb_frames = 1 + audio.shape[0] // n_hop
+    else:
+        padded = audio.T.astype(np.float64)
+        nb_frames = 1 + (audio.shape[0] - n_fft) // n_hop
     window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)
     frames = np.stack([padded[:, t * n_hop : t * n_hop + n_fft] * window for t in range(nb_frames)], axis=-1)
     return np.abs(np.fft.rfft(frames, axis=1)).mean(axis=0)
@@ -572,6 +577,12 @@ def test_scaler_stats_match_numpy(noise_root):
     assert stats["mean"].shape == stats["std"].shape == (129,)
     np.testing.assert_allclose(stats["mean"], frames.mean(axis=1), rtol=1e-5)
     np.testing.assert_allclose(stats["std"], np.maximum(std, 1e-4 * std.max()), rtol=1e-4)
+    # centre=True (the framing of separation) is a different set of frames: its own numbers.
+    centred = compute_scaler_stats(tracks, n_fft=256, n_hop=64, progress=False, center=True)
+    frames = np.concatenate(
+        [mono_magnitude(sf.read(t.stems["mixture"], dtype="float32")[0], 256, 64, center=True) for t in tracks],
+        axis=1)
+    np.testing.assert_allclose(centred["mean"], frames.mean(axis=1), rtol=1e-5)
 
 
 def test_feature_stats_match_librosa_mel_and_floor_std(noise_root):

@@ -19,6 +19,7 @@ from melunmix.features import (
     magnitude,
     mel_branch_transform,
     mel_filterbank,
+    linear_filterbank,
     nb_frames,
     power_to_db,
 )
@@ -277,3 +278,38 @@ def test_overlap_add_equals_fold(n_fft, n_hop):
     expected = torch.nn.functional.fold(frames, output_size=(1, full), kernel_size=(1, n_fft),
                                         stride=(1, n_hop)).reshape(3, full)
     torch.testing.assert_close(istft._overlap_add(frames, full), expected, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("norm", ["slaney", None])
+def test_linear_filterbank_is_triangles_equally_spaced_in_hz(norm):
+    n_bands, fmin, fmax = 10, 100.0, 5100.0
+    fb = linear_filterbank(SR, N_FFT, n_bands, fmin=fmin, fmax=fmax, norm=norm).double().numpy()
+    assert fb.shape == (n_bands, N_FFT // 2 + 1)
+    step = (fmax - fmin) / (n_bands + 1)  # edges every 500 Hz
+    freqs = np.arange(N_FFT // 2 + 1) * SR / N_FFT
+    for band in range(n_bands):
+        left, centre, right = fmin + band * step, fmin + (band + 1) * step, fmin + (band + 2) * step
+        # Closed form of one triangle, written independently, point by point.
+        expected = np.array([
+            (f - left) / step if left <= f <= centre else (right - f) / step if centre < f <= right else 0.0
+            for f in freqs
+        ])
+        if norm == "slaney":
+            expected *= 2.0 / (right - left)
+        np.testing.assert_allclose(fb[band], expected, atol=1e-7)
+    # Slaney: every band integrates to the same energy (area 1 per Hz of half-width).
+    if norm == "slaney":
+        areas = fb.sum(axis=1) * SR / N_FFT
+        np.testing.assert_allclose(areas, areas.mean(), rtol=1e-2)
+
+
+def test_linear_scale_differs_from_mel_only_in_band_placement():
+    lin = LogMelSpectrogram(SR, N_FFT, 16, scale="linear")
+    mel = LogMelSpectrogram(SR, N_FFT, 16)
+    centres_lin = lin.mel.fb.argmax(dim=1).numpy()
+    centres_mel = mel.mel.fb.argmax(dim=1).numpy()
+    # Linear: equal spacing between band peaks; mel: spacing grows with frequency.
+    assert np.ptp(np.diff(centres_lin)) <= 1
+    assert np.diff(centres_mel)[-1] > 3 * np.diff(centres_mel)[0]
+    with pytest.raises(ValueError, match="scale"):
+        LogMelSpectrogram(SR, N_FFT, 16, scale="bark")

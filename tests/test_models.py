@@ -82,11 +82,11 @@ def test_openunmix_reference_size():
 
 
 @pytest.mark.parametrize("config", CONFIGS[1:])
-@pytest.mark.parametrize("feature", ["mel", "mfcc"])
+@pytest.mark.parametrize("feature", ["mel", "mfcc", "linear"])
 def test_melunmix_parameter_count(config, feature):
     model = MelUnmix(**config_kwargs(*config), feature=feature, n_mels=16, n_mfcc=7,
                      sample_rate=16000.0)
-    nb_features = 16 if feature == "mel" else 7
+    nb_features = 7 if feature == "mfcc" else 16
     assert model.nb_features == nb_features
     assert nb_params(model) == melunmix_count(*config[:4], nb_features, nb_layers=config[4],
                                               unidirectional=config[5])
@@ -252,7 +252,7 @@ def test_build_model_names(name, cls):
 
 
 def test_build_model_errors():
-    assert set(MODEL_NAMES) == {"openunmix", "melunmix"}
+    assert MODEL_NAMES == ("openunmix", "melunmix", "mfccunmix", "linunmix")
     with pytest.raises(ValueError, match="unknown model name 'demucs'.*'openunmix'.*'melunmix'"):
         build_model("demucs")
     with pytest.raises(ValueError, match=r"unknown argument\(s\) \['n_mels'\]"):
@@ -272,8 +272,8 @@ def randomised(model, seed):
 
 
 @pytest.mark.parametrize("name,kwargs", [("openunmix", TINY), ("melunmix", TINY_MEL),
-                                         ("melunmix", dict(TINY_MEL, feature="mfcc",
-                                                           n_mfcc=5, htk=True))])
+                                         ("mfccunmix", dict(TINY_MEL, n_mfcc=5, htk=True)),
+                                         ("linunmix", TINY_MEL)])
 def test_save_load_round_trip(tmp_path, name, kwargs):
     model = randomised(build_model(name, **kwargs, input_mean=np.full(80, 0.3)), seed=5)
     path = save_model(model, tmp_path / "models" / "vocals.pt", target="vocals", epoch=3)
@@ -334,3 +334,19 @@ def test_cuda_matches_cpu(tmp_path, name, kwargs):
     assert next(loaded.parameters()).is_cuda
     with torch.no_grad():
         torch.testing.assert_close(loaded(x.cuda()), on_gpu)
+
+
+def test_registry_variants_fix_the_branch_feature_and_control_matches_capacity():
+    kwargs = dict(TINY_MEL, n_mfcc=6)
+    kwargs.pop("feature", None)
+    built = {name: build_model(name, **kwargs) for name in ("melunmix", "mfccunmix", "linunmix")}
+    assert {name: m.feature for name, m in built.items()} == {
+        "melunmix": "mel", "mfccunmix": "mfcc", "linunmix": "linear"}
+    # The control differs from the proposed model only in its filterbank: same weights count.
+    assert nb_params(built["linunmix"]) == nb_params(built["melunmix"])
+    assert not torch.equal(built["linunmix"].features.mel.fb, built["melunmix"].features.mel.fb)
+    assert build_model("control", **kwargs).feature == "linear"
+    with pytest.raises(ValueError, match="fixes"):
+        build_model("linunmix", **dict(kwargs, feature="mel"))
+    with pytest.raises(ValueError, match="valid names"):
+        build_model("chroma", **kwargs)

@@ -87,3 +87,28 @@ def test_cli_make_dataset_and_bad_arguments(tmp_path, capsys):
     assert cli.main(["make-dataset", "--out", str(tmp_path / "bad"), "--train", "0", "--no-progress"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "nb_train" in err[0]
+
+
+def test_cli_musdb_profile_without_a_root_stops_in_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("MUSDB_ROOT", raising=False)
+    monkeypatch.delenv("MUSDB_PATH", raising=False)
+    for profile in ("poster", "umx"):
+        assert cli.main(["reproduce", "--profile", profile, "--results-dir", str(tmp_path)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1
+        assert f"profile '{profile}' is the study on MUSDB18" in err and "MUSDB_ROOT" in err and "--stand-in" in err
+    assert not (tmp_path / "poster").exists()  # nothing written
+
+
+def test_stand_in_run_is_recorded_in_the_manifest(study_dir, tmp_path, monkeypatch):
+    monkeypatch.delenv("MUSDB_ROOT", raising=False)
+    monkeypatch.delenv("MUSDB_PATH", raising=False)
+    (study_dir / "02_second.ipynb").unlink()
+    write_notebook(study_dir / "02_second.ipynb", "print('stand_in', stand_in)")
+    runs = pipeline.reproduce("poster", results_dir=tmp_path / "r", notebooks_dir=study_dir, only=["02"],
+                              progress=False, stand_in=True)
+    assert [r.name for r in runs] == ["02_second.ipynb"]
+    manifest = json.loads((tmp_path / "r" / "poster" / "manifest.json").read_text())
+    assert manifest["stand_in"] is True and manifest["data_kind"] == "generated stand-in for MUSDB18"
+    executed = nbformat.read(tmp_path / "r" / "poster" / "notebooks" / "02_second.ipynb", 4)
+    assert "stand_in True" in executed.cells[-1].outputs[0]["text"]

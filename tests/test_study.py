@@ -30,6 +30,33 @@ def test_several_seeds_get_their_own_folders_and_paired_comparisons(tmp_path):
     assert study.comparisons(run) == [("melunmix-seed1", "openunmix-seed1"), ("melunmix-seed2", "openunmix-seed2")]
 
 
+def test_four_models_and_half_training_methods(tmp_path):
+    run = make_run(tmp_path, [7], models=("openunmix", "melunmix", "mfccunmix", "control"))
+    runs = study.model_runs(run, half=True)
+    assert [r.method for r in runs] == ["openunmix", "melunmix", "mfccunmix", "linunmix", "openunmix-half",
+                                        "melunmix-half", "mfccunmix-half", "linunmix-half"]
+    assert runs[5].weights == tmp_path / "smoke" / "models" / "melunmix" / "vocals_half.pth"
+    assert runs[1].weights == tmp_path / "smoke" / "models" / "melunmix" / "vocals.pth"
+    assert study.comparisons(run) == [("melunmix", "openunmix"), ("mfccunmix", "openunmix"),
+                                      ("linunmix", "openunmix")]
+    several = study.model_runs(make_run(tmp_path, [1, 2], models=("openunmix",)), half=True)
+    assert [r.method for r in several] == ["openunmix-seed1", "openunmix-seed2", "openunmix-half-seed1",
+                                           "openunmix-half-seed2"]
+
+
+def test_model_runs_follow_the_profile_target(tmp_path):
+    settings = load_profile("smoke", overrides={"data": {"targets": ["drums"]}})
+    runs = study.model_runs(study.Run(settings, run_paths(settings, tmp_path), tmp_path / "data"), half=True)
+    assert {r.weights.name for r in runs} == {"drums.pth", "drums_half.pth"}
+
+
+def test_musdb_profiles_refuse_generated_data_unless_asked(tmp_path, monkeypatch):
+    monkeypatch.delenv("MUSDB_ROOT", raising=False)
+    monkeypatch.delenv("MUSDB_PATH", raising=False)
+    with pytest.raises(ValueError, match="profile 'poster' is the study on MUSDB18.*MUSDB_ROOT.*--data-root.*--stand-in"):
+        study.open_run("poster", results_dir=tmp_path)
+
+
 def test_dataset_table_measures_loudness_and_vocal_activity(tmp_path):
     rate = 8000
     root = tmp_path / "data"

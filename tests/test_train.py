@@ -85,8 +85,9 @@ def _reference_valid_loss(model, track) -> float:
     vocals, _ = sf.read(track.wav("vocals"), dtype="float32", always_2d=True)
 
     def mag(audio):
-        return np.abs(librosa.stft(audio.T, n_fft=N_FFT, hop_length=N_HOP, window="hann", center=True,
-                                   pad_mode="reflect"))[None]  # (1, channels, bins, frames)
+        # Training and validation frame as Open-Unmix's training encoder: uncentred.
+        return np.abs(librosa.stft(audio.T, n_fft=N_FFT, hop_length=N_HOP, window="hann",
+                                   center=False))[None]  # (1, channels, bins, frames)
 
     with torch.no_grad():
         estimate = model(torch.from_numpy(mag(mixture))).numpy()
@@ -108,8 +109,12 @@ def test_training_lowers_loss_and_writes_loadable_artifacts(reference_run, data)
         assert path.is_file(), path
     assert result.weights.name == "vocals.pth"
     assert sorted(p.name for p in result.out_dir.iterdir()) == sorted(
-        ["vocals.pth", CHECKPOINT_NAME, HISTORY_JSON_NAME, HISTORY_CSV_NAME, SETTINGS_JSON_NAME]
+        ["vocals.pth", "vocals_half.pth", CHECKPOINT_NAME, HISTORY_JSON_NAME, HISTORY_CSV_NAME,
+         SETTINGS_JSON_NAME]
     )  # no temporary files left behind
+    # Half training (3 // 2 = epoch 1): the best weights up to then, i.e. epoch 1's.
+    half = models.load_model_info(result.half_weights)
+    assert result.half_weights.name == "vocals_half.pth" and half["extra"]["epoch"] == 1
 
     on_disk = json.loads(result.history_json.read_text())
     for column in ("train_loss", "valid_loss", "lr", "epoch_time"):
@@ -253,7 +258,8 @@ def test_proposed_model_trains_through_the_same_path(data, tmp_path):
     frames = []
     for track in data.train_tracks:
         audio, _ = sf.read(track.wav("mixture"), dtype="float32", always_2d=True)
-        mag = np.abs(librosa.stft(audio.T, n_fft=N_FFT, hop_length=N_HOP, pad_mode="reflect")).mean(axis=0)
+        # Uncentred frames, as Open-Unmix computes its statistics (its training encoder).
+        mag = np.abs(librosa.stft(audio.T, n_fft=N_FFT, hop_length=N_HOP, center=False)).mean(axis=0)
         mel = librosa.feature.melspectrogram(S=mag.astype(np.float64) ** 2, sr=SAMPLE_RATE, n_fft=N_FFT,
                                              n_mels=16)
         frames.append(librosa.power_to_db(mel, amin=1e-10, top_db=None))
@@ -307,3 +313,77 @@ def test_loader_workers_do_not_change_the_result(reference_run, data, tmp_path):
     result = train("openunmix", make_settings(train={"epochs": 1}, data={"nb_workers": 2}), data, tmp_path)
     assert result.history["train_loss"] == reference_run.history["train_loss"][:1]
     assert result.history["valid_loss"] == reference_run.history["valid_loss"][:1]
+
+
+# --------------------------------------------------------------------------- learning-rate schedules
+EXPONENTIAL = {"lr_schedule": "exponential", "lr_decay_gamma": 0.6}
+
+
+@pytest.fixture(scope="module")
+def exponential_run(data, tmp_path_factory):
+    """An uninterrupted 3-epoch run with the per-epoch (exponential) decay."""
+    return train("openunmix", make_settings(train=EXPONENTIAL), data, tmp_path_factory.mktemp("runs") / "exp")
+
+
+def test_exponential_schedule_decays_the_lr_after_every_epoch(exponential_run):
+    history = exponential_run.history
+    lr0, gamma = 0.01, EXPONENTIAL["lr_decay_gamma"]
+    assert history["lr"] == pytest.approx([lr0 * gamma ** (epoch - 1) for epoch in history["epoch"]], rel=1e-12)
+    assert history["lr"][0] == lr0 and len(set(history["lr"])) == 3
+    state = torch.load(exponential_run.checkpoint, weights_only=True)
+    assert state["scheduler"]["gamma"] == gamma and state["scheduler"]["last_epoch"] == 3
+    assert state["optimizer"]["param_groups"][0]["lr"] == pytest.approx(lr0 * gamma ** 3, rel=1e-12)
+    saved = json.loads(exponential_run.settings_json.read_text())
+    assert saved["train"]["lr_schedule"] == "exponential"
+
+
+def test_exponential_schedule_resumes_exactly(exponential_run, data, tmp_path):
+    settings = make_settings(train=EXPONENTIAL)
+    first = train("openunmix", settings, data, tmp_path, stop_after=1)
+    assert first.history["lr"] == [0.01] and not first.finished
+    resumed = train("openunmix", settings, data, tmp_path)
+    assert resumed.history["epoch"] == [1, 2, 3]
+    _compare_runs(exponential_run, resumed)
+
+
+def test_the_schedule_is_part_of_the_run_signature(exponential_run, data):
+    with pytest.raises(ValueError, match=r"train\.lr_schedule: 'exponential' there, 'plateau' here"):
+        train("openunmix", make_settings(train={"lr_decay_gamma": 0.6}), data, exponential_run.out_dir)
+
+
+def test_plateau_schedule_decays_after_its_patience_and_restores():
+    from melunmix.config import TrainSettings
+    from melunmix.train import make_scheduler, step_scheduler
+
+    def fresh(hp):
+        optimizer = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=hp.lr)
+        return optimizer, make_scheduler(optimizer, hp)
+
+    hp = TrainSettings(lr=1.0, lr_decay_gamma=0.5, lr_decay_patience=1, lr_decay_cooldown=0)
+    optimizer, scheduler = fresh(hp)
+    assert isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
+    lrs = []
+    for loss in (1.0, 1.0, 1.0, 0.5, 0.5, 0.5):  # two epochs without improvement -> decay
+        optimizer.step()
+        step_scheduler(scheduler, loss)
+        lrs.append(optimizer.param_groups[0]["lr"])
+    assert lrs == [1.0, 1.0, 0.5, 0.5, 0.5, 0.25]
+    restored_optimizer, restored = fresh(hp)
+    restored_optimizer.load_state_dict(optimizer.state_dict())
+    restored.load_state_dict(scheduler.state_dict())
+    for opt, sched in ((restored_optimizer, restored), (optimizer, scheduler)):
+        opt.step()
+        step_scheduler(sched, 0.5)
+    assert restored_optimizer.param_groups[0]["lr"] == optimizer.param_groups[0]["lr"]
+
+    # The exponential schedule ignores the loss.
+    optimizer, scheduler = fresh(TrainSettings(lr=1.0, lr_schedule="exponential", lr_decay_gamma=0.5))
+    for loss in (3.0, 1.0):
+        optimizer.step()
+        step_scheduler(scheduler, loss)
+    assert optimizer.param_groups[0]["lr"] == 0.25
+
+
+def test_unknown_schedule_is_named():
+    with pytest.raises(ValueError, match=r"lr_schedule must be one of \['plateau', 'exponential'\], got 'cosine'"):
+        make_settings(train={"lr_schedule": "cosine"})

@@ -41,7 +41,8 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     from .pipeline import NotebookFailed, reproduce
 
     try:
-        runs = reproduce(args.profile, data_root=args.data_root, results_dir=args.results_dir, only=args.only)
+        runs = reproduce(args.profile, data_root=args.data_root, results_dir=args.results_dir, only=args.only,
+                         stand_in=args.stand_in)
     except NotebookFailed as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
@@ -80,6 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "$MUSDB_ROOT, $MUSDB_PATH, else the generated dataset)")
     p.add_argument("--results-dir", type=Path, default=None, help="parent of the run folder (default results/)")
     p.add_argument("--only", nargs="+", default=None, metavar="NN", help="run only these notebooks (e.g. 05 06)")
+    p.add_argument("--stand-in", action="store_true", help="run a MUSDB18 profile (poster, umx) on the "
+                   "generated dataset when no MUSDB18 root is given; the results say so")
     p.set_defaults(func=_cmd_reproduce)
     return parser
 

@@ -31,12 +31,14 @@ __all__ = [
     "ComplexNorm",
     "magnitude",
     "mel_filterbank",
+    "linear_filterbank",
     "MelSpectrogram",
     "power_to_db",
     "LogMelSpectrogram",
     "dct_matrix",
     "MFCC",
     "mel_branch_transform",
+    "BRANCH_FEATURES",
     "bandwidth_to_max_bin",
     "nb_frames",
 ]
@@ -389,6 +391,45 @@ def mel_filterbank(sample_rate: float, n_fft: int, n_mels: int = 128, fmin: floa
     return torch.from_numpy(fb).to(torch.float32)
 
 
+def linear_filterbank(sample_rate: float, n_fft: int, n_bands: int = 128, fmin: float = 0.0,
+                      fmax: Optional[float] = None,
+                      norm: Union[str, float, None] = "slaney") -> Tensor:
+    """Triangular filterbank with band centres equally spaced in Hz.
+
+    The mel filterbank's construction (:func:`mel_filterbank`, librosa's) with the mel
+    scale replaced by the identity: ``n_bands + 2`` edges equally spaced from ``fmin`` to
+    ``fmax``, band ``i`` rising linearly from edge ``i`` to edge ``i + 1`` and falling to
+    edge ``i + 2``. It is the capacity-matched control of the study: the same number of
+    bands, the same log compression and normalisation as the mel branch, but on a linear
+    frequency scale, so a difference between the two isolates the mel scale itself.
+
+    Parameters
+    ----------
+    sample_rate, n_fft, fmin, fmax, norm
+        As :func:`mel_filterbank` (``"slaney"`` divides each triangle by half its width
+        in Hz, constant energy per band).
+    n_bands : int
+        Number of bands.
+
+    Returns
+    -------
+    Tensor, shape (n_bands, n_fft // 2 + 1), float32
+    """
+    fmax_ = _check_mel_settings(sample_rate, n_fft, n_bands, fmin, fmax, norm)
+    if not (norm is None or norm == "slaney"):
+        raise ValueError(f"linear_filterbank supports norm 'slaney' or None, got {norm!r}")
+    bin_freqs = np.linspace(0.0, float(sample_rate) / 2.0, int(n_fft) // 2 + 1)
+    edges = np.linspace(float(fmin), fmax_, int(n_bands) + 2)
+    widths = np.diff(edges)
+    ramps = edges[:, None] - bin_freqs[None, :]
+    lower = -ramps[:-2] / widths[:-1, None]
+    upper = ramps[2:] / widths[1:, None]
+    fb = np.maximum(0.0, np.minimum(lower, upper))
+    if norm == "slaney":
+        fb *= (2.0 / (edges[2:] - edges[:-2]))[:, None]
+    return torch.from_numpy(fb).to(torch.float32)
+
+
 def _check_magnitude_input(S: Tensor, nb_bins: int, who: str) -> None:
     if S.is_complex():
         raise ValueError(f"{who} expects a real magnitude spectrogram; "
@@ -409,6 +450,9 @@ class MelSpectrogram(nn.Module):
         The input magnitude is raised to this power before the filterbank: 1 gives a
         magnitude mel spectrogram, 2 (default) a power mel spectrogram (librosa's
         ``melspectrogram`` default).
+    scale : {"mel", "linear"}
+        ``"linear"`` replaces the mel filterbank by :func:`linear_filterbank` (bands
+        equally spaced in Hz; ``htk`` is then unused): the study's control feature.
 
     Notes
     -----
@@ -418,16 +462,21 @@ class MelSpectrogram(nn.Module):
 
     def __init__(self, sample_rate: float, n_fft: int, n_mels: int = 128, fmin: float = 0.0,
                  fmax: Optional[float] = None, htk: bool = False,
-                 norm: Union[str, float, None] = "slaney", power: float = 2.0):
+                 norm: Union[str, float, None] = "slaney", power: float = 2.0,
+                 scale: str = "mel"):
         super().__init__()
         if power <= 0:
             raise ValueError(f"power must be positive, got {power}")
+        if scale not in ("mel", "linear"):
+            raise ValueError(f"scale must be 'mel' or 'linear', got {scale!r}")
         self.sample_rate = float(sample_rate)
         self.n_fft = int(n_fft)
         self.n_mels = int(n_mels)
         self.power = float(power)
-        self.register_buffer("fb", mel_filterbank(sample_rate, n_fft, n_mels, fmin, fmax,
-                                                  htk, norm))
+        self.scale = scale
+        fb = (mel_filterbank(sample_rate, n_fft, n_mels, fmin, fmax, htk, norm) if scale == "mel"
+              else linear_filterbank(sample_rate, n_fft, n_mels, fmin, fmax, norm))
+        self.register_buffer("fb", fb)
 
     def forward(self, S: Tensor) -> Tensor:
         """Apply the filterbank.
@@ -504,18 +553,21 @@ class LogMelSpectrogram(nn.Module):
         Dynamic range clip relative to each spectrogram's own maximum (over its
         ``(n_mels, nb_frames)``, per example and per channel). None (default) disables
         it, which makes the features of a frame independent of the rest of the excerpt.
+    scale : {"mel", "linear"}
+        Frequency scale of the bands (:class:`MelSpectrogram`).
     """
 
     def __init__(self, sample_rate: float, n_fft: int, n_mels: int = 128, fmin: float = 0.0,
                  fmax: Optional[float] = None, htk: bool = False,
                  norm: Union[str, float, None] = "slaney", amin: float = 1e-10,
-                 top_db: Optional[float] = None):
+                 top_db: Optional[float] = None, scale: str = "mel"):
         super().__init__()
         if amin <= 0:
             raise ValueError(f"amin must be strictly positive, got {amin}")
         if top_db is not None and top_db < 0:
             raise ValueError(f"top_db must be non-negative or None, got {top_db}")
-        self.mel = MelSpectrogram(sample_rate, n_fft, n_mels, fmin, fmax, htk, norm, power=2.0)
+        self.mel = MelSpectrogram(sample_rate, n_fft, n_mels, fmin, fmax, htk, norm, power=2.0,
+                                  scale=scale)
         self.amin = float(amin)
         self.top_db = None if top_db is None else float(top_db)
         self.nb_features = int(n_mels)
@@ -594,6 +646,10 @@ class MFCC(nn.Module):
         return torch.matmul(self.dct.to(S_db.dtype), S_db)
 
 
+#: Features the second branch of :class:`melunmix.models.MelUnmix` can be fed.
+BRANCH_FEATURES = ("mel", "mfcc", "linear")
+
+
 def mel_branch_transform(feature: str, sample_rate: float, n_fft: int, n_mels: int = 64,
                          n_mfcc: int = 20, fmin: float = 0.0, fmax: Optional[float] = None,
                          htk: bool = False, norm: Union[str, float, None] = "slaney",
@@ -605,10 +661,11 @@ def mel_branch_transform(feature: str, sample_rate: float, n_fft: int, n_mels: i
 
     Parameters
     ----------
-    feature : {"mel", "mfcc"}
+    feature : {"mel", "mfcc", "linear"}
         ``"mel"``: :class:`LogMelSpectrogram` (power mel in dB, ``n_mels`` bands);
-        ``"mfcc"``: :class:`MFCC` (``n_mfcc`` coefficients of an ``n_mels`` log-mel).
-        Neither clips with ``top_db``: a frame's features then do not depend on how
+        ``"mfcc"``: :class:`MFCC` (``n_mfcc`` coefficients of an ``n_mels`` log-mel);
+        ``"linear"``: the same as ``"mel"`` with ``n_mels`` bands equally spaced in Hz
+        (:func:`linear_filterbank`), the study's capacity-matched control. None clips with ``top_db``: a frame's features then do not depend on how
         loud the rest of the excerpt is, so 6 s training chunks and whole songs at
         inference see the same transform; the ``amin`` floor bounds silence instead.
     sample_rate, n_fft, n_mels, n_mfcc, fmin, fmax, htk, norm, amin
@@ -627,7 +684,10 @@ def mel_branch_transform(feature: str, sample_rate: float, n_fft: int, n_mels: i
     if feature == "mfcc":
         return MFCC(sample_rate, n_fft, n_mfcc, n_mels, fmin, fmax, htk, norm,
                     top_db=None, amin=amin)
-    raise ValueError(f"feature must be 'mel' or 'mfcc', got {feature!r}")
+    if feature == "linear":
+        return LogMelSpectrogram(sample_rate, n_fft, n_mels, fmin, fmax, htk, norm,
+                                 amin=amin, top_db=None, scale="linear")
+    raise ValueError(f"feature must be one of {list(BRANCH_FEATURES)}, got {feature!r}")
 
 
 def bandwidth_to_max_bin(sample_rate: float, n_fft: int, bandwidth: float) -> int:

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .features import mel_branch_transform
+from .features import BRANCH_FEATURES, mel_branch_transform
 from .files import atomic_path
 
 __all__ = [
@@ -33,6 +33,8 @@ __all__ = [
     "MelUnmix",
     "MODEL_NAMES",
     "MODEL_ALIASES",
+    "MODELS",
+    "canonical_model_name",
     "build_model",
     "save_model",
     "load_model",
@@ -314,8 +316,10 @@ class MelUnmix(OpenUnmix):
         As :class:`OpenUnmix` (the mel branch uses the same hidden size and layers).
     n_mels : int
         Mel bands of the branch.
-    feature : {"mel", "mfcc"}
-        Branch feature: log-mel (``n_mels`` features) or MFCC (``n_mfcc`` features).
+    feature : {"mel", "mfcc", "linear"}
+        Branch feature: log-mel (``n_mels`` features), MFCC (``n_mfcc`` features), or
+        the control: a log filterbank of ``n_mels`` bands equally spaced in Hz (the
+        mel model's exact parameter count, only the frequency scale differs).
     n_mfcc : int
         Coefficients kept when ``feature="mfcc"``.
     mel_mean, mel_scale : array-like or None
@@ -339,8 +343,8 @@ class MelUnmix(OpenUnmix):
                          nb_layers=nb_layers, unidirectional=unidirectional, max_bin=max_bin,
                          input_mean=input_mean, input_scale=input_scale,
                          sample_rate=sample_rate, n_fft=n_fft, n_hop=n_hop)
-        if feature not in ("mel", "mfcc"):
-            raise ValueError(f"feature must be 'mel' or 'mfcc', got {feature!r}")
+        if feature not in BRANCH_FEATURES:
+            raise ValueError(f"feature must be one of {list(BRANCH_FEATURES)}, got {feature!r}")
         self.feature = feature
         self.features = mel_branch_transform(feature, sample_rate, n_fft, n_mels=n_mels,
                                              n_mfcc=n_mfcc, fmin=fmin, fmax=fmax, htk=htk)
@@ -419,12 +423,37 @@ class MelUnmix(OpenUnmix):
 
 
 _CLASSES = {"OpenUnmix": OpenUnmix, "MelUnmix": MelUnmix}
-MODEL_NAMES = ("openunmix", "melunmix")
-MODEL_ALIASES = {
-    "openunmix": "openunmix", "baseline": "openunmix", "umx": "openunmix",
-    "melunmix": "melunmix", "proposed": "melunmix", "mel": "melunmix",
+
+#: The study's models: name -> (class, fixed constructor arguments). The one home of the
+#: model names; every other module asks :func:`canonical_model_name` and :data:`MODELS`.
+MODELS: dict[str, tuple[type, dict[str, Any]]] = {
+    "openunmix": (OpenUnmix, {}),                    # the baseline
+    "melunmix": (MelUnmix, {"feature": "mel"}),      # the proposed model
+    "mfccunmix": (MelUnmix, {"feature": "mfcc"}),    # the poster's future work: MFCC branch
+    "linunmix": (MelUnmix, {"feature": "linear"}),   # control: linear-frequency branch
 }
-_NAME_TO_CLASS = {"openunmix": OpenUnmix, "melunmix": MelUnmix}
+MODEL_NAMES = tuple(MODELS)
+#: Other names accepted for the models (case-insensitive).
+MODEL_ALIASES = {
+    **{name: name for name in MODELS},
+    "baseline": "openunmix", "umx": "openunmix",
+    "proposed": "melunmix", "mel": "melunmix",
+    "mfcc": "mfccunmix", "control": "linunmix", "linear": "linunmix",
+}
+
+
+def canonical_model_name(name: str) -> str:
+    """The registry name of a model name or alias (``"proposed"`` -> ``"melunmix"``).
+
+    Raises
+    ------
+    ValueError
+        For an unknown name, listing the valid ones.
+    """
+    key = MODEL_ALIASES.get(str(name).strip().lower())
+    if key is None:
+        raise ValueError(f"unknown model name {name!r}; valid names: {_valid_names()}")
+    return key
 
 
 def _valid_names() -> str:
@@ -437,8 +466,9 @@ def build_model(name: str, **kwargs: Any) -> nn.Module:
     Parameters
     ----------
     name : str
-        ``"openunmix"`` (aliases ``"baseline"``, ``"umx"``) or ``"melunmix"`` (aliases
-        ``"proposed"``, ``"mel"``); case-insensitive.
+        A key of :data:`MODELS` (``"openunmix"``, ``"melunmix"``, ``"mfccunmix"``,
+        ``"linunmix"``) or an alias (:data:`MODEL_ALIASES`); case-insensitive. The
+        two-branch variants fix ``feature``.
     **kwargs
         Constructor arguments of :class:`OpenUnmix` / :class:`MelUnmix`.
 
@@ -446,16 +476,17 @@ def build_model(name: str, **kwargs: Any) -> nn.Module:
     -------
     nn.Module
     """
-    key = MODEL_ALIASES.get(str(name).strip().lower())
-    if key is None:
-        raise ValueError(f"unknown model name {name!r}; valid names: {_valid_names()}")
-    cls = _NAME_TO_CLASS[key]
+    key = canonical_model_name(name)
+    cls, fixed = MODELS[key]
     accepted = set(inspect.signature(cls.__init__).parameters) - {"self"}
     unknown = sorted(set(kwargs) - accepted)
     if unknown:
         raise ValueError(f"{cls.__name__} got unknown argument(s) {unknown}; accepted: "
                          f"{sorted(accepted)}")
-    return cls(**kwargs)
+    clash = {k: v for k, v in kwargs.items() if k in fixed and v != fixed[k]}
+    if clash:
+        raise ValueError(f"model {key!r} fixes {fixed}; got {clash}")
+    return cls(**{**kwargs, **fixed})
 
 
 def _versions() -> dict:

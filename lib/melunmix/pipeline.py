@@ -92,6 +92,7 @@ def reproduce(
     only: list[str] | None = None,
     kernel_name: str = KERNEL_NAME,
     progress: bool = True,
+    stand_in: bool = False,
 ) -> list[NotebookRun]:
     """Execute the study's notebooks in order for ``profile``.
 
@@ -105,6 +106,9 @@ def reproduce(
         Parent of the run folder (default ``results/``).
     only : list of str, optional
         Run only notebooks whose name starts with one of these prefixes (``["05", "06"]``).
+    stand_in : bool
+        Let a MUSDB18 profile (``poster``, ``umx``) run on the generated dataset when no
+        MUSDB18 root is given; the manifest records ``"stand_in": true``.
 
     Returns
     -------
@@ -118,7 +122,12 @@ def reproduce(
     """
     import papermill  # heavy import: only when the study actually runs
 
+    from . import datasets
+
     settings = load_profile(profile)  # validates the profile before any work
+    # A MUSDB18 profile without a MUSDB18 root stops here, before any kernel starts.
+    resolved = datasets.resolve_data_root(data_root or settings.data.root, settings.data.generated)
+    is_stand_in = datasets.check_study_root(resolved, settings.name, settings.data.needs_musdb, stand_in)
     paths = run_paths(settings, results_dir)
     paths.notebooks.mkdir(parents=True, exist_ok=True)
     notebooks = study_notebooks(notebooks_dir)
@@ -130,6 +139,8 @@ def reproduce(
         parameters["data_root"] = str(Path(data_root).expanduser().resolve())
     if results_dir is not None:
         parameters["results_dir"] = str(Path(results_dir).resolve())
+    if stand_in:
+        parameters["stand_in"] = True
 
     manifest_path = paths.manifest
     manifest = read_json(manifest_path) if manifest_path.exists() else {}
@@ -137,6 +148,9 @@ def reproduce(
         profile=settings.name,
         settings=settings.to_dict(),
         parameters=parameters,
+        stand_in=is_stand_in,
+        data_kind="generated stand-in for MUSDB18" if is_stand_in else (
+            "generated" if datasets.is_generated_root(resolved) else "user-provided"),
         git_commit=git_commit(),
         packages=package_versions(),
         machine={"platform": platform.platform(), "processor": platform.machine(), "cpus": os.cpu_count()},

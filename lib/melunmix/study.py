@@ -25,17 +25,24 @@ EXAMPLES_DIR = "examples"
 
 @dataclass
 class Run:
-    """One run of the study: its settings, its folders and its dataset root."""
+    """One run of the study: its settings, its folders and its dataset root.
+
+    ``stand_in`` is True when a MUSDB18 profile runs on the generated dataset because the
+    user asked for it (``--stand-in``): every output must say so.
+    """
 
     settings: Settings
     paths: RunPaths
     data_root: Path
+    stand_in: bool = False
 
     def describe(self) -> str:
         from .datasets.roots import is_generated_root
 
         s = self.settings
         origin = "generated" if is_generated_root(self.data_root) else "user-provided"
+        if self.stand_in:
+            origin = "generated STAND-IN for MUSDB18: these numbers are not MUSDB18's"
         return (
             f"profile {s.name!r}: {s.description}\n"
             f"data: {self.data_root.name} ({origin})\n"
@@ -50,6 +57,7 @@ def open_run(
     data_root: str | os.PathLike | None = None,
     results_dir: str | os.PathLike | None = None,
     progress: bool | None = None,
+    stand_in: bool = False,
 ) -> Run:
     """Load a profile and make sure its dataset exists (the built-in one is generated once).
 
@@ -61,6 +69,15 @@ def open_run(
         MUSDB18 / MUSDB18-HQ root; overrides the profile, ``$MUSDB_ROOT`` and ``$MUSDB_PATH``.
     results_dir : path, optional
         Parent of the run folder (default ``results/``).
+    stand_in : bool
+        Run a MUSDB18 profile (``data.needs_musdb``) on the generated dataset when no
+        MUSDB18 root is given; without it such a run is refused.
+
+    Raises
+    ------
+    ValueError
+        A MUSDB18 profile without a MUSDB18 root and without ``stand_in`` (one line that
+        says how to give the root).
     """
     from . import datasets
 
@@ -68,8 +85,10 @@ def open_run(
     settings = load_profile(profile, overrides=overrides)
     paths = run_paths(settings, results_dir)
     progress = settings.train.progress if progress is None else progress
+    resolved = datasets.resolve_data_root(settings.data.root, settings.data.generated)
+    is_stand_in = datasets.check_study_root(resolved, settings.name, settings.data.needs_musdb, bool(stand_in))
     root = datasets.ensure_dataset(settings.data.root, generated=settings.data.generated, progress=progress)
-    return Run(settings, paths, Path(root))
+    return Run(settings, paths, Path(root), stand_in=is_stand_in)
 
 
 def tracks(run: Run, subset: str = "train", split: str | None = None, decoded: bool = True):
@@ -181,39 +200,49 @@ def feature_table(audio: np.ndarray, settings: Settings, repeats: int = 5) -> pd
 
 @dataclass
 class ModelRun:
-    """One trained model of the study: which model, which seed, where, and its method name."""
+    """One trained model of the study: which model, which seed, where, and its method name.
+
+    ``half`` marks the weights of the same run at half training (best up to epoch
+    ``epochs // 2``), scored as their own method ``<model>-half[-seed<N>]`` for the
+    "more epochs" comparison.
+    """
 
     model: str
     seed: int
     out_dir: Path
     method: str
-
-    @property
-    def target(self) -> str:
-        return "vocals"
+    target: str = "vocals"
+    half: bool = False
 
     @property
     def weights(self) -> Path:
-        return self.out_dir / f"{self.target}.pth"
+        from .train import half_weights_name
+
+        return self.out_dir / (half_weights_name(self.target) if self.half else f"{self.target}.pth")
 
 
-def model_runs(run: Run) -> list[ModelRun]:
+def model_runs(run: Run, half: bool = False) -> list[ModelRun]:
     """Every (model, seed) of the profile, with folder and evaluation method name.
 
     With one seed a model's method is its name (``openunmix``); with several,
     ``openunmix-seed42`` etc., and the tables report mean and spread across seeds.
+    ``half=True`` adds, after them, the half-training weights of each (``openunmix-half``,
+    ``openunmix-half-seed42``).
     """
-    from .stats import seed_method_name
+    from .stats import HALF_SUFFIX, seed_method_name
     from .train import canonical_model_name
 
     seeds = list(run.settings.train.seeds)
     several = len(seeds) > 1
+    target = str(run.settings.data.targets[0])
     out = []
-    for model in run.settings.train.models:
-        name = canonical_model_name(model)
-        for seed in seeds:
-            out.append(ModelRun(name, int(seed), run.paths.model_dir(name, seed if several else None),
-                                seed_method_name(name, seed) if several else name))
+    for is_half in ((False, True) if half else (False,)):
+        for model in run.settings.train.models:
+            name = canonical_model_name(model)
+            label = name + (HALF_SUFFIX if is_half else "")
+            for seed in seeds:
+                out.append(ModelRun(name, int(seed), run.paths.model_dir(name, seed if several else None),
+                                    seed_method_name(label, seed) if several else label, target, is_half))
     return out
 
 
@@ -231,16 +260,23 @@ def train_models(run: Run, data=None) -> dict:
 
 
 def parameter_table(run: Run) -> pd.DataFrame:
-    """Trainable parameters of every trained model (read from the saved weights)."""
+    """Trainable parameters of every trained model (read from the saved weights).
+
+    One row per model (``model``, ``class``, ``feature``, ``parameters``): the seeds of a
+    model share its architecture. The control (``linunmix``) must equal the proposed
+    model's count; that is the point of it.
+    """
     from .models import load_model
 
-    rows = []
+    rows = {}
     for item in model_runs(run):
-        if not item.weights.exists():
+        if item.model in rows or not item.weights.exists():
             continue
         model = load_model(item.weights)
-        rows.append({"method": item.method, "parameters": sum(p.numel() for p in model.parameters() if p.requires_grad)})
-    return pd.DataFrame(rows)
+        rows[item.model] = {"model": item.model, "class": type(model).__name__,
+                            "feature": getattr(model, "feature", "linear spectrogram only"),
+                            "parameters": sum(p.numel() for p in model.parameters() if p.requires_grad)}
+    return pd.DataFrame(list(rows.values()), columns=["model", "class", "feature", "parameters"])
 
 
 def load_histories(run: Run) -> dict[str, pd.DataFrame]:
@@ -262,7 +298,9 @@ def evaluate_all(run: Run, test_tracks=None) -> pd.DataFrame:
 
     ev = run.settings.evaluate
     test_tracks = tracks(run, "test") if test_tracks is None else test_tracks
-    for item in model_runs(run):
+    for item in model_runs(run, half=ev.half_training):
+        if item.half and not item.weights.exists():
+            continue  # runs shorter than 2 epochs have no half-training weights
         evaluate.evaluate_model(
             {item.target: item.weights}, test_tracks, run.paths.eval, item.method,
             niter=ev.niter, softmask=ev.softmask, residual=ev.residual, wiener_win_len=ev.wiener_win_len,
@@ -270,23 +308,23 @@ def evaluate_all(run: Run, test_tracks=None) -> pd.DataFrame:
             expected_model=item.model, n_fft=run.settings.stft.n_fft, n_hop=run.settings.stft.n_hop,
         )
     for name in ev.oracles:
-        evaluate.evaluate_oracle(name, test_tracks, run.paths.eval, jobs=ev.jobs, n_fft=run.settings.stft.n_fft,
-                                 n_hop=run.settings.stft.n_hop, progress=run.settings.train.progress,
-                                 win=ev.win, hop=ev.hop)
-    methods = [item.method for item in model_runs(run)] + list(ev.oracles)
+        evaluate.evaluate_oracle(name, test_tracks, run.paths.eval, jobs=ev.jobs,
+                                 progress=run.settings.train.progress, win=ev.win, hop=ev.hop)
+    methods = [item.method for item in model_runs(run, half=ev.half_training) if item.weights.exists()]
+    methods += list(ev.oracles)
     return stats.load_scores(run.paths.eval, methods)
 
 
 def comparisons(run: Run) -> list[tuple[str, str]]:
-    """Pairs (proposed, baseline) to test for significance, per seed when there are several."""
-    items = model_runs(run)
+    """Pairs (model, baseline) to test per seed: every other model against Open-Unmix."""
     by_seed: dict[int, dict[str, str]] = {}
-    for item in items:
+    for item in model_runs(run):
         by_seed.setdefault(item.seed, {})[item.model] = item.method
     pairs = []
     for methods in by_seed.values():
-        if "melunmix" in methods and "openunmix" in methods:
-            pairs.append((methods["melunmix"], methods["openunmix"]))
+        baseline = methods.get("openunmix")
+        if baseline is not None:
+            pairs += [(method, baseline) for model, method in methods.items() if model != "openunmix"]
     return pairs
 
 

@@ -39,6 +39,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import random
 import time
 import warnings
@@ -62,12 +63,14 @@ HISTORY_CSV_NAME = "history.csv"
 SETTINGS_JSON_NAME = "settings.json"
 #: Version of the checkpoint layout; a file of another version is refused, not guessed at.
 CHECKPOINT_FORMAT = 1
+#: STFT framing of training, validation and scaler statistics (Open-Unmix's: uncentred).
+TRAIN_STFT_CENTER = False
 #: Columns of the history, one value per epoch.
 HISTORY_COLUMNS = ("epoch", "train_loss", "valid_loss", "lr", "epoch_time")
 #: Training settings that change what a run computes (``epochs`` is left out on purpose:
 #: raising it continues a finished run instead of refusing its checkpoint).
 TRAJECTORY_SETTINGS = (
-    "batch_size", "lr", "weight_decay", "lr_decay_gamma", "lr_decay_patience",
+    "batch_size", "lr", "weight_decay", "lr_schedule", "lr_decay_gamma", "lr_decay_patience",
     "lr_decay_cooldown", "patience",
 )
 
@@ -144,12 +147,13 @@ class TrainingData:
         """
         from . import datasets
 
-        key = self.stats_key("branch", n_fft=self.n_fft, n_hop=self.n_hop, **params)
+        key = self.stats_key("branch", n_fft=self.n_fft, n_hop=self.n_hop,
+                             center=int(TRAIN_STFT_CENTER), **params)
         if key not in self._branch_stats:
             def compute() -> dict:
                 return datasets.compute_feature_stats(
                     self.train_tracks, transform, n_fft=self.n_fft, n_hop=self.n_hop,
-                    sample_rate=self.sample_rate, progress=self.progress,
+                    sample_rate=self.sample_rate, progress=self.progress, center=TRAIN_STFT_CENTER,
                 )
 
             stats = _load_or_compute(self.stats_dir, key, compute)
@@ -236,11 +240,11 @@ def prepare_data(
         input_mean=np.empty(0), input_std=np.empty(0), n_fft=n_fft, n_hop=n_hop,
         stats_dir=stats_dir, fingerprint=datasets.dataset_fingerprint(root), progress=progress,
     )
-    key = data.stats_key("input", n_fft=n_fft, n_hop=n_hop)
+    key = data.stats_key("input", n_fft=n_fft, n_hop=n_hop, center=int(TRAIN_STFT_CENTER))
     stats = _load_or_compute(
         stats_dir, key,
         lambda: datasets.compute_scaler_stats(found["train"], n_fft, n_hop, sample_rate=sample_rate,
-                                              progress=progress),
+                                              progress=progress, center=TRAIN_STFT_CENTER),
     )
     data.input_mean = np.asarray(stats["mean"], dtype=np.float32)
     data.input_std = np.asarray(stats["std"], dtype=np.float32)
@@ -262,8 +266,8 @@ def model_config(model_name: str, settings: Settings, data: TrainingData) -> dic
     -------
     dict
         ``nb_bins``, ``nb_channels``, ``hidden_size``, ``nb_layers``, ``unidirectional``,
-        ``max_bin``, ``sample_rate``, ``n_fft``, ``n_hop`` and, for the proposed model,
-        ``n_mels``, ``feature``, ``n_mfcc``.
+        ``max_bin``, ``sample_rate``, ``n_fft``, ``n_hop`` and, for the two-branch models,
+        ``n_mels``, ``feature`` (fixed by the model name), ``n_mfcc``.
     """
     from .features import bandwidth_to_max_bin
 
@@ -279,19 +283,24 @@ def model_config(model_name: str, settings: Settings, data: TrainingData) -> dic
         n_fft=int(data.n_fft),
         n_hop=int(data.n_hop),
     )
-    if canonical_model_name(model_name) == "melunmix":
-        config.update(n_mels=int(m.n_mels), feature=str(m.feature), n_mfcc=int(m.n_mfcc))
+    feature = _branch_feature(model_name)
+    if feature is not None:
+        config.update(n_mels=int(m.n_mels), feature=feature, n_mfcc=int(m.n_mfcc))
     return config
+
+
+def _branch_feature(model_name: str) -> str | None:
+    """The second branch's feature of a two-branch model (``"mel"``, ...), None for the baseline."""
+    from . import models
+
+    return models.MODELS[canonical_model_name(model_name)][1].get("feature")
 
 
 def canonical_model_name(model_name: str) -> str:
     """``"baseline"`` -> ``"openunmix"``, ``"proposed"`` -> ``"melunmix"`` (the registry's names)."""
     from . import models
 
-    key = models.MODEL_ALIASES.get(str(model_name).strip().lower())
-    if key is None:
-        raise ValueError(f"unknown model name {model_name!r}; valid names: {sorted(models.MODEL_ALIASES)}")
-    return key
+    return models.canonical_model_name(model_name)
 
 
 def build_training_model(model_name: str, settings: Settings, data: TrainingData) -> torch.nn.Module:
@@ -304,7 +313,7 @@ def build_training_model(model_name: str, settings: Settings, data: TrainingData
 
     config = model_config(model_name, settings, data)
     stats = dict(input_mean=data.input_mean, input_scale=data.input_std)
-    if canonical_model_name(model_name) == "melunmix":
+    if "feature" in config:
         # A probe model gives the branch transform; forking the generator keeps the real
         # model's initial weights independent of whether the statistics were cached.
         with torch.random.fork_rng(devices=[]):
@@ -392,7 +401,7 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 
 
 def resolve_hyperparameters(
-    settings: Settings, tuning_dir: str | os.PathLike | None = None
+    settings: Settings, tuning_dir: str | os.PathLike | None = None, model_name: str | None = None,
 ) -> tuple[TrainSettings, dict[str, Any] | None, Path | None]:
     """The training settings to use: the profile's, with the tuner's best parameters on top.
 
@@ -401,26 +410,38 @@ def resolve_hyperparameters(
     settings : Settings
         When ``settings.train.use_tuned`` is False the profile's values are used as they are.
     tuning_dir : path, optional
-        Folder holding ``best_params.json``; default ``results/<profile>/tuning``.
+        The tuning folder; default ``results/<profile>/tuning``. The parameters are read
+        from its ``best_params.json`` or, with ``settings.tune.per_model``, from
+        ``<tuning_dir>/<model>/best_params.json`` (see :func:`melunmix.tune.search_dir`).
+    model_name : str, optional
+        The model to be trained; needed with ``settings.tune.per_model``.
 
     Returns
     -------
     train_settings : TrainSettings
-        ``settings.train`` with the tuned values (e.g. ``lr``, ``lr_decay_gamma``) applied.
+        ``settings.train`` with the tuned values (e.g. ``lr``, ``weight_decay``,
+        ``lr_decay_gamma``) applied.
     tuned : dict or None
         The tuned parameters used; None when there are none (or ``use_tuned`` is off).
     source : Path or None
         The ``best_params.json`` they came from.
+
+    Raises
+    ------
+    ValueError
+        The file sets names that are not training settings, or its ``lr_decay_gamma`` was
+        searched under another ``lr_schedule`` than this run's (a per-epoch factor is no
+        plateau factor).
     """
-    from .tune import BEST_PARAMS_NAME, load_best_params
+    from .tune import BEST_PARAMS_NAME, load_best_params, load_search_summary, search_dir
 
     if not settings.train.use_tuned:
         return settings.train, None, None
-    tuning_dir = Path(tuning_dir) if tuning_dir is not None else run_paths(settings).tuning
-    tuned = load_best_params(tuning_dir)
+    folder = search_dir(settings, model_name, tuning_dir)
+    tuned = load_best_params(folder)
     if not tuned:
         return settings.train, None, None
-    source = tuning_dir / BEST_PARAMS_NAME
+    source = folder / BEST_PARAMS_NAME
     known = {f.name for f in dataclasses.fields(TrainSettings)}
     unknown = sorted(set(tuned) - known)
     if unknown:
@@ -428,7 +449,43 @@ def resolve_hyperparameters(
             f"{source} sets {unknown}, which are not training settings (valid: {sorted(known)}); "
             "fix settings.tune.space and rerun the tuning, or set train.use_tuned to false"
         )
+    schedule = (load_search_summary(folder) or {}).get("lr_schedule")
+    if "lr_decay_gamma" in tuned and schedule is not None and schedule != settings.train.lr_schedule:
+        raise ValueError(
+            f"{source} holds an lr_decay_gamma searched with train.lr_schedule {schedule!r}, but this run "
+            f"uses {settings.train.lr_schedule!r}; delete {folder} and rerun the tuning, or set "
+            "train.use_tuned to false"
+        )
     return dataclasses.replace(settings.train, **tuned), dict(tuned), source
+
+
+def make_scheduler(optimizer: torch.optim.Optimizer, hp: TrainSettings):
+    """The learning-rate schedule ``hp.lr_schedule`` on ``optimizer``.
+
+    ``"plateau"``: Open-Unmix's ``ReduceLROnPlateau`` (factor ``lr_decay_gamma``, patience
+    ``lr_decay_patience``, cooldown ``lr_decay_cooldown``) on the validation loss.
+    ``"exponential"``: ``ExponentialLR(gamma=lr_decay_gamma)``, the rate multiplied by
+    ``lr_decay_gamma`` after every epoch. Step it once per epoch with :func:`step_scheduler`;
+    both keep their whole state in ``state_dict()`` (saved in the checkpoint).
+    """
+    if hp.lr_schedule == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, mode="min", factor=hp.lr_decay_gamma, patience=hp.lr_decay_patience,
+            cooldown=hp.lr_decay_cooldown,
+        )
+    if hp.lr_schedule == "exponential":
+        if not hp.lr_decay_gamma > 0:
+            raise ValueError(f"train.lr_decay_gamma must be a positive factor per epoch, got {hp.lr_decay_gamma}")
+        return torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=hp.lr_decay_gamma)
+    raise ValueError(f"train.lr_schedule must be 'plateau' or 'exponential', got {hp.lr_schedule!r}")
+
+
+def step_scheduler(scheduler, valid_loss: float) -> None:
+    """End-of-epoch step: the plateau schedule looks at the validation loss, the exponential one does not."""
+    if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+        scheduler.step(valid_loss)
+    else:
+        scheduler.step()
 
 
 @dataclass
@@ -442,6 +499,9 @@ class TrainResult:
     weights : Path
         Best weights, ``<out_dir>/<target>.pth``.
     checkpoint, history_json, history_csv, settings_json : Path
+    half_weights : Path
+        Best weights up to epoch ``epochs // 2`` (``<out_dir>/<target>_half.pth``), for
+        the study's "more epochs" comparison; absent when ``epochs < 2``.
     history : dict
         As in ``history.json``: the per-epoch lists ``epoch``, ``train_loss``,
         ``valid_loss``, ``lr``, ``epoch_time`` (seconds) and ``best_epoch``,
@@ -465,6 +525,7 @@ class TrainResult:
     history_json: Path
     history_csv: Path
     settings_json: Path
+    half_weights: Path
     history: dict
     best_epoch: int | None
     last_epoch: int
@@ -602,6 +663,16 @@ def _resolve_target(settings: Settings, target: str | None) -> str:
 
 
 # --------------------------------------------------------------------------- loop
+def half_epoch(epochs: int) -> int:
+    """The epoch whose best-so-far weights stand for "half training": ``epochs // 2`` (0: none)."""
+    return int(epochs) // 2
+
+
+def half_weights_name(target: str) -> str:
+    """File name of the half-training weights of ``target`` in a run folder (``vocals_half.pth``)."""
+    return f"{target}_half.pth"
+
+
 def _spectrograms(stft, mixture: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     from .features import magnitude
 
@@ -703,8 +774,9 @@ def train(
     target : str, optional
         Source to estimate; default the only entry of ``settings.data.targets``.
     tuning_dir : path, optional
-        Where the tuner's ``best_params.json`` is (used when ``settings.train.use_tuned``);
-        default ``results/<profile>/tuning``.
+        The tuning folder (used when ``settings.train.use_tuned``); default
+        ``results/<profile>/tuning``. Its ``best_params.json`` is read, or with
+        ``settings.tune.per_model`` this model's ``<tuning_dir>/<model>/best_params.json``.
     stop_after : int, optional
         Return after this many epochs of this call as if the process had been killed
         (the run is left resumable, not finished). For tests and time-sliced jobs.
@@ -730,7 +802,7 @@ def train(
         out_dir = run_paths(settings).model_dir(model_name_canonical, seed if several_seeds else None)
     out_dir = Path(out_dir)
     progress = settings.train.progress if progress is None else bool(progress)
-    hp, tuned, tuned_from = resolve_hyperparameters(settings, tuning_dir)
+    hp, tuned, tuned_from = resolve_hyperparameters(settings, tuning_dir, model_name=model_name_canonical)
     if stop_after is not None and stop_after < 1:
         raise ValueError(f"stop_after must be a positive number of epochs or None, got {stop_after!r}")
     if hp.epochs < 1:
@@ -765,6 +837,7 @@ def train(
         "history_json": out_dir / HISTORY_JSON_NAME,
         "history_csv": out_dir / HISTORY_CSV_NAME,
         "settings_json": out_dir / SETTINGS_JSON_NAME,
+        "half_weights": out_dir / half_weights_name(target),
     }
 
     def result(history: dict, already: bool) -> TrainResult:
@@ -793,10 +866,7 @@ def train(
     _seed_everything(seed)
     model = build_training_model(model_name_canonical, settings, data).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
-    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-        optimizer, mode="min", factor=hp.lr_decay_gamma, patience=hp.lr_decay_patience,
-        cooldown=hp.lr_decay_cooldown,
-    )
+    scheduler = make_scheduler(optimizer, hp)
     stopper = EarlyStopping(hp.patience)
     if state is not None:
         model.load_state_dict(state["model"])
@@ -840,7 +910,9 @@ def train(
         data.valid_tracks, targets=[target], seq_dur=settings.data.valid_seq_dur,
         sample_rate=data.sample_rate, progress=False,
     )
-    stft = STFT(data.n_fft, data.n_hop).to(device)
+    # Open-Unmix trains on uncentred frames (its train script's encoder, center=False); the
+    # scaler statistics are computed the same way, and separation centres as its Separator.
+    stft = STFT(data.n_fft, data.n_hop, center=TRAIN_STFT_CENTER).to(device)
     label = f"{model_name_canonical}/{target}"
     first = len(history["epoch"]) + 1
     epochs_this_call = 0
@@ -867,13 +939,18 @@ def train(
             history[column].append(value)
         improved = False
         if diverged is None:
-            scheduler.step(valid_loss)
+            step_scheduler(scheduler, valid_loss)
             improved = stopper.step(valid_loss, epoch)
             history["best_epoch"] = stopper.best_epoch
             history["best_valid_loss"] = stopper.best
         if improved:
             models.save_model(model, files["weights"], target=target, epoch=epoch,
                               history=_history_for_json(history))
+        if epoch == half_epoch(hp.epochs) and stopper.best_epoch:
+            # What this run would have given had it stopped here: the best weights so far
+            # (the "more epochs" comparison scores them beside the final ones).
+            with atomic_path(files["half_weights"]) as tmp:
+                shutil.copyfile(files["weights"], tmp)
         message = None
         if diverged is not None:
             best = (f"the best weights so far (epoch {stopper.best_epoch}) are in {files['weights']}"

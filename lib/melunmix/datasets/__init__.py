@@ -20,12 +20,14 @@ Example
 from .cache import decode_to_wav_cache, default_cache_dir, prepare_tracks, resample_wav_cache
 from .reading import read_chunk
 from .roots import (
+    check_study_root,
     dataset_fingerprint,
     default_generated_root,
     generated_dataset_name,
     generated_root,
     ensure_dataset,
     generated_dataset_complete,
+    is_generated_root,
     resolve_data_root,
 )
 from .scaler import compute_feature_stats, compute_scaler_stats, load_or_compute_stats
@@ -33,6 +35,8 @@ from .torch_datasets import TARGET_NAMES, TrainDataset, ValidDataset
 from .tracks import SOURCE_NAMES, STEM_NAMES, TrackInfo, find_tracks
 
 __all__ = [
+    "check_study_root",
+    "is_generated_root",
     "SOURCE_NAMES",
     "STEM_NAMES",
     "TARGET_NAMES",

@@ -90,6 +90,42 @@ def resolve_data_root(
     return Path(data_root).expanduser().resolve()
 
 
+def check_study_root(root: str | os.PathLike, profile: str, needs_musdb: bool, stand_in: bool) -> bool:
+    """Refuse to run a MUSDB18 profile silently on the generated data.
+
+    Parameters
+    ----------
+    root : path
+        The resolved data root (:func:`resolve_data_root`).
+    profile : str
+        Profile name, for the message.
+    needs_musdb : bool
+        The profile is a study on MUSDB18 (``data.needs_musdb``: ``poster``, ``umx``).
+    stand_in : bool
+        The user asked explicitly to run it on the generated dataset instead.
+
+    Returns
+    -------
+    bool
+        True when the run uses generated data in place of MUSDB18 (a *stand-in* run,
+        which the manifest and the report must say).
+
+    Raises
+    ------
+    ValueError
+        One line naming ``MUSDB_ROOT`` / ``--data-root`` and the stand-in option, when a
+        MUSDB18 profile has no MUSDB18 root and no stand-in was asked for.
+    """
+    generated = is_generated_root(root)
+    if needs_musdb and generated and not stand_in:
+        raise ValueError(
+            f"profile {profile!r} is the study on MUSDB18 and no MUSDB18 root was given: set MUSDB_ROOT="
+            "/path/to/musdb18 (or pass --data-root PATH); to run it on the generated stand-in data "
+            "instead, pass --stand-in"
+        )
+    return bool(needs_musdb and generated)
+
+
 def is_generated_root(root: str | os.PathLike) -> bool:
     """True when ``root`` is one of the built-in generated datasets' folders."""
     return Path(root).expanduser().resolve().parent == default_generated_root().resolve()

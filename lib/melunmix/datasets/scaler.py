@@ -38,6 +38,7 @@ def compute_scaler_stats(
     sample_rate: float | None = None,
     progress: bool = True,
     cache_dir: str | os.PathLike | None = None,
+    center: bool = False,
 ) -> dict[str, np.ndarray]:
     """Mean and std per STFT bin of the mono magnitude of the full training mixtures.
 
@@ -64,7 +65,8 @@ def compute_scaler_stats(
         ``1e-4 * max(std)``.
     """
     return compute_feature_stats(
-        tracks, None, n_fft=n_fft, n_hop=n_hop, sample_rate=sample_rate, progress=progress, cache_dir=cache_dir
+        tracks, None, n_fft=n_fft, n_hop=n_hop, sample_rate=sample_rate, progress=progress, cache_dir=cache_dir,
+        center=center,
     )
 
 
@@ -76,6 +78,7 @@ def compute_feature_stats(
     sample_rate: float | None = None,
     progress: bool = True,
     cache_dir: str | os.PathLike | None = None,
+    center: bool = False,
 ) -> dict[str, np.ndarray]:
     """Mean and std per feature of ``transform`` applied to the mono mixture magnitudes.
 
@@ -95,6 +98,9 @@ def compute_feature_stats(
         Progress bar over tracks.
     cache_dir : path, optional
         Decode/resample cache.
+    center : bool
+        STFT framing; False (default) as Open-Unmix, whose statistics use its training
+        encoder (uncentred frames).
 
     Returns
     -------
@@ -105,7 +111,7 @@ def compute_feature_stats(
     from melunmix.features import STFT
 
     tracks = prepare_tracks(tracks, sample_rate=sample_rate, cache_dir=cache_dir, progress=progress)
-    stft = STFT(n_fft, n_hop, center=True)
+    stft = STFT(n_fft, n_hop, center=center)
     count, mean, m2 = 0, None, None
     what = "Scaler statistics" if transform is None else "Feature statistics"
     with torch.no_grad():
