@@ -160,9 +160,23 @@ def test_file_equals_museval_on_a_musdb_track(tracks, data_root, tmp_path):
     estimates = oracle_estimates("IRM1", ours.mixture, ours.stems)
     museval.eval_mus_track(track, estimates, output_dir=str(tmp_path / "museval"))
     path = ev.track_json_path(tmp_path / "ours", "IRM1", ours.name)
-    ev.write_track_scores(ev.score_estimates(ours, estimates), path)
+    ev.write_track_scores(ev.score_estimates(ours, estimates, scorer="museval"), path)
     assert path == tmp_path / "ours" / "IRM1" / "test" / f"{track.name}.json"
-    assert path.read_bytes() == (tmp_path / "museval" / "test" / f"{track.name}.json").read_bytes()
+    reference = tmp_path / "museval" / "test" / f"{track.name}.json"
+    assert path.read_bytes() == reference.read_bytes()
+    # The fast scorer (the default) writes the same file, to museval's own round-off.
+    fast = ev.track_json_path(tmp_path / "fast", "IRM1", ours.name)
+    ev.write_track_scores(ev.score_estimates(ours, estimates), fast)
+    theirs_json, fast_json = json.loads(reference.read_text()), json.loads(fast.read_text())
+    assert [t["name"] for t in fast_json["targets"]] == [t["name"] for t in theirs_json["targets"]]
+    for target_fast, target_ref in zip(fast_json["targets"], theirs_json["targets"]):
+        assert len(target_fast["frames"]) == len(target_ref["frames"])
+        for frame_fast, frame_ref in zip(target_fast["frames"], target_ref["frames"]):
+            assert frame_fast["time"] == frame_ref["time"]
+            for metric, value in frame_ref["metrics"].items():
+                assert frame_fast["metrics"][metric] == pytest.approx(value, abs=1e-2, nan_ok=True)
+    with pytest.raises(ValueError, match="scorer must be one of"):
+        ev.score_estimates(ours, estimates, scorer="bss")
 
 
 def test_oracle_irm_scores_above_the_mixture(eval_dir):

@@ -306,10 +306,12 @@ def evaluate_all(run: Run, test_tracks=None) -> pd.DataFrame:
             niter=ev.niter, softmask=ev.softmask, residual=ev.residual, wiener_win_len=ev.wiener_win_len,
             jobs=ev.jobs, progress=run.settings.train.progress, win=ev.win, hop=ev.hop,
             expected_model=item.model, n_fft=run.settings.stft.n_fft, n_hop=run.settings.stft.n_hop,
+            scorer=ev.scorer,
         )
     for name in ev.oracles:
         evaluate.evaluate_oracle(name, test_tracks, run.paths.eval, jobs=ev.jobs,
-                                 progress=run.settings.train.progress, win=ev.win, hop=ev.hop)
+                                 progress=run.settings.train.progress, win=ev.win, hop=ev.hop,
+                                 scorer=ev.scorer)
     methods = [item.method for item in model_runs(run, half=ev.half_training) if item.weights.exists()]
     methods += list(ev.oracles)
     return stats.load_scores(run.paths.eval, methods)
