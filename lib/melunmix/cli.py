@@ -2,7 +2,8 @@
 
     melunmix separate SONG... --model PATH --out DIR [--niter N] [--softmask]
     melunmix make-dataset --out DIR --train N --valid K --test M --duration S --seed X
-    melunmix reproduce [--profile demo] [--data-root PATH] [--only 05 06]
+    melunmix score ESTIMATES --data-root ROOT --out EVAL [--scorer fast|museval] [--jobs N]
+    melunmix reproduce [--profile demo] [--data-root PATH] [--only 05 06] [--stand-in]
 
 Each subcommand parses its options and calls one library function with plain arguments;
 the same functions are what the notebooks and tests call.
@@ -51,6 +52,17 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_score(args: argparse.Namespace) -> int:
+    from .report import markdown_table
+    from .score import score_folder
+
+    table = score_folder(args.estimates, args.data_root, args.out, scorer=args.scorer, jobs=args.jobs,
+                         subset=args.subset, progress=not args.no_progress, overwrite=args.overwrite)
+    print(markdown_table(table, floatfmt=".2f"))
+    print(f"museval JSON of every track in {args.out / args.subset}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="melunmix", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -74,6 +86,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_cmd_make_dataset)
+
+    p = sub.add_parser("score", help="score estimates of any system with BSS Eval v4 (museval's numbers)")
+    p.add_argument("estimates", type=Path, help="folder of <track>/vocals.wav and <track>/accompaniment.wav")
+    p.add_argument("--data-root", required=True, type=Path, help="MUSDB18 / MUSDB18-HQ root with the true stems")
+    p.add_argument("--out", required=True, type=Path, help="receives <out>/<subset>/<track>.json (museval JSON)")
+    p.add_argument("--scorer", choices=("fast", "museval"), default="fast",
+                   help="fast (melunmix.bsseval, default) or museval itself; the same numbers")
+    p.add_argument("--jobs", type=int, default=None, help="worker processes (default: all cores)")
+    p.add_argument("--subset", choices=("test", "train"), default="test")
+    p.add_argument("--overwrite", action="store_true", help="rescore tracks already scored in --out")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_cmd_score)
 
     p = sub.add_parser("reproduce", help="run the study's notebooks with papermill")
     p.add_argument("--profile", default="demo", help="smoke, demo, poster, umx or a YAML file (default demo)")

@@ -302,9 +302,9 @@ def score_estimates(
     return store
 
 
-def track_json_path(eval_dir: str | os.PathLike, method: str, track_name: str) -> Path:
+def track_json_path(eval_dir: str | os.PathLike, method: str, track_name: str, subset: str = SUBSET) -> Path:
     """``<eval_dir>/<method>/test/<track_name>.json``, museval's layout."""
-    return Path(eval_dir) / method / SUBSET / f"{track_name}.json"
+    return Path(eval_dir) / method / subset / f"{track_name}.json"
 
 
 def write_track_scores(store, path: str | os.PathLike) -> Path:
@@ -572,7 +572,7 @@ def _check_method_name(method: str) -> str:
     return method
 
 
-def _prepare_method_dir(method_dir: Path, settings: dict, overwrite: bool) -> None:
+def _prepare_method_dir(method_dir: Path, settings: dict, overwrite: bool, subset: str = SUBSET) -> None:
     """Record the settings; refuse (or, with ``overwrite``, delete) scores made otherwise."""
     settings_path = method_dir / SETTINGS_FILE
     previous = read_json(settings_path) if settings_path.is_file() else None
@@ -588,7 +588,7 @@ def _prepare_method_dir(method_dir: Path, settings: dict, overwrite: bool) -> No
             f"{settings_path}); pass overwrite=True to rescore, or use another method name"
         )
     if overwrite or stale:
-        shutil.rmtree(method_dir / SUBSET, ignore_errors=True)
+        shutil.rmtree(method_dir / subset, ignore_errors=True)
     write_json(settings_path, settings)
 
 
@@ -609,6 +609,7 @@ def _decode_stem_tracks(todo: list[_TrackJob], progress: bool) -> None:
 def _evaluate(
     separation, method: str, tracks: Sequence[Any], eval_dir, settings: dict,
     jobs: int | None, progress: bool, overwrite: bool, win: float, hop: float, scorer: str = "fast",
+    subset: str = SUBSET,
 ) -> list[Path]:
     from tqdm import tqdm
 
@@ -629,8 +630,8 @@ def _evaluate(
     settings = {**settings, "scorer": scorer}
 
     method_dir = Path(eval_dir) / method
-    _prepare_method_dir(method_dir, settings, overwrite)
-    paths = [track_json_path(eval_dir, method, name) for name in names]
+    _prepare_method_dir(method_dir, settings, overwrite, subset)
+    paths = [track_json_path(eval_dir, method, name, subset) for name in names]
     todo = [
         _TrackJob(track, name, path, separation, float(win), float(hop), scorer)
         for track, name, path in zip(tracks, names, paths)

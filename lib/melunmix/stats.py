@@ -183,25 +183,25 @@ def is_reference(method: str) -> bool:
 # --------------------------------------------------------------------------- loading
 
 
-def method_dirs(eval_dir: str | os.PathLike) -> list[Path]:
+def method_dirs(eval_dir: str | os.PathLike, subset: str = "test") -> list[Path]:
     """The method folders of ``eval_dir`` that hold at least one scored track, sorted by name."""
     eval_dir = Path(eval_dir)
     if not eval_dir.is_dir():
         return []
     return sorted(
-        p for p in eval_dir.iterdir() if p.is_dir() and any(_track_jsons(p))
+        p for p in eval_dir.iterdir() if p.is_dir() and any(_track_jsons(p, subset))
     )
 
 
-def _track_jsons(method_dir: Path) -> list[Path]:
+def _track_jsons(method_dir: Path, subset: str = "test") -> list[Path]:
     # Hidden files are temporaries of an interrupted atomic write, never results.
     return sorted(
-        p for p in (method_dir / "test").glob("*.json") if not p.name.startswith(".")
+        p for p in (method_dir / subset).glob("*.json") if not p.name.startswith(".")
     )
 
 
 def load_scores(
-    eval_dir: str | os.PathLike, methods: Sequence[str] | None = None
+    eval_dir: str | os.PathLike, methods: Sequence[str] | None = None, subset: str = "test"
 ) -> pd.DataFrame:
     """Every frame score under ``eval_dir`` as one long table, read by museval's own stores.
 
@@ -214,6 +214,8 @@ def load_scores(
         Folder holding one sub-folder per method (``results/<profile>/eval``).
     methods : sequence of str, optional
         Load only these methods (default: every method folder found).
+    subset : str
+        The scored subset's folder (museval's layout: ``test``, or ``train``).
 
     Returns
     -------
@@ -230,7 +232,7 @@ def load_scores(
     import simplejson
 
     eval_dir = Path(eval_dir)
-    found = {p.name: p for p in method_dirs(eval_dir)}
+    found = {p.name: p for p in method_dirs(eval_dir, subset)}
     if methods is None:
         names = list(found)
     else:
@@ -244,13 +246,13 @@ def load_scores(
             )
     if not names:
         raise FileNotFoundError(
-            f"no museval JSON files under {eval_dir}/<method>/test/; run "
+            f"no museval JSON files under {eval_dir}/<method>/{subset}/; run "
             "melunmix.evaluate.evaluate_model or evaluate_oracle first"
         )
     store = museval.MethodStore()
     for name in names:
         method = museval.EvalStore()
-        for path in _track_jsons(found[name]):
+        for path in _track_jsons(found[name], subset):
             try:
                 data = simplejson.loads(path.read_text(), allow_nan=True)
                 method.add_track(museval.json2df(data, path.stem))

@@ -1,0 +1,76 @@
+"""`melunmix score`: estimates of any system scored against a MUSDB18-format root."""
+
+from __future__ import annotations
+
+import json
+
+import museval
+import numpy as np
+import pytest
+import soundfile as sf
+
+from melunmix import cli
+from melunmix.datasets import find_tracks
+from melunmix.evaluate import load_track
+from melunmix.oracles import oracle_estimates
+from melunmix.score import score_folder
+from melunmix.synth import make_dataset
+
+RATE = 16000
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data") / "it's a sönG root"  # quotes, spaces, non-ASCII
+    make_dataset(root, nb_train=1, nb_valid=0, nb_test=2, duration=4.0, seed=5, sample_rate=RATE,
+                 progress=False)
+    return root
+
+
+@pytest.fixture(scope="module")
+def estimates(data_root, tmp_path_factory):
+    """IRM1 estimates written in musdb's estimates layout, one folder per test track."""
+    folder = tmp_path_factory.mktemp("estimates")
+    for track in find_tracks(data_root, "test"):
+        audio = load_track(track)
+        for target, estimate in oracle_estimates("IRM1", audio.mixture, audio.stems).items():
+            (folder / track.name).mkdir(exist_ok=True)
+            sf.write(folder / track.name / f"{target}.wav", estimate, RATE, subtype="FLOAT")
+    return folder
+
+
+def test_score_folder_writes_museval_json_that_museval_reads(data_root, estimates, tmp_path):
+    out = tmp_path / "eval" / "irm1"
+    table = score_folder(estimates, data_root, out, jobs=1, progress=False)
+    names = sorted(t.name for t in find_tracks(data_root, "test"))
+    assert sorted(p.stem for p in (out / "test").glob("*.json")) == names
+    # museval's own store reads the files and gives the same medians as the table.
+    store = museval.EvalStore()
+    for path in sorted((out / "test").glob("*.json")):
+        store.add_track(museval.json2df(json.loads(path.read_text()), path.stem))
+    medians = store.df.groupby(["track", "target", "metric"])["score"].median().groupby(["target", "metric"]).median()
+    for (target, metric), value in medians.items():
+        assert table.loc["irm1", (target, metric)] == pytest.approx(value, abs=1e-9)
+    # Same numbers with museval as the scorer (to museval's own round-off).
+    reference = score_folder(estimates, data_root, tmp_path / "eval" / "museval", scorer="museval", jobs=1,
+                             progress=False)
+    np.testing.assert_allclose(table.to_numpy(), reference.to_numpy(), atol=1e-3)
+
+
+def test_cli_score_prints_the_median_table_and_names_missing_files(data_root, estimates, tmp_path, capsys):
+    out = tmp_path / "cli_eval"
+    assert cli.main(["score", str(estimates), "--data-root", str(data_root), "--out", str(out),
+                     "--jobs", "1", "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "SDR" in printed and f"{out / 'test'}" in printed
+
+    broken = tmp_path / "broken"
+    first = sorted(p for p in estimates.iterdir())[0]
+    (broken / first.name).mkdir(parents=True)
+    sf.write(broken / first.name / "vocals.wav", np.zeros((10, 2)), RATE)
+    assert cli.main(["score", str(broken), "--data-root", str(data_root), "--out", str(tmp_path / "e2"),
+                     "--jobs", "1", "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "accompaniment.wav is missing" in err
+    assert cli.main(["score", str(tmp_path / "nope"), "--data-root", str(data_root), "--out", str(out)]) == 2
+    assert "estimates folder" in capsys.readouterr().err
