@@ -478,10 +478,14 @@ def study_answer(run_dir: str | os.PathLike, target: str = "vocals", metric: str
     first = PROPOSED if PROPOSED in models else models[0]
     baseline = str(rows["baseline"].iloc[0]) if "baseline" in rows.columns else BASELINE
     lines.append("**Answer:** " + answer_sentence(paired, first, baseline, target, metric) + "\n")
-    others = [m for m in models if m != first]
+    # Fully trained models here; the half-training weights answer another question (does
+    # longer training change the comparison?) in the "Training length" section.
+    others = [m for m in models if m != first and not str(m).endswith(HALF_SUFFIX)]
     if others:
         lines.append("\n".join("- " + answer_sentence(paired, m, baseline, target, metric)
                                for m in others) + "\n")
+    if any(str(m).endswith(HALF_SUFFIX) for m in models):
+        lines.append("Half against full training: see *Training length* below.\n")
     return "\n".join(lines)
 
 
