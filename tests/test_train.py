@@ -387,3 +387,35 @@ def test_plateau_schedule_decays_after_its_patience_and_restores():
 def test_unknown_schedule_is_named():
     with pytest.raises(ValueError, match=r"lr_schedule must be one of \['plateau', 'exponential'\], got 'cosine'"):
         make_settings(train={"lr_schedule": "cosine"})
+
+
+def test_validation_sdr_every_n_epochs_is_museval_and_leaves_training_unchanged(reference_run, data, tmp_path):
+    import museval
+
+    from melunmix import evaluate as ev
+    from melunmix import plots
+    from melunmix.separate import separate
+
+    result = train("openunmix", make_settings(train={"valid_sdr_every": 2}), data, tmp_path / "sdr")
+    history = result.history
+    assert history["valid_sdr"][0] is None and all(v is not None for v in history["valid_sdr"][1:])
+    # Scoring the validation songs does not change what is trained.
+    for column in ("train_loss", "valid_loss", "lr"):
+        assert history[column] == reference_run.history[column]
+    # Epoch 3's value is museval's median vocals SDR of the last epoch's model.
+    checkpoint = torch.load(result.checkpoint, weights_only=False)
+    model = build_training_model("openunmix", make_settings(), data)
+    model.load_state_dict(checkpoint["model"])
+    (track,) = data.valid_tracks
+    audio = ev.load_track(track)
+    out = separate(audio.mixture.T.astype(np.float32), audio.rate, {"vocals": model})
+    estimates = {k: np.asarray(out[k], dtype=np.float64).T for k in ("vocals", "accompaniment")}
+    store = museval.eval_mus_track(ev._musdb_track(audio), estimates, mode="v4")
+    frames = [f["metrics"]["SDR"] for t in store.scores["targets"] if t["name"] == "vocals" for f in t["frames"]]
+    assert history["valid_sdr"][2] == pytest.approx(np.nanmedian(np.array(frames, dtype=float)), abs=1e-3)
+    # history.csv carries the column and the loss figure gets its SDR panel.
+    assert "valid_sdr" in result.history_csv.read_text().splitlines()[0]
+    fig = plots.loss_curves({"openunmix": result.history_csv}, path=tmp_path / "loss.png")
+    assert len(fig.axes) == 2 and fig.axes[1].get_ylabel().startswith("median vocals SDR")
+    with pytest.raises(ValueError, match="valid_sdr_every"):
+        train("openunmix", make_settings(train={"valid_sdr_every": -1}), data, tmp_path / "bad")

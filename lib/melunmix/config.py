@@ -111,6 +111,10 @@ class TrainSettings:
     device: str = "auto"  # "auto" -> CUDA when present
     progress: bool = True
     use_tuned: bool = True  # read the tuned lr / decays from the tuning folder when present
+    # Every N epochs (and at the last), separate the validation songs with the current
+    # model and record their median vocals SDR (dB, BSS Eval v4 via melunmix.bsseval) in
+    # the history (column valid_sdr) and the loss figure; 0: never. Does not change training.
+    valid_sdr_every: int = 0
 
     def __post_init__(self):
         if self.lr_schedule not in LR_SCHEDULES:

@@ -277,7 +277,9 @@ def loss_curves(histories: Mapping[str, pd.DataFrame], path=None, log_y: bool = 
     Returns
     -------
     matplotlib.figure.Figure
-        One axes with ``2 * len(histories)`` lines.
+        One axes with ``2 * len(histories)`` lines; a second axes beside it with the
+        validation vocals SDR (dB) per epoch when a history has a ``valid_sdr`` column
+        (``train.valid_sdr_every``).
     """
     if not isinstance(histories, Mapping) or not histories:
         raise ValueError("histories must be a non-empty dict of model name -> history DataFrame")
@@ -290,7 +292,21 @@ def loss_curves(histories: Mapping[str, pd.DataFrame], path=None, log_y: bool = 
             raise ValueError(f"history of {name!r} has no epochs")
         frames[name] = df.sort_values("epoch")
 
-    fig, axes = _new_figure(figsize=(7.5, 4.5))
+    with_sdr = {name: df for name, df in frames.items()
+                if "valid_sdr" in df.columns and df["valid_sdr"].notna().any()}
+    fig, axes = _new_figure(ncols=2 if with_sdr else 1, figsize=(13.0 if with_sdr else 7.5, 4.5))
+    if with_sdr:
+        sdr_ax = axes[0, 1]
+        for name in order_methods(with_sdr):
+            df = with_sdr[name].dropna(subset=["valid_sdr"])
+            sdr_ax.plot(df["epoch"].to_numpy(dtype=float), df["valid_sdr"].to_numpy(dtype=float),
+                        color=method_color(name), marker="o", markersize=4, label=method_label(name))
+        sdr_ax.set_xlabel("Epoch")
+        sdr_ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        sdr_ax.set_ylabel("median vocals SDR (dB), validation songs")
+        sdr_ax.set_title("Validation SDR (BSS Eval v4)")
+        sdr_ax.grid(True, alpha=0.3)
+        sdr_ax.legend(fontsize="small")
     ax = axes[0, 0]
     for name in order_methods(frames):
         df, color, label = frames[name], method_color(name), method_label(name)

@@ -65,6 +65,8 @@ SETTINGS_JSON_NAME = "settings.json"
 CHECKPOINT_FORMAT = 1
 #: STFT framing of training, validation and scaler statistics (Open-Unmix's: uncentred).
 TRAIN_STFT_CENTER = False
+#: History column of the validation SDR (``train.valid_sdr_every``), when recorded.
+VALID_SDR_COLUMN = "valid_sdr"
 #: Columns of the history, one value per epoch.
 HISTORY_COLUMNS = ("epoch", "train_loss", "valid_loss", "lr", "epoch_time")
 #: Training settings that change what a run computes (``epochs`` is left out on purpose:
@@ -555,23 +557,56 @@ def _finite_or_none(value: float | None) -> float | None:
 def _history_for_json(history: dict[str, Any]) -> dict[str, Any]:
     """JSON has no NaN: a diverged epoch's loss is written as null."""
     out = dict(history)
-    for column in ("train_loss", "valid_loss", "lr"):
-        out[column] = [_finite_or_none(v) for v in history[column]]
+    for column in ("train_loss", "valid_loss", "lr", VALID_SDR_COLUMN):
+        if column in history:
+            out[column] = [_finite_or_none(v) for v in history[column]]
     return out
+
+
+def _history_columns(history: dict[str, Any]) -> tuple[str, ...]:
+    """The per-epoch columns of ``history``: :data:`HISTORY_COLUMNS`, plus ``valid_sdr`` when recorded."""
+    return HISTORY_COLUMNS + ((VALID_SDR_COLUMN,) if VALID_SDR_COLUMN in history else ())
 
 
 def _history_csv(history: dict[str, Any]) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow([*HISTORY_COLUMNS, "best_epoch"])
+    columns = _history_columns(history)
+    writer.writerow([*columns, "best_epoch"])
     best, best_epoch = math.inf, None
-    for row in zip(*(history[column] for column in HISTORY_COLUMNS)):
+    for row in zip(*(history[column] for column in columns)):
         epoch, valid = row[0], row[2]
         if valid is not None and math.isfinite(valid) and valid < best:
             best, best_epoch = valid, epoch
         writer.writerow([*("" if v is None else repr(v) if isinstance(v, float) else v for v in row),
                          "" if best_epoch is None else best_epoch])
     return buffer.getvalue()
+
+
+def validation_sdr(model: torch.nn.Module, tracks, target: str, settings: Settings,
+                   device: torch.device) -> float:
+    """Median over ``tracks`` of the median vocals SDR (dB) of ``model``'s separation.
+
+    The full songs are separated as the evaluation does (Wiener settings of
+    ``settings.evaluate``) and scored with BSS Eval v4 (:mod:`melunmix.bsseval`, museval's
+    numbers), vocals and accompaniment as a pair; the poster's "more epochs" question then
+    reads in dB. The model is left in eval mode; no random state is used.
+    """
+    from .bsseval import score_track
+    from .evaluate import load_track
+    from .separate import separate
+
+    ev = settings.evaluate
+    medians = []
+    for track in tracks:
+        audio = load_track(track)
+        out = separate(np.ascontiguousarray(audio.mixture.T, dtype=np.float32), audio.rate, {target: model},
+                       niter=ev.niter, softmask=ev.softmask, residual=True, wiener_win_len=ev.wiener_win_len,
+                       device=device)
+        estimates = {name: np.asarray(out[name], dtype=np.float64).T for name in ("vocals", "accompaniment")}
+        scores = score_track(audio.references, estimates, audio.rate, ev.win, ev.hop)
+        medians.append(np.nanmedian(scores["vocals"]["SDR"]))
+    return float(np.nanmedian(medians)) if medians else math.nan
 
 
 def _write_history(out_dir: Path, history: dict[str, Any]) -> None:
@@ -807,6 +842,11 @@ def train(
         raise ValueError(f"stop_after must be a positive number of epochs or None, got {stop_after!r}")
     if hp.epochs < 1:
         raise ValueError(f"train.epochs must be at least 1, got {hp.epochs}")
+    if isinstance(hp.valid_sdr_every, bool) or int(hp.valid_sdr_every) < 0:
+        raise ValueError(f"train.valid_sdr_every must be 0 (off) or a number of epochs, got {hp.valid_sdr_every!r}")
+    if hp.valid_sdr_every and target != "vocals":
+        raise ValueError(f"train.valid_sdr_every scores vocals against accompaniment; the target is {target!r}: "
+                         "set it to 0 for other targets")
     if data is None:
         data = prepare_data(settings, progress=progress)
     if (data.n_fft, data.n_hop) != (settings.stft.n_fft, settings.stft.n_hop):
@@ -934,9 +974,18 @@ def train(
             valid_loss = _validate(model, valid_set, stft, device)
             if not math.isfinite(valid_loss):
                 diverged = f"the validation loss is {valid_loss}"
+        sdr_every = int(hp.valid_sdr_every)
+        if sdr_every > 0:
+            sdr = math.nan
+            if diverged is None and (epoch % sdr_every == 0 or epoch >= hp.epochs):
+                sdr = validation_sdr(model, data.valid_tracks, target, settings, device)
+            column = history.setdefault(VALID_SDR_COLUMN, [])
+            column.extend([None] * (len(history["epoch"]) - len(column)))  # epochs run without it
         elapsed = time.perf_counter() - start
         for column, value in zip(HISTORY_COLUMNS, (epoch, train_loss, valid_loss, lr, elapsed)):
             history[column].append(value)
+        if sdr_every > 0:
+            history[VALID_SDR_COLUMN].append(_finite_or_none(sdr))
         improved = False
         if diverged is None:
             step_scheduler(scheduler, valid_loss)
@@ -986,6 +1035,8 @@ def train(
         summary = (
             f"{label} epoch {epoch}/{hp.epochs}: train loss {train_loss:.5g}, valid loss {valid_loss:.5g}, "
             f"lr {lr:.3g}, {elapsed:.1f} s" + (" (best)" if improved else "")
+            + (f", valid vocals SDR {history[VALID_SDR_COLUMN][-1]:.2f} dB"
+               if history.get(VALID_SDR_COLUMN) and history[VALID_SDR_COLUMN][-1] is not None else "")
         )
         tqdm.write(summary)
         logger.info(summary)
