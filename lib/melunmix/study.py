@@ -157,6 +157,29 @@ def load_excerpt(track, start: float = 0.0, duration: float | None = 10.0,
     return {stem: read_chunk(track.stems[stem], first, nb) for stem in stems}
 
 
+#: Audio players in notebooks: mono, this rate and at most this many seconds, so that the
+#: committed notebooks stay small (a player is base64 WAV inside the notebook file).
+PREVIEW_RATE = 16000
+PREVIEW_SECONDS = 6.0
+
+
+def audio_player(audio: np.ndarray, rate: float, seconds: float = PREVIEW_SECONDS,
+                 preview_rate: int = PREVIEW_RATE):
+    """An IPython audio player of a short, mono, low-rate copy of ``audio`` (channels, samples).
+
+    The first ``seconds`` of the channel average, resampled with soxr to ``preview_rate``.
+    The figures and files are made from the full audio; only what the notebook embeds is
+    reduced.
+    """
+    import soxr
+    from IPython.display import Audio
+
+    mono = np.asarray(audio, dtype=np.float32)
+    mono = mono.mean(axis=0) if mono.ndim == 2 else mono
+    mono = mono[: int(round(seconds * rate))]
+    return Audio(soxr.resample(mono, float(rate), float(preview_rate)), rate=int(preview_rate))
+
+
 def feature_transforms(settings: Settings) -> dict:
     """The torch modules of the three representations the poster compares, at the profile's STFT."""
     from .features import MFCC, STFT, LogMelSpectrogram
