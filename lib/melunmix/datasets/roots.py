@@ -121,7 +121,7 @@ def check_study_root(root: str | os.PathLike, profile: str, needs_musdb: bool, s
         raise ValueError(
             f"profile {profile!r} is the study on MUSDB18 and no MUSDB18 root was given: set MUSDB_ROOT="
             "/path/to/musdb18 (or pass --data-root PATH); to run it on the generated stand-in data "
-            "instead, pass --stand-in"
+            "instead, pass --stand-in (make: STAND_IN=1)"
         )
     return bool(needs_musdb and generated)
 
