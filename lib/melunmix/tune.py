@@ -278,8 +278,10 @@ def trial_settings(settings: Settings, params: dict[str, Any]) -> Settings:
     trial.stft = tuning_stft(settings)
     trial.data.sample_rate = float(settings.tune.sample_rate)
     trial.data.samples_per_track = int(settings.tune.samples_per_track)
+    # No validation SDR in a trial: the search ranks by validation loss.
     trial.train = dataclasses.replace(
-        trial.train, epochs=int(settings.tune.epochs), use_tuned=False, seeds=[int(settings.tune.seed)], **params
+        trial.train, epochs=int(settings.tune.epochs), use_tuned=False, seeds=[int(settings.tune.seed)],
+        valid_sdr_every=0, **params
     )
     return trial
 
@@ -292,7 +294,8 @@ def _search_signature(settings: Settings, model: str, fingerprint: str | None) -
     for name in ("enabled", "nb_trials", "transfer_epochs", "per_model", "model"):
         tune_settings.pop(name)
     fixed = dataclasses.asdict(settings.train)
-    for name in ("models", "seeds", "device", "progress", "use_tuned", "epochs", *settings.tune.space):
+    for name in ("models", "seeds", "device", "progress", "use_tuned", "epochs", "valid_sdr_every",
+                 *settings.tune.space):
         fixed.pop(name, None)
     return {
         "tune": {**tune_settings, "model": model},
@@ -599,7 +602,7 @@ def transfer_settings(settings: Settings, params: dict[str, Any]) -> Settings:
     run.data.samples_per_track = int(settings.tune.samples_per_track)
     run.train = dataclasses.replace(
         run.train, epochs=int(settings.tune.transfer_epochs), use_tuned=False,
-        seeds=[int(settings.train.seeds[0])], **params,
+        seeds=[int(settings.train.seeds[0])], valid_sdr_every=0, **params,
     )
     return run
 
