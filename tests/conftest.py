@@ -2,7 +2,11 @@
 
 import os
 
-import pytest
+import matplotlib
+
+matplotlib.use("Agg")  # tests only: the library itself never picks a backend
+
+import pytest  # noqa: E402
 
 # See melunmix/__init__.py: keep torch's OpenMP threads from spinning when cores are shared.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -17,3 +21,13 @@ def single_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    """The figures stay registered with pyplot (notebooks show them); free them per test."""
+    yield
+    import sys
+
+    if "matplotlib.pyplot" in sys.modules:
+        sys.modules["matplotlib.pyplot"].close("all")

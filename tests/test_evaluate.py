@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 import torch
 
+from museval_json import raw_track_medians
 from melunmix import evaluate as ev
 from melunmix.datasets import find_tracks
 from melunmix.models import build_model, save_model
@@ -72,18 +73,6 @@ def eval_dir(tmp_path_factory, tracks, model_file):
     return out
 
 
-def _raw_track_medians(eval_dir, method):
-    """{(track, target, metric): nanmedian over frames}, read with the json module."""
-    medians = {}
-    for path in sorted((eval_dir / method / "test").glob("*.json")):
-        data = json.loads(path.read_text())  # museval writes NaN literals; json reads them
-        for target in data["targets"]:
-            for metric in METRICS:
-                frames = [float(f["metrics"][metric]) for f in target["frames"]]
-                medians[(path.stem, target["name"], metric)] = np.nanmedian(frames)
-    return medians
-
-
 # --------------------------------------------------------------------------- museval files
 
 
@@ -115,7 +104,7 @@ def test_json_layout_and_museval_read_back(eval_dir, tracks):
         methods_store.add_eval_dir(eval_dir / method)
         agg_m = methods_store.agg_frames_tracks_scores()
         # ... and so does a direct numpy median of the frames in the raw JSON
-        raw = _raw_track_medians(eval_dir, method)
+        raw = raw_track_medians(eval_dir, method)
         for target in ("vocals", "accompaniment"):
             for metric in METRICS:
                 values = [v for (t, tg, m), v in raw.items() if tg == target and m == metric]
@@ -127,7 +116,7 @@ def test_json_layout_and_museval_read_back(eval_dir, tracks):
 
     per_track = ev.track_table(df)
     assert list(per_track.columns) == ["method", "track", "target", "metric", "score"]
-    raw = _raw_track_medians(eval_dir, "MIX")
+    raw = raw_track_medians(eval_dir, "MIX")
     mix = per_track[per_track["method"] == "MIX"]
     assert len(mix) == len(raw)
     for row in mix.itertuples():

@@ -9,25 +9,16 @@ from pathlib import Path
 
 import matplotlib
 
-matplotlib.use("Agg")  # tests only: the library itself never picks a backend
+import librosa
+import numpy as np
+import pandas as pd
+import pytest
 
-import librosa  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import pytest  # noqa: E402
-
-from melunmix import plots, stats  # noqa: E402
+from melunmix import plots, stats
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.fixture(autouse=True)
-def close_figures():
-    """The figures stay registered with pyplot (notebooks show them); free them per test."""
-    import matplotlib.pyplot as plt
-
-    yield
-    plt.close("all")
 RATE = 8000
 
 

@@ -10,27 +10,17 @@ import re
 from pathlib import Path
 from urllib.parse import unquote
 
-import matplotlib
+import numpy as np
+import pandas as pd
+import pytest
 
-matplotlib.use("Agg")  # tests only: the library itself never picks a backend
-
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import pytest  # noqa: E402
-
-from melunmix import plots, report, stats  # noqa: E402
-from melunmix.config import load_profile  # noqa: E402
-from melunmix.files import write_json  # noqa: E402
+from melunmix import plots, report, stats
+from melunmix.config import load_profile
+from melunmix.files import write_json
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.fixture(autouse=True)
-def close_figures():
-    import matplotlib.pyplot as plt
-
-    yield
-    plt.close("all")
 
 
 def history(losses_train, losses_valid):

@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
+from museval_json import raw_track_medians
 from melunmix import stats
 
 METRICS = ["SDR", "SIR", "ISR", "SAR"]
@@ -51,18 +52,6 @@ def eval_dir(tmp_path_factory):
                 values[target]["SDR"][1] = np.nan
             write_museval_json(out, method, track, values)
     return out
-
-
-def raw_track_medians(eval_dir, method):
-    """{(track, target, metric): nanmedian over frames}, read with the json module."""
-    medians = {}
-    for path in sorted((eval_dir / method / "test").glob("*.json")):
-        data = json.loads(path.read_text())  # museval writes NaN literals; json reads them
-        for target in data["targets"]:
-            for metric in METRICS:
-                frames = [float(f["metrics"][metric]) for f in target["frames"]]
-                medians[(path.stem, target["name"], metric)] = np.nanmedian(frames)
-    return medians
 
 
 def track_medians(eval_dir, method, target, metric):
