@@ -112,3 +112,17 @@ def test_stand_in_run_is_recorded_in_the_manifest(study_dir, tmp_path, monkeypat
     assert manifest["stand_in"] is True and manifest["data_kind"] == "generated stand-in for MUSDB18"
     executed = nbformat.read(tmp_path / "r" / "poster" / "notebooks" / "02_second.ipynb", 4)
     assert "stand_in True" in executed.cells[-1].outputs[0]["text"]
+
+
+def test_relative_profile_path_reaches_the_notebooks_resolved(study_dir, tmp_path, monkeypatch):
+    profile = tmp_path / "prof" / "my.yaml"
+    profile.parent.mkdir()
+    profile.write_text("description: mine\ndata: {generated: {nb_train: 2, nb_valid: 1, nb_test: 1, duration: 4.0}}\n")
+    (study_dir / "02_second.ipynb").unlink()
+    write_notebook(study_dir / "02_second.ipynb", "from melunmix.config import load_profile\n"
+                   "print('loaded', load_profile(profile).description)")
+    monkeypatch.chdir(tmp_path)
+    runs = pipeline.reproduce("prof/my.yaml", results_dir=tmp_path / "r", notebooks_dir=study_dir, only=["02"],
+                              progress=False)
+    executed = nbformat.read(runs[0].output, 4)
+    assert "loaded mine" in executed.cells[-1].outputs[0]["text"]

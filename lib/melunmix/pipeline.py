@@ -134,7 +134,10 @@ def reproduce(
     if only:
         notebooks = [nb for nb in notebooks if any(nb.name.startswith(p) for p in only)]
 
-    parameters = {"profile": str(profile)}
+    # The kernels run in notebooks/: a profile given as a path relative to the caller's
+    # working directory is passed on resolved, or notebook 01 would not find it.
+    profile_arg = Path(profile)
+    parameters = {"profile": str(profile_arg.resolve()) if profile_arg.suffix in (".yaml", ".yml") else str(profile)}
     if data_root is not None:
         parameters["data_root"] = str(Path(data_root).expanduser().resolve())
     if results_dir is not None:
