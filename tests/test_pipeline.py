@@ -126,3 +126,9 @@ def test_relative_profile_path_reaches_the_notebooks_resolved(study_dir, tmp_pat
                               progress=False)
     executed = nbformat.read(runs[0].output, 4)
     assert "loaded mine" in executed.cells[-1].outputs[0]["text"]
+
+
+def test_cli_only_an_unknown_notebook_is_an_error(study_dir, capsys):
+    assert cli.main(["reproduce", "--profile", "smoke", "--only", "07"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--only 07: no such notebook" in err and "01_explore_data.ipynb" in err

@@ -129,10 +129,14 @@ def reproduce(
     resolved = datasets.resolve_data_root(data_root or settings.data.root, settings.data.generated)
     is_stand_in = datasets.check_study_root(resolved, settings.name, settings.data.needs_musdb, stand_in)
     paths = run_paths(settings, results_dir)
-    paths.notebooks.mkdir(parents=True, exist_ok=True)
     notebooks = study_notebooks(notebooks_dir)
     if only:
+        unknown = [p for p in only if not any(nb.name.startswith(p) for nb in notebooks)]
+        if unknown:
+            raise ValueError(f"--only {' '.join(unknown)}: no such notebook; the study's notebooks are "
+                             f"{', '.join(nb.name for nb in notebooks)}")
         notebooks = [nb for nb in notebooks if any(nb.name.startswith(p) for p in only)]
+    paths.notebooks.mkdir(parents=True, exist_ok=True)
 
     # The kernels run in notebooks/: a profile given as a path relative to the caller's
     # working directory is passed on resolved, or notebook 01 would not find it.
