@@ -60,3 +60,28 @@ def test_run_paths(tmp_path):
     assert paths.root == tmp_path / "p"
     assert paths.model_dir("openunmix", 3) == tmp_path / "p" / "models" / "openunmix" / "seed3"
     assert paths.eval.name == "eval" and paths.report.name == "REPORT.md"
+
+
+@pytest.mark.parametrize("section,key,value,message", [
+    ("train", "epochs", "two", r"train\.epochs: expected int, got 'two'"),
+    ("train", "seeds", 42, r"train\.seeds: expected list\[int\], got 42"),
+    ("model", "hidden_size", 32.5, r"model\.hidden_size: expected int, got 32\.5"),
+    ("train", "epochs", -3, r"train\.epochs must be positive, got -3"),
+    ("train", "batch_size", 0, r"train\.batch_size must be positive, got 0"),
+    ("stft", "n_fft", -1024, r"stft\.n_fft must be positive"),
+    ("train", "weight_decay", -1e-5, r"train\.weight_decay must be zero or positive"),
+    ("train", "progress", "yes", r"train\.progress: expected bool"),
+    ("evaluate", "jobs", 0, r"evaluate\.jobs must be positive"),
+])
+def test_wrong_types_and_values_fail_when_the_profile_loads(tmp_path, section, key, value, message):
+    import yaml
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({section: {key: value}}))
+    with pytest.raises(ValueError, match=message):
+        load_profile(bad)
+
+
+def test_ints_are_accepted_where_floats_are_expected_and_none_where_optional():
+    s = load_profile("smoke", overrides={"data": {"seq_dur": 2, "valid_seq_dur": None}, "evaluate": {"jobs": None}})
+    assert s.data.seq_dur == 2 and s.data.valid_seq_dur is None and s.evaluate.jobs is None

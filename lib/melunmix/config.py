@@ -216,7 +216,69 @@ def _build(cls, values: dict[str, Any] | None, where: str):
             kwargs[name] = _build(type(default), value, f"{where}.{name}")
         else:
             kwargs[name] = value
-    return cls(**kwargs)
+    instance = cls(**kwargs)
+    _check_values(instance, where)
+    return instance
+
+
+#: Value ranges checked when a profile loads (before any work): field name -> rule.
+_POSITIVE = {"epochs", "batch_size", "lr", "lr_decay_gamma", "patience", "n_fft", "n_hop", "bandwidth",
+             "hidden_size", "nb_layers", "n_mels", "n_mfcc", "sample_rate", "seq_dur", "valid_seq_dur",
+             "samples_per_track", "nb_trials", "nb_train", "nb_test", "duration", "wiener_win_len",
+             "jobs", "bootstrap", "win", "hop", "nb_test_tracks"}
+_NON_NEGATIVE = {"weight_decay", "lr_decay_patience", "lr_decay_cooldown", "valid_sdr_every", "nb_workers",
+                 "nb_valid", "transfer_epochs", "niter", "seed"}
+
+
+def _type_name(hint) -> str:
+    import typing
+
+    if typing.get_origin(hint) is None and hasattr(hint, "__name__"):
+        return hint.__name__
+    return str(hint).replace("typing.", "")
+
+
+def _matches(value: Any, hint) -> bool:
+    """Whether a YAML value has the annotated type (ints are accepted as floats, never bools)."""
+    import typing
+
+    if hint is Any:
+        return True
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", typing.Union)):
+        return any(_matches(value, arg) for arg in args)
+    if hint is type(None):
+        return value is None
+    if origin is list:
+        return isinstance(value, list) and all(_matches(v, args[0]) for v in value) if args else isinstance(value, list)
+    if origin is dict:
+        return isinstance(value, dict)
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, hint) if isinstance(hint, type) else True
+
+
+def _check_values(instance, where: str) -> None:
+    """Types and ranges of a built section: a wrong profile fails when it loads, naming the key."""
+    import typing
+
+    hints = typing.get_type_hints(type(instance))
+    for f in dataclasses.fields(instance):
+        value = getattr(instance, f.name)
+        if dataclasses.is_dataclass(value):
+            continue
+        if not _matches(value, hints[f.name]):
+            raise ValueError(f"{where}.{f.name}: expected {_type_name(hints[f.name])}, got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        if f.name in _POSITIVE and not value > 0:
+            raise ValueError(f"{where}.{f.name} must be positive, got {value!r}")
+        if f.name in _NON_NEGATIVE and not value >= 0:
+            raise ValueError(f"{where}.{f.name} must be zero or positive, got {value!r}")
 
 
 def settings_from_dict(values: dict[str, Any], where: str = "profile") -> Settings:
