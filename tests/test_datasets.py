@@ -9,6 +9,7 @@ chunk positions, sines have closed forms after resampling.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -256,12 +257,29 @@ def test_find_tracks_rejects_broken_tracks(tmp_path, problem, error, message):
 
 
 def test_generated_dataset_errors_say_regenerate(tmp_path):
+    from melunmix.datasets.roots import GENERATED_FORMAT
+
     root = tmp_path / "gen"
     folder = write_track(root, "train", "Song - 1", noise_stems(np.random.default_rng(2), 400))
     (folder / "other.wav").unlink()
-    (root / "dataset.json").write_text("{}")
+    (root / "dataset.json").write_text(json.dumps({"format": GENERATED_FORMAT}))
     with pytest.raises(FileNotFoundError, match="generated dataset: delete .* and regenerate"):
         find_tracks(root, "train")
+
+
+@pytest.mark.parametrize("card", [None, "{}", '{"format": "my own dataset"}', "not json"])
+def test_a_users_dataset_is_never_told_to_be_deleted(tmp_path, card):
+    """A user's root may hold musdb's setup.yaml (or any dataset.json): only the
+    generator's own manifest earns the advice to delete and regenerate."""
+    root = tmp_path / "mine"
+    folder = write_track(root, "train", "Song - 1", noise_stems(np.random.default_rng(2), 400))
+    (folder / "other.wav").unlink()
+    write_setup(root, [])
+    if card is not None:
+        (root / "dataset.json").write_text(card)
+    with pytest.raises(FileNotFoundError) as err:
+        find_tracks(root, "train")
+    assert "delete" not in str(err.value) and "other.wav" in str(err.value)
 
 
 def test_empty_split_is_an_error(noise_root):

@@ -50,6 +50,7 @@ import scipy.io.wavfile
 import scipy.signal
 import yaml
 
+from .datasets.roots import GENERATED_FORMAT
 from .files import sha256_file, write_text
 
 #: Stems of a track, in the order the mixture sums them: ``((vocals + drums) + bass) + other``.
@@ -1153,7 +1154,7 @@ def _manifest(out_dir: Path, params: dict, plan, songs) -> dict:
         })
     soundfont = soundfont_path()
     return {
-        "format": "melunmix generated dataset (MUSDB18-HQ layout)",
+        "format": GENERATED_FORMAT,
         "parameters": params,
         "setup_file": "setup.yaml",
         "sources": list(SOURCE_NAMES),

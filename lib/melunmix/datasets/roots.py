@@ -23,6 +23,9 @@ REPO_ROOT = Path(__file__).resolve().parents[3]
 
 #: Files whose presence marks a finished generated dataset (the generator writes them last).
 GENERATED_MARKERS = ("dataset.json", "setup.yaml")
+#: The ``format`` field of the generator's ``dataset.json``: what tells the project's own
+#: folders from a user's (which may hold a musdb ``setup.yaml`` too).
+GENERATED_FORMAT = "melunmix generated dataset (MUSDB18-HQ layout)"
 
 #: Audio files that make up a dataset, for the fingerprint of datasets without a dataset.json.
 AUDIO_SUFFIXES = (".wav", ".stem.mp4")

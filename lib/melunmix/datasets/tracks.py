@@ -15,7 +15,7 @@ from pathlib import Path
 import soundfile as sf
 import yaml
 
-from .roots import GENERATED_MARKERS
+from .roots import GENERATED_FORMAT
 
 #: Stem names of a MUSDB18 track, mixture first.
 STEM_NAMES = ("mixture", "vocals", "drums", "bass", "other")
@@ -223,8 +223,23 @@ def _detect_is_wav(subset_dir: Path) -> bool:
     )
 
 
+def _made_by_melunmix(root: Path) -> bool:
+    """True only for a folder the generator wrote: its ``dataset.json`` says so.
+
+    A user's own dataset may hold a ``setup.yaml`` (musdb's setup file) too; only the
+    generator's manifest earns the advice to delete and regenerate the folder.
+    """
+    import json
+
+    try:
+        card = json.loads((root / "dataset.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(card, dict) and card.get("format") == GENERATED_FORMAT
+
+
 def _fix_hint(root: Path) -> str:
-    if any((root / name).exists() for name in GENERATED_MARKERS):
+    if _made_by_melunmix(root):
         return (
             f"this is a generated dataset: delete {root} and regenerate it "
             "(`melunmix make-dataset`, or on first use)"
