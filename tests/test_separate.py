@@ -333,3 +333,23 @@ def test_song_name_uses_the_track_folder_for_musdb_mixtures(tmp_path):
 
     assert song_name(tmp_path / "My Song.flac") == "My Song"
     assert song_name(tmp_path / "train" / "Artist - Title" / "mixture.wav") == "Artist - Title"
+
+
+def test_separate_files_names_the_song_of_every_failure(model, tmp_path):
+    """A 6-channel song (the error comes from inside separation) and an unwritable output
+    folder: each failure line names the file it is about."""
+    model_path = save_model(model, tmp_path / "models" / "vocals.pt", target="vocals")
+    six = tmp_path / "surround.wav"
+    sf.write(six, noise((3001, 6), seed=3).numpy(), 8000, subtype="FLOAT")
+    report = separate_files([six], [model_path], tmp_path / "out", progress=False, device="cpu")
+    message = report["failed"][str(six)]
+    assert message.startswith(f"{six}: ") and "6 channels" in message and "down-mix" in message
+
+    good = tmp_path / "good.wav"
+    sf.write(good, noise((3001, 2), seed=4).numpy(), 8000, subtype="FLOAT")
+    blocked = tmp_path / "blocked"
+    (blocked / "good").mkdir(parents=True)
+    (blocked / "good" / "vocals.wav").mkdir()  # a folder where the estimate must go
+    report = separate_files([good], [model_path], blocked, progress=False, device="cpu")
+    message = report["failed"][str(good)]
+    assert "cannot write" in message and str(blocked / "good" / "vocals.wav") in message

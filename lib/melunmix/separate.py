@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import sys
 from pathlib import Path
 from typing import Dict, Iterable, Mapping, Optional, Sequence, Tuple, Union
@@ -584,14 +585,21 @@ def separate_files(paths: Union[PathLike, Iterable[PathLike]],
             written = {}
             for target, estimate in estimates.items():
                 wav = song_dir / f"{target}.wav"
-                with atomic_path(wav) as tmp:
-                    sf.write(str(tmp), estimate.T, rate, subtype="FLOAT", format="WAV")
+                try:
+                    with atomic_path(wav) as tmp:
+                        sf.write(str(tmp), estimate.T, rate, subtype="FLOAT", format="WAV")
+                except (RuntimeError, OSError) as err:  # libsndfile says only "System error."
+                    free = shutil.disk_usage(song_dir).free if song_dir.exists() else None
+                    hint = "the disk is full" if free is not None and free < estimate.nbytes else \
+                        "check that the folder is writable and the disk not full"
+                    raise OSError(f"cannot write {wav}: {err} ({hint})") from None
                 written[target] = str(wav)
             used_folders[song_dir] = str(song)
             report["written"][str(song)] = written
         except Exception as err:  # one bad song must not stop the others
-            message = str(err) if isinstance(err, (OSError, ValueError)) else \
-                f"{song}: {type(err).__name__}: {err}"
+            message = str(err) if isinstance(err, (OSError, ValueError)) else f"{type(err).__name__}: {err}"
+            if str(song) not in message:  # every line names the song it is about
+                message = f"{song}: {message}"
             report["failed"][str(song)] = message
             tqdm.write(f"error: {message}", file=sys.stderr)
     return report
