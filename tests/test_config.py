@@ -85,3 +85,11 @@ def test_wrong_types_and_values_fail_when_the_profile_loads(tmp_path, section, k
 def test_ints_are_accepted_where_floats_are_expected_and_none_where_optional():
     s = load_profile("smoke", overrides={"data": {"seq_dur": 2, "valid_seq_dur": None}, "evaluate": {"jobs": None}})
     assert s.data.seq_dur == 2 and s.data.valid_seq_dur is None and s.evaluate.jobs is None
+
+
+def test_malformed_yaml_is_one_line_naming_the_file_and_line(tmp_path):
+    bad = tmp_path / "broken.yaml"
+    bad.write_text("train:\n  epochs: 3\n   batch_size: [4\n")
+    with pytest.raises(ValueError, match=r"broken\.yaml is not valid YAML \(line \d+, column \d+\)") as err:
+        load_profile(bad)
+    assert "\n" not in str(err.value)

@@ -132,3 +132,12 @@ def test_cli_only_an_unknown_notebook_is_an_error(study_dir, capsys):
     assert cli.main(["reproduce", "--profile", "smoke", "--only", "07"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "--only 07: no such notebook" in err and "01_explore_data.ipynb" in err
+
+
+def test_cli_make_dataset_onto_a_file_is_one_line(tmp_path, capsys):
+    target = tmp_path / "a file"
+    target.write_text("not a folder")
+    assert cli.main(["make-dataset", "--out", str(target), "--train", "2", "--valid", "1", "--test", "1",
+                     "--duration", "4", "--no-progress"]) != 0
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("melunmix make-dataset: error:") and "is a file" in err

@@ -119,6 +119,14 @@ def main(argv: list[str] | None = None) -> int:
         # Bad input: one clear line naming the file or argument, no traceback.
         print(f"melunmix {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # e.g. a full disk or an output path that is a file
+        where = f" ({err.filename})" if getattr(err, "filename", None) and str(err.filename) not in str(err) else ""
+        print(f"melunmix {args.command}: error: {err}{where}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt as err:
+        message = str(err) or "interrupted; finished work is kept: rerun the same command to resume"
+        print(f"melunmix {args.command}: {message}", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -323,8 +323,14 @@ def load_profile(name_or_path: str | os.PathLike, overrides: dict | None = None)
         Nested dict of settings that win over the file, e.g. ``{"data": {"root": "/musdb"}}``.
     """
     path = profile_path(name_or_path)
-    with open(path) as fh:
-        values = yaml.safe_load(fh) or {}
+    try:
+        with open(path) as fh:
+            values = yaml.safe_load(fh) or {}
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        problem = getattr(err, "problem", None) or type(err).__name__
+        raise ValueError(f"{path} is not valid YAML{where}: {problem}; fix the profile file") from None
     if not isinstance(values, dict):
         raise ValueError(f"{path}: a profile must be a YAML mapping")
     values.setdefault("name", path.stem)
