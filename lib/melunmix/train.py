@@ -39,8 +39,8 @@ import json
 import logging
 import math
 import os
-import shutil
 import random
+import shutil
 import time
 import warnings
 from dataclasses import dataclass, field

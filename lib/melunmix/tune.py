@@ -274,16 +274,22 @@ def trial_settings(settings: Settings, params: dict[str, Any]) -> Settings:
     and seed ``settings.tune.seed``, and never reads tuned parameters itself. Everything
     else (model sizes, excerpt durations, batch size, schedule) is the profile's.
     """
-    trial = copy.deepcopy(settings)
+    trial = _short_run_settings(settings, settings.tune.epochs, settings.tune.seed, params)
     trial.stft = tuning_stft(settings)
     trial.data.sample_rate = float(settings.tune.sample_rate)
-    trial.data.samples_per_track = int(settings.tune.samples_per_track)
-    # No validation SDR in a trial: the search ranks by validation loss.
-    trial.train = dataclasses.replace(
-        trial.train, epochs=int(settings.tune.epochs), use_tuned=False, seeds=[int(settings.tune.seed)],
-        valid_sdr_every=0, **params
-    )
     return trial
+
+
+def _short_run_settings(settings: Settings, epochs: int, seed: int, params: dict[str, Any]) -> Settings:
+    """What a trial and a transfer run share: ``settings.tune.samples_per_track`` items per
+    track, ``epochs`` epochs, one ``seed``, ``params`` applied, no tuned values read and no
+    validation SDR (the search ranks by validation loss)."""
+    run = copy.deepcopy(settings)
+    run.data.samples_per_track = int(settings.tune.samples_per_track)
+    run.train = dataclasses.replace(
+        run.train, epochs=int(epochs), use_tuned=False, seeds=[int(seed)], valid_sdr_every=0, **params
+    )
+    return run
 
 
 def _search_signature(settings: Settings, model: str, fingerprint: str | None) -> dict[str, Any]:
@@ -598,13 +604,7 @@ def transfer_settings(settings: Settings, params: dict[str, Any]) -> Settings:
     ``settings.tune.transfer_epochs`` epochs of ``settings.tune.samples_per_track`` items per
     track (as a trial, so only the rate and the STFT differ from the search), seed
     ``settings.train.seeds[0]``, no tuned parameters read."""
-    run = copy.deepcopy(settings)
-    run.data.samples_per_track = int(settings.tune.samples_per_track)
-    run.train = dataclasses.replace(
-        run.train, epochs=int(settings.tune.transfer_epochs), use_tuned=False,
-        seeds=[int(settings.train.seeds[0])], valid_sdr_every=0, **params,
-    )
-    return run
+    return _short_run_settings(settings, settings.tune.transfer_epochs, settings.train.seeds[0], params)
 
 
 def transfer_check(
