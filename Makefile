@@ -39,9 +39,7 @@ lab: setup
 	@$(PY) -c "import jupyterlab" 2>/dev/null || $(PY) -m pip install -q -e ".[lab]"
 	cd notebooks && ../$(VENV)/bin/jupyter lab $(LAB_ARGS)
 
-# Benchmarks: the reference Open-Unmix is installed without its dependencies (torchaudio
-# is never called by the parts we compare against; see bench/README.md).
+# Benchmarks beside the reference Open-Unmix and museval; `setup` installs the reference
+# without its dependencies (torchaudio is never called by the parts compared; bench/README.md).
 bench: setup
-	@$(PY) -m pip show -q openunmix >/dev/null 2>&1 || $(PY) -m pip install -q --no-deps $$($(PY) -c \
-		"import tomllib;print(' '.join(tomllib.load(open('pyproject.toml','rb'))['tool']['melunmix']['bench-no-deps-requirements']))")
 	$(PY) bench/run_all.py $(BENCH_ARGS)
