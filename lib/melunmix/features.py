@@ -28,7 +28,6 @@ from torch import Tensor, nn
 __all__ = [
     "STFT",
     "ISTFT",
-    "ComplexNorm",
     "magnitude",
     "mel_filterbank",
     "linear_filterbank",
@@ -309,34 +308,6 @@ def magnitude(X: Tensor, power: float = 1.0) -> Tensor:
         raise ValueError(f"power must be positive, got {power}")
     mag = X.abs()
     return mag if power == 1.0 else mag ** power
-
-
-class ComplexNorm(nn.Module):
-    """Module form of :func:`magnitude`, optionally averaging channels.
-
-    Parameters
-    ----------
-    power : float
-        1 for magnitude, 2 for power.
-    mono : bool
-        If True, average dimension 1 (channels of ``(nb_examples, nb_channels, ...)``)
-        after taking the norm, keeping the dimension; averaging magnitudes rather than
-        complex values avoids cancellation between out-of-phase channels.
-    """
-
-    def __init__(self, power: float = 1.0, mono: bool = False):
-        super().__init__()
-        if power <= 0:
-            raise ValueError(f"power must be positive, got {power}")
-        self.power = float(power)
-        self.mono = bool(mono)
-
-    def forward(self, X: Tensor) -> Tensor:
-        """Return ``|X| ** power``, shape of ``X`` (dimension 1 of size 1 when ``mono``)."""
-        spec = magnitude(X, self.power)
-        if self.mono:
-            spec = spec.mean(dim=1, keepdim=True)
-        return spec
 
 
 def _check_mel_settings(sample_rate: float, n_fft: int, n_mels: int, fmin: float,

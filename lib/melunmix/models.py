@@ -422,8 +422,6 @@ class MelUnmix(OpenUnmix):
         return self.decode(enc, rnn + rnn_mel, mix)
 
 
-_CLASSES = {"OpenUnmix": OpenUnmix, "MelUnmix": MelUnmix}
-
 #: The study's models: name -> (class, fixed constructor arguments). The one home of the
 #: model names; every other module asks :func:`canonical_model_name` and :data:`MODELS`.
 MODELS: dict[str, tuple[type, dict[str, Any]]] = {
@@ -433,6 +431,8 @@ MODELS: dict[str, tuple[type, dict[str, Any]]] = {
     "linunmix": (MelUnmix, {"feature": "linear"}),   # control: linear-frequency branch
 }
 MODEL_NAMES = tuple(MODELS)
+#: The classes a weights file may name (save/load), derived from :data:`MODELS`.
+_CLASSES = {cls.__name__: cls for cls, _ in MODELS.values()}
 #: Other names accepted for the models (case-insensitive).
 MODEL_ALIASES = {
     **{name: name for name in MODELS},

@@ -398,11 +398,11 @@ def _separate_with(separator: Separator, audio: np.ndarray, rate: float) -> Dict
 
     device = next(separator.parameters(), torch.empty(0)).device
     with torch.inference_mode():
-        estimates = separator(torch.from_numpy(batch).to(device))[..., :length].cpu().numpy()
+        estimates = separator.to_dict(separator(torch.from_numpy(batch).to(device))[..., :length])
 
     results = {}
-    for j, name in enumerate(separator.target_names):
-        est = estimates[:, j]  # (examples, channels, length)
+    for name, est in estimates.items():
+        est = est.cpu().numpy()  # (examples, channels, length)
         if nb_channels == model_channels:
             est = est[0]
         elif nb_channels == 1:
