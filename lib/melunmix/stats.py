@@ -55,6 +55,7 @@ import numpy as np
 import pandas as pd
 
 from .files import write_text
+from .models import MODEL_ALIASES, MODEL_NAMES
 from .oracles import ORACLES, SOURCES
 
 #: museval's metrics, in the order the poster reports them.
@@ -72,9 +73,8 @@ _ANY_SEED = re.compile(r"^(?P<base>.+?)[-_/]seed(?P<seed>\d+)$")
 BASELINE = "openunmix"
 #: The proposed model (the answer sentence of the report is about it).
 PROPOSED = "melunmix"
-#: The study's models in reporting order. The model classes live in
-#: :data:`melunmix.models.MODELS`; tests check that both name the same models.
-MODELS = ("openunmix", "melunmix", "mfccunmix", "linunmix")
+#: The study's models in reporting order: :data:`melunmix.models.MODELS`, their one home.
+MODELS = MODEL_NAMES
 #: Suffix of a model's checkpoint at half training: ``melunmix-half`` (``-half-seed<N>``).
 HALF_SUFFIX = "-half"
 #: Reference methods in table order: the oracles, then the mixture (SiSEC's MIX).
@@ -101,8 +101,8 @@ METHOD_LABELS = {
     "MWF": "MWF (oracle)",
     "MIX": "MIX (mixture)",
 }
-#: Other names accepted for known methods (case-insensitive).
-METHOD_ALIASES = {"baseline": "openunmix", "umx": "openunmix", "proposed": "melunmix"}
+#: Other names accepted for known methods (case-insensitive): the models' aliases.
+METHOD_ALIASES = MODEL_ALIASES
 
 
 def seed_method_name(model_name: str, seed: int) -> str:
