@@ -1,11 +1,13 @@
-"""The built-in MUSDB18-format dataset: generated songs rendered from a General MIDI soundfont.
+"""The built-in MUSDB18-format dataset: generated songs, a synthesised singer over a General MIDI band.
 
 Every song is arranged at random (tempo, key, chord progression, song form, instruments,
-panning, levels) and each of its four stems is rendered on its own with
+panning, levels). Drums, bass and other are rendered stem by stem with
 `tinysoundfont <https://github.com/nwhitehead/tinysoundfont-pybind>`_ from the
 ``TimGM6mb.sf2`` soundfont that ships inside ``pretty_midi`` -- the approach of Slakh2100
-(Manilow et al., "Cutting Music Source Separation Some Slakh", WASPAA 2019), here with a
-sung-like lead instead of MIDI files from the web. The result has the MUSDB18-HQ layout::
+(Manilow et al., "Cutting Music Source Separation Some Slakh", WASPAA 2019). The vocals
+are sung by a source-filter singing voice (:mod:`melunmix.voice`): syllables with moving
+formants, consonants and breaths, by a singer drawn per song, with a harmony line in the
+choruses of some songs. The result has the MUSDB18-HQ layout::
 
     out/train/<Artist - Title>/{mixture,vocals,drums,bass,other}.wav
     out/test/<Artist - Title>/...
@@ -50,8 +52,10 @@ import scipy.io.wavfile
 import scipy.signal
 import yaml
 
+from . import voice as voice_model
 from .datasets.roots import GENERATED_FORMAT
 from .files import sha256_file, write_text
+from .voice import Singer, Syllable, Vibrato
 
 #: Stems of a track, in the order the mixture sums them: ``((vocals + drums) + bass) + other``.
 SOURCE_NAMES = ("vocals", "drums", "bass", "other")
@@ -59,7 +63,8 @@ SOURCE_NAMES = ("vocals", "drums", "bass", "other")
 TRACK_FILES = ("mixture.wav",) + tuple(f"{name}.wav" for name in SOURCE_NAMES)
 #: Bumped whenever a change alters the audio written for the same arguments; a dataset made
 #: by another version is refused (see :func:`make_dataset`). 2: per-stem stereo reverb.
-GENERATOR_VERSION = 2
+#: 3: the vocals sung by :mod:`melunmix.voice` instead of a General MIDI voice preset.
+GENERATOR_VERSION = 3
 # Mixed into every song's seed. Not GENERATOR_VERSION: a change of rendering (as the reverb
 # of version 2) keeps the same songs, so results of two versions compare song by song.
 _ARRANGEMENT_SEED_VERSION = 1
@@ -105,8 +110,15 @@ _FORMS = (
 )
 _SUNG_SECTIONS = ("verse", "chorus", "bridge")
 
-# General MIDI programs (0-based) of TimGM6mb.sf2 per role.
+# General MIDI programs (0-based) of TimGM6mb.sf2 per role. The voice presets are no longer
+# rendered (generator version 3 sings the vocals) but one is still drawn, so every later draw
+# of an arrangement -- and so every song's notes -- stays what versions 1 and 2 drew.
 _VOICE_PROGRAMS = (52, 53, 54, 85)  # Choir Aahs, Voice Oohs, Synth Vox, Solo Vox
+# Backing vocals: how often a song has them, and the harmony intervals (scale steps from the
+# lead: a third above or below, a fifth below) with their names.
+_BACKING_PROBABILITY = 0.4
+_HARMONIES = {2: "a third above", -2: "a third below", -4: "a fifth below"}
+_BACKING_GAIN_DB = (-10.0, -5.0)
 _BASS_PROGRAMS = (32, 33, 34, 35, 36, 38, 39)
 _DRUM_KITS = (0, 8, 16, 24, 25, 32)  # bank 128: Standard, Room, Power, Electronic, TR 808, Jazz
 _HARMONY_PROGRAMS = {
@@ -162,14 +174,19 @@ class Note:
 
 @dataclass
 class Part:
-    """Notes played by one General MIDI preset on one channel of a stem's synthesizer."""
+    """Notes played by one General MIDI preset on one channel of a stem's synthesizer, or
+    sung by a singer (``singer`` set: :func:`melunmix.voice.render_voice`, one syllable per note)."""
 
-    name: str  # preset name from the soundfont, e.g. "Choir Aahs"
+    name: str  # preset name from the soundfont, e.g. "Acoustic Bass", or the singer's description
     bank: int
     program: int
     pan: int  # MIDI CC 10: 0 left, 64 centre, 127 right
     notes: list[Note] = field(default_factory=list)
-    vibrato: bool = False  # sung-like pitch bends (onset scoop + delayed vibrato)
+    legato: bool = False  # one voice: each note ends at the latest where the next one starts
+    singer: Singer | None = None
+    syllables: list[Syllable] = field(default_factory=list)
+    gain_db: float = 0.0  # level of a sung part re the lead
+    harmony: str = ""  # a backing part's interval to the lead, e.g. "a third above"
 
 
 @dataclass(frozen=True)
@@ -180,17 +197,6 @@ class Section:
     start: float
     end: float
     sung: bool
-
-
-@dataclass(frozen=True)
-class Vibrato:
-    """Pitch-bend shape of the lead voice: cents, seconds, Hz."""
-
-    depth_cents: float
-    rate_hz: float
-    delay: float
-    scoop_cents: float
-    scoop_time: float
 
 
 @dataclass(frozen=True)
@@ -222,8 +228,7 @@ class Song:
     mode: str  # "major" | "minor"
     duration: float  # seconds
     sections: list[Section]
-    parts: dict[str, list[Part]]  # stem name -> parts
-    vibrato: Vibrato
+    parts: dict[str, list[Part]]  # stem name -> parts; parts["vocals"][0] is the lead singer
     stem_levels_db: dict[str, float]  # loudness of each stem's active passages, dBFS RMS
     mixture_peak: float  # peak of the mixture after scaling (<= PEAK_LIMIT)
     voice_presence_db: float  # "singer's formant" boost around 3 kHz on the vocals
@@ -286,7 +291,7 @@ def arrange_song(seed: int, split: str, index: int, duration: float) -> Song:
     for stem, stem_parts in parts.items():
         jitter = 0.004 if stem == "drums" else 0.008
         for part in stem_parts:
-            part.notes = _to_seconds(rng, part.notes, beat, jitter, duration, legato=part.vibrato)
+            part.notes = _to_seconds(rng, part.notes, beat, jitter, duration, legato=part.legato)
     sections = [
         Section(label, round(start * beat, 6), round(min(duration, (start + length) * beat), 6), i in sung_sections)
         for i, (label, start, length) in enumerate(sections_beats)
@@ -311,11 +316,60 @@ def arrange_song(seed: int, split: str, index: int, duration: float) -> Song:
     voice_presence_db = float(rng.uniform(2, 5))
     # Drawn last, so the arrangement above is the same as generator version 1 drew.
     reverb = _draw_reverb(rng)
+    # Drawn after the reverb, so everything above is what version 2 drew.
+    _draw_voices(rng, parts["vocals"], sections, scale, vibrato)
     return Song(
         name=name, bpm=bpm, key=key, mode=mode, duration=float(duration), sections=sections, parts=parts,
-        vibrato=vibrato, stem_levels_db=levels, mixture_peak=mixture_peak, voice_presence_db=voice_presence_db,
-        reverb=reverb,
+        stem_levels_db=levels, mixture_peak=mixture_peak, voice_presence_db=voice_presence_db, reverb=reverb,
     )
+
+
+def _draw_voices(rng: np.random.Generator, vocal_parts: list[Part], sections: list[Section], scale,
+                 vibrato: Vibrato) -> None:
+    """The lead's singer and lyrics, and (in some songs) a backing part singing a harmony in
+    the choruses, appended to ``vocal_parts``.
+
+    Lyrics are drawn per section; a chorus sung again with as many notes repeats its words.
+    """
+    lead = vocal_parts[0]
+    lead.singer = voice_model.draw_singer(rng, [n.pitch for n in lead.notes], vibrato=vibrato)
+    notes = lead.notes
+    phrase_ends = [i + 1 == len(notes) or notes[i + 1].start - n.end >= voice_model.PHRASE_GAP
+                   for i, n in enumerate(notes)]
+    lyrics: dict[tuple[str, int], list[Syllable]] = {}
+    syllables: list[Syllable] = []
+    for section in sections:
+        inside = [i for i, n in enumerate(notes) if section.start <= n.start < section.end]
+        if not inside:
+            continue
+        key = (section.name, len(inside))
+        if section.name != "chorus" or key not in lyrics:
+            lyrics[key] = voice_model.draw_syllables(rng, len(inside), [phrase_ends[i] for i in inside])
+        syllables.extend(lyrics[key])
+    lead.syllables = syllables
+
+    if rng.random() >= _BACKING_PROBABILITY:
+        return
+    steps = int(rng.choice(list(_HARMONIES)))
+    in_chorus = [i for i, n in enumerate(notes)
+                 if any(s.sung and s.name == "chorus" and s.start <= n.start < s.end for s in sections)]
+    if not in_chorus:
+        return
+    pitches = [p for p in range(12, 120) if p % 12 in scale]
+    backing_notes = [Note(notes[i].start, notes[i].end, pitches[pitches.index(notes[i].pitch) + steps],
+                          notes[i].velocity) for i in in_chorus]
+    # a neighbouring voice type, at the lead's octave, so the interval stays a third or a fifth
+    types = voice_model.VOICE_TYPES
+    position = types.index(lead.singer.voice_type) + int(rng.integers(-1, 2))
+    singer = voice_model.draw_singer(rng, [n.pitch for n in backing_notes],
+                                     voice_type=types[int(np.clip(position, 0, len(types) - 1))],
+                                     transpose=lead.singer.transpose)
+    offset = int(rng.integers(20, 41)) * (1 if rng.random() < 0.5 else -1)
+    vocal_parts.append(Part(
+        name="", bank=0, program=lead.program, pan=int(np.clip(lead.pan + offset, 10, 117)), notes=backing_notes,
+        legato=True, singer=singer, syllables=[syllables[i] for i in in_chorus],
+        gain_db=float(rng.uniform(*_BACKING_GAIN_DB)), harmony=_HARMONIES[steps],
+    ))
 
 
 def _draw_reverb(rng: np.random.Generator) -> dict[str, Reverb]:
@@ -427,7 +481,7 @@ def _vocal_part(rng, sections, chords, scale, key, program) -> tuple[set[int], P
     """The sung lead: a melody per section kind, repeated when the kind comes back."""
     tonic = 57 + (key - 9) % 12  # A3..G#4
     low, high = tonic - 5, tonic + 10
-    part = Part(name="", bank=0, program=program, pan=int(rng.integers(58, 71)), vibrato=True)
+    part = Part(name="", bank=0, program=program, pan=int(rng.integers(58, 71)), legato=True)
     cache: dict[tuple[str, float], list[Note]] = {}
     sung: set[int] = set()
     for i, (label, start, length) in enumerate(sections):
@@ -673,21 +727,7 @@ def _new_synth(sample_rate: int):
     return synth, sfid
 
 
-def _pitch_bends(note: Note, vibrato: Vibrato, sample_rate: int, hop: int) -> list[tuple[int, int]]:
-    """(sample, 14-bit wheel value) every ``hop`` samples of a sung note: a scoop up into the
-    pitch, then vibrato fading in after ``vibrato.delay`` (range +-2 semitones, GM default)."""
-    first = int(round(note.start * sample_rate))
-    last = int(round(note.end * sample_rate))
-    samples = np.arange(first, max(first + 1, last), hop)
-    t = (samples - first) / sample_rate
-    cents = -vibrato.scoop_cents * np.exp(-t / vibrato.scoop_time)
-    fade_in = np.clip((t - vibrato.delay) / 0.25, 0.0, 1.0)
-    cents += vibrato.depth_cents * fade_in * np.sin(2 * np.pi * vibrato.rate_hz * (t - vibrato.delay))
-    wheel = np.clip(np.round(8192 + cents / 200.0 * 8192), 0, 16383).astype(int)
-    return list(zip(samples.tolist(), wheel.tolist()))
-
-
-def render_stem(parts: list[Part], nb_samples: int, sample_rate: int, vibrato: Vibrato | None = None) -> np.ndarray:
+def render_stem(parts: list[Part], nb_samples: int, sample_rate: int) -> np.ndarray:
     """Render the parts of one stem with a fresh synthesizer.
 
     Parameters
@@ -698,8 +738,6 @@ def render_stem(parts: list[Part], nb_samples: int, sample_rate: int, vibrato: V
         Length of the output.
     sample_rate : int
         Hz.
-    vibrato : Vibrato, optional
-        Pitch-bend shape for parts with ``vibrato=True``.
 
     Returns
     -------
@@ -723,9 +761,6 @@ def render_stem(parts: list[Part], nb_samples: int, sample_rate: int, vibrato: V
             off = int(round(note.end * sample_rate))
             events.append((on, 2, len(events), "on", channel, note.pitch, note.velocity))
             events.append((off, 0, len(events), "off", channel, note.pitch, 0))
-            if part.vibrato and vibrato is not None:
-                for sample, wheel in _pitch_bends(note, vibrato, sample_rate, hop=256):
-                    events.append((sample, 1, len(events), "bend", channel, wheel, 0))
     events.sort()
     out = np.zeros((nb_samples, 2), dtype=np.float32)
     buffer = memoryview(out).cast("B")
@@ -739,12 +774,42 @@ def render_stem(parts: list[Part], nb_samples: int, sample_rate: int, vibrato: V
             position = sample
         if action == "on":
             synth.noteon(channel, a, b)
-        elif action == "off":
-            synth.noteoff(channel, a)
         else:
-            synth.pitchbend(channel, a)
+            synth.noteoff(channel, a)
     if position < nb_samples:
         synth.generate_simple(nb_samples - position, buffer=buffer[position * frame_bytes:])
+    return out
+
+
+def pan_gains(pan: int) -> tuple[float, float]:
+    """Left and right gains of a mono source at MIDI pan ``pan`` (0 left, 64 centre, 127
+    right): the constant-power sine law."""
+    angle = 0.5 * math.pi * min(max(pan, 0), 127) / 127.0
+    return math.cos(angle), math.sin(angle)
+
+
+def render_vocals(parts: list[Part], nb_samples: int, sample_rate: int) -> np.ndarray:
+    """Sing the sung parts of the vocals stem (:func:`melunmix.voice.render_voice`), panned.
+
+    Parameters
+    ----------
+    parts : list of Part
+        Parts with a ``singer`` (the lead first); each at its ``gain_db`` and ``pan``.
+    nb_samples : int
+    sample_rate : int
+        Hz.
+
+    Returns
+    -------
+    ndarray, float64, shape (nb_samples, 2)
+    """
+    out = np.zeros((nb_samples, 2))
+    for part in parts:
+        if part.singer is None:
+            raise ValueError(f"vocal part {part.name!r} has no singer")
+        gains = np.array(pan_gains(part.pan)) * 10.0 ** (part.gain_db / 20.0)
+        for start, phrase in voice_model.sing(part.notes, part.syllables, part.singer, nb_samples, sample_rate):
+            out[start:start + len(phrase)] += phrase[:, None] * gains
     return out
 
 
@@ -863,10 +928,12 @@ def render_song(song: Song, sample_rate: int) -> dict[str, np.ndarray]:
     fade_out = np.linspace(1.0, 0.0, min(nb_samples, int(0.03 * sample_rate)))
     stems = {}
     for name in SOURCE_NAMES:
-        audio = render_stem(song.parts[name], nb_samples, sample_rate, song.vibrato).astype(np.float64)
         if name == "vocals":
+            audio = render_vocals(song.parts[name], nb_samples, sample_rate)
             audio = _presence_filter(audio, sample_rate, song.voice_presence_db)
             audio *= _vocal_gate(song.sections, nb_samples, sample_rate)[:, None]
+        else:
+            audio = render_stem(song.parts[name], nb_samples, sample_rate).astype(np.float64)
         if song.reverb is not None:
             _add_reverb(audio, song.reverb[name], sample_rate)
         audio[nb_samples - len(fade_out):] *= fade_out[:, None]
@@ -897,10 +964,15 @@ def _preset_names() -> dict[tuple[int, int], str]:
 
 
 def _name_parts(song: Song) -> None:
-    """Fill every part's ``name`` with its preset's name (for the manifest and the data card)."""
+    """Fill every part's ``name`` with its preset's name, or a sung part's with its singer
+    (for the manifest and the data card)."""
     for stem_parts in song.parts.values():
         for part in stem_parts:
-            part.name = _preset_names().get((part.bank, part.program), f"bank {part.bank} program {part.program}")
+            if part.singer is not None:
+                role = f"backing voice, {part.harmony}" if part.harmony else "lead voice"
+                part.name = f"{role} ({part.singer.voice_type})"
+            else:
+                part.name = _preset_names().get((part.bank, part.program), f"bank {part.bank} program {part.program}")
 
 
 # ----------------------------------------------------------------------------------------
@@ -1146,6 +1218,7 @@ def _manifest(out_dir: Path, params: dict, plan, songs) -> dict:
             "key": f"{_KEY_NAMES[song.key]} {song.mode}",
             "sections": [{"name": s.name, "start": s.start, "end": s.end, "vocals": s.sung} for s in song.sections],
             "instruments": {stem: [p.name for p in song.parts[stem]] for stem in SOURCE_NAMES},
+            "voice": _voice_entry(song),
             "reverb": None if song.reverb is None else {
                 stem: {"rt60": r.rt60, "predelay": r.predelay, "wet_db": r.wet_db, "damping_hz": r.damping_hz}
                 for stem, r in song.reverb.items()
@@ -1167,13 +1240,29 @@ def _manifest(out_dir: Path, params: dict, plan, songs) -> dict:
     }
 
 
+def _voice_entry(song: Song) -> dict:
+    """The singers of a song, the backing's interval and level, and the lead's lyrics."""
+    lead, *backing = song.parts["vocals"]
+    return {
+        "lead": lead.singer.describe(),
+        "backing": [{**p.singer.describe(), "harmony": p.harmony, "gain_db": round(p.gain_db, 2)} for p in backing],
+        "lyrics": " ".join(s.text for s in lead.syllables),
+    }
+
+
+def _voice_summary(song: Song) -> str:
+    lead, *backing = song.parts["vocals"]
+    text = lead.singer.voice_type
+    return text + "".join(f" + {p.singer.voice_type} {p.harmony}" for p in backing)
+
+
 def _data_card(params: dict, plan, songs, manifest: dict) -> str:
     counts = {split: sum(t.split == split for t in plan) for split in _SPLIT_CODES}
     total_minutes = len(plan) * params["duration"] / 60
     versions = manifest["software"]
     rows = "\n".join(
         f"| {s.name} | {t.subset} | {t.split} | {s.bpm:.0f} | {_KEY_NAMES[s.key]} {s.mode} | "
-        f"{' '.join(x.name for x in s.sections)} | {', '.join(p.name for p in s.parts['other'])} |"
+        f"{' '.join(x.name for x in s.sections)} | {_voice_summary(s)} | {', '.join(p.name for p in s.parts['other'])} |"
         for t, s in zip(plan, songs)
     )
     return f"""# Generated MUSDB18-format dataset
@@ -1192,20 +1281,24 @@ Made by `melunmix.synth.make_dataset` (generator version {GENERATOR_VERSION}); t
   `mixture.wav`, which is exactly their float32 sum `((vocals + drums) + bass) + other`.
   The song is scaled so that no file peaks above {PEAK_LIMIT}.
 - `dataset.json`: parameters, every song's tempo, key, sections (with whether the voice
-  sings in them), instruments, reverb and file hashes, and a fingerprint of all the audio.
+  sings in them), instruments, singers (and the lead's syllables), reverb and file hashes,
+  and a fingerprint of all the audio.
 
 Read it with musdb: `musdb.DB(root, is_wav=True, setup_file="setup.yaml", subsets="train", split="valid")`.
 
 ## How it was made
 Each song draws from its own random generator, seeded by (seed={params['seed']}, split, index):
 tempo (84-140 BPM), key and mode, a chord progression per section kind, a song form
-(intro, verse, chorus, bridge, break, outro), instruments, panning and levels. Its
-arrangement is rendered stem by stem with tinysoundfont {versions['tinysoundfont']} from the
-General MIDI soundfont `{SOUNDFONT_FILE}` (sha256 `{manifest['soundfont']['sha256'][:16]}...`):
-- **vocals**: a monophonic melody in the song's scale, in phrases with rests, on a voice
-  preset (Choir Aahs, Voice Oohs, Synth Vox or Solo Vox) with pitch-bend scoops and
-  vibrato, a presence boost near 3 kHz; silent (exact zeros) in the intro, breaks and outro,
-  except for the reverb tail of the section before (at most {REVERB_TAIL:g} s, see below).
+(intro, verse, chorus, bridge, break, outro), instruments, panning and levels, and a
+singer. Drums, bass and other are rendered stem by stem with tinysoundfont
+{versions['tinysoundfont']} from the General MIDI soundfont `{SOUNDFONT_FILE}` (sha256
+`{manifest['soundfont']['sha256'][:16]}...`); the vocals are sung (see "The voice" below):
+- **vocals**: a monophonic melody in the song's scale, in phrases with rests, sung on
+  syllables by the song's singer; in {_BACKING_PROBABILITY:.0%} of the songs a second singer
+  adds a harmony ({', '.join(_HARMONIES.values())}, in the song's scale) in the choruses,
+  {-_BACKING_GAIN_DB[1]:g}-{-_BACKING_GAIN_DB[0]:g} dB below the lead and panned apart;
+  a presence boost near 3 kHz; silent (exact zeros) in the intro, breaks and outro, except
+  for the reverb tail of the section before (at most {REVERB_TAIL:g} s, see below).
 - **drums**: a kit (bank 128) playing grooves, fills at section ends, crashes on downbeats.
 - **bass**: a GM bass on the chord roots (held, eighths, root-fifth or syncopated).
 - **other**: chords as pads, block chords, strummed guitar or arpeggios; a second layer
@@ -1221,12 +1314,46 @@ General MIDI soundfont `{SOUNDFONT_FILE}` (sha256 `{manifest['soundfont']['sha25
   v4's split into SIR and ISR numerically unstable (swings of up to 20 dB when the
   references are rounded to 16 bit); with it the split is stable.
 
+## The voice
+A source-filter singing synthesis written for this generator with numpy and scipy
+(`melunmix.voice`), not a text-to-speech engine: sustained, pitched vowels on the notes,
+consonants at the syllables' edges.
+- **Singer** (per song, from its seed): voice type (bass, baritone, tenor, countertenor,
+  alto or soprano; the written line moves by whole octaves into the type's range), vocal
+  tract length (every formant x0.94-1.06), vowel space (vowels spread x0.85-1.15 around
+  their centre), vibrato (25-50 cents at 4.8-6.3 Hz, fading in 0.12-0.3 s after each
+  onset), portamento (40-100 ms glides between notes), brightness, breathiness, jitter,
+  shimmer, pitch drift and the level of the breaths.
+- **Source**: the glottal flow derivative of Rosenberg's pulse (Rosenberg, JASA 1971) read
+  from the pitch's running phase, the closure's step band-limited by a polynomial BLEP
+  (Välimäki & Huovilainen, IEEE SPM 2007), a one-pole spectral tilt (the return phase of
+  the Liljencrants-Fant model; its corner 1.2-6 kHz is the brightness), a random amplitude
+  per glottal cycle (shimmer), fast and slow random pitch perturbations (jitter, drift),
+  and aspiration noise gated by the glottal cycle (breathiness).
+- **Vocal tract**: five formants per vowel, applied as a time-varying spectral envelope
+  (the sum of five second-order resonances) to the source's STFT (46 ms frames, 75 %
+  overlap). Vowels a, e, i, o, u with their formant frequencies, levels and bandwidths for
+  soprano, alto, countertenor, tenor and bass from the Csound manual's table "Formant
+  values" (the sung-vowel data of IRCAM's CHANT); a baritone is the geometric mean of bass
+  and tenor.
+- **Syllables**: one per note (a few notes continue the previous vowel, a melisma); a
+  chorus sung again repeats its words. Onsets: plosives p t k b d g (closure, a band-passed
+  noise burst, aspiration after the voiceless ones), fricatives s sh f v z (band-passed
+  noise; voiced ones keep the voicing) and h (aspiration through the vowel's formants),
+  nasals m n and approximants l r w j (voiced formant targets); codas n m s t l k z, mostly
+  at phrase ends. Formants move from the consonant's locus into the vowel (Delattre,
+  Liberman & Cooper, JASA 1955; Klatt, JASA 1980).
+- **Breaths**: an inhalation (noise through an open, damped tract) in a rest before a phrase.
+- Why not Praat's KlattGrid (`praat-parselmouth`), fast enough here: its noise sources
+  draw from Praat's own random generator, which cannot be seeded from Python, so the same
+  song would not give the same bytes twice.
+
 These are synthetic songs: useful to exercise a separation pipeline end to end and to
 compare methods on equal terms, not a substitute for MUSDB18's recorded music.
 
 ## Songs
-| name | subset | split | BPM | key | form | other |
-|---|---|---|---|---|---|---|
+| name | subset | split | BPM | key | form | voice | other |
+|---|---|---|---|---|---|---|---|
 {rows}
 
 ## Soundfont and licences
