@@ -208,12 +208,16 @@ def test_find_tracks_splits_and_metadata(noise_root):
     assert [t.name for t in db.tracks] == [t.name for t in valid]
 
 
-def test_find_tracks_musdb_default_setup(noise_root):
-    # Without setup.yaml, musdb's MUSDB18 validation list applies: none of these names is in it.
+def test_find_tracks_musdb_default_setup(noise_root, capsys):
+    # Without setup.yaml, musdb's MUSDB18 validation list applies: none of these names is in
+    # it, so a split is derived (1 of 4 songs; tests/test_roots_any_folder.py checks the rule).
     (noise_root / "setup.yaml").unlink()
-    assert len(find_tracks(noise_root, "train", split="train")) == 4
-    with pytest.raises(ValueError, match="14 validation tracks and none of them"):
-        find_tracks(noise_root, "train", split="valid")
+    train = find_tracks(noise_root, "train", split="train")
+    valid = find_tracks(noise_root, "train", split="valid")
+    assert len(train) == 3 and len(valid) == 1
+    assert {t.name for t in train} | {t.name for t in valid} == {f"Artist - Song {i}" for i in range(4)}
+    printed = capsys.readouterr().out
+    assert printed.count("validation split derived") == 1 and valid[0].name in printed
 
 
 def test_find_tracks_errors_name_the_problem(tmp_path, noise_root):
@@ -284,7 +288,7 @@ def test_a_users_dataset_is_never_told_to_be_deleted(tmp_path, card):
 
 def test_empty_split_is_an_error(noise_root):
     write_setup(noise_root, [f"Artist - Song {i}" for i in range(4)])
-    with pytest.raises(ValueError, match="every track in .* is listed as a validation track"):
+    with pytest.raises(ValueError, match="every song of .* is a validation song.*none is left to train on"):
         find_tracks(noise_root, "train", split="train")
 
 
@@ -334,7 +338,9 @@ def test_train_items_shapes_and_length(noise_root, cache_dir):
     long = TrainDataset(tracks, seq_dur=1.5, samples_per_track=1)
     mixture, _ = long[0]
     assert mixture.shape == (2, 12000) and not mixture[:, RATE:].any() and mixture[:, :RATE].abs().min() > 0
-    assert not cache_dir.exists()  # WAV at the native rate: nothing to cache
+    # WAV at the native rate: no audio cached, only the mixture check of each track
+    assert not list(cache_dir.rglob("*.wav"))
+    assert sorted(p.stem for p in (cache_dir / "checks" / "train" / str(RATE)).glob("*.json")) == [t.name for t in tracks]
 
 
 def test_train_augmentation_stays_in_bounds(dc_root):

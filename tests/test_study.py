@@ -71,7 +71,8 @@ def test_dataset_table_measures_loudness_and_vocal_activity(tmp_path):
         stems["mixture"] = sum(stems.values())
         for stem, audio in stems.items():
             sf.write(folder / f"{stem}.wav", audio, rate, subtype="FLOAT")
-    settings = load_profile("smoke", overrides={"data": {"root": str(root)}})
+    # the profile's rate is the songs' (songs at another rate are refused: test_roots_any_folder.py)
+    settings = load_profile("smoke", overrides={"data": {"root": str(root), "sample_rate": rate}})
     run = study.Run(settings, run_paths(settings, tmp_path), root)
     table = study.dataset_table(run)
     assert list(table["track"]) == ["A - Song", "B - Song"] and list(table["split"]) == ["train", "test"]

@@ -57,6 +57,19 @@ class DataSettings:
     # A study on MUSDB18 (poster, umx): refuse to run on the generated data unless the
     # run asks for a stand-in explicitly (--stand-in), so no result is mistaken for MUSDB18's.
     needs_musdb: bool = False
+    # Validation songs by name (songs of <root>/train), instead of the setup file's list
+    # (musdb's 14 for MUSDB18) or the split derived when none of those is in the root
+    # (melunmix.datasets.validation_split); None -> those.
+    valid_tracks: list[str] | None = None
+
+    def __post_init__(self):
+        if isinstance(self.valid_tracks, list):
+            if not self.valid_tracks:
+                raise ValueError("data.valid_tracks is empty; list validation songs of <root>/train by name, "
+                                 "or remove the key to use the setup file's list or a derived split")
+            repeated = sorted({n for n in self.valid_tracks if self.valid_tracks.count(n) > 1})
+            if repeated:
+                raise ValueError(f"data.valid_tracks lists {repeated} more than once; list each song once")
 
 
 @dataclass

@@ -22,6 +22,8 @@ from .config import REPO_ROOT, load_profile, run_paths
 from .files import read_json, write_json
 
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
+#: Notebooks that read test/ only (score saved models, plot): a root without train/ runs them.
+SCORING_NOTEBOOKS = ("05", "06")
 KERNEL_NAME = "melunmix"
 #: Packages whose versions go into the manifest.
 MANIFEST_PACKAGES = (
@@ -136,6 +138,10 @@ def reproduce(
             raise ValueError(f"--only {' '.join(unknown)}: no such notebook; the study's notebooks are "
                              f"{', '.join(nb.name for nb in notebooks)}")
         notebooks = [nb for nb in notebooks if any(nb.name.startswith(p) for p in only)]
+    # A user's root is checked (and a derived validation split printed) before any kernel
+    # starts; the generated one is made by notebook 01 and recorded after it.
+    needs_train = any(not nb.name.startswith(SCORING_NOTEBOOKS) for nb in notebooks)
+    data_record = {} if datasets.is_generated_root(resolved) else datasets.root_record(resolved, settings, needs_train)
     paths.notebooks.mkdir(parents=True, exist_ok=True)
 
     # The kernels run in notebooks/: a profile given as a path relative to the caller's
@@ -162,6 +168,7 @@ def reproduce(
         packages=package_versions(),
         machine={"platform": platform.platform(), "processor": platform.machine(), "cpus": os.cpu_count()},
     )
+    manifest.update(data_record)
     manifest.setdefault("notebooks", {})
 
     runs = []
@@ -187,10 +194,19 @@ def reproduce(
             print(f"[{index}/{len(notebooks)}] {notebook.name} done in {seconds:.0f} s", flush=True)
         # The data fingerprint is known once the data exist (notebook 01 makes them).
         manifest["data_fingerprint"] = _data_fingerprint(settings, data_root)
+        manifest.update(_data_record(settings, data_root, needs_train))
         write_json(manifest_path, manifest)
     manifest["total_seconds"] = round(sum(v.get("seconds", 0) for v in manifest["notebooks"].values()), 1)
     write_json(manifest_path, manifest)
     return runs
+
+
+def _data_record(settings, data_root, needs_train: bool) -> dict:
+    """The manifest's ``validation_split``, ``sample_rates`` and ``mixture_check`` once the data exist."""
+    from . import datasets
+
+    root = datasets.resolve_data_root(data_root or settings.data.root, generated=settings.data.generated)
+    return datasets.root_record(root, settings, needs_train) if Path(root).is_dir() else {}
 
 
 def _data_fingerprint(settings, data_root) -> dict | None:

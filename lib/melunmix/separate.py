@@ -460,6 +460,8 @@ def read_audio(path: PathLike) -> Tuple[np.ndarray, int]:
     Parameters
     ----------
     path : str or PathLike
+        Any file soundfile reads (WAV, FLAC, OGG, ...), or a MUSDB18 ``.stem.mp4``, whose
+        mixture stream is decoded with ffmpeg.
 
     Returns
     -------
@@ -480,7 +482,12 @@ def read_audio(path: PathLike) -> Tuple[np.ndarray, int]:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
     try:
-        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+        if path.name.endswith(".stem.mp4"):  # a MUSDB18 song: its mixture stream
+            from .datasets import read_stem_mixture
+
+            data, rate = read_stem_mixture(path)
+        else:
+            data, rate = sf.read(str(path), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, TypeError) as err:
         raise ValueError(f"{path}: cannot read audio ({err}); soundfile reads WAV, FLAC, OGG and "
                          "(libsndfile >= 1.1) MP3: if the file is intact but in another format, "
@@ -509,8 +516,13 @@ def _load_target_models(model_paths: Sequence[PathLike], device: torch.device) -
 
 
 def song_name(path: PathLike) -> str:
-    """Name of a song's output folder: the file stem, or the track folder for ``mixture.*``."""
+    """Name of a song's output folder: the file stem, or the track folder for ``mixture.*``.
+
+    A MUSDB18 ``<track>.stem.mp4`` gives ``<track>``, the name ``melunmix score`` looks up.
+    """
     path = Path(path)
+    if path.name.endswith(".stem.mp4"):
+        return path.name[: -len(".stem.mp4")]
     return path.parent.resolve().name if path.stem == "mixture" and path.parent.resolve().name else path.stem
 
 

@@ -73,11 +73,17 @@ def open_run(
         Run a MUSDB18 profile (``data.needs_musdb``) on the generated dataset when no
         MUSDB18 root is given; without it such a run is refused.
 
+    Any folder in the MUSDB18 layout is a root (:func:`melunmix.datasets.check_root`):
+    it needs songs in ``test/`` at the profile's ``data.sample_rate``; ``train/`` is needed
+    by the steps that train (a validation split is derived when the setup file's songs
+    are not there).
+
     Raises
     ------
-    ValueError
+    FileNotFoundError, ValueError
         A MUSDB18 profile without a MUSDB18 root and without ``stand_in`` (one line that
-        says how to give the root).
+        says how to give the root); a root the study cannot use (one line naming it and
+        the fix).
     """
     from . import datasets
 
@@ -88,6 +94,9 @@ def open_run(
     resolved = datasets.resolve_data_root(settings.data.root, settings.data.generated)
     is_stand_in = datasets.check_study_root(resolved, settings.name, settings.data.needs_musdb, bool(stand_in))
     root = datasets.ensure_dataset(settings.data.root, generated=settings.data.generated, progress=progress)
+    data = settings.data
+    datasets.check_root(root, data.sample_rate, needs_train=False, valid_tracks=data.valid_tracks,
+                        is_wav=data.is_wav, profile=settings.name)
     return Run(settings, paths, Path(root), stand_in=is_stand_in)
 
 
@@ -95,12 +104,17 @@ def tracks(run: Run, subset: str = "train", split: str | None = None, decoded: b
     """The run's tracks of one subset/split, WAV-backed (``.stem.mp4`` decoded once) when ``decoded``.
 
     For the test subset, ``settings.data.nb_test_tracks`` limits the number of tracks.
+    Every track is at ``settings.data.sample_rate``, the rate training uses: songs at
+    another rate are refused (:func:`melunmix.datasets.check_sample_rate` says why).
     """
     from . import datasets
 
-    found = datasets.find_tracks(run.data_root, subset, split=split, is_wav=run.settings.data.is_wav)
-    if subset == "test" and run.settings.data.nb_test_tracks:
-        found = found[: run.settings.data.nb_test_tracks]
+    data = run.settings.data
+    found = datasets.find_tracks(run.data_root, subset, split=split, is_wav=data.is_wav,
+                                 valid_tracks=data.valid_tracks)
+    if subset == "test" and data.nb_test_tracks:
+        found = found[: data.nb_test_tracks]
+    datasets.check_sample_rate(found, data.sample_rate, run.settings.name)
     if decoded:
         found = datasets.prepare_tracks(found, progress=run.settings.train.progress)
     return found

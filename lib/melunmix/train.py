@@ -230,7 +230,8 @@ def prepare_data(
     )
     found = {
         split: datasets.prepare_tracks(
-            datasets.find_tracks(root, "train", split=split, is_wav=settings.data.is_wav),
+            datasets.find_tracks(root, "train", split=split, is_wav=settings.data.is_wav,
+                                 valid_tracks=settings.data.valid_tracks),
             sample_rate=sample_rate, cache_dir=cache_dir, progress=progress,
         )
         for split in ("train", "valid")

@@ -4,6 +4,8 @@ Modules, in the order data flows through them:
 
 - :mod:`.roots`: which dataset root to use, the generated dataset on first use, fingerprints.
 - :mod:`.tracks`: :func:`find_tracks` lists and checks tracks with the ``musdb`` package.
+- :mod:`.splits`: the validation split (the profile's, the setup file's, or derived).
+- :mod:`.checks`: roots the study can use, one rate, mixtures that are the sum of their stems.
 - :mod:`.cache`: ``.stem.mp4`` decoded once to WAV; tracks resampled once per rate.
 - :mod:`.reading`: :func:`read_chunk`, a soundfile partial read (no ffmpeg).
 - :mod:`.torch_datasets`: :class:`TrainDataset` (Open-Unmix augmentation) and :class:`ValidDataset`.
@@ -17,7 +19,15 @@ Example
 >>> item_mix, item_vocals = datasets.TrainDataset(train)[0]     # doctest: +SKIP
 """
 
-from .cache import decode_to_wav_cache, default_cache_dir, prepare_tracks, resample_wav_cache
+from .cache import decode_to_wav_cache, default_cache_dir, prepare_tracks, read_stem_mixture, resample_wav_cache
+from .checks import (
+    MIXTURE_SNR_THRESHOLD_DB,
+    check_mixtures,
+    check_root,
+    check_sample_rate,
+    mixture_snr_db,
+    root_record,
+)
 from .reading import read_chunk
 from .roots import (
     check_study_root,
@@ -32,9 +42,20 @@ from .roots import (
 )
 from .scaler import compute_feature_stats, compute_scaler_stats, load_or_compute_stats
 from .torch_datasets import TARGET_NAMES, TrainDataset, ValidDataset
+from .splits import ValidationSplit, derive_validation_tracks, track_names, validation_split
 from .tracks import SOURCE_NAMES, STEM_NAMES, TrackInfo, find_tracks
 
 __all__ = [
+    "MIXTURE_SNR_THRESHOLD_DB",
+    "ValidationSplit",
+    "check_mixtures",
+    "check_root",
+    "check_sample_rate",
+    "derive_validation_tracks",
+    "mixture_snr_db",
+    "root_record",
+    "track_names",
+    "validation_split",
     "check_study_root",
     "is_generated_root",
     "SOURCE_NAMES",
@@ -57,6 +78,7 @@ __all__ = [
     "load_or_compute_stats",
     "prepare_tracks",
     "read_chunk",
+    "read_stem_mixture",
     "resample_wav_cache",
     "resolve_data_root",
 ]

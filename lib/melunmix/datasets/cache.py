@@ -132,7 +132,11 @@ def prepare_tracks(
     cache_dir: str | os.PathLike | None = None,
     progress: bool = True,
 ) -> list[TrackInfo]:
-    """Make tracks readable with :func:`read_chunk`: decode stems, resample if asked.
+    """Make tracks readable with :func:`read_chunk`: decode stems, check, resample if asked.
+
+    Every track's mixture is checked against the sum of its stems at its own rate, once
+    (:func:`melunmix.datasets.check_mixtures`, cached): a mixture that is not that sum
+    gets one warning line naming the track and the SNR.
 
     Parameters
     ----------
@@ -150,6 +154,8 @@ def prepare_tracks(
     list of TrackInfo
         Same order, every one backed by WAV files.
     """
+    from .checks import check_mixtures  # checks uses this module's file keys
+
     tracks = list(tracks)
     if not tracks:
         raise ValueError("no tracks given; find_tracks() returned an empty list or the wrong split was passed")
@@ -160,6 +166,7 @@ def prepare_tracks(
     out: list[TrackInfo] = list(tracks)
     for folder, indices in by_cache.items():
         group = decode_to_wav_cache([tracks[i] for i in indices], folder, progress=progress)
+        check_mixtures(group, folder)
         if sample_rate is not None:
             group = resample_wav_cache(group, sample_rate, folder, progress=progress)
         for i, track in zip(indices, group):
@@ -256,6 +263,41 @@ def _decode_stems(track: TrackInfo) -> dict[str, np.ndarray]:
             # The AAC encoder pads the last frame; the container's declared length is the real one.
             stems[stem] = _check_finite(track, stem, audio[: track.nb_samples])
     return stems
+
+
+def read_stem_mixture(path: str | os.PathLike) -> tuple[np.ndarray, int]:
+    """Decode the mixture stream of a MUSDB18 ``.stem.mp4`` (what ``melunmix separate`` reads).
+
+    Parameters
+    ----------
+    path : path
+        A ``.stem.mp4`` file; the mixture is stream ``stem_ids["mixture"]`` (0) of musdb's
+        setup.
+
+    Returns
+    -------
+    audio : np.ndarray, shape (nb_samples, nb_channels), float32
+    rate : int
+        Sample rate in Hz.
+
+    Raises
+    ------
+    ValueError
+        ffmpeg cannot decode the file (the message names it).
+    """
+    with tempfile.TemporaryDirectory(prefix="melunmix-decode-") as tmp:
+        out = f"{tmp}/mixture.wav"
+        command = ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-i", str(path),
+                   "-map", "0:a:0", "-c:a", "pcm_f32le", "-f", "wav", out]
+        try:
+            result = subprocess.run(command, capture_output=True, text=True)
+        except FileNotFoundError as err:
+            raise RuntimeError("decoding .stem.mp4 needs the `ffmpeg` program on PATH; install ffmpeg") from err
+        if result.returncode != 0:
+            raise ValueError(f"{path}: ffmpeg cannot decode its mixture stream ({result.stderr.strip()[-300:]}); "
+                             "re-download the file or convert it to WAV")
+        audio, rate = sf.read(out, dtype="float32", always_2d=True)
+    return audio, int(rate)
 
 
 def _resample_stems(track: TrackInfo, rate: int) -> dict[str, np.ndarray]:

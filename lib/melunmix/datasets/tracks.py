@@ -9,6 +9,7 @@ broken dataset fails with a message naming the track, not deep inside a DataLoad
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -94,8 +95,13 @@ def find_tracks(
     split: str | None = None,
     is_wav: bool | None = None,
     setup_file: str | os.PathLike | None = None,
+    valid_tracks: Sequence[str] | None = None,
 ) -> list[TrackInfo]:
     """List and check the tracks of one subset (and split) of a MUSDB18-format root.
+
+    Any folder in the MUSDB18 layout works, not only MUSDB18: when none of the setup
+    file's validation songs is in ``train/``, a validation split is derived from the
+    train songs (see :mod:`.splits`).
 
     Parameters
     ----------
@@ -104,8 +110,10 @@ def find_tracks(
     subset : {"train", "test"}
         Which subset.
     split : {None, "train", "valid"}
-        With ``subset="train"``: the training or the validation tracks (the setup file's
-        ``validation_tracks``; 14 tracks for MUSDB18); ``None`` gives all.
+        With ``subset="train"``: the training or the validation tracks
+        (:func:`melunmix.datasets.validation_split`: ``valid_tracks``, else the setup
+        file's ``validation_tracks`` found in ``train/``, 14 tracks for MUSDB18, else a
+        derived split); ``None`` gives all.
     is_wav : bool, optional
         WAV folders (True) or ``.stem.mp4`` files (False); ``None`` detects it from what
         the subset folder holds.
@@ -113,6 +121,9 @@ def find_tracks(
         A musdb setup file (absolute, or relative to ``root``); ``None`` uses
         ``root/setup.yaml`` when present (the generated dataset writes one), else musdb's
         own MUSDB18 setup.
+    valid_tracks : sequence of str, optional
+        Validation songs by name (the profile's ``data.valid_tracks``), instead of the
+        setup file's list; each must be a song of ``train/``.
 
     Returns
     -------
@@ -124,9 +135,11 @@ def find_tracks(
     FileNotFoundError
         Missing root, subset folder, setup file or stem.
     ValueError
-        A bad argument, a mono stem, stems of unequal length or rate, or an empty split.
+        A bad argument, a mono stem, stems of unequal length or rate, an empty subset
+        folder, fewer than 2 train songs when a split is asked for, or a ``valid_tracks``
+        name that is not a train song.
     """
-    root = Path(root).expanduser()
+    root = Path(root).expanduser().absolute()
     if subset not in ("train", "test"):
         raise ValueError(f"subset must be 'train' or 'test', got {subset!r}")
     if split not in (None, "train", "valid"):
@@ -150,33 +163,35 @@ def find_tracks(
 
     import musdb  # lazy: importing musdb imports stempeg, which needs ffmpeg on PATH
 
+    # musdb lists the songs; the split is ours (musdb's would be empty on a root that
+    # holds none of its validation songs).
     db = musdb.DB(
         root=str(root),
-        setup_file=None if setup_path is None else str(setup_path),
+        setup_file=None if setup_path is None else str(setup_path.absolute()),
         is_wav=is_wav,
         subsets=subset,
-        split=split,
     )
-    validation = set(setup["validation_tracks"] or [])
+    listed = [track for track in db.tracks if not track.name.startswith(".")]  # e.g. .ipynb_checkpoints
+    validation: set[str] = set()
+    if subset == "train":
+        from .splits import validation_split
+
+        validation = set(validation_split(
+            root, setup["validation_tracks"], valid_tracks, is_wav, setup_path,
+            names=[track.name for track in listed], strict=split is not None,
+        ).tracks)
     tracks = []
-    for track in db.tracks:
-        if track.name.startswith("."):
-            continue  # hidden folders (e.g. .ipynb_checkpoints) are not tracks
+    for track in listed:
         track_split = None if subset == "test" else ("valid" if track.name in validation else "train")
+        if split is not None and track_split != split:
+            continue
         if is_wav:
             tracks.append(_wav_track(track.name, subset, track_split, Path(track.path).parent, root, setup))
         else:
             tracks.append(_stem_track(track, subset, track_split, root, setup))
     if not tracks:
-        what = f"{subset}" + (f" (split {split!r})" if split else "")
-        setup_name = setup_path if setup_path is not None else "musdb's MUSDB18 setup (mus.yaml)"
-        extra = ""
-        if split == "valid":
-            extra = f"; {setup_name} lists {len(validation)} validation tracks and none of them is in {subset_dir}"
-        elif split == "train":
-            extra = f"; every track in {subset_dir} is listed as a validation track in {setup_name}"
         kind = "WAV track folders" if is_wav else ".stem.mp4 files"
-        raise ValueError(f"no {kind} for {what} in {root}{extra}; {_fix_hint(root)}")
+        raise ValueError(f"no {kind} in {subset_dir}; {_fix_hint(root)}")
     return tracks
 
 
@@ -213,6 +228,11 @@ def _read_setup(setup_path: Path | None) -> dict:
 
 def _detect_is_wav(subset_dir: Path) -> bool:
     entries = [entry for entry in subset_dir.iterdir() if not entry.name.startswith(".")]
+    if not entries:
+        raise ValueError(
+            f"{subset_dir} is empty; put the {subset_dir.name} songs there in the MUSDB18 layout: "
+            "<song>/mixture.wav, vocals.wav, drums.wav, bass.wav, other.wav (MUSDB18-HQ) or <song>.stem.mp4 (MUSDB18)"
+        )
     if any(entry.is_dir() for entry in entries):
         return True
     if any(entry.name.endswith(".stem.mp4") for entry in entries):
