@@ -74,3 +74,66 @@ def test_cli_score_prints_the_median_table_and_names_missing_files(data_root, es
     assert len(err.splitlines()) == 1 and "accompaniment.wav is missing" in err
     assert cli.main(["score", str(tmp_path / "nope"), "--data-root", str(data_root), "--out", str(out)]) == 2
     assert "estimates folder" in capsys.readouterr().err
+
+
+def test_two_shards_give_byte_identical_tables_and_refuse_while_a_song_is_missing(
+        data_root, estimates, tmp_path, capsys, monkeypatch):
+    names = sorted(t.name for t in find_tracks(data_root, "test"))
+    common = [str(estimates), "--data-root", str(data_root), "--jobs", "1", "--no-progress"]
+    whole = tmp_path / "whole" / "irm1"
+    assert cli.main(["score", *common, "--out", str(whole)]) == 0
+    tables = sorted(p.name for p in (whole / "tables").iterdir())
+    assert {"main.csv", "poster.csv", "per_track.csv"} <= set(tables)
+
+    sharded = tmp_path / "sharded" / "irm1"
+    assert cli.main(["score", *common, "--out", str(sharded), "--shard", "1/2"]) == 0
+    assert "--aggregate" in capsys.readouterr().out
+    assert sorted(p.stem for p in (sharded / "test").glob("*.json")) == names[1::2]
+    # One shard is missing: no tables, one line naming the song that has no scores yet.
+    assert cli.main(["score", *common, "--out", str(sharded), "--aggregate"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and repr(names[0]) in err and repr(names[1]) not in err
+    assert not (sharded / "tables").exists()
+    # The other shard as the first task of a Slurm array --array=1-2 sees it.
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "1")
+    monkeypatch.setenv("SLURM_ARRAY_TASK_MIN", "1")
+    monkeypatch.setenv("SLURM_ARRAY_TASK_COUNT", "2")
+    assert cli.main(["score", *common, "--out", str(sharded), "--shard", "slurm"]) == 0
+    assert cli.main(["score", *common, "--out", str(sharded), "--aggregate"]) == 0
+    for name in names:
+        assert (sharded / "test" / f"{name}.json").read_bytes() == (whole / "test" / f"{name}.json").read_bytes()
+    assert sorted(p.name for p in (sharded / "tables").iterdir()) == tables
+    for name in tables:
+        assert (sharded / "tables" / name).read_bytes() == (whole / "tables" / name).read_bytes(), name
+
+
+@pytest.mark.parametrize("text, environ, expected", [
+    ("0/4", {}, (0, 4)), ("3 / 4", {}, (3, 4)),
+    ("slurm", {"SLURM_ARRAY_TASK_ID": "2", "SLURM_ARRAY_TASK_COUNT": "4"}, (2, 4)),
+    ("slurm", {"SLURM_ARRAY_TASK_ID": "8", "SLURM_ARRAY_TASK_COUNT": "4", "SLURM_ARRAY_TASK_MIN": "0",
+               "SLURM_ARRAY_TASK_STEP": "4"}, (2, 4)),
+])
+def test_shard_values(text, environ, expected):
+    from melunmix.score import parse_shard, shard_tracks
+
+    assert parse_shard(text, environ) == expected
+    # Every song lands in exactly one shard.
+    songs = [type("T", (), {"name": f"song {i}"})() for i in range(10)]
+    parts = [shard_tracks(songs, i, expected[1]) for i in range(expected[1])]
+    assert sorted(t.name for part in parts for t in part) == sorted(t.name for t in songs)
+
+
+@pytest.mark.parametrize("text, environ, message", [
+    ("4/4", {}, "need 0 <= I < N"), ("1-4", {}, "expected I/N"),
+    ("slurm", {}, "SLURM_ARRAY_TASK_ID, SLURM_ARRAY_TASK_COUNT not set"),
+])
+def test_bad_shards_are_named(text, environ, message):
+    from melunmix.score import parse_shard
+
+    with pytest.raises(ValueError, match=message):
+        parse_shard(text, environ)
+
+
+def test_overwrite_with_a_shard_is_refused(data_root, estimates, tmp_path):
+    with pytest.raises(ValueError, match="delete the other shards' scores"):
+        score_folder(estimates, data_root, tmp_path / "e", shard=(0, 2), overwrite=True, progress=False)

@@ -368,3 +368,107 @@ def test_transfer_check_runs_tuned_and_default_values_at_the_full_rate(smoke_sea
     # transfer_epochs 0: nothing to do.
     off = load_profile("smoke", overrides={"tune": {"transfer_epochs": 0}})
     assert transfer_check(off, out_dir=tuning / "none").empty and not (tuning / "none").exists()
+
+
+def _journal_study(journal, name):
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    return optuna.load_study(study_name=name, storage=JournalStorage(JournalFileBackend(str(journal))))
+
+
+def test_two_workers_on_one_journal_run_each_trial_once_and_retry_a_killed_workers_trial(dataset_root, tmp_path):
+    """Two `melunmix tune` processes share a journal file; one is killed (SIGKILL) in a trial."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import yaml
+
+    from melunmix.tune import WORKER_ATTR, _slots, tune_profile
+
+    nb_trials, epochs = 5, 4
+    journal = tmp_path / "shared" / "journal.log"
+    values = {
+        "name": "workers",
+        "data": {"sample_rate": 16000, "seq_dur": 1.0, "samples_per_track": 4},
+        "stft": {"n_fft": 256, "n_hop": 128, "bandwidth": 4000.0},
+        "model": {"hidden_size": 16, "nb_layers": 1, "n_mels": 16},
+        "train": {"epochs": 2, "batch_size": 4, "lr": 1e-3, "lr_schedule": "exponential", "lr_decay_gamma": 1.0,
+                  "progress": False, "seeds": [3]},
+        "tune": {"sample_rate": 8000, "model": "openunmix", "nb_trials": nb_trials, "epochs": epochs,
+                 "samples_per_track": 8, "seed": 5, "space": SPACE, "storage": str(journal),
+                 "heartbeat_interval": 0.5, "grace_period": 3.0},
+    }
+    profile = tmp_path / "workers.yaml"
+    profile.write_text(yaml.safe_dump(values))
+    results = tmp_path / "results"
+    command = [sys.executable, "-m", "melunmix.cli", "tune", "--profile", str(profile), "--data-root",
+               str(dataset_root), "--results-dir", str(results), "--no-progress"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    workers = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+               for _ in range(2)]
+    survivor, victim = workers
+    name = "melunmix-tune:workers:openunmix"
+    folder = results / "workers" / "tuning"
+    killed = None
+    try:
+        deadline = time.monotonic() + 120
+        while killed is None and time.monotonic() < deadline and victim.poll() is None:
+            time.sleep(0.05)
+            try:
+                running = _journal_study(journal, name).get_trials(deepcopy=False)
+            except (KeyError, FileNotFoundError):  # no journal, or no study in it, yet
+                continue
+            for trial in running:
+                mine = trial.user_attrs.get(WORKER_ATTR) == f"{socket.gethostname()}:{victim.pid}"
+                if (mine and trial.state.name == "RUNNING"
+                        and (folder / "trials" / f"trial_{trial.number:03d}" / "checkpoint.pt").exists()):
+                    victim.send_signal(signal.SIGKILL)  # mid-trial, after at least one epoch
+                    killed = trial.number
+                    break
+        assert killed is not None, "the second worker never ran a trial long enough to be killed"
+        out, _ = survivor.communicate(timeout=180)
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.kill()
+                worker.wait()
+    victim_out = victim.stdout.read()
+    assert survivor.returncode == 0, out
+    assert victim.returncode == -signal.SIGKILL
+
+    trials = _journal_study(journal, name).get_trials(deepcopy=False)
+    slots, surplus = _slots(trials, nb_trials)
+    # Exactly nb_trials slots, every one complete; the killed trial is FAIL and its retry
+    # (same parameters, same folder) finished it.
+    assert len(slots) == nb_trials and all(t.state.name == "COMPLETE" for t in slots.values())
+    dead = trials[killed]
+    assert dead.state.name == "FAIL"
+    retry = slots[killed]
+    assert retry.number != killed and retry.system_attrs["retry_history"] == [killed]
+    assert retry.params == dead.params
+    assert (f"trial {killed + 1}/{nb_trials} (trials/trial_{killed:03d}, worker {socket.gethostname()}:{victim.pid}) "
+            "was interrupted; queued again") in out
+    # No trial ran twice, none is lost: one folder per slot with each epoch once, and every
+    # trial reported once over both workers (the killed one only by the survivor).
+    assert sorted(p.name for p in (folder / "trials").iterdir()) == [f"trial_{n:03d}" for n in slots]
+    for number in slots:
+        history = json.loads((folder / "trials" / f"trial_{number:03d}" / HISTORY_JSON_NAME).read_text())
+        assert history["epoch"] == list(range(1, epochs + 1))
+    reported = [line.split(" trial ")[1].split("/")[0] for line in (out + victim_out).splitlines()
+                if line.startswith("tuning openunmix trial ")]
+    assert sorted(int(n) - 1 for n in reported) == sorted(slots)
+    assert all(trials[n].state.name == "FAIL" for n in surplus)  # asked at the same moment, never run
+    rows = _read_csv(folder / TRIALS_CSV_NAME)
+    assert [int(r["trial"]) for r in rows] == list(slots) and {r["state"] for r in rows} == {"COMPLETE"}
+
+    # The best parameters come from the storage: a third worker finds the search complete.
+    best_number = min(slots, key=lambda n: (slots[n].value, n))
+    assert load_best_params(folder) == slots[best_number].params
+    again = tune_profile(str(profile), data_root=dataset_root, results_dir=results, progress=False)["openunmix"]
+    assert again.nb_trials_run == 0 and again.best_trial == best_number
+    assert again.best_params == slots[best_number].params

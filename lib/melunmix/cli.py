@@ -3,7 +3,10 @@
     melunmix separate SONG... --model PATH --out DIR [--niter N] [--softmask]
     melunmix make-dataset --out DIR --train N --valid K --test M --duration S --seed X
     melunmix score ESTIMATES --data-root ROOT --out EVAL [--scorer fast|museval] [--jobs N]
+                   [--shard I/N | --shard slurm | --aggregate]
     melunmix reproduce [--profile demo] [--data-root PATH] [--only 05 06] [--stand-in]
+    melunmix train [--profile demo] [--model M ...] [--seed S ...]   (also under torchrun)
+    melunmix tune [--profile demo] [--storage URL|JOURNAL_FILE]      (one worker of a search)
 
 Each subcommand parses its options and calls one library function with plain arguments;
 the same functions are what the notebooks and tests call.
@@ -54,17 +57,51 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
 
 def _cmd_score(args: argparse.Namespace) -> int:
     from .report import markdown_table
-    from .score import score_folder
+    from .score import TABLES_DIR_NAME, parse_shard, score_folder
 
     table = score_folder(args.estimates, args.data_root, args.out, scorer=args.scorer, jobs=args.jobs,
-                         subset=args.subset, progress=not args.no_progress, overwrite=args.overwrite)
+                         subset=args.subset, progress=not args.no_progress, overwrite=args.overwrite,
+                         shard=shard, aggregate_only=args.aggregate)
+    if table is None:  # one shard: the tables wait for every shard (score --aggregate)
+        print(f"shard {shard[0]}/{shard[1]}: museval JSON of its tracks in {args.out / args.subset}; "
+              "when every shard is done, run the same command with --aggregate instead of --shard")
+        return 0
     print(markdown_table(table, floatfmt=".2f"))
-    print(f"museval JSON of every track in {args.out / args.subset}")
+    print(f"museval JSON of every track in {args.out / args.subset}; tables in {args.out / TABLES_DIR_NAME}")
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from .train import train_profile
+
+    results = train_profile(args.profile, data_root=args.data_root, results_dir=args.results_dir,
+                            models=args.model, seeds=args.seed, stand_in=args.stand_in,
+                            progress=False if args.no_progress else None)
+    from .distributed import environment_rank
+
+    if environment_rank() == 0:  # under torchrun, one summary (rank 0's)
+        for method, result in results.items():
+            print(f"{method}: {result.last_epoch} epochs, best epoch {result.best_epoch} (valid loss "
+                  f"{result.best_valid_loss:.5g}), {result.stop_reason or 'not finished'}; {result.out_dir}")
+    return 0
+
+
+def _cmd_tune(args: argparse.Namespace) -> int:
+    from .tune import tune_profile
+
+    results = tune_profile(args.profile, data_root=args.data_root, results_dir=args.results_dir,
+                           storage=args.storage, stand_in=args.stand_in,
+                           progress=False if args.no_progress else None)
+    for model, result in results.items():
+        shown = ", ".join(f"{k}={v:.4g}" for k, v in result.best_params.items())
+        print(f"{model}: best trial trials/trial_{result.best_trial:03d} ({shown}), valid loss {result.best_valid_loss:.5g}; "
+              f"{result.nb_trials_run} trial(s) run by this worker; {result.best_params_json}")
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="melunmix", description=__doc__.split("\n\n")[0])
+    shard = parse_shard(args.shard) if args.shard else None
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("separate", help="separate songs into vocals and accompaniment")
@@ -106,8 +143,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--results-dir", type=Path, default=None, help="parent of the run folder (default results/)")
     p.add_argument("--only", nargs="+", default=None, metavar="NN", help="run only these notebooks (e.g. 05 06)")
     p.add_argument("--stand-in", action="store_true", help="run a MUSDB18 profile (poster, umx) on the "
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--shard", metavar="I/N", help="score only every N-th track from the I-th (0 <= I < N, "
+                       "tracks sorted by name); 'slurm': I and N from the Slurm array job's variables")
+    group.add_argument("--aggregate", action="store_true", help="score nothing: write the tables from the "
+                       "shards' JSON, refusing while a track is missing")
                    "generated dataset when no MUSDB18 root is given; the results say so")
     p.set_defaults(func=_cmd_reproduce)
+    p = sub.add_parser("train", help="train the profile's models (several processes under torchrun)")
+    p.add_argument("--profile", default="demo", help="profile name or YAML file (default demo)")
+    p.add_argument("--model", action="append", default=None, help="train only this model (repeatable)")
+    p.add_argument("--seed", action="append", type=int, default=None, help="train only this seed (repeatable)")
+    p.add_argument("--data-root", type=Path, default=None, help="MUSDB18 or MUSDB18-HQ root")
+    p.add_argument("--results-dir", type=Path, default=None, help="parent of the run folder (default results/)")
+    p.add_argument("--stand-in", action="store_true", help="a MUSDB18 profile on the generated dataset")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("tune", help="one worker of the profile's tuning search (start several on a shared storage)")
+    p.add_argument("--profile", default="demo", help="profile name or YAML file (default demo)")
+    p.add_argument("--storage", default=None, help="database URL or journal file shared by the workers "
+                   "(default: the profile's tune.storage, else the search folder's own SQLite file)")
+    p.add_argument("--data-root", type=Path, default=None, help="MUSDB18 or MUSDB18-HQ root")
+    p.add_argument("--results-dir", type=Path, default=None, help="parent of the run folder (default results/)")
+    p.add_argument("--stand-in", action="store_true", help="a MUSDB18 profile on the generated dataset")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_cmd_tune)
+
     return parser
 
 

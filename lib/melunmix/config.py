@@ -162,6 +162,12 @@ class TuneSettings:
     samples_per_track: int = 16
     seed: int = 0
     transfer_epochs: int = 0
+    # Where the trials are kept: None -> the search folder's own SQLite file (one process
+    # at a time); a database URL (postgresql://..., mysql://...) or a journal file path on
+    # a shared filesystem -> several workers join one search (melunmix.tune.open_storage).
+    storage: str | None = None
+    heartbeat_interval: float = 60.0  # shared storage: seconds between a running trial's heartbeats
+    grace_period: float = 300.0  # shared storage: seconds without one before its worker is taken for dead
     # name -> [low, high, "log" | "linear"]; the names are TrainSettings fields.
     space: dict[str, list[Any]] = field(
         default_factory=lambda: {
@@ -238,7 +244,7 @@ def _build(cls, values: dict[str, Any] | None, where: str):
 _POSITIVE = {"epochs", "batch_size", "lr", "lr_decay_gamma", "patience", "n_fft", "n_hop", "bandwidth",
              "hidden_size", "nb_layers", "n_mels", "n_mfcc", "sample_rate", "seq_dur", "valid_seq_dur",
              "samples_per_track", "nb_trials", "nb_train", "nb_test", "duration", "wiener_win_len",
-             "jobs", "bootstrap", "win", "hop", "nb_test_tracks"}
+             "jobs", "bootstrap", "win", "hop", "nb_test_tracks", "heartbeat_interval", "grace_period"}
 _NON_NEGATIVE = {"weight_decay", "lr_decay_patience", "lr_decay_cooldown", "valid_sdr_every", "nb_workers",
                  "nb_valid", "transfer_epochs", "niter", "seed"}
 

@@ -5,7 +5,13 @@ A folder of estimates in musdb's estimates layout, ``ESTIMATES/<track>/<target>.
 MUSDB18-format root with BSS Eval v4 (1 s windows, vocals and accompaniment as a pair),
 and every track's scores are written as museval JSON to ``EVAL/<subset>/<track>.json``:
 museval's ``EvalStore`` / ``MethodStore`` read them as they read museval's own. The
-median table (median over frames, then over tracks) is returned for printing.
+median table (median over frames, then over tracks) is returned for printing, and the
+tables of :func:`melunmix.stats.write_tables` are written to ``EVAL/tables/``.
+
+On a cluster the songs are scored in shards, one job each (``--shard I/N``, or
+``--shard slurm`` in a Slurm array job): shard I scores every N-th song from the I-th,
+sorted by name, into the same JSON files; ``--aggregate`` then makes the tables from all
+of them, and refuses (naming the songs) while one is missing.
 
 Example
 -------
@@ -16,6 +22,7 @@ Example
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +32,8 @@ from .oracles import SOURCES
 
 #: What an estimate folder must hold per track: the pair that is scored.
 REQUIRED_TARGETS = SOURCES
+#: Folder of the method folder that receives the tables (``<out>/tables/``).
+TABLES_DIR_NAME = "tables"
 
 
 @dataclass(frozen=True)
@@ -81,8 +90,10 @@ def score_folder(
     subset: str = "test",
     progress: bool = True,
     overwrite: bool = False,
+    shard: tuple[int, int] | None = None,
+    aggregate_only: bool = False,
 ):
-    """Score a folder of estimates against a MUSDB18-format root; write museval JSON.
+    """Score a folder of estimates against a MUSDB18-format root; write museval JSON and tables.
 
     Parameters
     ----------
@@ -90,8 +101,9 @@ def score_folder(
         ``<estimates_dir>/<track>/{vocals,accompaniment}.wav``, one folder per track of
         ``subset`` (musdb's estimates layout).
     data_root : path
-        MUSDB18 (``.stem.mp4``, decoded once to the cache) or MUSDB18-HQ / WAV root with
-        the true stems.
+        Any MUSDB18-format root (``.stem.mp4``, decoded once to the cache, or WAV folders)
+        with the true stems; only ``<data_root>/<subset>`` is read (no ``train/`` needed
+        for the test songs).
     out_dir : path
         Receives ``<out_dir>/<subset>/<track>.json`` and a ``settings.json``.
     scorer : {"fast", "museval"}
@@ -102,16 +114,28 @@ def score_folder(
         Which tracks of the root the estimates are for.
     overwrite : bool
         Rescore tracks already scored in ``out_dir``.
+    shard : (int, int), optional
+        ``(index, count)``: score only the tracks ``index, index + count, ...`` of the
+        subset sorted by name (:func:`shard_tracks`; one job of an array, e.g.
+        ``melunmix score --shard slurm``), write their JSON and return None: the tables
+        wait for every shard.
+    aggregate_only : bool
+        Score nothing; make the tables from the JSON the shards wrote.
 
     Returns
     -------
-    pandas.DataFrame
-        Median over frames, then over tracks, per target and metric (dB).
+    pandas.DataFrame or None
+        Median over frames, then over tracks, per target and metric (dB); None for a shard.
+        Unless ``shard`` is given, the tables of :func:`melunmix.stats.write_tables` are
+        written to ``<out_dir>/tables/`` (the same bytes however the tracks were sharded).
 
     Raises
     ------
     FileNotFoundError, ValueError
-        A missing estimates folder, estimate file or dataset (the message names it).
+        A missing estimates folder, estimate file or dataset (the message names it); for
+        the tables, a track of the subset without its JSON (named, see
+        :func:`melunmix.stats.require_tracks`); ``overwrite`` with ``shard`` (one shard
+        would delete the others' scores).
     """
     from . import datasets, stats
     from .evaluate import _evaluate
@@ -121,12 +145,98 @@ def score_folder(
         raise FileNotFoundError(f"estimates folder {estimates_dir} does not exist")
     if subset not in ("test", "train"):
         raise ValueError(f"subset must be 'test' or 'train', got {subset!r}")
-    tracks = datasets.find_tracks(Path(data_root).expanduser().resolve(), subset)
-    if not tracks:
-        raise ValueError(f"{data_root} has no {subset} tracks to score")
-    settings = {"kind": "estimates", "estimates": str(estimates_dir.resolve()),
-                "museval": {"mode": "v4", "win": 1.0, "hop": 1.0}}
-    _evaluate(EstimateFiles(str(estimates_dir.resolve())), out_dir.name, tracks, out_dir.parent, settings,
-              jobs, progress, overwrite, 1.0, 1.0, scorer, subset=subset)
-    scores = stats.load_scores(out_dir.parent, [out_dir.name], subset=subset)
+    if shard is not None and overwrite:
+        raise ValueError(
+            f"overwrite with a shard would delete the other shards' scores in {out_dir / subset}: delete that "
+            "folder once, then run the shards without --overwrite"
+        )
+    found = sorted(datasets.find_tracks(Path(data_root).expanduser().resolve(), subset), key=lambda t: t.name)
+    if not aggregate_only:
+        mine = shard_tracks(found, *shard) if shard is not None else found
+        if mine:
+            # Decoded once to the cache and checked: a mixture that is not the sum of its stems
+            # gets a warning line, as in the study.
+            mine = datasets.prepare_tracks(mine, progress=progress)
+            settings = {"kind": "estimates", "estimates": str(estimates_dir.resolve()),
+                        "museval": {"mode": "v4", "win": 1.0, "hop": 1.0}}
+            _evaluate(EstimateFiles(str(estimates_dir.resolve())), out_dir.name, mine, out_dir.parent, settings,
+                      jobs, progress, overwrite, 1.0, 1.0, scorer, subset=subset)
+        if shard is not None:
+            return None
+    return aggregate(out_dir, [t.name for t in found], subset)
+
+
+def aggregate(out_dir: str | os.PathLike, tracks: list[str], subset: str = "test"):
+    """Tables of one method's scores, refused while a track has no JSON.
+
+    Parameters
+    ----------
+    out_dir : path
+        The method folder (``<out_dir>/<subset>/<track>.json``); tables go to
+        ``<out_dir>/tables/``.
+    tracks : list of str
+        Every track of the subset.
+    subset : str
+
+    Returns
+    -------
+    pandas.DataFrame
+        The median table (:func:`melunmix.stats.poster_table`).
+    """
+    import pandas as pd
+
+    from . import stats
+    from .evaluate import is_scored, track_json_path
+
+    out_dir = Path(out_dir)
+    # A JSON cut short by a killed job counts as missing, so its shard is rerun.
+    scored = [name for name in tracks if is_scored(track_json_path(out_dir.parent, out_dir.name, name, subset))]
+    scores = (stats.load_scores(out_dir.parent, [out_dir.name], subset=subset) if scored
+              else pd.DataFrame(columns=["method", "track", "target", "metric", "time", "score"]))
+    scores = scores[scores["track"].isin(scored)]
+    stats.write_tables(scores, out_dir / TABLES_DIR_NAME, methods=[out_dir.name], tracks=tracks)
     return stats.poster_table(scores)
+
+
+def shard_tracks(tracks: list, index: int, count: int) -> list:
+    """Shard ``index`` of ``count``: every ``count``-th track from the ``index``-th, by name."""
+    if not (isinstance(count, int) and isinstance(index, int) and count >= 1 and 0 <= index < count):
+        raise ValueError(f"shard {index}/{count}: need 0 <= I < N (I counts from 0), e.g. 0/4 ... 3/4")
+    return sorted(tracks, key=lambda t: t.name)[index::count]
+
+
+def parse_shard(text: str, environ: dict | None = None) -> tuple[int, int]:
+    """``"I/N"`` -> ``(I, N)``; ``"slurm"`` -> this Slurm array task's index and the task count.
+
+    With ``"slurm"``, ``I = (SLURM_ARRAY_TASK_ID - SLURM_ARRAY_TASK_MIN) / SLURM_ARRAY_TASK_STEP``
+    and ``N = SLURM_ARRAY_TASK_COUNT``, so ``--array=0-3``, ``--array=1-4`` and
+    ``--array=0-12:4`` all give the shards 0..3 of 4.
+
+    Raises
+    ------
+    ValueError
+        A malformed value, or ``"slurm"`` outside an array job (the message names the
+        missing variable).
+    """
+    environ = os.environ if environ is None else environ
+    text = str(text).strip()
+    if text.lower() == "slurm":
+        names = ("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT")
+        missing = [name for name in names if not environ.get(name)]
+        if missing:
+            raise ValueError(f"--shard slurm: {', '.join(missing)} not set; run it as a Slurm array job "
+                             "(sbatch --array=0-3 ...) or give --shard I/N")
+        task, count = int(environ["SLURM_ARRAY_TASK_ID"]), int(environ["SLURM_ARRAY_TASK_COUNT"])
+        first, step = int(environ.get("SLURM_ARRAY_TASK_MIN", 0)), int(environ.get("SLURM_ARRAY_TASK_STEP") or 1)
+        if (task - first) % step:
+            raise ValueError(f"--shard slurm: task {task} is not on the array's grid (min {first}, step {step}); "
+                             "use a regular array (--array=0-N) or --shard I/N")
+        index = (task - first) // step
+    else:
+        match = re.fullmatch(r"(\d+)\s*/\s*(\d+)", text)
+        if not match:
+            raise ValueError(f"--shard {text!r}: expected I/N (e.g. 0/4: the first of 4 shards) or 'slurm'")
+        index, count = int(match.group(1)), int(match.group(2))
+    if not (count >= 1 and 0 <= index < count):
+        raise ValueError(f"--shard {text!r}: need 0 <= I < N (I counts from 0), got shard {index} of {count}")
+    return index, count

@@ -1020,6 +1020,47 @@ def _write_csv(table: pd.DataFrame, path: Path, index: bool = False) -> Path:
     return write_text(path, table.to_csv(index=index, float_format="%.5f"))
 
 
+def require_tracks(df: pd.DataFrame, tracks: Sequence[str], methods: Sequence[str] | None = None,
+                   where: str | os.PathLike | None = None) -> None:
+    """Refuse to aggregate while a method lacks the scores of a track.
+
+    Scoring in shards (``melunmix score --shard I/N``) writes each track's JSON from
+    another job; tables made before the last shard finished would silently describe fewer
+    songs, so they are refused instead.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        Frame scores from :func:`load_scores` (may be empty).
+    tracks : sequence of str
+        Every track the tables must describe (e.g. the root's test songs).
+    methods : sequence of str, optional
+        Methods that must have them all (default: every method of ``df``).
+    where : path, optional
+        The folder the scores were read from, for the message.
+
+    Raises
+    ------
+    ValueError
+        Naming each method's missing tracks (up to 10, then a count) and the folder.
+    """
+    methods = list(dict.fromkeys(df["method"])) if methods is None else list(methods)
+    problems = []
+    for method in methods:
+        scored = set(df.loc[df["method"] == method, "track"])
+        missing = [name for name in tracks if name not in scored]
+        if missing:
+            shown = ", ".join(repr(name) for name in missing[:10])
+            more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
+            problems.append(f"{method!r} lacks {len(missing)} of {len(tracks)} tracks: {shown}{more}")
+    if problems:
+        place = f" in {where}" if where is not None else ""
+        raise ValueError(
+            f"no tables yet: {'; '.join(problems)}{place}. Score them first (a shard that has not finished "
+            "or failed: rerun it; finished tracks are skipped)"
+        )
+
+
 def write_tables(
     df: pd.DataFrame,
     tables_dir: str | os.PathLike,
@@ -1029,6 +1070,7 @@ def write_tables(
     seed: int = 0,
     baseline: str = BASELINE,
     params=None,
+    tracks: Sequence[str] | None = None,
 ) -> dict[str, Path]:
     """Write the study's score tables as CSV and Markdown, atomically.
 
@@ -1068,18 +1110,28 @@ def write_tables(
         Base name of the model the others are compared with.
     params : mapping, Series or DataFrame, optional
         Parameter count per model, for the main table (see :func:`main_table`).
+    tracks : sequence of str, optional
+        Every track the tables must describe: nothing is written while a method lacks
+        one (:func:`require_tracks`).
 
     Returns
     -------
     dict of str to Path
         ``"main"``, ``"main_md"``, ``"paired_differences"``, ``"poster"``, ... -> the file
         written.
+
+    Raises
+    ------
+    ValueError
+        With ``tracks``: a method lacks the scores of one of them (the message names it).
     """
     from .report import markdown_table
 
     tables_dir = Path(tables_dir)
     if methods is not None:
         df = df[df["method"].isin(list(methods))]
+    if tracks is not None:
+        require_tracks(df, tracks, methods)
     written = {}
     main = main_table(df, params=params, methods=methods)
     written["main"] = _write_csv(main, tables_dir / "main.csv", index=True)

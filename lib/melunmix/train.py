@@ -715,8 +715,18 @@ def _spectrograms(stft, mixture: torch.Tensor, target: torch.Tensor) -> tuple[to
     return magnitude(stft(mixture)), magnitude(stft(target))
 
 
-def _train_epoch(model, loader, stft, optimizer, device, bar_desc: str, progress: bool) -> tuple[float, str | None]:
-    """One pass over ``loader``; returns the mean loss and, if it diverged, why."""
+def _train_epoch(model, loader, stft, optimizer, device, bar_desc: str, progress: bool,
+                 batch_sizes: list[int] | None = None) -> tuple[float, str | None]:
+    """One pass over ``loader``; returns the mean loss and, if it diverged, why.
+
+    With several ranks (``batch_sizes``: the global batch sizes, in order) ``loader``
+    yields this rank's share of each global batch; its loss is weighted by the share so
+    that DDP's averaged gradient is the global batch's, and the value recorded is the
+    global batch's mean loss, the same on every rank.
+    """
+    from .distributed import all_reduce_sum, current
+
+    world_size = current().world_size if batch_sizes is not None else 1
     model.train()
     total, count = 0.0, 0
     bar = tqdm(loader, desc=bar_desc, leave=False, disable=not progress, unit="batch")
@@ -726,14 +736,21 @@ def _train_epoch(model, loader, stft, optimizer, device, bar_desc: str, progress
         X, Y = _spectrograms(stft, mixture, target)
         optimizer.zero_grad(set_to_none=True)
         loss = F.mse_loss(model(X), Y)
-        value = loss.item()
+        nb_items = mixture.shape[0]
+        if world_size > 1:
+            share = nb_items / batch_sizes[index - 1]
+            value = all_reduce_sum(loss.detach() * share).item()  # every rank stops together
+            loss = loss * (share * world_size)  # DDP divides the summed gradients by world_size
+            nb_items = batch_sizes[index - 1]
+        else:
+            value = loss.item()
         if not math.isfinite(value):
             bar.close()
             return value, f"the training loss is {value} at batch {index}"
         loss.backward()
         optimizer.step()
-        total += value * mixture.shape[0]
-        count += mixture.shape[0]
+        total += value * nb_items
+        count += nb_items
         bar.set_postfix(loss=f"{total / count:.4g}", refresh=False)
     bar.close()
     if count == 0:
@@ -755,10 +772,14 @@ def _validate(model, dataset, stft, device) -> float:
     return float(np.mean(losses))
 
 
-def _epoch_generator(seed: int, epoch: int) -> torch.Generator:
+def _epoch_seed(seed: int, epoch: int) -> int:
     """Shuffling (and worker seeds) of one epoch depend on (seed, epoch) only, so a
-    resumed run draws the same batches as an uninterrupted one."""
-    return torch.Generator().manual_seed(int(seed) * 100_003 + int(epoch))
+    resumed run draws the same batches as an uninterrupted one, with any number of ranks."""
+    return int(seed) * 100_003 + int(epoch)
+
+
+def _epoch_generator(seed: int, epoch: int) -> torch.Generator:
+    return torch.Generator().manual_seed(_epoch_seed(seed, epoch))
 
 
 def _git_commit() -> str | None:
@@ -827,7 +848,8 @@ def train(
         ``out_dir`` holds a checkpoint of another model or other settings (the message
         names the file and what differs), or bad settings.
     """
-    from . import datasets
+    from . import datasets, distributed
+    from .datasets.torch_datasets import GlobalBatchSampler
     from .features import STFT
 
     model_name_canonical = canonical_model_name(model_name)
@@ -855,7 +877,10 @@ def train(
             f"data was prepared for n_fft={data.n_fft}, n_hop={data.n_hop} but settings.stft asks for "
             f"n_fft={settings.stft.n_fft}, n_hop={settings.stft.n_hop}; call prepare_data with these settings"
         )
-    device = resolve_device(hp.device)
+    # Under torchrun every rank runs this function: rank 0 alone validates and writes files.
+    ranks = distributed.current()
+    device = distributed.rank_device(resolve_device(hp.device), ranks)
+    progress = progress and ranks.is_main
 
     config = model_config(model_name_canonical, settings, data)
     signature = {
@@ -899,7 +924,8 @@ def train(
         if _is_complete(history, hp.epochs):
             return result(history, already=True)
     if state is not None and _is_complete(state["history"], hp.epochs):
-        _write_history(out_dir, state["history"])  # in case the kill came between the two writes
+        if ranks.is_main:
+            _write_history(out_dir, state["history"])  # in case the kill came between the two writes
         return result(state["history"], already=True)
 
     from . import models
@@ -918,8 +944,9 @@ def train(
         # Resuming an unfinished run, or one that reached fewer epochs than now asked for.
         history.update(finished=False, stop_reason=None)
         _set_rng_state(state["rng"])
-        _write_history(out_dir, history)
-    else:
+        if ranks.is_main:
+            _write_history(out_dir, history)
+    elif ranks.is_main:
         history = _new_history(model_name_canonical, target, seed, signature)
         out_dir.mkdir(parents=True, exist_ok=True)
         write_json(files["settings_json"], {
@@ -939,7 +966,11 @@ def train(
             "settings": settings.to_dict(),
             "git_commit": _git_commit(),
             "versions": _versions(),
+            **({"distributed": {"world_size": ranks.world_size, "backend": torch.distributed.get_backend()}}
+               if ranks.is_distributed else {}),
         })
+    else:
+        history = _new_history(model_name_canonical, target, seed, signature)
 
     # prepare_data left the tracks WAV-backed at data.sample_rate: no resampling here.
     train_set = datasets.TrainDataset(
@@ -954,6 +985,13 @@ def train(
     # Open-Unmix trains on uncentred frames (its train script's encoder, center=False); the
     # scaler statistics are computed the same way, and separation centres as its Separator.
     stft = STFT(data.n_fft, data.n_hop, center=TRAIN_STFT_CENTER).to(device)
+    trained = model  # what the steps run: the model itself, or its DDP wrapper
+    if ranks.is_distributed:
+        # Checked before any work: every rank needs a share of every global batch.
+        GlobalBatchSampler(len(train_set), hp.batch_size, 0, ranks.rank, ranks.world_size)
+        distributed.sync_batchnorm(model)
+        trained = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
     label = f"{model_name_canonical}/{target}"
     first = len(history["epoch"]) + 1
     epochs_this_call = 0
@@ -962,24 +1000,34 @@ def train(
     for epoch in bar:
         start = time.perf_counter()
         train_set.set_epoch(epoch)
+        if ranks.is_distributed:
+            torch.manual_seed(distributed.rank_seed(seed, epoch, ranks.rank))  # dropout masks per rank
+        # The order DataLoader(shuffle=True, generator=...) draws, or this rank's share of it;
+        # the generator still seeds the loader's workers as before.
+        sampler = GlobalBatchSampler(len(train_set), hp.batch_size, _epoch_seed(seed, epoch), ranks.rank,
+                                     ranks.world_size)
         loader = torch.utils.data.DataLoader(
-            train_set, batch_size=hp.batch_size, shuffle=True, num_workers=settings.data.nb_workers,
+            train_set, batch_sampler=sampler, num_workers=settings.data.nb_workers,
             generator=_epoch_generator(seed, epoch), pin_memory=device.type == "cuda",
         )
         lr = float(optimizer.param_groups[0]["lr"])
         train_loss, diverged = _train_epoch(
-            model, loader, stft, optimizer, device, f"epoch {epoch}", progress
+            trained, loader, stft, optimizer, device, f"epoch {epoch}", progress,
+            batch_sizes=sampler.global_batch_sizes() if ranks.is_distributed else None,
         )
         valid_loss = math.nan
-        if diverged is None:
-            valid_loss = _validate(model, valid_set, stft, device)
-            if not math.isfinite(valid_loss):
-                diverged = f"the validation loss is {valid_loss}"
         sdr_every = int(hp.valid_sdr_every)
-        if sdr_every > 0:
-            sdr = math.nan
-            if diverged is None and (epoch % sdr_every == 0 or epoch >= hp.epochs):
+        sdr = math.nan
+        if ranks.is_main:
+            if diverged is None:
+                valid_loss = _validate(model, valid_set, stft, device)
+                if not math.isfinite(valid_loss):
+                    diverged = f"the validation loss is {valid_loss}"
+            if sdr_every > 0 and diverged is None and (epoch % sdr_every == 0 or epoch >= hp.epochs):
                 sdr = validation_sdr(model, data.valid_tracks, target, settings, device)
+        # The other ranks wait here for rank 0's validation and decide as it does.
+        valid_loss, diverged, sdr = distributed.broadcast([valid_loss, diverged, sdr], ranks)
+        if sdr_every > 0:
             column = history.setdefault(VALID_SDR_COLUMN, [])
             column.extend([None] * (len(history["epoch"]) - len(column)))  # epochs run without it
         elapsed = time.perf_counter() - start
@@ -993,10 +1041,10 @@ def train(
             improved = stopper.step(valid_loss, epoch)
             history["best_epoch"] = stopper.best_epoch
             history["best_valid_loss"] = stopper.best
-        if improved:
+        if improved and ranks.is_main:
             models.save_model(model, files["weights"], target=target, epoch=epoch,
                               history=_history_for_json(history))
-        if epoch == half_epoch(hp.epochs) and stopper.best_epoch:
+        if epoch == half_epoch(hp.epochs) and stopper.best_epoch and ranks.is_main:
             # What this run would have given had it stopped here: the best weights so far
             # (the "more epochs" comparison scores them beside the final ones).
             with atomic_path(files["half_weights"]) as tmp:
@@ -1017,21 +1065,22 @@ def train(
             history.update(finished=True, stop_reason="epochs")
         # The checkpoint is the commit point of an epoch: a kill before it repeats the
         # epoch (deterministically), a kill after it loses nothing.
-        checkpoint = {
-            "format": CHECKPOINT_FORMAT,
-            "signature": signature,
-            "epoch": epoch,
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "early_stopping": stopper.state_dict(),
-            "rng": _rng_state(),
-            "dataset_epoch": epoch,
-            "history": history,
-        }
-        with atomic_path(files["checkpoint"]) as tmp:
-            torch.save(checkpoint, tmp)
-        _write_history(out_dir, history)
+        if ranks.is_main:
+            checkpoint = {
+                "format": CHECKPOINT_FORMAT,
+                "signature": signature,
+                "epoch": epoch,
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "early_stopping": stopper.state_dict(),
+                "rng": _rng_state(),
+                "dataset_epoch": epoch,
+                "history": history,
+            }
+            with atomic_path(files["checkpoint"]) as tmp:
+                torch.save(checkpoint, tmp)
+            _write_history(out_dir, history)
 
         summary = (
             f"{label} epoch {epoch}/{hp.epochs}: train loss {train_loss:.5g}, valid loss {valid_loss:.5g}, "
@@ -1039,14 +1088,104 @@ def train(
             + (f", valid vocals SDR {history[VALID_SDR_COLUMN][-1]:.2f} dB"
                if history.get(VALID_SDR_COLUMN) and history[VALID_SDR_COLUMN][-1] is not None else "")
         )
-        tqdm.write(summary)
-        logger.info(summary)
-        if message is not None:
-            warnings.warn(message, RuntimeWarning, stacklevel=2)
+        if ranks.is_main:
+            tqdm.write(summary)
+            logger.info(summary)
+            if message is not None:
+                warnings.warn(message, RuntimeWarning, stacklevel=2)
         if history["finished"]:
             break
         epochs_this_call += 1
         if stop_after is not None and epochs_this_call >= stop_after:
             break
     bar.close()
+    distributed.barrier(ranks)  # rank 0's files are written when any rank returns
     return result(history, already=False)
+
+
+# --------------------------------------------------------------------------- entry point
+def train_profile(
+    profile: str = "demo",
+    data_root: str | os.PathLike | None = None,
+    results_dir: str | os.PathLike | None = None,
+    models: list[str] | None = None,
+    seeds: list[int] | None = None,
+    stand_in: bool = False,
+    progress: bool | None = None,
+) -> dict[str, TrainResult]:
+    """Train a profile's models and seeds (what notebook 04 trains), in one or several processes.
+
+    Started by ``torchrun`` (``torchrun --nproc_per_node N -m melunmix.train --profile X``),
+    every process runs this function: it joins the process group
+    (:func:`melunmix.distributed.init_from_environment`: NCCL on GPUs, gloo on CPUs), rank
+    0 prepares the data first (dataset, caches, statistics) and the others then read it,
+    and each run of :func:`train` is data parallel. Without ``torchrun`` it is one process.
+    Finished runs are skipped and interrupted ones resume from their checkpoint, with any
+    number of processes.
+
+    Parameters
+    ----------
+    profile : str
+        Profile name or YAML path.
+    data_root, results_dir, stand_in
+        As :func:`melunmix.study.open_run`.
+    models : list of str, optional
+        Train only these models of the profile (default: all of ``train.models``).
+    seeds : list of int, optional
+        Train only these seeds of the profile (default: all of ``train.seeds``).
+    progress : bool, optional
+        Progress bars (rank 0 only); default ``settings.train.progress``.
+
+    Returns
+    -------
+    dict of str to TrainResult
+        By evaluation method name (``openunmix``, ``melunmix-seed42``, ...).
+
+    Raises
+    ------
+    ValueError
+        A model or seed the profile does not train (the message lists those it does), and
+        see :func:`melunmix.study.open_run`.
+    """
+    from . import distributed
+    from .config import load_profile
+    from .study import model_runs, open_run
+
+    # Bad arguments fail in every process before any joins the group.
+    settings = load_profile(profile)
+    known_models = [canonical_model_name(m) for m in settings.train.models]
+    wanted_models = None if not models else [canonical_model_name(m) for m in models]
+    unknown = [m for m in wanted_models or [] if m not in known_models]
+    unknown_seeds = [s for s in seeds or [] if int(s) not in [int(x) for x in settings.train.seeds]]
+    if unknown or unknown_seeds:
+        raise ValueError(
+            f"profile {settings.name!r} trains models {known_models} with seeds {list(settings.train.seeds)}; "
+            f"{unknown + unknown_seeds} not among them (add them to the profile's train.models / train.seeds)"
+        )
+    joined = not (torch.distributed.is_available() and torch.distributed.is_initialized())
+    ranks = distributed.init_from_environment(settings.train.device)
+    try:
+        show = (settings.train.progress if progress is None else bool(progress)) and ranks.is_main
+        with distributed.main_first(ranks):
+            run = open_run(profile, data_root, results_dir, progress=show, stand_in=stand_in)
+            data = prepare_data(run.settings, run.data_root, stats_dir=run.paths.features, progress=show)
+        results = {}
+        for item in model_runs(run):
+            if wanted_models is not None and item.model not in wanted_models:
+                continue
+            if seeds and item.seed not in [int(s) for s in seeds]:
+                continue
+            results[item.method] = train(item.model, run.settings, data, out_dir=item.out_dir, seed=item.seed,
+                                         progress=show, tuning_dir=run.paths.tuning)
+        return results
+    finally:
+        if joined:
+            distributed.shutdown()
+
+
+if __name__ == "__main__":  # python -m melunmix.train ...: the same as `melunmix train ...`
+    import sys
+
+    from melunmix.cli import main
+
+    sys.exit(main(["train", *sys.argv[1:]]))

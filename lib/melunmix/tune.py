@@ -21,7 +21,8 @@ poster's 4096 / 1024 at 44.1 kHz with 16 kHz of bandwidth becomes 1486 / 372 wit
 Everything lives in the search folder (``results/<profile>/tuning``, or
 ``tuning/<model>/`` for each model with ``settings.tune.per_model``; :func:`search_dir`):
 
-- ``study.db``: the Optuna study (SQLite), so an interrupted search resumes;
+- ``study.db``: the Optuna study (SQLite), so an interrupted search resumes (unless
+  ``settings.tune.storage`` names a shared storage, below);
 - ``trials/trial_NNN/``: each trial's run folder (history, weights, checkpoint);
 - ``trials.csv``: one row per trial (parameters, best validation loss, epochs, time, state);
 - ``trial_histories.csv``: every trial's per-epoch losses and learning rate, for plots;
@@ -36,10 +37,28 @@ Everything lives in the search folder (``results/<profile>/tuning``, or
 Reproducibility: the sampler of trial ``n`` is seeded with ``settings.tune.seed + n``, so
 the parameters tried depend only on the seed and the results of earlier trials, whether or
 not the search was interrupted; every trial trains with the same seed.
+
+Several workers, one search (:func:`tune_profile`, ``melunmix tune``): with
+``settings.tune.storage`` (or ``--storage``) set to a database URL (PostgreSQL, MySQL) or
+to an Optuna journal file on a filesystem every worker sees, any number of processes on
+any machines join the same study (named ``melunmix-tune:<profile>:<model>``). Each takes
+trials until the search has ``nb_trials`` of them (:func:`_slots`: trials counted in
+number order, so two workers asking at once for the last one cannot both run it), sends
+a heartbeat every ``tune.heartbeat_interval`` seconds while a trial runs, and takes a
+RUNNING trial silent for ``tune.grace_period`` seconds for a killed worker's: it is
+marked FAIL and queued again with the same parameters and folder (Optuna's
+``RetryHeartbeatStaleTrialCallback``), so it resumes from its last checkpoint, at most
+:data:`MAX_RETRIES` times. Workers stay until every trial has finished (to take over
+those of killed workers), then each writes the tables and ``best_params.json`` from the
+storage; trial histories are stored with the trials, so the tables are complete even
+where the trial folders are not shared. The workers' folder (``results/<profile>/tuning``)
+should be shared too: a retry resumes from the killed trial's checkpoint only where it
+can read it (elsewhere it trains the trial again from its start).
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import csv
 import dataclasses
@@ -47,6 +66,9 @@ import io
 import logging
 import math
 import os
+import re
+import socket
+import threading
 import time
 import warnings
 from dataclasses import dataclass
@@ -69,6 +91,18 @@ TRANSFER_CSV_NAME = "transfer.csv"
 #: The two runs of the transfer check: the tuned values and the profile's own.
 TRANSFER_VARIANTS = ("tuned", "default")
 SCALES = ("log", "linear")
+#: Trial attributes a search keeps in the storage: the last heartbeat (seconds since the
+#: epoch), the worker (host:pid), the history for the tables, and the surplus mark.
+HEARTBEAT_ATTR = "melunmix:heartbeat"
+WORKER_ATTR = "melunmix:worker"
+HISTORY_ATTR = "melunmix:history"
+SURPLUS_ATTR = "melunmix:surplus"
+#: How often a trial whose worker died is queued again before its slot counts as failed.
+MAX_RETRIES = 3
+#: Lock file in the search folder: workers prepare the data one at a time.
+PREPARE_LOCK_NAME = ".prepare.lock"
+#: A storage given as a URL (an RDB storage); anything else is a journal file path.
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
 @dataclass
@@ -89,7 +123,9 @@ class TuneResult:
         The trials table (as ``trials.csv``).
     nb_trials_run : int
         Trials this call trained (0 when the search was already complete).
-    trials_csv, histories_csv, best_params_json, storage : Path
+    trials_csv, histories_csv, best_params_json : Path
+    storage : Path or str
+        The SQLite or journal file, or the database URL (password hidden).
     """
 
     out_dir: Path
@@ -101,7 +137,7 @@ class TuneResult:
     trials_csv: Path
     histories_csv: Path
     best_params_json: Path
-    storage: Path
+    storage: Path | str
 
 
 def load_best_params(tuning_dir: str | os.PathLike) -> dict[str, Any] | None:
@@ -295,9 +331,11 @@ def _short_run_settings(settings: Settings, epochs: int, seed: int, params: dict
 def _search_signature(settings: Settings, model: str, fingerprint: str | None) -> dict[str, Any]:
     """What must not change for a stored study to be continued."""
     tune_settings = dataclasses.asdict(settings.tune)
-    # Raising nb_trials continues a finished search; the transfer check and the folder
-    # layout do not change what a trial computes; the model searched is recorded below.
-    for name in ("enabled", "nb_trials", "transfer_epochs", "per_model", "model"):
+    # Raising nb_trials continues a finished search; the transfer check, the folder
+    # layout and where and how the workers keep the trials do not change what a trial
+    # computes; the model searched is recorded below.
+    for name in ("enabled", "nb_trials", "transfer_epochs", "per_model", "model", "storage",
+                 "heartbeat_interval", "grace_period"):
         tune_settings.pop(name)
     fixed = dataclasses.asdict(settings.train)
     for name in ("models", "seeds", "device", "progress", "use_tuned", "epochs", "valid_sdr_every",
@@ -318,10 +356,41 @@ def _trial_dir(out_dir: Path, number: int) -> Path:
     return out_dir / TRIALS_DIR_NAME / f"trial_{number:03d}"
 
 
-def _finished_count(study) -> int:
-    from optuna.trial import TrialState
+def _root(trial) -> int:
+    """The slot a trial fills: its own number, or for a retry the number of the trial it
+    repeats (the first of its ``retry_history``); the slot's folder is ``trial_<root>``."""
+    history = trial.system_attrs.get("retry_history")
+    return int(history[0]) if history else int(trial.number)
 
-    return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL)))
+
+def _slots(trials, nb_trials: int) -> tuple[dict[int, Any], set[int]]:
+    """The search's slots and the surplus trials, from the storage's trials alone.
+
+    A slot is one of the ``nb_trials`` trials the search runs: a trial asked for anew,
+    together with its retries (a retry repeats a killed worker's trial with the same
+    parameters and fills the same slot). Trials are taken in number order, which every
+    worker sees the same: a new trial beyond the first ``nb_trials`` (two workers asked at
+    the same moment for the last one) is surplus and is never run.
+
+    Returns
+    -------
+    slots : dict of int to FrozenTrial
+        Slot (root number) -> its latest trial, in slot order.
+    surplus : set of int
+        Numbers of the surplus trials.
+    """
+    slots, surplus, nb_new = {}, set(), 0
+    for trial in sorted(trials, key=lambda t: t.number):
+        if trial.system_attrs.get("retry_history"):
+            if _root(trial) in slots:
+                slots[_root(trial)] = trial
+            continue
+        if trial.user_attrs.get(SURPLUS_ATTR) or nb_new >= nb_trials:
+            surplus.add(trial.number)
+            continue
+        nb_new += 1
+        slots[trial.number] = trial
+    return slots, surplus
 
 
 def _read_history(run_dir: Path) -> dict | None:
@@ -331,25 +400,29 @@ def _read_history(run_dir: Path) -> dict | None:
     return read_json(path) if path.exists() else None
 
 
-def _tables(study, out_dir: Path, param_names: list[str]) -> tuple[str, str, list[dict]]:
-    """The trials table and the per-epoch histories of every trial, as CSV text."""
+def _tables(slots: dict[int, Any], out_dir: Path, param_names: list[str]) -> tuple[str, str, list[dict]]:
+    """The trials table and the per-epoch histories of every slot, as CSV text.
+
+    A slot's history is read from its folder, or (a worker on another machine without
+    the folder) from the history its worker stored with the trial.
+    """
     rows, history_rows = [], []
-    for trial in study.get_trials(deepcopy=False):
-        history = _read_history(_trial_dir(out_dir, trial.number)) or {}
+    for number, trial in slots.items():
+        history = _read_history(_trial_dir(out_dir, number)) or trial.user_attrs.get(HISTORY_ATTR) or {}
         epochs = history.get("epoch", [])
-        row = {"trial": trial.number, "state": trial.state.name}
+        row = {"trial": number, "state": trial.state.name}
         row.update({name: trial.params.get(name) for name in param_names})
         row.update(
             best_valid_loss=trial.value if trial.values else history.get("best_valid_loss"),
             best_epoch=history.get("best_epoch"),
             nb_epochs=len(epochs),
-            time_s=round(sum(history.get("epoch_time", [])), 3),
+            time_s=round(sum(t for t in history.get("epoch_time", []) if t is not None), 3),
             stop_reason=history.get("stop_reason"),
         )
         rows.append(row)
         for values in zip(*(history.get(c, []) for c in ("epoch", "train_loss", "valid_loss", "lr", "epoch_time"))):
-            history_rows.append({"trial": trial.number, **dict(zip(("epoch", "train_loss", "valid_loss", "lr",
-                                                                   "epoch_time"), values))})
+            history_rows.append({"trial": number, **dict(zip(("epoch", "train_loss", "valid_loss", "lr",
+                                                                "epoch_time"), values))})
     columns = ["trial", "state", *param_names, "best_valid_loss", "best_epoch", "nb_epochs", "time_s", "stop_reason"]
     history_columns = ["trial", "epoch", "train_loss", "valid_loss", "lr", "epoch_time"]
     return _csv(rows, columns), _csv(history_rows, history_columns), rows
@@ -413,8 +486,13 @@ def tune(
     -----
     ``settings.tune.enabled`` is for the caller (the notebook) to decide whether to
     tune at all; this function always searches. Raising ``settings.tune.nb_trials``
-    continues a finished search with the extra trials. One process at a time per
-    ``out_dir``: a trial found RUNNING in the study is taken to be an interrupted one.
+    continues a finished search with the extra trials. With the folder's own SQLite
+    file, one process at a time per ``out_dir``: a trial found RUNNING is taken to be an
+    interrupted one and is queued again (it resumes from its checkpoint). With a shared
+    ``settings.tune.storage`` any number of workers run this function together (see the
+    module's notes); the tables and the best parameters are the same in every worker.
+    Rows of the tables and ``best_trial`` are numbered by slot (the trial's folder), so
+    a retried trial keeps the number of the trial it repeats.
     """
     import optuna
     from optuna.samplers import TPESampler
@@ -442,15 +520,23 @@ def tune(
     progress = settings.train.progress if progress is None else bool(progress)
     out_dir.mkdir(parents=True, exist_ok=True)
 
+    storage, storage_label, shared = open_storage(settings.tune.storage, out_dir)
+    if shared and not settings.tune.grace_period > settings.tune.heartbeat_interval:
+        raise ValueError(
+            f"settings.tune.grace_period ({settings.tune.grace_period} s) must be longer than "
+            f"tune.heartbeat_interval ({settings.tune.heartbeat_interval} s), or live workers are taken for dead"
+        )
     base = trial_settings(settings, {})
-    data = prepare_data(base, data_root=data_root, stats_dir=stats_dir,
-                        sample_rate=settings.tune.sample_rate, progress=progress)
-    storage_path = (out_dir / STORAGE_NAME).resolve()
+    # Workers sharing the folder prepare the data one after the other: the first fills
+    # the resample cache and the statistics, the others read them.
+    with _exclusive(out_dir / PREPARE_LOCK_NAME):
+        data = prepare_data(base, data_root=data_root, stats_dir=stats_dir,
+                            sample_rate=settings.tune.sample_rate, progress=progress)
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # our own one line per trial instead
     try:
         study = optuna.create_study(
-            study_name=STUDY_NAME, storage=f"sqlite:///{storage_path}", direction="minimize",
+            study_name=study_name(settings, model, shared), storage=storage, direction="minimize",
             load_if_exists=True, sampler=TPESampler(seed=settings.tune.seed),
         )
     finally:
@@ -460,7 +546,9 @@ def tune(
     if stored is None:
         study.set_user_attr("search", signature)
     else:
-        check_run_signature(stored, signature, storage_path, out_dir, what="tuning search")
+        check_run_signature(stored, signature, storage_label, out_dir, what="tuning search")
+    nb_trials = int(settings.tune.nb_trials)
+    worker = f"{socket.gethostname()}:{os.getpid()}"
 
     def run(number: int, params: dict[str, Any]) -> tuple[float | None, Any]:
         start = time.perf_counter()
@@ -470,56 +558,74 @@ def tune(
         value = value if value is not None and math.isfinite(value) else None
         shown = ", ".join(f"{k}={v:.4g}" for k, v in params.items())
         outcome = f"best valid loss {value:.5g} (epoch {result.best_epoch})" if value is not None else "diverged"
-        line = (f"tuning {model} trial {number + 1}/{settings.tune.nb_trials}: {shown} -> {outcome}, "
-                f"{time.perf_counter() - start:.1f} s")
+        line = (f"tuning {model} trial {number + 1}/{nb_trials}: {shown} -> {outcome}, "
+                f"{time.perf_counter() - start:.1f} s" + (f" ({worker})" if shared else ""))
         print(line, flush=True)
         logger.info(line)
         return value, result
 
-    def record(trial_or_number, value: float | None) -> None:
-        verbosity = optuna.logging.get_verbosity()
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
-        try:
-            if value is None:
-                study.tell(trial_or_number, state=TrialState.FAIL)
-            else:
-                study.tell(trial_or_number, value)
-        finally:
-            optuna.logging.set_verbosity(verbosity)
-        trials_text, histories_text, _ = _tables(study, out_dir, param_names)
+    def write_tables() -> list[dict]:
+        slots, _ = _slots(study.get_trials(deepcopy=False), nb_trials)
+        trials_text, histories_text, rows = _tables(slots, out_dir, param_names)
         write_text(out_dir / TRIALS_CSV_NAME, trials_text)
         write_text(out_dir / HISTORIES_CSV_NAME, histories_text)
+        return rows
 
     nb_run = 0
-    # A trial whose process was killed stays RUNNING in the storage: finish it first,
-    # from its own checkpoint, with the parameters it was given.
-    for stale in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        value, _ = run(stale.number, dict(stale.params))
-        record(stale.number, value)
-        nb_run += 1
-    while _finished_count(study) < settings.tune.nb_trials:
-        study.sampler = TPESampler(seed=settings.tune.seed + len(study.trials))
-        trial = study.ask(distributions)
-        value, _ = run(trial.number, dict(trial.params))
-        record(trial, value)
+    while True:
+        # A trial whose worker was killed stays RUNNING in the storage: it is marked FAIL
+        # and queued again (same parameters, same folder, so it resumes from its checkpoint).
+        _fail_stale_trials(study, nb_trials, settings.tune.grace_period if shared else None, worker)
+        trials = study.get_trials(deepcopy=False)
+        slots, _ = _slots(trials, nb_trials)
+        waiting = any(t.state == TrialState.WAITING for t in trials)
+        if len(slots) >= nb_trials and not waiting:
+            if all(t.state.is_finished() for t in slots.values()):
+                break
+            time.sleep(min(float(settings.tune.heartbeat_interval), 5.0))  # other workers' trials run
+            continue
+        # Seeded by the slot count: the parameters tried depend on the seed and on the earlier
+        # trials' results only, interrupted or not (with one worker).
+        study.sampler = TPESampler(seed=settings.tune.seed + len(slots), constant_liar=shared)
+        with _quiet_optuna():
+            trial = study.ask(distributions)
+        trials = study.get_trials(deepcopy=False)
+        if trial.number in _slots(trials, nb_trials)[1]:
+            # Another worker asked at the same moment and got the last slot: never run this one.
+            trial.set_user_attr(SURPLUS_ATTR, True)
+            _tell(study, trial.number, None)
+            continue
+        number = _root(next(t for t in trials if t.number == trial.number))
+        trial.set_user_attr(WORKER_ATTR, worker)
+        # An exception leaves the trial RUNNING, as a kill does: a rerun resumes it.
+        with _heartbeat(trial, settings.tune.heartbeat_interval if shared else None):
+            value, result = run(number, dict(trial.params))
+        trial.set_user_attr(HISTORY_ATTR, _history_summary(result.history))
+        if not _tell(study, trial.number, value):
+            warnings.warn(
+                f"tuning {model} trial {number}: another worker took it for dead (no heartbeat for "
+                f"{settings.tune.grace_period} s) and queued it again; this result is not recorded",
+                RuntimeWarning, stacklevel=2,
+            )
+        write_tables()
         nb_run += 1
 
-    trials_text, histories_text, rows = _tables(study, out_dir, param_names)
-    write_text(out_dir / TRIALS_CSV_NAME, trials_text)
-    write_text(out_dir / HISTORIES_CSV_NAME, histories_text)
-    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    rows = write_tables()
+    slots, _ = _slots(study.get_trials(deepcopy=False), nb_trials)
+    complete = {number: t for number, t in slots.items() if t.state == TrialState.COMPLETE}
     if not complete:
         raise ValueError(
             f"every tuning trial in {out_dir} diverged (NaN loss); narrow settings.tune.space "
             f"(e.g. a lower learning-rate bound), delete {out_dir} and rerun"
         )
-    best = min(complete, key=lambda t: (t.value, t.number))
+    best_number = min(complete, key=lambda n: (complete[n].value, n))
+    best = complete[best_number]
     best_params_path = out_dir / BEST_PARAMS_NAME
     write_json(best_params_path, {
         **best.params,
         "search": {
             "best_valid_loss": best.value,
-            "trial": best.number,
+            "trial": best_number,
             "nb_trials": len(rows),
             "model": model,
             "sample_rate": float(settings.tune.sample_rate),
@@ -534,10 +640,191 @@ def tune(
 
     return TuneResult(
         out_dir=out_dir, best_params=dict(best.params), best_valid_loss=float(best.value),
-        best_trial=best.number, trials=pd.read_csv(out_dir / TRIALS_CSV_NAME), nb_trials_run=nb_run,
+        best_trial=best_number, trials=pd.read_csv(out_dir / TRIALS_CSV_NAME), nb_trials_run=nb_run,
         trials_csv=out_dir / TRIALS_CSV_NAME, histories_csv=out_dir / HISTORIES_CSV_NAME,
-        best_params_json=best_params_path, storage=storage_path,
+        best_params_json=best_params_path, storage=storage_label,
     )
+
+
+def open_storage(spec: str | None, out_dir: Path):
+    """The Optuna storage a search keeps its trials in.
+
+    Parameters
+    ----------
+    spec : str or None
+        ``settings.tune.storage`` (or ``melunmix tune --storage``): None for the search
+        folder's own SQLite file (one process at a time); a database URL
+        (``postgresql://user:password@host/db``, ``mysql://...``, ``sqlite:////shared/path.db``)
+        for an RDB storage; anything else is the path of an Optuna journal file
+        (``JournalStorage`` with a ``JournalFileBackend``) on a filesystem every worker
+        sees.
+    out_dir : Path
+        The search folder (for the default SQLite file).
+
+    Returns
+    -------
+    storage : str or optuna.storages.BaseStorage
+        What ``optuna.create_study(storage=...)`` takes.
+    label : Path or str
+        The file or URL (password hidden), for messages.
+    shared : bool
+        True for a storage given explicitly: several workers may use it at once, so each
+        running trial sends heartbeats and a trial without one for
+        ``settings.tune.grace_period`` seconds is taken for a killed worker's.
+    """
+    if spec is None:
+        path = (out_dir / STORAGE_NAME).resolve()
+        return f"sqlite:///{path}", path, False
+    spec = str(spec)
+    if _URL.match(spec):
+        return spec, re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", spec), True
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    path = Path(spec).expanduser().resolve()
+    if path.is_dir():
+        raise ValueError(f"settings.tune.storage {spec!r} is a folder; give a journal file path "
+                         "(e.g. /shared/tuning/journal.log) or a database URL")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return JournalStorage(JournalFileBackend(str(path))), path, True
+
+
+def study_name(settings: Settings, model: str, shared: bool) -> str:
+    """The Optuna study of a search: ``melunmix-tune`` in the folder's own SQLite file; in a
+    shared storage, which may hold several profiles and models, ``melunmix-tune:<profile>:<model>``."""
+    return f"{STUDY_NAME}:{settings.name}:{model}" if shared else STUDY_NAME
+
+
+@contextlib.contextmanager
+def _quiet_optuna():
+    """Optuna's own log lines (and its experimental-API warnings) off; the search prints one line per trial."""
+    import optuna
+
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            yield
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+
+
+def _tell(study, number: int, value: float | None) -> bool:
+    """Finish trial ``number`` (FAIL when ``value`` is None); False when it was already
+    finished (another worker failed it first)."""
+    from optuna.exceptions import UpdateFinishedTrialError
+    from optuna.trial import TrialState
+
+    try:
+        with _quiet_optuna():
+            if value is None:
+                study.tell(number, state=TrialState.FAIL)
+            else:
+                study.tell(number, value)
+    except (UpdateFinishedTrialError, ValueError):
+        return False
+    return True
+
+
+def _fail_stale_trials(study, nb_trials: int, grace_period: float | None, worker: str) -> list[int]:
+    """Mark the RUNNING trials of killed workers FAIL and queue each again once.
+
+    Parameters
+    ----------
+    grace_period : float or None
+        Seconds without a heartbeat after which a trial is stale; None (the folder's own
+        storage, one process at a time): every RUNNING trial is a killed process's.
+
+    Returns
+    -------
+    list of int
+        Numbers of the trials this call failed.
+    """
+    from optuna.storages import RetryHeartbeatStaleTrialCallback
+    from optuna.trial import TrialState
+
+    trials = study.get_trials(deepcopy=False)
+    _, surplus = _slots(trials, nb_trials)
+    now = time.time()
+    failed = []
+    for trial in trials:
+        if trial.state != TrialState.RUNNING:
+            continue
+        if grace_period is not None:
+            started = trial.datetime_start.timestamp() if trial.datetime_start else 0.0
+            last = max(float(trial.user_attrs.get(HEARTBEAT_ATTR, 0.0)), started)
+            if now - last <= grace_period:
+                continue
+        if not _tell(study, trial.number, None):
+            continue  # finished meanwhile, or another worker failed it first
+        failed.append(trial.number)
+        retries = len(trial.system_attrs.get("retry_history", []))
+        again = trial.number not in surplus and retries < MAX_RETRIES
+        line = (f"tuning: trial {_root(trial) + 1}/{nb_trials} ({TRIALS_DIR_NAME}/{_trial_dir(Path(), _root(trial)).name}, "
+                f"worker {trial.user_attrs.get(WORKER_ATTR, '?')}) was interrupted; "
+                + ("queued again, it resumes from its checkpoint" if again
+                   else f"not retried ({retries} retries already)") + f" [seen by {worker}]")
+        print(line, flush=True)
+        logger.info(line)
+        if again:
+            with _quiet_optuna():
+                RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRIES)(study, trial)
+    return failed
+
+
+@contextlib.contextmanager
+def _heartbeat(trial, interval: float | None):
+    """While the block runs, record the time in the trial every ``interval`` seconds
+    (from a thread, so a long epoch does not silence it); nothing when ``interval`` is None."""
+    if interval is None:
+        yield
+        return
+    stop = threading.Event()
+
+    def beat() -> None:
+        while True:
+            try:
+                trial.set_user_attr(HEARTBEAT_ATTR, time.time())
+            except Exception:  # the trial was finished by another worker: nothing left to keep alive
+                return
+            if stop.wait(float(interval)):
+                return
+
+    thread = threading.Thread(target=beat, name=f"melunmix-heartbeat-{trial.number}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def _history_summary(history: dict[str, Any]) -> dict[str, Any]:
+    """What the trials tables need of a trial's history, JSON-safe (stored with the trial)."""
+    from .train import _history_for_json
+
+    clean = _history_for_json(history)
+    keys = ("epoch", "train_loss", "valid_loss", "lr", "epoch_time", "best_epoch", "best_valid_loss", "stop_reason")
+    return {key: clean.get(key) for key in keys}
+
+
+@contextlib.contextmanager
+def _exclusive(path: Path):
+    """Hold an exclusive lock on ``path`` (``fcntl.flock``; released by the kernel when the
+    process dies). Without ``fcntl`` (Windows) the block runs unlocked."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def tune_all(
@@ -569,6 +856,53 @@ def tune_all(
                     stats_dir=root / "features", model=model)
         for model in tuned_models(settings)
     }
+
+
+def tune_profile(
+    profile: str = "demo",
+    data_root: str | os.PathLike | None = None,
+    results_dir: str | os.PathLike | None = None,
+    storage: str | None = None,
+    stand_in: bool = False,
+    progress: bool | None = None,
+) -> dict[str, TuneResult]:
+    """One tuning worker: every search of a profile (:func:`tune_all`) into its tuning folder.
+
+    Start one per machine or job on a shared storage (``storage``, or the profile's
+    ``tune.storage``): each worker takes trials until the search has
+    ``tune.nb_trials``, finishes those of killed workers, and waits for the others' to
+    end; then each writes the tables and ``best_params.json`` from the storage. With the
+    default storage (the folder's own SQLite file) it is the one process of the search.
+
+    Parameters
+    ----------
+    profile : str
+        Profile name or YAML path.
+    data_root, results_dir, stand_in
+        As :func:`melunmix.study.open_run`.
+    storage : str, optional
+        Overrides ``tune.storage``: a database URL or a journal file path (see
+        :func:`open_storage`).
+    progress : bool, optional
+        Progress bars; default ``settings.train.progress``.
+
+    Returns
+    -------
+    dict of str to TuneResult
+        By canonical model name.
+    """
+    from .config import load_profile
+    from .study import open_run
+
+    tuning = run_paths(load_profile(profile), results_dir).tuning
+    # Workers started together make the dataset (first use) one at a time.
+    with _exclusive(tuning / PREPARE_LOCK_NAME):
+        run = open_run(profile, data_root, results_dir, progress=progress, stand_in=stand_in)
+    settings = run.settings
+    if storage is not None:
+        settings = copy.deepcopy(settings)
+        settings.tune.storage = str(storage)
+    return tune_all(settings, run.data_root, out_dir=run.paths.tuning, progress=progress)
 
 
 def load_trial_histories(settings: Settings, tuning_dir: str | os.PathLike | None = None):

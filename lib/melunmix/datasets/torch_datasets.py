@@ -9,6 +9,8 @@ the real full mixtures (or fixed chunks of them) with their true targets.
 Reproducibility with any number of DataLoader workers: item ``i`` of epoch ``e`` draws
 from a generator seeded with ``(seed, e, i)``, so it is the same whichever worker builds
 it and in whatever order; :meth:`TrainDataset.set_epoch` makes epochs differ.
+:class:`GlobalBatchSampler` gives the epoch's shuffled batches, or one training process's
+share of each (several processes under ``torchrun``, :mod:`melunmix.distributed`).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Sampler
 
 from .cache import prepare_tracks
 from .reading import read_chunk, read_native
@@ -156,6 +158,79 @@ class TrainDataset(Dataset):
         if self.random_chunks:
             return int(rng.integers(room + 1))
         return room * position // max(self.samples_per_track - 1, 1)
+
+
+class GlobalBatchSampler(Sampler[list[int]]):
+    """The shuffled batches of one epoch, each cut into the share of one training process.
+
+    The order is the one ``DataLoader(dataset, batch_size, shuffle=True,
+    generator=torch.Generator().manual_seed(shuffle_seed))`` draws (one 64-bit draw for
+    its worker seeds, then ``torch.randperm``), cut into global batches of
+    ``batch_size`` (the last one may be shorter). Rank ``r`` of ``world_size`` takes the
+    contiguous part ``[len(b) * r // world_size, len(b) * (r + 1) // world_size)`` of
+    every global batch ``b``: the ranks' parts are disjoint, together they are the global
+    batch, and the global batches are the same for any number of ranks. Each iteration
+    starts a fresh generator, so iterating twice gives the same batches.
+
+    Parameters
+    ----------
+    nb_items : int
+        Items in the epoch (``len(dataset)``).
+    batch_size : int
+        Items per global batch (all ranks together).
+    shuffle_seed : int
+        Seed of the epoch's order (training uses one per seed and epoch).
+    rank, world_size : int
+        This process's rank and the number of processes (0 and 1: the whole batch).
+
+    Raises
+    ------
+    ValueError
+        A global batch would leave a rank without items (``batch_size`` or the last
+        batch, ``nb_items % batch_size``, smaller than ``world_size``): the message gives
+        the numbers and the fix.
+    """
+
+    def __init__(self, nb_items: int, batch_size: int, shuffle_seed: int, rank: int = 0, world_size: int = 1):
+        self.nb_items, self.batch_size = int(nb_items), int(batch_size)
+        self.shuffle_seed, self.rank, self.world_size = int(shuffle_seed), int(rank), int(world_size)
+        if self.nb_items < 1 or self.batch_size < 1:
+            raise ValueError(f"need at least one item and a batch size >= 1, got {nb_items} items, "
+                             f"batch size {batch_size}")
+        if not 0 <= self.rank < self.world_size:
+            raise ValueError(f"rank {rank} is not in 0..{world_size - 1}")
+        last = self.nb_items % self.batch_size or self.batch_size
+        smallest = min(self.batch_size, self.nb_items, last)
+        if smallest < self.world_size:
+            raise ValueError(
+                f"{self.world_size} processes share each batch, but an epoch of {self.nb_items} items in batches "
+                f"of {self.batch_size} has a batch of {smallest} item(s): every process needs at least one. "
+                "Choose train.batch_size and data.samples_per_track so that every batch (the last one is "
+                "nb_items % batch_size) holds at least as many items as processes, or start fewer processes"
+            )
+
+    def global_order(self) -> list[int]:
+        """Every item index of the epoch in training order (the same on every rank)."""
+        generator = torch.Generator().manual_seed(self.shuffle_seed)
+        torch.empty((), dtype=torch.int64).random_(generator=generator)  # DataLoader's worker seed
+        return torch.randperm(self.nb_items, generator=generator).tolist()
+
+    def global_batches(self) -> list[list[int]]:
+        """The epoch's global batches (item indices), in order."""
+        order = self.global_order()
+        return [order[start:start + self.batch_size] for start in range(0, self.nb_items, self.batch_size)]
+
+    def global_batch_sizes(self) -> list[int]:
+        """Items per global batch, in order."""
+        return [min(self.batch_size, self.nb_items - start) for start in range(0, self.nb_items, self.batch_size)]
+
+    def __iter__(self):
+        for batch in self.global_batches():
+            size = len(batch)
+            yield batch[size * self.rank // self.world_size:size * (self.rank + 1) // self.world_size]
+
+    def __len__(self) -> int:
+        return -(-self.nb_items // self.batch_size)
 
 
 class ValidDataset(Dataset):

@@ -1,0 +1,246 @@
+"""Training on several processes (torch.distributed, gloo on this CPU, started by torchrun).
+
+Two processes with the same global batch train as one process does (to float round-off),
+a 2-process run killed with SIGKILL resumes from its checkpoint to the loss of an
+uninterrupted one, and a checkpoint written by 2 ranks continues in 1. Everything runs
+on a tiny generated dataset (2 training songs of 4 s at 16 kHz, one validation song) with
+models of hidden size 16 and one LSTM layer (no dropout: LSTM dropout draws its masks per
+rank, see melunmix.distributed).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from melunmix.datasets.torch_datasets import GlobalBatchSampler
+from melunmix.synth import make_dataset
+from melunmix.train import HISTORY_JSON_NAME, SETTINGS_JSON_NAME, train_profile
+
+PROFILE = {
+    "name": "ddp",
+    "data": {"sample_rate": 16000, "seq_dur": 1.0, "samples_per_track": 16},
+    "stft": {"n_fft": 256, "n_hop": 128, "bandwidth": 6000.0},
+    "model": {"hidden_size": 16, "nb_layers": 1, "n_mels": 16},
+    "train": {"models": ["openunmix", "melunmix"], "epochs": 4, "batch_size": 8, "lr": 0.01,
+              "use_tuned": False, "progress": False, "seeds": [7]},
+}
+#: Relative agreement of 2 processes with 1 over 4 epochs (measured: ~4e-5).
+RTOL = 1e-3
+
+
+@pytest.fixture(scope="module", autouse=True)
+def environment(tmp_path_factory):
+    # The resample/decode cache would default to the dataset's folder: a temporary one.
+    patch = pytest.MonkeyPatch()
+    patch.setenv("MELUNMIX_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+    patch.setenv("OMP_NUM_THREADS", "1")  # what torchrun gives each rank
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+    patch.undo()
+
+
+@pytest.fixture(scope="module")
+def dataset_root(tmp_path_factory):
+    return make_dataset(tmp_path_factory.mktemp("data") / "synth", nb_train=3, nb_valid=1, nb_test=1,
+                        duration=4.0, seed=0, sample_rate=16000, progress=False)
+
+
+def _profile(folder: Path, **train) -> Path:
+    values = json.loads(json.dumps(PROFILE))
+    values["train"].update(train)
+    path = folder / f"ddp-{len(list(folder.glob('*.yaml')))}.yaml"
+    path.write_text(yaml.safe_dump(values))
+    return path
+
+
+def _torchrun(profile: Path, root: Path, results: Path, *extra: str, nproc: int = 2) -> list[str]:
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc),
+            "-m", "melunmix.train", "--profile", str(profile), "--data-root", str(root),
+            "--results-dir", str(results), "--no-progress", *extra]
+
+
+def _history(results: Path, model: str) -> dict:
+    return json.loads((results / "ddp" / "models" / model / HISTORY_JSON_NAME).read_text())
+
+
+@pytest.fixture(scope="module")
+def two_processes(dataset_root, tmp_path_factory):
+    """Both study model kinds trained 4 epochs by 2 gloo processes under torchrun."""
+    folder = tmp_path_factory.mktemp("two")
+    done = subprocess.run(_torchrun(_profile(folder), dataset_root, folder / "results"),
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return folder / "results", done.stdout
+
+
+@pytest.fixture(scope="module")
+def one_process(dataset_root, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("one")
+    train_profile(str(_profile(folder)), data_root=dataset_root, results_dir=folder / "results", progress=False)
+    return folder / "results"
+
+
+def test_two_processes_train_as_one_with_the_same_global_batch(two_processes, one_process):
+    results, printed = two_processes
+    for model in ("openunmix", "melunmix"):
+        two, one = _history(results, model), _history(one_process, model)
+        assert two["epoch"] == one["epoch"] == [1, 2, 3, 4]
+        # Every epoch's loss, global batch by global batch: split across the ranks with the
+        # batch norm statistics of the whole batch, it is the single process's.
+        np.testing.assert_allclose(two["train_loss"], one["train_loss"], rtol=RTOL)
+        np.testing.assert_allclose(two["valid_loss"], one["valid_loss"], rtol=RTOL)
+        assert two["train_loss"][-1] < two["train_loss"][0]
+        saved = json.loads((results / "ddp" / "models" / model / SETTINGS_JSON_NAME).read_text())
+        assert saved["distributed"] == {"world_size": 2, "backend": "gloo"}
+    # Rank 0 alone reports (and writes): one line per epoch and model.
+    assert printed.count("openunmix/vocals epoch 1/4") == 1 and printed.count("melunmix: 4 epochs") == 1
+
+
+def _children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(p) for p in path.read_text().split()] if path.exists() else []
+
+
+def _environment(pid: int) -> dict:
+    raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    return dict(item.decode(errors="replace").split("=", 1) for item in raw if b"=" in item)
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="finds the ranks' processes through /proc")
+def test_killed_two_process_run_resumes_to_the_same_loss_with_any_number_of_processes(
+        dataset_root, two_processes, one_process, tmp_path):
+    reference, _ = two_processes
+    profile = _profile(tmp_path)
+    results = tmp_path / "results"
+    launcher = subprocess.Popen(_torchrun(profile, dataset_root, results, "--model", "openunmix"),
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    history_path = results / "ddp" / "models" / "openunmix" / HISTORY_JSON_NAME
+    killed = None
+    try:
+        deadline = time.monotonic() + 240
+        while killed is None and time.monotonic() < deadline and launcher.poll() is None:
+            time.sleep(0.02)
+            try:
+                epochs = json.loads(history_path.read_text())["epoch"]
+            except (FileNotFoundError, json.JSONDecodeError, KeyError):
+                continue
+            if 1 <= len(epochs) < 4:
+                ranks = {_environment(pid).get("RANK"): pid for pid in _children(launcher.pid)}
+                os.kill(ranks["1"], signal.SIGKILL)  # a rank dies mid-run; torchrun stops the other
+                killed = len(epochs)
+        output, _ = launcher.communicate(timeout=120)
+    finally:
+        if launcher.poll() is None:
+            os.killpg(launcher.pid, signal.SIGKILL)
+            launcher.wait()
+    assert killed is not None, "the run ended before it could be killed:\n" + (launcher.stdout.read() or "")
+    assert launcher.returncode != 0, output
+    assert json.loads(history_path.read_text())["finished"] is False
+
+    # Resumed by 2 processes from the last checkpoint: the uninterrupted run's losses exactly.
+    done = subprocess.run(_torchrun(profile, dataset_root, results, "--model", "openunmix"),
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    resumed, uninterrupted = _history(results, "openunmix"), _history(reference, "openunmix")
+    assert resumed["epoch"] == [1, 2, 3, 4] and resumed["finished"]
+    assert f"epoch {killed}/4" not in done.stdout and "epoch 4/4" in done.stdout  # it did not start over
+    assert resumed["train_loss"] == uninterrupted["train_loss"]
+    assert resumed["valid_loss"] == uninterrupted["valid_loss"]
+
+    # A checkpoint of 2 ranks continues in 1 process (one more epoch), as the 1-process run does.
+    longer = _profile(tmp_path, epochs=5)
+    continued = train_profile(str(longer), data_root=dataset_root, results_dir=results, models=["openunmix"],
+                              progress=False)["openunmix"]
+    alone = train_profile(str(longer), data_root=dataset_root, results_dir=one_process, models=["openunmix"],
+                          progress=False)["openunmix"]
+    assert continued.history["epoch"] == alone.history["epoch"] == [1, 2, 3, 4, 5]
+    np.testing.assert_allclose(continued.history["train_loss"], alone.history["train_loss"], rtol=RTOL)
+    np.testing.assert_allclose(continued.history["valid_loss"], alone.history["valid_loss"], rtol=RTOL)
+
+
+# --------------------------------------------------------------------------- pieces
+@pytest.mark.parametrize("nb_items, batch_size", [(32, 8), (13, 4), (6, 6)])
+def test_global_batches_are_the_dataloaders_and_the_ranks_share_them(nb_items, batch_size):
+    seed = 7 * 100_003 + 3
+    loader = torch.utils.data.DataLoader(list(range(nb_items)), batch_size=batch_size, shuffle=True,
+                                         generator=torch.Generator().manual_seed(seed))
+    expected = [batch.tolist() for batch in loader]
+    assert list(GlobalBatchSampler(nb_items, batch_size, seed)) == expected  # one process: the same batches
+    for world_size in (2, 3):
+        if min(batch_size, nb_items % batch_size or batch_size) < world_size:
+            continue
+        shares = [list(GlobalBatchSampler(nb_items, batch_size, seed, rank, world_size))
+                  for rank in range(world_size)]
+        for step, batch in enumerate(expected):
+            parts = [share[step] for share in shares]
+            assert sum(parts, []) == batch  # disjoint, in order, together the global batch
+            assert max(map(len, parts)) - min(map(len, parts)) <= 1
+
+
+def test_a_batch_too_small_to_share_is_refused_with_the_numbers():
+    with pytest.raises(ValueError, match="batch of 1 item.*train.batch_size and data.samples_per_track"):
+        GlobalBatchSampler(9, 4, 0, 0, 2)
+
+
+def _batchnorm_rank(rank: int, init_file: str, out_file: str) -> None:
+    """One rank of test_synced_batchnorm_is_batchnorm_on_the_global_batch (spawned)."""
+    import torch.distributed as dist
+
+    from melunmix.distributed import SyncedBatchNorm1d
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
+    try:
+        torch.manual_seed(0)
+        x = torch.randn(8, 5, dtype=torch.float64) * 3 + 1
+        weights = torch.randn(8, 5, dtype=torch.float64)
+        rows = slice(0, 5) if rank == 0 else slice(5, 8)  # unequal shares
+        layer = SyncedBatchNorm1d(5).double()
+        with torch.no_grad():
+            layer.weight.uniform_(0.5, 1.5)
+            layer.bias.uniform_(-1, 1)
+        part = x[rows].clone().requires_grad_(True)
+        out = layer(part)
+        # The loss of the whole batch: each rank's part of the sum.
+        (out * weights[rows]).sum().backward()
+        grads = torch.stack([layer.weight.grad, layer.bias.grad])
+        dist.all_reduce(grads)  # as DDP sums (then averages) parameter gradients
+        torch.save({"out": out.detach(), "x_grad": part.grad, "param_grads": grads,
+                    "running": torch.stack([layer.running_mean, layer.running_var])}, f"{out_file}.{rank}")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_synced_batchnorm_is_batchnorm_on_the_global_batch(tmp_path):
+    import torch.multiprocessing as mp
+
+    mp.spawn(_batchnorm_rank, args=(str(tmp_path / "init"), str(tmp_path / "out")), nprocs=2, join=True)
+    parts = [torch.load(tmp_path / f"out.{rank}") for rank in range(2)]
+
+    torch.manual_seed(0)
+    x = (torch.randn(8, 5, dtype=torch.float64) * 3 + 1).requires_grad_(True)
+    weights = torch.randn(8, 5, dtype=torch.float64)
+    layer = torch.nn.BatchNorm1d(5).double()
+    with torch.no_grad():
+        layer.weight.uniform_(0.5, 1.5)
+        layer.bias.uniform_(-1, 1)
+    out = layer(x)
+    (out * weights).sum().backward()
+    torch.testing.assert_close(torch.cat([p["out"] for p in parts]), out.detach())
+    torch.testing.assert_close(torch.cat([p["x_grad"] for p in parts]), x.grad)
+    for p in parts:
+        torch.testing.assert_close(p["param_grads"], torch.stack([layer.weight.grad, layer.bias.grad]))
+        torch.testing.assert_close(p["running"], torch.stack([layer.running_mean, layer.running_var]))
