@@ -59,6 +59,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
     from .report import markdown_table
     from .score import TABLES_DIR_NAME, parse_shard, score_folder
 
+    shard = parse_shard(args.shard) if args.shard else None
     table = score_folder(args.estimates, args.data_root, args.out, scorer=args.scorer, jobs=args.jobs,
                          subset=args.subset, progress=not args.no_progress, overwrite=args.overwrite,
                          shard=shard, aggregate_only=args.aggregate)
@@ -101,7 +102,6 @@ def _cmd_tune(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="melunmix", description=__doc__.split("\n\n")[0])
-    shard = parse_shard(args.shard) if args.shard else None
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("separate", help="separate songs into vocals and accompaniment")
@@ -134,22 +134,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--subset", choices=("test", "train"), default="test")
     p.add_argument("--overwrite", action="store_true", help="rescore tracks already scored in --out")
     p.add_argument("--no-progress", action="store_true")
-    p.set_defaults(func=_cmd_score)
-
-    p = sub.add_parser("reproduce", help="run the study's notebooks with papermill")
-    p.add_argument("--profile", default="demo", help="smoke, demo, poster, umx or a YAML file (default demo)")
-    p.add_argument("--data-root", type=Path, default=None, help="MUSDB18 or MUSDB18-HQ root (default: "
-                   "$MUSDB_ROOT, $MUSDB_PATH, else the generated dataset)")
-    p.add_argument("--results-dir", type=Path, default=None, help="parent of the run folder (default results/)")
-    p.add_argument("--only", nargs="+", default=None, metavar="NN", help="run only these notebooks (e.g. 05 06)")
-    p.add_argument("--stand-in", action="store_true", help="run a MUSDB18 profile (poster, umx) on the "
     group = p.add_mutually_exclusive_group()
     group.add_argument("--shard", metavar="I/N", help="score only every N-th track from the I-th (0 <= I < N, "
                        "tracks sorted by name); 'slurm': I and N from the Slurm array job's variables")
     group.add_argument("--aggregate", action="store_true", help="score nothing: write the tables from the "
                        "shards' JSON, refusing while a track is missing")
-                   "generated dataset when no MUSDB18 root is given; the results say so")
-    p.set_defaults(func=_cmd_reproduce)
+    p.set_defaults(func=_cmd_score)
+
     p = sub.add_parser("train", help="train the profile's models (several processes under torchrun)")
     p.add_argument("--profile", default="demo", help="profile name or YAML file (default demo)")
     p.add_argument("--model", action="append", default=None, help="train only this model (repeatable)")
@@ -170,6 +161,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_cmd_tune)
 
+    p = sub.add_parser("reproduce", help="run the study's notebooks with papermill")
+    p.add_argument("--profile", default="demo", help="smoke, demo, poster, umx or a YAML file (default demo)")
+    p.add_argument("--data-root", type=Path, default=None, help="MUSDB18 or MUSDB18-HQ root (default: "
+                   "$MUSDB_ROOT, $MUSDB_PATH, else the generated dataset)")
+    p.add_argument("--results-dir", type=Path, default=None, help="parent of the run folder (default results/)")
+    p.add_argument("--only", nargs="+", default=None, metavar="NN", help="run only these notebooks (e.g. 05 06)")
+    p.add_argument("--stand-in", action="store_true", help="run a MUSDB18 profile (poster, umx) on the "
+                   "generated dataset when no MUSDB18 root is given; the results say so")
+    p.set_defaults(func=_cmd_reproduce)
     return parser
 
 
