@@ -49,6 +49,7 @@ def main(argv=None) -> int:
     parser.add_argument("--songs", type=int, default=6, help="test songs scored (the first N)")
     parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--jobs", type=int, default=2, help="scoring processes")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads for training")
     args = parser.parse_args(argv)
 
     import numpy as np
@@ -61,7 +62,7 @@ def main(argv=None) -> int:
     overrides = _override(args.sets)
     overrides.setdefault("train", {})["use_tuned"] = False
     settings = load_profile(args.profile, overrides)
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     data = prepare_data(settings, stats_dir=args.out / "features", progress=False)
     start = time.perf_counter()
     result = train(args.model, settings, data, out_dir=args.out / "models" / args.model, progress=False)
