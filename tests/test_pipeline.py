@@ -141,3 +141,199 @@ def test_cli_make_dataset_onto_a_file_is_one_line(tmp_path, capsys):
                      "--duration", "4", "--no-progress"]) != 0
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith("melunmix make-dataset: error:") and "is a file" in err
+
+
+# --------------------------------------------------------------------------- signals, kills, two runs
+# Real `melunmix reproduce` processes (the command line's code, papermill, a kernel, the
+# evaluation pool) on small notebooks, stopped with real signals.
+
+RUNNER = """
+import sys
+from pathlib import Path
+from melunmix import cli, pipeline
+pipeline.NOTEBOOKS_DIR = Path(sys.argv[1])
+sys.exit(cli.main(["reproduce", "--profile", "smoke", "--results-dir", sys.argv[2], *sys.argv[3:]]))
+"""
+NB_SONGS = 6
+
+
+def start_reproduce(notebooks, results, *options):
+    import subprocess
+    import sys
+
+    return subprocess.Popen([sys.executable, "-c", RUNNER, str(notebooks), str(results), *options],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for(condition, what, process, timeout=180):
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        if process.poll() is not None:
+            pytest.fail(f"reproduce ended (rc {process.returncode}) before {what}: {process.stderr.read()}")
+        time.sleep(0.05)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def assert_all_gone(processes, timeout):
+    import psutil
+
+    _, alive = psutil.wait_procs(processes, timeout=timeout)
+    left = [" ".join(p.cmdline())[:80] for p in alive if p.is_running()]
+    for process in alive:
+        process.kill()
+    assert not left, f"still running {timeout} s after the run ended: {left}"
+
+
+@pytest.fixture(scope="module")
+def pool_study(tmp_path_factory):
+    """01 scores 6 songs with two worker processes (it resumes); 02 writes a file."""
+    from melunmix.synth import make_dataset
+
+    base = tmp_path_factory.mktemp("pool_study")
+    data = make_dataset(base / "data", nb_train=1, nb_valid=0, nb_test=NB_SONGS, duration=12.0, seed=4,
+                        sample_rate=8000, progress=False)
+    notebooks = base / "notebooks"
+    notebooks.mkdir()
+    write_notebook(notebooks / "01_pool.ipynb",
+                   "import pathlib\nfrom melunmix import evaluate\nfrom melunmix.datasets import find_tracks\n"
+                   f"evaluate.evaluate_oracle('IRM1', find_tracks({str(data)!r}, 'test'), "
+                   "pathlib.Path(results_dir, profile, 'eval'), jobs=2, progress=False)")
+    write_notebook(notebooks / "02_after.ipynb",
+                   "import pathlib\npathlib.Path(results_dir, profile, 'ran-02').write_text('yes')")
+    return notebooks
+
+
+def scored(results):
+    folder = results / "smoke" / "eval" / "IRM1" / "test"
+    return sorted(folder.glob("*.json")) if folder.is_dir() else []
+
+
+def run_tree_while_scoring(process, results):
+    """Wait until the pool has scored a song; the run's processes (kernel, workers, ...)."""
+    import psutil
+
+    wait_for(lambda: scored(results), "the first scored song", process)
+    tree = psutil.Process(process.pid).children(recursive=True)
+    assert sum("spawn_main" in " ".join(p.cmdline()) for p in tree) == 2, [p.cmdline() for p in tree]
+    assert any("ipykernel" in " ".join(p.cmdline()) for p in tree)
+    assert len(scored(results)) < NB_SONGS, "scoring finished before the signal"
+    return tree
+
+
+@pytest.mark.parametrize("signum, code", [("SIGINT", 130), ("SIGTERM", 143)])
+def test_signal_stops_the_run_in_one_line_and_a_rerun_resumes(pool_study, tmp_path, signum, code):
+    import signal
+
+    from melunmix.files import lock_holder
+
+    results = tmp_path / "results"
+    run = start_reproduce(pool_study, results)
+    tree = run_tree_while_scoring(run, results)
+    kernel_file = next(p.cmdline() for p in tree if "ipykernel" in " ".join(p.cmdline()))
+    kernel_file = kernel_file[kernel_file.index("-f") + 1]
+    run.send_signal(getattr(signal, signum))
+    out, err = run.communicate(timeout=120)
+    assert run.returncode == code, err
+    assert "Traceback" not in err and "Task exception" not in err, err
+    last = err.strip().splitlines()[-1]
+    assert last == (f"melunmix reproduce: interrupted by {signum} during 01_pool.ipynb (notebook 1 of 2); "
+                    f"finished work is kept in {results / 'smoke'}: rerun the same command to resume")
+    assert_all_gone(tree, timeout=5)  # the kernel, both workers, multiprocessing's resource tracker
+    assert not (tmp_path / kernel_file).exists()  # the kernel's connection file is cleaned up too
+    manifest = json.loads((results / "smoke" / "manifest.json").read_text())
+    step = manifest["steps"][-1]
+    assert step["notebook"] == "01_pool.ipynb" and step["status"] == "interrupted" and step["signal"] == signum
+    assert step["started"] <= step["ended"]
+    assert manifest["notebooks"]["01_pool.ipynb"] == {"status": "interrupted", "signal": signum}
+    assert "02_after.ipynb" not in manifest["notebooks"] and "total_seconds" not in manifest
+    assert lock_holder(results / "smoke" / "run.lock") is None
+
+    if signum == "SIGINT":  # the same command again: finishes, keeping what was scored
+        kept = {p.name: p.stat().st_mtime_ns for p in scored(results)}
+        again = start_reproduce(pool_study, results)
+        out, err = again.communicate(timeout=300)
+        assert again.returncode == 0, err
+        assert len(scored(results)) == NB_SONGS
+        assert {p.name: p.stat().st_mtime_ns for p in scored(results) if p.name in kept} == kept
+        manifest = json.loads((results / "smoke" / "manifest.json").read_text())
+        assert [(s["notebook"], s["status"]) for s in manifest["steps"]] == [
+            ("01_pool.ipynb", "interrupted"), ("01_pool.ipynb", "ok"), ("02_after.ipynb", "ok")]
+        assert {k: v["status"] for k, v in manifest["notebooks"].items()} == {
+            "01_pool.ipynb": "ok", "02_after.ipynb": "ok"}
+
+
+def test_killed_run_leaves_no_process_and_no_lock(pool_study, tmp_path):
+    """kill -9 of reproduce: ipykernel notices its parent is gone (it polls every second)
+    and exits; the pool's workers die with the kernel. The next run is not blocked."""
+    results = tmp_path / "results"
+    run = start_reproduce(pool_study, results)
+    tree = run_tree_while_scoring(run, results)
+    run.kill()
+    run.communicate(timeout=30)
+    assert_all_gone(tree, timeout=10)
+    manifest = json.loads((results / "smoke" / "manifest.json").read_text())
+    assert manifest["steps"][-1]["status"] == "running"  # nobody could write more
+
+    again = start_reproduce(pool_study, results, "--only", "02")  # (resuming 01: the test above)
+    out, err = again.communicate(timeout=300)
+    assert again.returncode == 0, err
+    assert (results / "smoke" / "ran-02").exists()
+    manifest = json.loads((results / "smoke" / "manifest.json").read_text())
+    assert [(s["notebook"], s["status"]) for s in manifest["steps"]] == [
+        ("01_pool.ipynb", "killed"), ("02_after.ipynb", "ok")]
+    assert manifest["notebooks"]["01_pool.ipynb"] == {"status": "killed"}
+
+
+def test_second_run_on_a_folder_is_refused_naming_the_first(tmp_path):
+    import socket
+    import warnings
+
+    from melunmix import study
+    from melunmix.files import lock_holder
+
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    results = tmp_path / "results"
+    # The first run opens the run as every study notebook does (its own lock is no reason
+    # for a warning there), then waits for a go.
+    write_notebook(notebooks / "01_wait.ipynb",
+                   "import pathlib, time, warnings\nfrom melunmix import study\n"
+                   "with warnings.catch_warnings():\n"
+                   "    warnings.simplefilter('error')\n"
+                   "    study.open_run(profile, results_dir=results_dir, progress=False)\n"
+                   "folder = pathlib.Path(results_dir, profile)\n"
+                   "(folder / 'waiting').write_text('')\n"
+                   "deadline = time.monotonic() + 120\n"
+                   "while not (folder / 'go').exists() and time.monotonic() < deadline:\n"
+                   "    time.sleep(0.05)")
+    first = start_reproduce(notebooks, results)
+    wait_for(lambda: (results / "smoke" / "waiting").exists(), "the first run's notebook", first)
+    lock = results / "smoke" / "run.lock"
+    manifest_before = (results / "smoke" / "manifest.json").read_bytes()
+
+    second = start_reproduce(notebooks, results)
+    out, err = second.communicate(timeout=120)
+    assert second.returncode == 1
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith(f"melunmix reproduce: error: {results / 'smoke'} is in use by another run (pid "
+                               f"{first.pid} on host {socket.gethostname()}, started ")
+    assert "profile smoke" in lines[0] and str(lock) in lines[0]
+    assert (results / "smoke" / "manifest.json").read_bytes() == manifest_before  # nothing touched
+
+    # A notebook opened elsewhere on that folder is warned, naming the run.
+    with pytest.warns(UserWarning, match=rf"being written by a running `melunmix reproduce` \(pid {first.pid} "):
+        study.open_run("smoke", results_dir=results, progress=False)
+    assert lock_holder(lock)["pid"] == first.pid
+
+    (results / "smoke" / "go").write_text("")
+    out, err = first.communicate(timeout=120)
+    assert first.returncode == 0, err
+    assert lock_holder(lock) is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        study.open_run("smoke", results_dir=results, progress=False)

@@ -15,7 +15,9 @@ the same functions are what the notebooks and tests call.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 from pathlib import Path
 
 
@@ -42,7 +44,8 @@ def _cmd_make_dataset(args: argparse.Namespace) -> int:
 
 
 def _cmd_reproduce(args: argparse.Namespace) -> int:
-    from .pipeline import NotebookFailed, reproduce
+    from .files import FolderInUse
+    from .pipeline import NotebookFailed, RunInterrupted, reproduce
 
     try:
         runs = reproduce(args.profile, data_root=args.data_root, results_dir=args.results_dir, only=args.only,
@@ -50,6 +53,12 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     except NotebookFailed as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
+    except FolderInUse as err:
+        print(f"melunmix reproduce: error: {err}", file=sys.stderr)
+        return 1
+    except RunInterrupted as err:  # SIGINT or SIGTERM: where the run stopped
+        print(f"\nmelunmix reproduce: {err}", file=sys.stderr)  # a fresh line: a progress bar may be half drawn
+        return err.exit_code
     total = sum(run.seconds for run in runs)
     print(f"study '{args.profile}' done in {total:.0f} s; results in {runs[-1].output.parent.parent}" if runs else "nothing to run")
     return 0
@@ -173,8 +182,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM (``timeout``, cluster schedulers) handled as Ctrl-C is: clean-up, one line."""
+
+    exit_code = 128 + int(signal.SIGTERM)
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise _Terminated(f"terminated ({signal.Signals(signum).name}); finished work is kept: rerun the same "
+                      "command to resume")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         return args.func(args)
     except (FileNotFoundError, ValueError) as err:
@@ -187,8 +210,11 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt as err:
         message = str(err) or "interrupted; finished work is kept: rerun the same command to resume"
-        print(f"melunmix {args.command}: {message}", file=sys.stderr)
-        return 130
+        print(f"\nmelunmix {args.command}: {message}", file=sys.stderr)
+        return getattr(err, "exit_code", 128 + int(signal.SIGINT))
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -406,6 +406,11 @@ class RunPaths:
         return self.root / "manifest.json"
 
     @property
+    def lock(self) -> Path:
+        """Locked by the ``melunmix reproduce`` run writing this folder (:func:`melunmix.files.hold_lock`)."""
+        return self.root / "run.lock"
+
+    @property
     def report(self) -> Path:
         return self.root / "REPORT.md"
 

@@ -16,9 +16,10 @@ methods are
 
 Tracks run in parallel in a process pool (``spawn`` workers with one torch and one BLAS
 thread each; a serial run uses the same, so both give the same numbers; a script that
-calls this with ``jobs > 1`` needs the usual ``if __name__ == "__main__":`` guard). A
-track whose JSON exists is skipped, and each JSON is written atomically, so an
-interrupted evaluation resumes where it stopped.
+calls this with ``jobs > 1`` needs the usual ``if __name__ == "__main__":`` guard). The
+workers die with the process that started them, even when it is killed with ``kill -9``,
+and Ctrl-C stops them at once. A track whose JSON exists is skipped, and each JSON is
+written atomically, so an interrupted evaluation resumes where it stopped.
 ``<eval_dir>/<method>/evaluation.json`` records how the scores were made (model file
 hashes, Wiener settings, museval windows); asking for the same method with other
 settings is an error instead of a silent mix of old and new scores.
@@ -43,6 +44,7 @@ import multiprocessing
 import os
 import re
 import shutil
+import signal
 import warnings
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -526,6 +528,54 @@ def _score_track(job: _TrackJob) -> str:
     return job.name
 
 
+def _init_worker(parent_pid: int) -> None:
+    """Initializer of the scoring pool's workers.
+
+    A worker dies with the process that started the pool, however that process ends
+    (``kill -9`` included: :func:`melunmix.processes.die_with_parent`), so no idle worker
+    is left behind. Ctrl-C is the parent's to handle (it stops the workers, see
+    :func:`_stop_workers`), so the workers ignore SIGINT: an interrupt sent to the whole
+    process group (a terminal, a Jupyter kernel interrupt) gives no traceback per worker.
+    """
+    from .processes import die_with_parent
+
+    die_with_parent(parent_pid)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _limit_threads()
+
+
+@contextlib.contextmanager
+def _workers_ignore_sigint() -> Iterator[None]:
+    """Start processes with SIGINT ignored from their first instruction (main thread only).
+
+    An ignored SIGINT is inherited through fork and exec and Python keeps it ignored, so
+    a Ctrl-C that reaches a worker while it is still importing (before its initializer
+    runs) does not print a traceback either. A SIGINT that arrives in this process during
+    these few milliseconds is lost.
+    """
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _stop_workers(pool: ProcessPoolExecutor) -> None:
+    """Kill the pool's workers now (Ctrl-C, SystemExit): a running track is redone on rerun."""
+    kill = getattr(pool, "kill_workers", None)  # Python >= 3.14
+    if kill is not None:
+        kill()
+        return
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        with contextlib.suppress(Exception):
+            process.kill()
+
+
 def _limit_threads() -> None:
     """One torch thread and one BLAS/OpenMP thread: what every track is scored with.
 
@@ -651,15 +701,19 @@ def _evaluate(
             # spawn: a forked child of a process that already ran torch's OpenMP pool can
             # hang, and CUDA cannot be used after fork.
             context = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(nb_workers, mp_context=context, initializer=_limit_threads) as pool:
-                futures = [pool.submit(_score_track, job) for job in todo]
+            with ProcessPoolExecutor(nb_workers, mp_context=context, initializer=_init_worker,
+                                     initargs=(os.getpid(),)) as pool:
+                with _workers_ignore_sigint():  # submit starts the workers
+                    futures = [pool.submit(_score_track, job) for job in todo]
                 try:
                     for future in as_completed(futures):
                         future.result()
                         bar.update()
-                except BaseException:
+                except BaseException as err:
                     for future in futures:
                         future.cancel()
+                    if not isinstance(err, Exception):  # KeyboardInterrupt, SystemExit: stop now
+                        _stop_workers(pool)
                     raise
     finally:
         bar.close()

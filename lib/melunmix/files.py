@@ -1,7 +1,14 @@
-"""Atomic file writes: a killed run never leaves a half-written result behind.
+"""Atomic file writes and folder locks: a killed run never leaves a half-written result behind.
 
 Every artifact is written to a temporary name in the destination folder and renamed into
 place (``os.replace`` is atomic on POSIX and Windows within one file system).
+
+:func:`hold_lock` keeps a second process out of a folder a run is writing: an exclusive
+``flock`` on a lock file, which the operating system releases when the holder ends in any
+way (``kill -9`` included), so a killed run never leaves a stale lock. The holder writes
+who it is into the file, for the refusal message. ``flock`` works across hosts on NFS
+(Linux emulates it with POSIX record locks there). Without :mod:`fcntl` (Windows) no lock
+is taken.
 """
 
 from __future__ import annotations
@@ -12,7 +19,12 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
+
+try:
+    import fcntl
+except ImportError:  # Windows: no locks (see the module docstring)
+    fcntl = None
 
 
 @contextlib.contextmanager
@@ -71,6 +83,97 @@ def read_json(path: str | os.PathLike) -> Any:
             return json.load(fh)
     except json.JSONDecodeError as err:
         raise ValueError(f"{path} is not valid JSON ({err}); delete it and rerun the step that makes it") from err
+
+
+class FolderInUse(RuntimeError):
+    """Another live process holds the lock; the message names it and the lock file."""
+
+    def __init__(self, lock_path: Path, holder: Mapping | None):
+        self.lock_path = Path(lock_path)
+        self.holder = dict(holder or {})
+        super().__init__(
+            f"{self.lock_path.parent} is in use by another run ({describe_holder(self.holder)}); wait "
+            f"for it to finish or stop it. The lock is {self.lock_path}; it is released when that "
+            "process ends, however it ends"
+        )
+
+
+def describe_holder(holder: Mapping) -> str:
+    """``pid 12 on host h, started <time>, profile p: <command>`` from a lock's details."""
+    if not holder:
+        return "its details are not written yet"
+    parts = [f"pid {holder.get('pid', '?')} on host {holder.get('host', '?')}"]
+    if holder.get("started"):
+        parts.append(f"started {holder['started']}")
+    if holder.get("profile"):
+        parts.append(f"profile {holder['profile']}")
+    text = ", ".join(parts)
+    return f"{text}: {holder['command']}" if holder.get("command") else text
+
+
+@contextlib.contextmanager
+def hold_lock(path: str | os.PathLike, details: Mapping) -> Iterator[Path]:
+    """Hold an exclusive lock on ``path`` for the duration of the block.
+
+    Parameters
+    ----------
+    path : path
+        The lock file (created with its folder if needed; never deleted, because deleting
+        a lock file lets two processes lock two different files of one name).
+    details : mapping
+        Who holds the lock (pid, host, start time, ...), written into the file as JSON
+        for the message another process gets; the file is emptied on release.
+
+    Raises
+    ------
+    FolderInUse
+        Another live process holds the lock (it names that process and ``path``).
+    """
+    path = Path(path)
+    if fcntl is None:
+        yield path
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)  # not inherited by child processes
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise FolderInUse(path, _read_holder(path)) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, (json.dumps(dict(details), default=_to_builtin) + "\n").encode())
+        try:
+            yield path
+        finally:
+            os.ftruncate(fd, 0)
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def lock_holder(path: str | os.PathLike) -> dict | None:
+    """Who holds the lock on ``path`` (its details, ``{}`` if not written yet), or None when free."""
+    path = Path(path)
+    if fcntl is None or not path.is_file():
+        return None
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return _read_holder(path)
+    finally:
+        os.close(fd)
+    return None
+
+
+def _read_holder(path: Path) -> dict:
+    try:
+        holder = json.loads(path.read_text() or "{}")
+    except (OSError, ValueError):
+        return {}
+    return holder if isinstance(holder, dict) else {}
 
 
 def _to_builtin(obj: Any) -> Any:

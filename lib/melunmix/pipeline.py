@@ -4,22 +4,39 @@
 profile's name (and an optional data root) injected as papermill parameters, writes the
 executed copies to ``results/<profile>/notebooks/`` and a ``manifest.json`` that records
 what produced the results (git commit, package versions, profile, data fingerprint, time
-per notebook). Every notebook skips work that a previous run finished (trained models,
-scored tracks, computed statistics), so rerunning after an interruption resumes.
+per notebook, and a log of the steps). Every notebook skips work that a previous run
+finished (trained models, scored tracks, computed statistics), so rerunning after an
+interruption resumes.
+
+A run holds a lock on its results folder (``results/<profile>/run.lock``) from start to
+end: a second run on the same folder is refused with one line naming the first. SIGINT
+(Ctrl-C) and SIGTERM (``timeout``, cluster schedulers) stop the run cleanly: the kernel
+and every process it started are stopped, the manifest marks the step as interrupted,
+and :class:`RunInterrupted` says where the run stopped. A run killed outright (``kill
+-9``) leaves no process behind either (the kernel follows its parent, the evaluation
+pool's workers follow the kernel), and the next run marks its unfinished step
+``killed``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
+import signal
+import socket
 import subprocess
+import sys
+import threading
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from importlib import metadata
 from pathlib import Path
+from typing import Iterator
 
 from .config import REPO_ROOT, load_profile, run_paths
-from .files import read_json, write_json
+from .files import hold_lock, read_json, write_json
 
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
 #: Notebooks that read test/ only (score saved models, plot): a root without train/ runs them.
@@ -32,8 +49,31 @@ MANIFEST_PACKAGES = (
 )
 
 
+#: Seconds a stopped kernel and its processes get between SIGTERM and SIGKILL.
+STOP_GRACE = 5.0
+#: Signals that stop a run cleanly.
+STOP_SIGNALS = ("SIGINT", "SIGTERM")
+
+
 class NotebookFailed(RuntimeError):
     """A notebook of the study raised; the message names the notebook, the cell and the error."""
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM stopped :func:`reproduce`; the message says where and how to resume.
+
+    A ``KeyboardInterrupt`` so that nothing between the signal and :func:`reproduce`
+    (asyncio, nbclient, papermill) takes it for an ordinary error.
+    """
+
+    def __init__(self, message: str = "", signum: int = signal.SIGINT):
+        super().__init__(message)
+        self.signum = int(signum)
+
+    @property
+    def exit_code(self) -> int:
+        """128 + the signal number, as a shell reports a process that a signal ended (130, 143)."""
+        return 128 + self.signum
 
 
 @dataclass
@@ -90,7 +130,7 @@ def reproduce(
     profile: str = "demo",
     data_root: str | os.PathLike | None = None,
     results_dir: str | os.PathLike | None = None,
-    notebooks_dir: str | os.PathLike = NOTEBOOKS_DIR,
+    notebooks_dir: str | os.PathLike | None = None,
     only: list[str] | None = None,
     kernel_name: str = KERNEL_NAME,
     progress: bool = True,
@@ -106,6 +146,8 @@ def reproduce(
         MUSDB18 (stems) or MUSDB18-HQ/WAV root; overrides the profile and the environment.
     results_dir : path, optional
         Parent of the run folder (default ``results/``).
+    notebooks_dir : path, optional
+        Folder of the numbered notebooks (default ``notebooks/``).
     only : list of str, optional
         Run only notebooks whose name starts with one of these prefixes (``["05", "06"]``).
     stand_in : bool
@@ -121,8 +163,14 @@ def reproduce(
     ------
     NotebookFailed
         At the first failing notebook, naming it, the cell and the error.
+    melunmix.files.FolderInUse
+        Another run holds the results folder's lock (the message names it).
+    RunInterrupted
+        SIGINT or SIGTERM arrived: every process the run started is stopped, the manifest
+        marks the step ``interrupted``, and the message names it; rerunning resumes.
     """
     import papermill  # heavy import: only when the study actually runs
+    from nbclient.exceptions import DeadKernelError
 
     from . import datasets
 
@@ -131,6 +179,7 @@ def reproduce(
     resolved = datasets.resolve_data_root(data_root or settings.data.root, settings.data.generated)
     is_stand_in = datasets.check_study_root(resolved, settings.name, settings.data.needs_musdb, stand_in)
     paths = run_paths(settings, results_dir)
+    notebooks_dir = Path(notebooks_dir) if notebooks_dir is not None else NOTEBOOKS_DIR
     notebooks = study_notebooks(notebooks_dir)
     if only:
         unknown = [p for p in only if not any(nb.name.startswith(p) for nb in notebooks)]
@@ -142,7 +191,6 @@ def reproduce(
     # starts; the generated one is made by notebook 01 and recorded after it.
     needs_train = any(not nb.name.startswith(SCORING_NOTEBOOKS) for nb in notebooks)
     data_record = {} if datasets.is_generated_root(resolved) else datasets.root_record(resolved, settings, needs_train)
-    paths.notebooks.mkdir(parents=True, exist_ok=True)
 
     # The kernels run in notebooks/: a profile given as a path relative to the caller's
     # working directory is passed on resolved, or notebook 01 would not find it.
@@ -155,50 +203,205 @@ def reproduce(
     if stand_in:
         parameters["stand_in"] = True
 
-    manifest_path = paths.manifest
-    manifest = read_json(manifest_path) if manifest_path.exists() else {}
-    manifest.update(
-        profile=settings.name,
-        settings=settings.to_dict(),
-        parameters=parameters,
-        stand_in=is_stand_in,
-        data_kind="generated stand-in for MUSDB18" if is_stand_in else (
-            "generated" if datasets.is_generated_root(resolved) else "user-provided"),
-        git_commit=git_commit(),
-        packages=package_versions(),
-        machine={"platform": platform.platform(), "processor": platform.machine(), "cpus": os.cpu_count()},
-    )
-    manifest.update(data_record)
-    manifest.setdefault("notebooks", {})
+    holder = {"pid": os.getpid(), "host": socket.gethostname(), "started": _now(), "profile": settings.name,
+              "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv else ""}
+    with hold_lock(paths.lock, holder), _StopSignals() as stop:
+        paths.notebooks.mkdir(parents=True, exist_ok=True)
+        manifest_path = paths.manifest
+        manifest = read_json(manifest_path) if manifest_path.exists() else {}
+        manifest.update(
+            profile=settings.name,
+            settings=settings.to_dict(),
+            parameters=parameters,
+            stand_in=is_stand_in,
+            data_kind="generated stand-in for MUSDB18" if is_stand_in else (
+                "generated" if datasets.is_generated_root(resolved) else "user-provided"),
+            git_commit=git_commit(),
+            packages=package_versions(),
+            machine={"platform": platform.platform(), "processor": platform.machine(), "cpus": os.cpu_count()},
+        )
+        manifest.update(data_record)
+        manifest.setdefault("notebooks", {})
+        _mark_killed_steps(manifest)
+        steps = manifest.setdefault("steps", [])
 
-    runs = []
-    for index, notebook in enumerate(notebooks, 1):
-        output = paths.notebooks / notebook.name
-        if progress:
-            print(f"[{index}/{len(notebooks)}] {notebook.name} ...", flush=True)
-        start = time.perf_counter()
+        runs: list[NotebookRun] = []
+        step: dict | None = None  # the step running now, if any
         try:
-            papermill.execute_notebook(
-                str(notebook), str(output), parameters=parameters, kernel_name=kernel_name,
-                cwd=str(Path(notebooks_dir)), progress_bar=progress, log_output=False,
-                start_timeout=300, stdout_file=None, stderr_file=None,
-            )
-        except papermill.PapermillExecutionError as err:
-            manifest["notebooks"][notebook.name] = {"status": "failed", "error": f"{err.ename}: {err.evalue}"}
-            write_json(manifest_path, manifest)
-            raise NotebookFailed(_describe_failure(notebook, output, err)) from None
-        seconds = time.perf_counter() - start
-        manifest["notebooks"][notebook.name] = {"status": "ok", "seconds": round(seconds, 1)}
-        runs.append(NotebookRun(notebook.name, seconds, output))
-        if progress:
-            print(f"[{index}/{len(notebooks)}] {notebook.name} done in {seconds:.0f} s", flush=True)
-        # The data fingerprint is known once the data exist (notebook 01 makes them).
-        manifest["data_fingerprint"] = _data_fingerprint(settings, data_root)
-        manifest.update(_data_record(settings, data_root, needs_train))
+            for index, notebook in enumerate(notebooks, 1):
+                output = paths.notebooks / notebook.name
+                if progress:
+                    print(f"[{index}/{len(notebooks)}] {notebook.name} ...", flush=True)
+                step = {"notebook": notebook.name, "status": "running", "started": _now()}
+                steps.append(step)
+                write_json(manifest_path, manifest)
+                start = time.perf_counter()
+                try:
+                    papermill.execute_notebook(
+                        str(notebook), str(output), parameters=parameters, kernel_name=kernel_name,
+                        cwd=str(notebooks_dir), progress_bar=progress, log_output=False,
+                        start_timeout=300, stdout_file=None, stderr_file=None,
+                    )
+                except papermill.PapermillExecutionError as err:
+                    error = f"{err.ename}: {err.evalue}"
+                    _end_step(step, "failed", error=error)
+                    manifest["notebooks"][notebook.name] = {"status": "failed", "error": error}
+                    write_json(manifest_path, manifest)
+                    raise NotebookFailed(_describe_failure(notebook, output, err)) from None
+                except DeadKernelError as err:
+                    stop.check()  # the kernel was stopped by the signal that stops this run
+                    error = f"the kernel died ({err}); was it killed, or out of memory?"
+                    _end_step(step, "failed", error=error)
+                    manifest["notebooks"][notebook.name] = {"status": "failed", "error": error}
+                    write_json(manifest_path, manifest)
+                    raise NotebookFailed(f"notebook {notebook.name} failed: {error}; the executed notebook "
+                                         f"is {output}") from None
+                stop.check()  # a signal that papermill swallowed
+                seconds = time.perf_counter() - start
+                _end_step(step, "ok", seconds=round(seconds, 1))
+                step = None
+                manifest["notebooks"][notebook.name] = {"status": "ok", "seconds": round(seconds, 1)}
+                runs.append(NotebookRun(notebook.name, seconds, output))
+                if progress:
+                    print(f"[{index}/{len(notebooks)}] {notebook.name} done in {seconds:.0f} s", flush=True)
+                # The data fingerprint is known once the data exist (notebook 01 makes them).
+                manifest["data_fingerprint"] = _data_fingerprint(settings, data_root)
+                manifest.update(_data_record(settings, data_root, needs_train))
+                write_json(manifest_path, manifest)
+        except BaseException as err:
+            signum = stop.signum or (signal.SIGINT if isinstance(err, KeyboardInterrupt) else None)
+            if signum is None:
+                raise
+            with stop.ignored():
+                _silence_event_loop()
+                message = _stop_run(signum, manifest, manifest_path, step, runs, notebooks, paths.root)
+            raise RunInterrupted(message, signum) from None
+        manifest["total_seconds"] = round(sum(v.get("seconds", 0) for v in manifest["notebooks"].values()), 1)
         write_json(manifest_path, manifest)
-    manifest["total_seconds"] = round(sum(v.get("seconds", 0) for v in manifest["notebooks"].values()), 1)
-    write_json(manifest_path, manifest)
     return runs
+
+
+def _now() -> str:
+    """Local time with its UTC offset, to the second (ISO 8601)."""
+    return datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+def _end_step(step: dict, status: str, **fields) -> None:
+    step.update(status=status, ended=_now(), **fields)
+
+
+def _mark_killed_steps(manifest: dict) -> None:
+    """Steps left ``running`` by a run that ended without a word (``kill -9``, power loss).
+
+    Called with the folder's lock held, so no live run is doing them.
+    """
+    for step in manifest.get("steps", []):
+        if isinstance(step, dict) and step.get("status") == "running":
+            step["status"] = "killed"
+            name = step.get("notebook")
+            if name and manifest["notebooks"].get(name, {}).get("status") != "ok":
+                manifest["notebooks"][name] = {"status": "killed"}
+
+
+def _stop_run(signum, manifest, manifest_path, step, runs, notebooks, run_dir) -> str:
+    """Stop the kernel and everything it started, record the step, say where the run stopped."""
+    from .processes import stop_children
+
+    connection_files = _kernel_connection_files()
+    stop_children(STOP_GRACE)
+    for path in connection_files:  # what the kernel manager would have removed
+        with contextlib.suppress(OSError):
+            path.unlink()
+    name = signal.Signals(signum).name
+    names = [nb.name for nb in notebooks]
+    if step is not None:
+        _end_step(step, "interrupted", signal=name)
+        manifest["notebooks"][step["notebook"]] = {"status": "interrupted", "signal": name}
+        where = (f"during {step['notebook']} (notebook {names.index(step['notebook']) + 1} of "
+                 f"{len(names)})")
+    elif runs and len(runs) < len(names):
+        where = f"after {runs[-1].name}, before {names[len(runs)]} started"
+    elif runs:
+        where = f"after the last notebook, {runs[-1].name}"
+    else:
+        where = "before the first notebook started"
+    write_json(manifest_path, manifest)
+    return (f"interrupted by {name} {where}; finished work is kept in {run_dir}: rerun the same "
+            "command to resume")
+
+
+def _silence_event_loop() -> None:
+    """No asyncio report of the interrupted cell's task.
+
+    The signal left papermill's event loop holding the task of the cell that ran, which
+    nbclient's clean-up then finishes with an error nobody reads; asyncio would print it
+    (with the whole cell and its traceback) when the task is garbage collected.
+    """
+    with contextlib.suppress(Exception):
+        from jupyter_core.utils import ensure_event_loop
+
+        ensure_event_loop().set_exception_handler(lambda loop, context: None)
+
+
+def _kernel_connection_files() -> list[Path]:
+    """Connection files (``-f FILE``) of the Jupyter kernels this process started."""
+    import psutil
+
+    found = []
+    with contextlib.suppress(psutil.Error):
+        for child in psutil.Process().children():
+            with contextlib.suppress(psutil.Error):
+                command = child.cmdline()
+                if any("ipykernel" in part for part in command) and "-f" in command[:-1]:
+                    found.append(Path(command[command.index("-f") + 1]))
+    return found
+
+
+class _StopSignals:
+    """SIGINT and SIGTERM raise :class:`RunInterrupted` in the main thread while active.
+
+    papermill does not reliably turn Ctrl-C into ``KeyboardInterrupt`` (a signal that
+    arrives while asyncio waits for the kernel can be lost in a task), so the handler
+    also records the signal: :meth:`check` raises it after papermill returns. Outside the
+    main thread (signals cannot be handled there) this does nothing.
+    """
+
+    def __init__(self):
+        self.signum: int | None = None
+        self._quiet = False
+        self._previous: dict = {}
+
+    def __enter__(self) -> "_StopSignals":
+        if threading.current_thread() is threading.main_thread():
+            for name in STOP_SIGNALS:
+                signum = getattr(signal, name, None)
+                if signum is not None:
+                    self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+    def _handle(self, signum, frame) -> None:
+        if self.signum is None:
+            self.signum = signum
+        if not self._quiet:
+            raise RunInterrupted(signum=signum)
+
+    def check(self) -> None:
+        """Raise :class:`RunInterrupted` if a stop signal arrived."""
+        if self.signum is not None:
+            raise RunInterrupted(signum=self.signum)
+
+    @contextlib.contextmanager
+    def ignored(self) -> Iterator[None]:
+        """Further signals are recorded but do not interrupt the block (the clean-up)."""
+        self._quiet = True
+        try:
+            yield
+        finally:
+            self._quiet = False
 
 
 def _data_record(settings, data_root, needs_train: bool) -> dict:

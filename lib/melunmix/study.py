@@ -90,6 +90,7 @@ def open_run(
     overrides = {"data": {"root": str(data_root)}} if data_root else None
     settings = load_profile(profile, overrides=overrides)
     paths = run_paths(settings, results_dir)
+    _warn_if_in_use(paths)
     progress = settings.train.progress if progress is None else progress
     resolved = datasets.resolve_data_root(settings.data.root, settings.data.generated)
     is_stand_in = datasets.check_study_root(resolved, settings.name, settings.data.needs_musdb, bool(stand_in))
@@ -98,6 +99,28 @@ def open_run(
     datasets.check_root(root, data.sample_rate, needs_train=False, valid_tracks=data.valid_tracks,
                         is_wav=data.is_wav, profile=settings.name)
     return Run(settings, paths, Path(root), stand_in=is_stand_in)
+
+
+def _warn_if_in_use(paths: RunPaths) -> None:
+    """Warn when a ``melunmix reproduce`` run other than this kernel's own writes the folder.
+
+    Only a warning: a notebook may just read results, and a lock held by a notebook
+    kernel would keep every ``reproduce`` out for as long as the kernel lives. Under
+    ``reproduce`` the lock holder is the kernel's parent, which is not warned about.
+    """
+    import socket
+    import warnings
+
+    from .files import describe_holder, lock_holder
+
+    holder = lock_holder(paths.lock)
+    if holder is None or (holder.get("pid") == os.getppid() and holder.get("host") == socket.gethostname()):
+        return
+    warnings.warn(
+        f"{paths.root} is being written by a running `melunmix reproduce` ({describe_holder(holder)}); "
+        "what this notebook writes there can clash with it: wait for it to finish or use another results_dir",
+        UserWarning, stacklevel=3,
+    )
 
 
 def tracks(run: Run, subset: str = "train", split: str | None = None, decoded: bool = True):

@@ -1,0 +1,148 @@
+"""Child processes that never outlive the run that started them.
+
+Two tools, one for each side of a parent/child pair:
+
+- :func:`die_with_parent`, called first thing in a worker process (a pool initializer):
+  the worker is killed as soon as the process that started it dies, however it dies
+  (``kill -9`` included). On Linux the kernel does it (``prctl(PR_SET_PDEATHSIG,
+  SIGKILL)``); elsewhere a daemon thread polls the parent every half second.
+- :func:`stop_children`, called by a parent that is being stopped (Ctrl-C, SIGTERM): every
+  process it started, with their whole process groups and descendants, gets SIGTERM, then
+  SIGKILL after a grace period.
+
+A Jupyter kernel started by papermill needs neither: jupyter_client starts it in its own
+session and ipykernel polls its parent every second (``JPY_PARENT_PID``), exiting when it
+is gone; :mod:`melunmix.pipeline` stops it with :func:`stop_children` when interrupted.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+import time
+from typing import Iterable
+
+#: ``PR_SET_PDEATHSIG`` from ``<linux/prctl.h>``.
+PR_SET_PDEATHSIG = 1
+#: Seconds between two checks of the parent where the kernel cannot do it.
+POLL_SECONDS = 0.5
+
+
+def die_with_parent(parent_pid: int) -> str:
+    """Make this process exit as soon as its parent ``parent_pid`` is gone.
+
+    Parameters
+    ----------
+    parent_pid : int
+        Process id of the parent, taken by the parent itself (``os.getpid()`` passed in
+        the pool's ``initargs``): if the parent died before this call, this process
+        exits at once instead of waiting for a signal that was already due.
+
+    Returns
+    -------
+    str
+        ``"pdeathsig"`` (Linux: the kernel sends SIGKILL when the parent dies; note that
+        it fires when the parent *thread* that started this process ends, which is the
+        thread that created the pool) or ``"poll"`` (a daemon thread checks the parent).
+    """
+    how = "poll"
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            if libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) == 0:
+                how = "pdeathsig"
+        except (OSError, AttributeError):
+            pass
+    if not _parent_alive(parent_pid):
+        os._exit(1)  # the parent died before the signal was set up
+    if how == "poll":
+        threading.Thread(target=_poll_parent, args=(parent_pid,), name="die-with-parent", daemon=True).start()
+    return how
+
+
+def _parent_alive(parent_pid: int) -> bool:
+    # POSIX: an orphan is re-parented (to init or a subreaper), so a changed ppid means
+    # the parent is gone. Windows does not re-parent: ask whether the pid still exists.
+    if os.name == "posix":
+        return os.getppid() == parent_pid
+    try:
+        import psutil
+    except ImportError:  # pragma: no cover - psutil comes with ipykernel
+        return True
+    return psutil.pid_exists(parent_pid)
+
+
+def _poll_parent(parent_pid: int) -> None:
+    while _parent_alive(parent_pid):
+        time.sleep(POLL_SECONDS)
+    os._exit(1)
+
+
+def stop_children(grace: float = 5.0) -> list[int]:
+    """Stop every process this process started, and everything they started.
+
+    Each child that leads its own process group (a Jupyter kernel: jupyter_client starts
+    it in a new session) has its whole group signalled, so a kernel's pool workers,
+    dataloader workers and ffmpeg subprocesses go with it even when they were re-parented.
+    Everything gets SIGTERM first, and SIGKILL if it is still there after ``grace``
+    seconds. This process's own group is never signalled.
+
+    Parameters
+    ----------
+    grace : float
+        Seconds between SIGTERM and SIGKILL.
+
+    Returns
+    -------
+    list of int
+        Process ids that were signalled (the snapshot taken before the first signal).
+    """
+    import psutil
+
+    me = psutil.Process()
+    try:
+        children = me.children()
+    except psutil.Error:
+        return []
+    members = list(children)
+    for child in children:
+        try:
+            members += child.children(recursive=True)
+        except psutil.Error:
+            pass
+    groups = set()
+    if hasattr(os, "killpg"):
+        own_group = os.getpgid(0)
+        for child in children:
+            try:
+                group = os.getpgid(child.pid)
+            except OSError:
+                continue
+            if group == child.pid and group != own_group:
+                groups.add(group)
+    _signal_all(groups, members, signal.SIGTERM)
+    _, alive = psutil.wait_procs(members, timeout=grace)
+    if alive or groups:
+        # The group may hold processes the snapshot missed (started meanwhile).
+        _signal_all(groups, alive, getattr(signal, "SIGKILL", signal.SIGTERM))
+        psutil.wait_procs(alive, timeout=grace)
+    return [p.pid for p in members]
+
+
+def _signal_all(groups: Iterable[int], processes, signum: int) -> None:
+    import psutil
+
+    for group in groups:
+        try:
+            os.killpg(group, signum)
+        except OSError:  # the group is empty: every member is gone
+            pass
+    for process in processes:
+        try:
+            process.send_signal(signum)
+        except psutil.Error:
+            pass
