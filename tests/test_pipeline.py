@@ -224,6 +224,7 @@ def run_tree_while_scoring(process, results):
     return tree
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum, code", [("SIGINT", 130), ("SIGTERM", 143)])
 def test_signal_stops_the_run_in_one_line_and_a_rerun_resumes(pool_study, tmp_path, signum, code):
     import signal
@@ -266,6 +267,7 @@ def test_signal_stops_the_run_in_one_line_and_a_rerun_resumes(pool_study, tmp_pa
             "01_pool.ipynb": "ok", "02_after.ipynb": "ok"}
 
 
+@pytest.mark.slow
 def test_killed_run_leaves_no_process_and_no_lock(pool_study, tmp_path):
     """kill -9 of reproduce: ipykernel notices its parent is gone (it polls every second)
     and exits; the pool's workers die with the kernel. The next run is not blocked."""
@@ -288,6 +290,7 @@ def test_killed_run_leaves_no_process_and_no_lock(pool_study, tmp_path):
     assert manifest["notebooks"]["01_pool.ipynb"] == {"status": "killed"}
 
 
+@pytest.mark.slow
 def test_second_run_on_a_folder_is_refused_naming_the_first(tmp_path):
     import socket
     import warnings

@@ -107,7 +107,8 @@ def test_grandchild_dies_with_its_killed_parent(how):
 
 def test_stop_children_stops_kernels_groups_and_stubborn_children():
     """A child in its own session (as a Jupyter kernel) with a grandchild that ignores
-    SIGTERM, and a plain child that ignores SIGTERM: all gone, SIGKILL after the grace."""
+    SIGTERM, and a plain child that ignores SIGTERM: all gone, SIGKILL after the grace.
+    A child started before ``started_after`` (the caller's own) is left alone."""
     stubborn = ("import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('up', flush=True); "
                 "time.sleep(120)")
     kernel = ("import subprocess, sys, time\n"
@@ -117,19 +118,24 @@ def test_stop_children_stops_kernels_groups_and_stubborn_children():
               "time.sleep(120)\n")
     script = f"""
         import json, subprocess, sys
-        from melunmix.processes import stop_children
+        from melunmix.processes import current_children, stop_children
+        callers = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+        keep = current_children()
         kernel = subprocess.Popen([sys.executable, "-c", {kernel!r}], start_new_session=True,
                                   stdout=subprocess.PIPE, text=True)
         grandchild = int(kernel.stdout.readline())
         plain = subprocess.Popen([sys.executable, "-c", {stubborn!r}], stdout=subprocess.PIPE, text=True)
         plain.stdout.readline()
         print(json.dumps([kernel.pid, grandchild, plain.pid]), flush=True)
-        print(json.dumps(sorted(stop_children(grace=1.0))), flush=True)
+        print(json.dumps(sorted(stop_children(grace=1.0, keep=keep))), flush=True)
+        print(callers.poll(), flush=True)
+        callers.kill()
     """
     runner = start_python(script)
     pids = json.loads(runner.stdout.readline())
     processes = [psutil.Process(pid) for pid in pids]
     stopped = json.loads(runner.stdout.readline())
+    assert runner.stdout.readline().strip() == "None"  # the caller's child still runs
     assert runner.wait(timeout=30) == 0, runner.stderr.read()
     assert stopped == sorted(pids)
     assert_all_gone(processes, timeout=2)
@@ -173,6 +179,7 @@ def busy_pool(process: subprocess.Popen, out_dir) -> list[psutil.Process]:
     return tree
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM])
 def test_killed_scoring_leaves_no_worker_behind(data_root, tmp_path, signum):
     """Before the fix the two workers (and multiprocessing's resource tracker) stayed idle forever."""
@@ -184,6 +191,7 @@ def test_killed_scoring_leaves_no_worker_behind(data_root, tmp_path, signum):
     assert_all_gone(tree, timeout=5)
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_the_workers_at_once(data_root, tmp_path):
     """SIGINT: the running tracks are abandoned (redone on rerun), not waited for."""
     out_dir = tmp_path / "eval"
@@ -202,6 +210,7 @@ def test_ctrl_c_stops_the_workers_at_once(data_root, tmp_path):
 # --------------------------------------------------------------------------- dataloader workers
 
 
+@pytest.mark.slow
 def test_dataloader_workers_follow_their_killed_parent():
     """Training's DataLoader workers (``data.nb_workers > 0``) are PyTorch's: each checks
     every 5 s that its parent is alive (``ManagerWatchdog``) and leaves when it is not.

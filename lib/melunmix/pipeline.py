@@ -169,6 +169,9 @@ def reproduce(
         SIGINT or SIGTERM arrived: every process the run started is stopped, the manifest
         marks the step ``interrupted``, and the message names it; rerunning resumes.
     """
+    from .processes import current_children
+
+    callers = current_children()  # processes started from here on are this run's (see _stop_run)
     import papermill  # heavy import: only when the study actually runs
     from nbclient.exceptions import DeadKernelError
 
@@ -274,7 +277,7 @@ def reproduce(
                 raise
             with stop.ignored():
                 _silence_event_loop()
-                message = _stop_run(signum, manifest, manifest_path, step, runs, notebooks, paths.root)
+                message = _stop_run(signum, manifest, manifest_path, step, runs, notebooks, paths.root, callers)
             raise RunInterrupted(message, signum) from None
         manifest["total_seconds"] = round(sum(v.get("seconds", 0) for v in manifest["notebooks"].values()), 1)
         write_json(manifest_path, manifest)
@@ -303,12 +306,16 @@ def _mark_killed_steps(manifest: dict) -> None:
                 manifest["notebooks"][name] = {"status": "killed"}
 
 
-def _stop_run(signum, manifest, manifest_path, step, runs, notebooks, run_dir) -> str:
-    """Stop the kernel and everything it started, record the step, say where the run stopped."""
+def _stop_run(signum, manifest, manifest_path, step, runs, notebooks, run_dir, callers) -> str:
+    """Stop the kernel and everything it started, record the step, say where the run stopped.
+
+    The children in ``callers`` (there before the run) are left alone: a program that
+    calls :func:`reproduce` keeps its own processes.
+    """
     from .processes import stop_children
 
-    connection_files = _kernel_connection_files()
-    stop_children(STOP_GRACE)
+    connection_files = _kernel_connection_files(callers)
+    stop_children(STOP_GRACE, keep=callers)
     for path in connection_files:  # what the kernel manager would have removed
         with contextlib.suppress(OSError):
             path.unlink()
@@ -343,17 +350,18 @@ def _silence_event_loop() -> None:
         ensure_event_loop().set_exception_handler(lambda loop, context: None)
 
 
-def _kernel_connection_files() -> list[Path]:
-    """Connection files (``-f FILE``) of the Jupyter kernels this process started."""
+def _kernel_connection_files(callers: frozenset) -> list[Path]:
+    """Connection files (``-f FILE``) of the Jupyter kernels this run started (children not in ``callers``)."""
     import psutil
 
+    from .processes import new_children
+
     found = []
-    with contextlib.suppress(psutil.Error):
-        for child in psutil.Process().children():
-            with contextlib.suppress(psutil.Error):
-                command = child.cmdline()
-                if any("ipykernel" in part for part in command) and "-f" in command[:-1]:
-                    found.append(Path(command[command.index("-f") + 1]))
+    for child in new_children(callers):
+        with contextlib.suppress(psutil.Error):
+            command = child.cmdline()
+            if any("ipykernel" in part for part in command) and "-f" in command[:-1]:
+                found.append(Path(command[command.index("-f") + 1]))
     return found
 
 

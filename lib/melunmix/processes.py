@@ -7,8 +7,8 @@ Two tools, one for each side of a parent/child pair:
   (``kill -9`` included). On Linux the kernel does it (``prctl(PR_SET_PDEATHSIG,
   SIGKILL)``); elsewhere a daemon thread polls the parent every half second.
 - :func:`stop_children`, called by a parent that is being stopped (Ctrl-C, SIGTERM): every
-  process it started, with their whole process groups and descendants, gets SIGTERM, then
-  SIGKILL after a grace period.
+  process it started (since :func:`current_children`), with their whole process groups
+  and descendants, gets SIGTERM, then SIGKILL after a grace period.
 
 A Jupyter kernel started by papermill needs neither: jupyter_client starts it in its own
 session and ipykernel polls its parent every second (``JPY_PARENT_PID``), exiting when it
@@ -82,8 +82,29 @@ def _poll_parent(parent_pid: int) -> None:
     os._exit(1)
 
 
-def stop_children(grace: float = 5.0) -> list[int]:
-    """Stop every process this process started, and everything they started.
+def current_children() -> frozenset:
+    """This process's children now, for :func:`stop_children` to leave alone later."""
+    import psutil
+
+    try:
+        return frozenset(_identity(child) for child in psutil.Process().children())
+    except psutil.Error:
+        return frozenset()
+
+
+def new_children(keep: frozenset = frozenset()) -> list:
+    """This process's children (``psutil.Process``) that are not in ``keep``."""
+    import psutil
+
+    try:
+        children = psutil.Process().children()
+    except psutil.Error:
+        return []
+    return [child for child in children if _identity(child) not in keep]
+
+
+def stop_children(grace: float = 5.0, keep: frozenset = frozenset()) -> list[int]:
+    """Stop the processes this process started, and everything they started.
 
     Each child that leads its own process group (a Jupyter kernel: jupyter_client starts
     it in a new session) has its whole group signalled, so a kernel's pool workers,
@@ -95,6 +116,9 @@ def stop_children(grace: float = 5.0) -> list[int]:
     ----------
     grace : float
         Seconds between SIGTERM and SIGKILL.
+    keep : frozenset
+        Children to leave alone, from :func:`current_children` taken before the work
+        started: a library call stops what it started, not its caller's processes.
 
     Returns
     -------
@@ -103,11 +127,7 @@ def stop_children(grace: float = 5.0) -> list[int]:
     """
     import psutil
 
-    me = psutil.Process()
-    try:
-        children = me.children()
-    except psutil.Error:
-        return []
+    children = new_children(keep)
     members = list(children)
     for child in children:
         try:
@@ -131,6 +151,16 @@ def stop_children(grace: float = 5.0) -> list[int]:
         _signal_all(groups, alive, getattr(signal, "SIGKILL", signal.SIGTERM))
         psutil.wait_procs(alive, timeout=grace)
     return [p.pid for p in members]
+
+
+def _identity(process) -> tuple:
+    """pid and start time: a pid alone may be reused by a later process."""
+    import psutil
+
+    try:
+        return process.pid, process.create_time()
+    except psutil.Error:
+        return process.pid, None
 
 
 def _signal_all(groups: Iterable[int], processes, signum: int) -> None:

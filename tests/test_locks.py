@@ -1,0 +1,63 @@
+"""melunmix.files.hold_lock between real processes: refused while held, free as soon as
+the holder ends, however it ends (the kernel releases an flock with the process)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from melunmix.files import FolderInUse, hold_lock, lock_holder
+
+pytestmark = pytest.mark.skipif(os.name != "posix", reason="fcntl.flock")
+
+
+def start_holder(lock, ends: str) -> subprocess.Popen:
+    """A process that takes the lock, says so, then ends as ``ends`` says."""
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import os, sys, time
+        from melunmix.files import hold_lock
+        with hold_lock({str(lock)!r}, {{"pid": os.getpid(), "host": "h1", "started": "t0", "profile": "p",
+                                        "command": "melunmix reproduce --profile p"}}):
+            print("held", flush=True)
+            if {ends!r} == "returns":
+                sys.stdin.readline()
+            else:
+                time.sleep(120)
+    """)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    return holder
+
+
+@pytest.mark.parametrize("ends", ["returns", "SIGKILL"])
+def test_lock_refused_while_held_and_free_once_the_holder_ends(tmp_path, ends):
+    lock = tmp_path / "run" / "run.lock"
+    holder = start_holder(lock, ends)
+    assert lock_holder(lock) == {"pid": holder.pid, "host": "h1", "started": "t0", "profile": "p",
+                                 "command": "melunmix reproduce --profile p"}
+    with pytest.raises(FolderInUse) as err:
+        with hold_lock(lock, {"pid": os.getpid()}):
+            pass
+    assert str(err.value) == (
+        f"{lock.parent} is in use by another run (pid {holder.pid} on host h1, started t0, profile p: "
+        f"melunmix reproduce --profile p); wait for it to finish or stop it. The lock is {lock}; it is "
+        "released when that process ends, however it ends")
+    assert err.value.holder["pid"] == holder.pid
+    if ends == "returns":
+        holder.communicate("\n", timeout=30)
+        assert holder.returncode == 0
+    else:
+        holder.kill()  # no clean-up at all: the lock must not outlive the process
+        holder.wait(timeout=30)
+    assert lock_holder(lock) is None
+    with hold_lock(lock, {"pid": os.getpid(), "host": socket.gethostname()}) as path:
+        assert path == lock and lock_holder(lock) is not None  # held by this process now
+    assert lock.read_text() == ""  # emptied on release
+
+
+def test_lock_holder_of_a_folder_never_locked(tmp_path):
+    assert lock_holder(tmp_path / "run.lock") is None
