@@ -472,3 +472,19 @@ def test_two_workers_on_one_journal_run_each_trial_once_and_retry_a_killed_worke
     again = tune_profile(str(profile), data_root=dataset_root, results_dir=results, progress=False)["openunmix"]
     assert again.nb_trials_run == 0 and again.best_trial == best_number
     assert again.best_params == slots[best_number].params
+
+
+def test_storage_specs(tmp_path):
+    from optuna.storages import JournalStorage
+
+    from melunmix.tune import STORAGE_NAME, open_storage
+
+    assert open_storage(None, tmp_path) == (f"sqlite:///{(tmp_path / STORAGE_NAME).resolve()}",
+                                            (tmp_path / STORAGE_NAME).resolve(), False)
+    url, label, shared = open_storage("postgresql://me:s3cret@db.example/melunmix", tmp_path)
+    assert url == "postgresql://me:s3cret@db.example/melunmix" and shared
+    assert "s3cret" not in str(label) and label == "postgresql://me:***@db.example/melunmix"
+    storage, label, shared = open_storage(str(tmp_path / "shared" / "journal.log"), tmp_path)
+    assert isinstance(storage, JournalStorage) and shared and label == tmp_path / "shared" / "journal.log"
+    with pytest.raises(ValueError, match="is a folder; give a journal file path"):
+        open_storage(str(tmp_path), tmp_path)

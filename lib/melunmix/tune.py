@@ -370,7 +370,8 @@ def _slots(trials, nb_trials: int) -> tuple[dict[int, Any], set[int]]:
     together with its retries (a retry repeats a killed worker's trial with the same
     parameters and fills the same slot). Trials are taken in number order, which every
     worker sees the same: a new trial beyond the first ``nb_trials`` (two workers asked at
-    the same moment for the last one) is surplus and is never run.
+    the same moment for the last one) is surplus and is never run. A completed trial is
+    never surplus (lowering ``nb_trials`` keeps finished work).
 
     Returns
     -------
@@ -379,13 +380,15 @@ def _slots(trials, nb_trials: int) -> tuple[dict[int, Any], set[int]]:
     surplus : set of int
         Numbers of the surplus trials.
     """
+    from optuna.trial import TrialState
+
     slots, surplus, nb_new = {}, set(), 0
     for trial in sorted(trials, key=lambda t: t.number):
         if trial.system_attrs.get("retry_history"):
             if _root(trial) in slots:
                 slots[_root(trial)] = trial
             continue
-        if trial.user_attrs.get(SURPLUS_ATTR) or nb_new >= nb_trials:
+        if trial.user_attrs.get(SURPLUS_ATTR) or (nb_new >= nb_trials and trial.state != TrialState.COMPLETE):
             surplus.add(trial.number)
             continue
         nb_new += 1
@@ -529,7 +532,7 @@ def tune(
     base = trial_settings(settings, {})
     # Workers sharing the folder prepare the data one after the other: the first fills
     # the resample cache and the statistics, the others read them.
-    with _exclusive(out_dir / PREPARE_LOCK_NAME):
+    with _exclusive(out_dir / PREPARE_LOCK_NAME) if shared else contextlib.nullcontext():
         data = prepare_data(base, data_root=data_root, stats_dir=stats_dir,
                             sample_rate=settings.tune.sample_rate, progress=progress)
     verbosity = optuna.logging.get_verbosity()
@@ -894,9 +897,11 @@ def tune_profile(
     from .config import load_profile
     from .study import open_run
 
-    tuning = run_paths(load_profile(profile), results_dir).tuning
+    loaded = load_profile(profile)
+    shared = (storage or loaded.tune.storage) is not None
     # Workers started together make the dataset (first use) one at a time.
-    with _exclusive(tuning / PREPARE_LOCK_NAME):
+    lock = _exclusive(run_paths(loaded, results_dir).tuning / PREPARE_LOCK_NAME) if shared else contextlib.nullcontext()
+    with lock:
         run = open_run(profile, data_root, results_dir, progress=progress, stand_in=stand_in)
     settings = run.settings
     if storage is not None:
