@@ -340,3 +340,31 @@ def test_second_run_on_a_folder_is_refused_naming_the_first(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         study.open_run("smoke", results_dir=results, progress=False)
+
+
+def test_ctrl_c_inside_reproduce_raises_run_interrupted_naming_the_notebook(study_dir, tmp_path):
+    """In-process (the library call): the notebook's kernel sends SIGINT to this process,
+    as a terminal's Ctrl-C would, and keeps running until it is stopped."""
+    import psutil
+
+    (study_dir / "02_second.ipynb").unlink()
+    write_notebook(study_dir / "02_second.ipynb",
+                   "import os, pathlib, signal, time\n"
+                   "pathlib.Path(results_dir, profile, 'kernel.pid').write_text(str(os.getpid()))\n"
+                   "os.kill(os.getppid(), signal.SIGINT)\n"
+                   "time.sleep(120)")
+    import signal
+
+    results = tmp_path / "results"
+    handler = signal.getsignal(signal.SIGINT)
+    with pytest.raises(pipeline.RunInterrupted) as err:
+        pipeline.reproduce("smoke", results_dir=results, notebooks_dir=study_dir, progress=False)
+    assert err.value.exit_code == 130
+    assert str(err.value) == (f"interrupted by SIGINT during 02_second.ipynb (notebook 2 of 2); finished work is "
+                              f"kept in {results / 'smoke'}: rerun the same command to resume")
+    kernel = int((results / "smoke" / "kernel.pid").read_text())
+    assert not psutil.pid_exists(kernel) or psutil.Process(kernel).status() == psutil.STATUS_ZOMBIE
+    manifest = json.loads((results / "smoke" / "manifest.json").read_text())
+    assert [(s["notebook"], s["status"]) for s in manifest["steps"]] == [
+        ("01_first.ipynb", "ok"), ("02_second.ipynb", "interrupted")]
+    assert signal.getsignal(signal.SIGINT) is handler  # put back

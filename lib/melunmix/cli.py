@@ -196,7 +196,7 @@ def _raise_terminated(signum, frame) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     previous = None
-    if threading.current_thread() is threading.main_thread():
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) is not None:
         previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         return args.func(args)

@@ -555,7 +555,9 @@ def _workers_ignore_sigint() -> Iterator[None]:
     """
     import threading
 
-    if threading.current_thread() is not threading.main_thread():
+    # Outside the main thread signals cannot be set; a handler installed from C cannot be
+    # put back (getsignal gives None): leave those alone.
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is None:
         yield
         return
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)

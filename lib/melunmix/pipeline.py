@@ -67,8 +67,9 @@ class RunInterrupted(KeyboardInterrupt):
     """
 
     def __init__(self, message: str = "", signum: int = signal.SIGINT):
-        super().__init__(message)
         self.signum = int(signum)
+        super().__init__(message or f"interrupted by {signal.Signals(self.signum).name}; finished work is kept: "
+                                    "rerun the same command to resume")
 
     @property
     def exit_code(self) -> int:
@@ -209,28 +210,29 @@ def reproduce(
     holder = {"pid": os.getpid(), "host": socket.gethostname(), "started": _now(), "profile": settings.name,
               "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv else ""}
     with hold_lock(paths.lock, holder), _StopSignals() as stop:
-        paths.notebooks.mkdir(parents=True, exist_ok=True)
         manifest_path = paths.manifest
-        manifest = read_json(manifest_path) if manifest_path.exists() else {}
-        manifest.update(
-            profile=settings.name,
-            settings=settings.to_dict(),
-            parameters=parameters,
-            stand_in=is_stand_in,
-            data_kind="generated stand-in for MUSDB18" if is_stand_in else (
-                "generated" if datasets.is_generated_root(resolved) else "user-provided"),
-            git_commit=git_commit(),
-            packages=package_versions(),
-            machine={"platform": platform.platform(), "processor": platform.machine(), "cpus": os.cpu_count()},
-        )
-        manifest.update(data_record)
-        manifest.setdefault("notebooks", {})
-        _mark_killed_steps(manifest)
-        steps = manifest.setdefault("steps", [])
-
+        manifest: dict | None = None  # None until read: a signal may come first
         runs: list[NotebookRun] = []
         step: dict | None = None  # the step running now, if any
         try:
+            paths.notebooks.mkdir(parents=True, exist_ok=True)
+            manifest = read_json(manifest_path) if manifest_path.exists() else {}
+            manifest.update(
+                profile=settings.name,
+                settings=settings.to_dict(),
+                parameters=parameters,
+                stand_in=is_stand_in,
+                data_kind="generated stand-in for MUSDB18" if is_stand_in else (
+                    "generated" if datasets.is_generated_root(resolved) else "user-provided"),
+                git_commit=git_commit(),
+                packages=package_versions(),
+                machine={"platform": platform.platform(), "processor": platform.machine(), "cpus": os.cpu_count()},
+            )
+            manifest.update(data_record)
+            manifest.setdefault("notebooks", {})
+            _mark_killed_steps(manifest)
+            steps = manifest.setdefault("steps", [])
+
             for index, notebook in enumerate(notebooks, 1):
                 output = paths.notebooks / notebook.name
                 if progress:
@@ -321,7 +323,7 @@ def _stop_run(signum, manifest, manifest_path, step, runs, notebooks, run_dir, c
             path.unlink()
     name = signal.Signals(signum).name
     names = [nb.name for nb in notebooks]
-    if step is not None:
+    if step is not None and manifest is not None:
         _end_step(step, "interrupted", signal=name)
         manifest["notebooks"][step["notebook"]] = {"status": "interrupted", "signal": name}
         where = (f"during {step['notebook']} (notebook {names.index(step['notebook']) + 1} of "
@@ -332,7 +334,8 @@ def _stop_run(signum, manifest, manifest_path, step, runs, notebooks, run_dir, c
         where = f"after the last notebook, {runs[-1].name}"
     else:
         where = "before the first notebook started"
-    write_json(manifest_path, manifest)
+    if manifest is not None:
+        write_json(manifest_path, manifest)
     return (f"interrupted by {name} {where}; finished work is kept in {run_dir}: rerun the same "
             "command to resume")
 
@@ -383,7 +386,7 @@ class _StopSignals:
         if threading.current_thread() is threading.main_thread():
             for name in STOP_SIGNALS:
                 signum = getattr(signal, name, None)
-                if signum is not None:
+                if signum is not None and signal.getsignal(signum) is not None:  # None: set from C, left alone
                     self._previous[signum] = signal.signal(signum, self._handle)
         return self
 
