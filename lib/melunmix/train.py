@@ -20,6 +20,13 @@ Calling :func:`train` again with the same arguments after a kill continues from 
 checkpoint; on CPU with the same seed the continued history equals an uninterrupted run's
 exactly. A finished run returns at once.
 
+Under ``torchrun`` (:func:`train_profile`, ``torchrun --nproc_per_node N -m melunmix.train``)
+every process runs :func:`train` and the run is data parallel: each rank trains on its
+share of every global batch of ``train.batch_size`` items, batch normalisation sees the
+whole global batch, and rank 0 alone validates and writes the files above
+(:mod:`melunmix.distributed`). The checkpoint does not depend on the number of ranks, so a
+run continues with any number.
+
 Example
 -------
 >>> from melunmix.config import load_profile
