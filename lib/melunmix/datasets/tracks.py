@@ -1,7 +1,8 @@
 """Finding tracks: MUSDB18 (``.stem.mp4``), MUSDB18-HQ / decoded WAV and the generated set.
 
-The track list, the metadata and the train/validation split come from the ``musdb``
-package, so a root that works here works with ``musdb.DB`` and ``museval`` too. Every
+The track list and the metadata come from the ``musdb`` package, so a root that works
+here works with ``musdb.DB`` and ``museval`` too; the train/validation split is the setup
+file's where its songs are in the root, else derived (:mod:`.splits`). Every
 track is checked once here (all stems present, stereo, same rate and length) so that a
 broken dataset fails with a message naming the track, not deep inside a DataLoader.
 """
@@ -39,8 +40,8 @@ class TrackInfo:
     subset : str
         ``"train"`` or ``"test"``.
     split : str or None
-        ``"train"`` or ``"valid"`` for the train subset (from the setup file's validation
-        list), ``None`` for the test subset.
+        ``"train"`` or ``"valid"`` for the train subset
+        (:func:`melunmix.datasets.validation_split`), ``None`` for the test subset.
     path : Path
         The track folder (WAV) or the ``.stem.mp4`` file.
     root : Path
