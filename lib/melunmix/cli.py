@@ -182,6 +182,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Commands that turn SIGTERM into the Ctrl-C path. Not ``train`` and ``tune``: under
+#: torchrun (and a tuning search's other workers) SIGTERM must end a process at once,
+#: not after a blocking collective call returns.
+SIGTERM_AS_CTRL_C = ("separate", "make-dataset", "score", "reproduce")
+
+
 class _Terminated(KeyboardInterrupt):
     """SIGTERM (``timeout``, cluster schedulers) handled as Ctrl-C is: clean-up, one line."""
 
@@ -196,7 +202,8 @@ def _raise_terminated(signum, frame) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     previous = None
-    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) is not None:
+    if (args.command in SIGTERM_AS_CTRL_C and threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGTERM) is not None):
         previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         return args.func(args)
