@@ -368,3 +368,18 @@ def test_ctrl_c_inside_reproduce_raises_run_interrupted_naming_the_notebook(stud
     assert [(s["notebook"], s["status"]) for s in manifest["steps"]] == [
         ("01_first.ipynb", "ok"), ("02_second.ipynb", "interrupted")]
     assert signal.getsignal(signal.SIGINT) is handler  # put back
+
+
+def test_a_kernel_killed_from_outside_is_one_notebook_failed_line(study_dir, tmp_path):
+    """The kernel dies under a notebook (the OOM killer, a user's kill -9): one line, not
+    nbclient's DeadKernelError traceback; the manifest marks the step failed."""
+    (study_dir / "02_second.ipynb").unlink()
+    write_notebook(study_dir / "02_second.ipynb", "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)")
+    results = tmp_path / "results"
+    with pytest.raises(pipeline.NotebookFailed) as err:
+        pipeline.reproduce("smoke", results_dir=results, notebooks_dir=study_dir, progress=False)
+    message = str(err.value)
+    assert message.startswith("notebook 02_second.ipynb failed: the kernel died (")
+    assert "was it killed, or out of memory?" in message
+    manifest = json.loads((results / "smoke" / "manifest.json").read_text())
+    assert manifest["steps"][-1]["status"] == "failed" and manifest["notebooks"]["02_second.ipynb"]["status"] == "failed"
