@@ -382,4 +382,5 @@ def test_a_kernel_killed_from_outside_is_one_notebook_failed_line(study_dir, tmp
     assert message.startswith("notebook 02_second.ipynb failed: the kernel died (")
     assert "was it killed, or out of memory?" in message
     manifest = json.loads((results / "smoke" / "manifest.json").read_text())
-    assert manifest["steps"][-1]["status"] == "failed" and manifest["notebooks"]["02_second.ipynb"]["status"] == "failed"
+    assert manifest["steps"][-1]["status"] == "failed"
+    assert manifest["notebooks"]["02_second.ipynb"]["status"] == "failed"
