@@ -71,7 +71,7 @@ def _parent_alive(parent_pid: int) -> bool:
         return os.getppid() == parent_pid
     try:
         import psutil
-    except ImportError:  # pragma: no cover - psutil comes with ipykernel
+    except ImportError:  # pragma: no cover - a dependency (pyproject.toml)
         return True
     return psutil.pid_exists(parent_pid)
 
