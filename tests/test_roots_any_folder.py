@@ -202,6 +202,7 @@ def test_too_few_train_songs_or_no_test_songs_get_one_line(tmp_path, capsys):
 
 
 # --------------------------------------------------------------------------- the study
+@pytest.mark.slow
 def test_smoke_study_runs_on_a_users_stem_folder(study_run, stem_root):
     assert [r.name for r in study_run["runs"]] == [p.name for p in pipeline.study_notebooks()]
     manifest = json.loads((study_run["run_dir"] / "manifest.json").read_text())
@@ -223,6 +224,7 @@ def test_smoke_study_runs_on_a_users_stem_folder(study_run, stem_root):
     assert (study_run["run_dir"] / "REPORT.md").is_file()
 
 
+@pytest.mark.slow
 def test_a_test_only_root_scores_saved_models(study_run, stem_root, tmp_path, capsys):
     only_test = tmp_path / "only test"
     shutil.copytree(stem_root / "test", only_test / "test")
