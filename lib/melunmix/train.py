@@ -5,16 +5,24 @@ code: the dataset yields waveforms, the STFT runs on the training device inside 
 and the loss is the mean squared error between the model's estimate and the magnitude
 spectrogram of the target (all bins, both channels), as Open-Unmix trains.
 
-Files written to ``out_dir`` (atomically, after every epoch):
+Files written to ``out_dir`` (atomically, after every epoch; names owned by :class:`RunFiles`):
 
 - ``<target>.pth``: the best weights so far (lowest validation loss), readable with
   :func:`melunmix.models.load_model`;
+- ``<target>_half.pth``: the best weights up to epoch ``epochs // 2`` (:func:`half_epoch`);
 - ``checkpoint.pt``: everything needed to continue (model, optimizer, scheduler,
-  early-stopping state, the random generators of python/numpy/torch, the epoch);
+  early-stopping state, the random generators of python/numpy/torch, the epoch, the
+  history, the run's signature);
 - ``history.json`` / ``history.csv``: per epoch the training and validation loss, the
   learning rate and the epoch time, plus the best epoch and why training stopped;
 - ``settings.json``: the resolved settings, the model's constructor arguments, the
-  tuned parameters used (if any) and the git commit.
+  tuned parameters used (if any), the git commit and the library versions
+  (:mod:`melunmix.provenance`).
+
+:func:`train` reads as the recipe; a :class:`Trainer` holds its parts: the run's
+signature and files (what a checkpoint must match, and the one way a folder is resumed:
+:meth:`RunFiles.read`), the model with its optimiser, schedule and early stopping, and
+the epoch (train step, validation, schedule, early stopping, divergence, commit point).
 
 Calling :func:`train` again with the same arguments after a kill continues from the last
 checkpoint; on CPU with the same seed the continued history equals an uninterrupted run's
@@ -59,8 +67,12 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from . import distributed, provenance
 from .config import Settings, TrainSettings, run_paths
+from .devices import resolve_device
 from .files import atomic_path, read_json, write_json, write_text
+from .hyperparameters import resolve_hyperparameters
+from .models import canonical_model_name
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +82,9 @@ HISTORY_CSV_NAME = "history.csv"
 SETTINGS_JSON_NAME = "settings.json"
 #: Version of the checkpoint layout; a file of another version is refused, not guessed at.
 CHECKPOINT_FORMAT = 1
+#: What a checkpoint holds, every entry read on resume (``epoch`` is where it continues).
+CHECKPOINT_KEYS = ("format", "signature", "epoch", "model", "optimizer", "scheduler", "early_stopping",
+                   "rng", "history")
 #: STFT framing of training, validation and scaler statistics (Open-Unmix's: uncentred).
 TRAIN_STFT_CENTER = False
 #: History column of the validation SDR (``train.valid_sdr_every``), when recorded.
@@ -306,13 +321,6 @@ def _branch_feature(model_name: str) -> str | None:
     return models.MODELS[canonical_model_name(model_name)][1].get("feature")
 
 
-def canonical_model_name(model_name: str) -> str:
-    """``"baseline"`` -> ``"openunmix"``, ``"proposed"`` -> ``"melunmix"`` (the registry's names)."""
-    from . import models
-
-    return models.canonical_model_name(model_name)
-
-
 def build_training_model(model_name: str, settings: Settings, data: TrainingData) -> torch.nn.Module:
     """Build the model with its input (and mel-branch) statistics from ``data``.
 
@@ -332,8 +340,7 @@ def build_training_model(model_name: str, settings: Settings, data: TrainingData
         stats["mel_mean"], stats["mel_scale"] = data.branch_stats(probe.mel_features, **params)
     return models.build_model(model_name, **config, **stats)
 
-
-# --------------------------------------------------------------------------- run state
+# --------------------------------------------------------------------------- schedule, early stopping
 class EarlyStopping:
     """Stop when the validation loss has not improved for ``patience`` epochs.
 
@@ -370,6 +377,36 @@ class EarlyStopping:
         self.nb_bad_epochs = int(state["nb_bad_epochs"])
 
 
+def make_scheduler(optimizer: torch.optim.Optimizer, hp: TrainSettings):
+    """The learning-rate schedule ``hp.lr_schedule`` on ``optimizer``.
+
+    ``"plateau"``: Open-Unmix's ``ReduceLROnPlateau`` (factor ``lr_decay_gamma``, patience
+    ``lr_decay_patience``, cooldown ``lr_decay_cooldown``) on the validation loss.
+    ``"exponential"``: ``ExponentialLR(gamma=lr_decay_gamma)``, the rate multiplied by
+    ``lr_decay_gamma`` after every epoch. Step it once per epoch with :func:`step_scheduler`;
+    both keep their whole state in ``state_dict()`` (saved in the checkpoint).
+    """
+    if hp.lr_schedule == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, mode="min", factor=hp.lr_decay_gamma, patience=hp.lr_decay_patience,
+            cooldown=hp.lr_decay_cooldown,
+        )
+    if hp.lr_schedule == "exponential":
+        if not hp.lr_decay_gamma > 0:
+            raise ValueError(f"train.lr_decay_gamma must be a positive factor per epoch, got {hp.lr_decay_gamma}")
+        return torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=hp.lr_decay_gamma)
+    raise ValueError(f"train.lr_schedule must be 'plateau' or 'exponential', got {hp.lr_schedule!r}")
+
+
+def step_scheduler(scheduler, valid_loss: float) -> None:
+    """End-of-epoch step: the plateau schedule looks at the validation loss, the exponential one does not."""
+    if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+        scheduler.step(valid_loss)
+    else:
+        scheduler.step()
+
+
+# --------------------------------------------------------------------------- random state
 def _rng_state() -> dict[str, Any]:
     """States of every random generator training draws from, as plain types and tensors.
 
@@ -400,157 +437,17 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` -> CUDA when present, else CPU; anything else as torch reads it."""
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {str(device)!r} was asked for but CUDA is not available; use device 'auto' or 'cpu'")
-    return device
+def _epoch_seed(seed: int, epoch: int) -> int:
+    """Shuffling (and worker seeds) of one epoch depend on (seed, epoch) only, so a
+    resumed run draws the same batches as an uninterrupted one, with any number of ranks."""
+    return int(seed) * 100_003 + int(epoch)
 
 
-def resolve_hyperparameters(
-    settings: Settings, tuning_dir: str | os.PathLike | None = None, model_name: str | None = None,
-) -> tuple[TrainSettings, dict[str, Any] | None, Path | None]:
-    """The training settings to use: the profile's, with the tuner's best parameters on top.
-
-    Parameters
-    ----------
-    settings : Settings
-        When ``settings.train.use_tuned`` is False the profile's values are used as they are.
-    tuning_dir : path, optional
-        The tuning folder; default ``results/<profile>/tuning``. The parameters are read
-        from its ``best_params.json`` or, with ``settings.tune.per_model``, from
-        ``<tuning_dir>/<model>/best_params.json`` (see :func:`melunmix.tune.search_dir`).
-    model_name : str, optional
-        The model to be trained; needed with ``settings.tune.per_model``.
-
-    Returns
-    -------
-    train_settings : TrainSettings
-        ``settings.train`` with the tuned values (e.g. ``lr``, ``weight_decay``,
-        ``lr_decay_gamma``) applied.
-    tuned : dict or None
-        The tuned parameters used; None when there are none (or ``use_tuned`` is off).
-    source : Path or None
-        The ``best_params.json`` they came from.
-
-    Raises
-    ------
-    ValueError
-        The file sets names that are not training settings, or its ``lr_decay_gamma`` was
-        searched under another ``lr_schedule`` than this run's (a per-epoch factor is no
-        plateau factor).
-    """
-    from .tune import BEST_PARAMS_NAME, load_best_params, load_search_summary, search_dir
-
-    if not settings.train.use_tuned:
-        return settings.train, None, None
-    folder = search_dir(settings, model_name, tuning_dir)
-    tuned = load_best_params(folder)
-    if not tuned:
-        return settings.train, None, None
-    source = folder / BEST_PARAMS_NAME
-    known = {f.name for f in dataclasses.fields(TrainSettings)}
-    unknown = sorted(set(tuned) - known)
-    if unknown:
-        raise ValueError(
-            f"{source} sets {unknown}, which are not training settings (valid: {sorted(known)}); "
-            "fix settings.tune.space and rerun the tuning, or set train.use_tuned to false"
-        )
-    schedule = (load_search_summary(folder) or {}).get("lr_schedule")
-    if "lr_decay_gamma" in tuned and schedule is not None and schedule != settings.train.lr_schedule:
-        raise ValueError(
-            f"{source} holds an lr_decay_gamma searched with train.lr_schedule {schedule!r}, but this run "
-            f"uses {settings.train.lr_schedule!r}; delete {folder} and rerun the tuning, or set "
-            "train.use_tuned to false"
-        )
-    return dataclasses.replace(settings.train, **tuned), dict(tuned), source
+def _epoch_generator(seed: int, epoch: int) -> torch.Generator:
+    return torch.Generator().manual_seed(_epoch_seed(seed, epoch))
 
 
-def make_scheduler(optimizer: torch.optim.Optimizer, hp: TrainSettings):
-    """The learning-rate schedule ``hp.lr_schedule`` on ``optimizer``.
-
-    ``"plateau"``: Open-Unmix's ``ReduceLROnPlateau`` (factor ``lr_decay_gamma``, patience
-    ``lr_decay_patience``, cooldown ``lr_decay_cooldown``) on the validation loss.
-    ``"exponential"``: ``ExponentialLR(gamma=lr_decay_gamma)``, the rate multiplied by
-    ``lr_decay_gamma`` after every epoch. Step it once per epoch with :func:`step_scheduler`;
-    both keep their whole state in ``state_dict()`` (saved in the checkpoint).
-    """
-    if hp.lr_schedule == "plateau":
-        return torch.optim.lr_scheduler.ReduceLROnPlateau(
-            optimizer, mode="min", factor=hp.lr_decay_gamma, patience=hp.lr_decay_patience,
-            cooldown=hp.lr_decay_cooldown,
-        )
-    if hp.lr_schedule == "exponential":
-        if not hp.lr_decay_gamma > 0:
-            raise ValueError(f"train.lr_decay_gamma must be a positive factor per epoch, got {hp.lr_decay_gamma}")
-        return torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=hp.lr_decay_gamma)
-    raise ValueError(f"train.lr_schedule must be 'plateau' or 'exponential', got {hp.lr_schedule!r}")
-
-
-def step_scheduler(scheduler, valid_loss: float) -> None:
-    """End-of-epoch step: the plateau schedule looks at the validation loss, the exponential one does not."""
-    if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-        scheduler.step(valid_loss)
-    else:
-        scheduler.step()
-
-
-@dataclass
-class TrainResult:
-    """What a call of :func:`train` leaves behind.
-
-    Attributes
-    ----------
-    model_name, target : str
-    out_dir : Path
-    weights : Path
-        Best weights, ``<out_dir>/<target>.pth``.
-    checkpoint, history_json, history_csv, settings_json : Path
-    half_weights : Path
-        Best weights up to epoch ``epochs // 2`` (``<out_dir>/<target>_half.pth``), for
-        the study's "more epochs" comparison; absent when ``epochs < 2``.
-    history : dict
-        As in ``history.json``: the per-epoch lists ``epoch``, ``train_loss``,
-        ``valid_loss``, ``lr``, ``epoch_time`` (seconds) and ``best_epoch``,
-        ``best_valid_loss``, ``finished``, ``stop_reason``.
-    best_epoch : int or None
-        Epoch (1-based) of the best validation loss.
-    last_epoch : int
-        Last epoch trained (0 if none).
-    finished : bool
-        Training is over (epochs reached, early stopping or a NaN loss); False when the
-        call stopped early through ``stop_after``.
-    already_finished : bool
-        The call found a finished run and trained nothing.
-    """
-
-    model_name: str
-    target: str
-    out_dir: Path
-    weights: Path
-    checkpoint: Path
-    history_json: Path
-    history_csv: Path
-    settings_json: Path
-    half_weights: Path
-    history: dict
-    best_epoch: int | None
-    last_epoch: int
-    finished: bool
-    already_finished: bool
-
-    @property
-    def best_valid_loss(self) -> float | None:
-        return self.history.get("best_valid_loss")
-
-    @property
-    def stop_reason(self) -> str | None:
-        return self.history.get("stop_reason")
-
-
+# --------------------------------------------------------------------------- history
 def _new_history(model_name: str, target: str, seed: int, signature: dict) -> dict[str, Any]:
     history: dict[str, Any] = {"model": model_name, "target": target, "seed": seed}
     history.update({column: [] for column in HISTORY_COLUMNS})
@@ -562,7 +459,7 @@ def _finite_or_none(value: float | None) -> float | None:
     return None if value is None or not math.isfinite(value) else float(value)
 
 
-def _history_for_json(history: dict[str, Any]) -> dict[str, Any]:
+def history_for_json(history: dict[str, Any]) -> dict[str, Any]:
     """JSON has no NaN: a diverged epoch's loss is written as null."""
     out = dict(history)
     for column in ("train_loss", "valid_loss", "lr", VALID_SDR_COLUMN):
@@ -591,42 +488,158 @@ def _history_csv(history: dict[str, Any]) -> str:
     return buffer.getvalue()
 
 
-def validation_sdr(model: torch.nn.Module, tracks, target: str, settings: Settings,
-                   device: torch.device) -> float:
-    """Median over ``tracks`` of the median vocals SDR (dB) of ``model``'s separation.
+def _is_complete(history: dict[str, Any], epochs: int) -> bool:
+    """Whether a run with this history has nothing left to do for ``epochs`` epochs.
 
-    The full songs are separated as the evaluation does (Wiener settings of
-    ``settings.evaluate``) and scored with BSS Eval v4 (:mod:`melunmix.bsseval`, museval's
-    numbers), vocals and accompaniment as a pair; the poster's "more epochs" question then
-    reads in dB. The model is left in eval mode; no random state is used.
+    A run that stopped because it reached its epoch count continues when more epochs
+    are asked for; early stopping and a diverged loss are final.
     """
-    from .bsseval import score_track
-    from .evaluate import load_track
-    from .separate import separate
-
-    ev = settings.evaluate
-    medians = []
-    for track in tracks:
-        audio = load_track(track)
-        out = separate(np.ascontiguousarray(audio.mixture.T, dtype=np.float32), audio.rate, {target: model},
-                       niter=ev.niter, softmask=ev.softmask, residual=True, wiener_win_len=ev.wiener_win_len,
-                       device=device)
-        estimates = {name: np.asarray(out[name], dtype=np.float64).T for name in ("vocals", "accompaniment")}
-        scores = score_track(audio.references, estimates, audio.rate, ev.win, ev.hop)
-        medians.append(np.nanmedian(scores["vocals"]["SDR"]))
-    return float(np.nanmedian(medians)) if medians else math.nan
+    if not history.get("finished"):
+        return False
+    if history.get("stop_reason") == "epochs":
+        return len(history["epoch"]) >= epochs
+    return True
 
 
-def _write_history(out_dir: Path, history: dict[str, Any]) -> None:
-    """Write ``history.json`` and ``history.csv``; files that already say the same are left alone."""
-    texts = {
-        HISTORY_JSON_NAME: json.dumps(_history_for_json(history), indent=2) + "\n",
-        HISTORY_CSV_NAME: _history_csv(history),
-    }
-    for name, text in texts.items():
-        path = out_dir / name
-        if not path.exists() or path.read_text() != text:
-            write_text(path, text)
+# --------------------------------------------------------------------------- a run's files
+def weights_name(target: str) -> str:
+    """File name of the best weights of ``target`` in a run folder (``vocals.pth``)."""
+    return f"{target}.pth"
+
+
+@dataclass(frozen=True)
+class SavedRun:
+    """What an earlier call of :func:`train` left in a run folder (:meth:`RunFiles.read`).
+
+    Attributes
+    ----------
+    history : dict
+        The run's history (as ``history.json``).
+    state : dict or None
+        The checkpoint (:data:`CHECKPOINT_KEYS`) to continue from; None when only a
+        finished run's history and weights remain (its checkpoint deleted to save space).
+    """
+
+    history: dict
+    state: dict | None
+
+
+@dataclass(frozen=True)
+class RunFiles:
+    """The files of one training run: every name in the run folder is decided here.
+
+    Attributes
+    ----------
+    out_dir : Path
+        The run folder.
+    target : str
+        The source the run estimates (names the weights files).
+    """
+
+    out_dir: Path
+    target: str
+
+    @property
+    def weights(self) -> Path:
+        return self.out_dir / weights_name(self.target)
+
+    @property
+    def half_weights(self) -> Path:
+        return self.out_dir / half_weights_name(self.target)
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.out_dir / CHECKPOINT_NAME
+
+    @property
+    def history_json(self) -> Path:
+        return self.out_dir / HISTORY_JSON_NAME
+
+    @property
+    def history_csv(self) -> Path:
+        return self.out_dir / HISTORY_CSV_NAME
+
+    @property
+    def settings_json(self) -> Path:
+        return self.out_dir / SETTINGS_JSON_NAME
+
+    def paths(self) -> dict[str, Path]:
+        """The files by :class:`TrainResult` field name."""
+        names = ("weights", "checkpoint", "history_json", "history_csv", "settings_json", "half_weights")
+        return {name: getattr(self, name) for name in names}
+
+    def read(self, signature: dict, device: torch.device) -> SavedRun | None:
+        """What an earlier call left here, checked against this run's ``signature``.
+
+        The checkpoint when there is one; else, when the checkpoint of a run was deleted
+        to save space, its history (if its weights are there too): it says whether the
+        run is complete. None for a new run.
+
+        Raises
+        ------
+        ValueError
+            The checkpoint (or history) belongs to another run, or is not a readable
+            checkpoint of this format; the message names the file and says to delete
+            ``out_dir`` or choose another.
+        """
+        state = _load_checkpoint(self.checkpoint, signature, self.out_dir, device)
+        if state is not None:
+            return SavedRun(state["history"], state)
+        if self.history_json.exists() and self.weights.exists():
+            history = read_json(self.history_json)
+            check_run_signature(history.get("signature", {}), signature, self.history_json, self.out_dir)
+            return SavedRun(history, None)
+        return None
+
+    def write_settings(self, record: dict[str, Any]) -> None:
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        write_json(self.settings_json, record)
+
+    def write_history(self, history: dict[str, Any]) -> None:
+        """Write ``history.json`` and ``history.csv``; files that already say the same are left alone."""
+        texts = {
+            self.history_json: json.dumps(history_for_json(history), indent=2) + "\n",
+            self.history_csv: _history_csv(history),
+        }
+        for path, text in texts.items():
+            if not path.exists() or path.read_text() != text:
+                write_text(path, text)
+
+    def write_checkpoint(self, state: dict[str, Any]) -> None:
+        with atomic_path(self.checkpoint) as tmp:
+            torch.save(state, tmp)
+
+    def save_weights(self, model: torch.nn.Module, epoch: int, history: dict[str, Any]) -> None:
+        from .models import save_model
+
+        save_model(model, self.weights, target=self.target, epoch=epoch, history=history_for_json(history))
+
+    def keep_half_weights(self) -> None:
+        """The best weights so far become the half-training weights."""
+        with atomic_path(self.half_weights) as tmp:
+            shutil.copyfile(self.weights, tmp)
+
+
+def _load_checkpoint(path: Path, signature: dict, out_dir: Path, device: torch.device) -> dict | None:
+    if not path.exists():
+        return None
+    again = f"Delete the folder {out_dir} to train from scratch, or choose another out_dir."
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except Exception as err:  # a truncated or foreign file: torch raises many kinds
+        raise ValueError(
+            f"{path} is not a readable training checkpoint ({type(err).__name__}: {err}). {again}"
+        ) from err
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT or "signature" not in state:
+        raise ValueError(f"{path} is not a melunmix training checkpoint (format {CHECKPOINT_FORMAT}). {again}")
+    missing = [key for key in CHECKPOINT_KEYS if key not in state]
+    if missing:
+        raise ValueError(f"{path} is an incomplete training checkpoint (no {', '.join(missing)}). {again}")
+    check_run_signature(state["signature"], signature, path, out_dir)
+    if state["epoch"] != len(state["history"]["epoch"]):
+        raise ValueError(f"{path} says epoch {state['epoch']} but its history has "
+                         f"{len(state['history']['epoch'])} epochs. {again}")
+    return state
 
 
 def _flatten(values: Any, prefix: str = "") -> dict[str, Any]:
@@ -661,38 +674,6 @@ def check_run_signature(found: dict, expected: dict, path: Path, out_dir: Path, 
         )
 
 
-def _load_checkpoint(path: Path, signature: dict, out_dir: Path, device: torch.device) -> dict | None:
-    if not path.exists():
-        return None
-    try:
-        state = torch.load(path, map_location=device, weights_only=True)
-    except Exception as err:  # a truncated or foreign file: torch raises many kinds
-        raise ValueError(
-            f"{path} is not a readable training checkpoint ({type(err).__name__}: {err}). "
-            f"Delete the folder {out_dir} to train from scratch, or choose another out_dir."
-        ) from err
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT or "signature" not in state:
-        raise ValueError(
-            f"{path} is not a melunmix training checkpoint (format {CHECKPOINT_FORMAT}). "
-            f"Delete the folder {out_dir} to train from scratch, or choose another out_dir."
-        )
-    check_run_signature(state["signature"], signature, path, out_dir)
-    return state
-
-
-def _is_complete(history: dict[str, Any], epochs: int) -> bool:
-    """Whether a run with this history has nothing left to do for ``epochs`` epochs.
-
-    A run that stopped because it reached its epoch count continues when more epochs
-    are asked for; early stopping and a diverged loss are final.
-    """
-    if not history.get("finished"):
-        return False
-    if history.get("stop_reason") == "epochs":
-        return len(history["epoch"]) >= epochs
-    return True
-
-
 def _resolve_target(settings: Settings, target: str | None) -> str:
     if target is not None:
         return str(target)
@@ -705,7 +686,6 @@ def _resolve_target(settings: Settings, target: str | None) -> str:
     return str(targets[0])
 
 
-# --------------------------------------------------------------------------- loop
 def half_epoch(epochs: int) -> int:
     """The epoch whose best-so-far weights stand for "half training": ``epochs // 2`` (0: none)."""
     return int(epochs) // 2
@@ -716,6 +696,7 @@ def half_weights_name(target: str) -> str:
     return f"{target}_half.pth"
 
 
+# --------------------------------------------------------------------------- the epoch's steps
 def _spectrograms(stft, mixture: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     from .features import magnitude
 
@@ -779,29 +760,455 @@ def _validate(model, dataset, stft, device) -> float:
     return float(np.mean(losses))
 
 
-def _epoch_seed(seed: int, epoch: int) -> int:
-    """Shuffling (and worker seeds) of one epoch depend on (seed, epoch) only, so a
-    resumed run draws the same batches as an uninterrupted one, with any number of ranks."""
-    return int(seed) * 100_003 + int(epoch)
+def validation_sdr(model: torch.nn.Module, tracks, target: str, settings: Settings,
+                   device: torch.device) -> float:
+    """Median over ``tracks`` of the median vocals SDR (dB) of ``model``'s separation.
+
+    The full songs are separated as the evaluation does (Wiener settings of
+    ``settings.evaluate``) and scored with BSS Eval v4 (:mod:`melunmix.bsseval`, museval's
+    numbers), vocals and accompaniment as a pair; the poster's "more epochs" question then
+    reads in dB. The model is left in eval mode; no random state is used.
+    """
+    from .bsseval import score_track
+    from .evaluate import load_track
+    from .separate import separate
+
+    ev = settings.evaluate
+    medians = []
+    for track in tracks:
+        audio = load_track(track)
+        out = separate(np.ascontiguousarray(audio.mixture.T, dtype=np.float32), audio.rate, {target: model},
+                       niter=ev.niter, softmask=ev.softmask, residual=True, wiener_win_len=ev.wiener_win_len,
+                       device=device)
+        estimates = {name: np.asarray(out[name], dtype=np.float64).T for name in ("vocals", "accompaniment")}
+        scores = score_track(audio.references, estimates, audio.rate, ev.win, ev.hop)
+        medians.append(np.nanmedian(scores["vocals"]["SDR"]))
+    return float(np.nanmedian(medians)) if medians else math.nan
 
 
-def _epoch_generator(seed: int, epoch: int) -> torch.Generator:
-    return torch.Generator().manual_seed(_epoch_seed(seed, epoch))
+@dataclass
+class TrainResult:
+    """What a call of :func:`train` leaves behind.
+
+    Attributes
+    ----------
+    model_name, target : str
+    out_dir : Path
+    weights : Path
+        Best weights, ``<out_dir>/<target>.pth``.
+    checkpoint, history_json, history_csv, settings_json : Path
+    half_weights : Path
+        Best weights up to epoch ``epochs // 2`` (``<out_dir>/<target>_half.pth``), for
+        the study's "more epochs" comparison; absent when ``epochs < 2``.
+    history : dict
+        As in ``history.json``: the per-epoch lists ``epoch``, ``train_loss``,
+        ``valid_loss``, ``lr``, ``epoch_time`` (seconds) and ``best_epoch``,
+        ``best_valid_loss``, ``finished``, ``stop_reason``.
+    best_epoch : int or None
+        Epoch (1-based) of the best validation loss.
+    last_epoch : int
+        Last epoch trained (0 if none).
+    finished : bool
+        Training is over (epochs reached, early stopping or a NaN loss); False when the
+        call stopped early through ``stop_after``.
+    already_finished : bool
+        The call found a finished run and trained nothing.
+    """
+
+    model_name: str
+    target: str
+    out_dir: Path
+    weights: Path
+    checkpoint: Path
+    history_json: Path
+    history_csv: Path
+    settings_json: Path
+    half_weights: Path
+    history: dict
+    best_epoch: int | None
+    last_epoch: int
+    finished: bool
+    already_finished: bool
+
+    @property
+    def best_valid_loss(self) -> float | None:
+        return self.history.get("best_valid_loss")
+
+    @property
+    def stop_reason(self) -> str | None:
+        return self.history.get("stop_reason")
 
 
-def _git_commit() -> str | None:
-    from .pipeline import git_commit
+# --------------------------------------------------------------------------- the trainer
+@dataclass
+class EpochOutcome:
+    """One epoch as :meth:`Trainer.run_epoch` saw it.
 
-    return git_commit()
+    Attributes
+    ----------
+    epoch : int
+        1-based.
+    train_loss, valid_loss : float
+        Mean training loss; validation loss (NaN when the epoch diverged in training).
+    lr : float
+        Learning rate the epoch trained with.
+    seconds : float
+        Wall time of the epoch.
+    sdr : float
+        Median validation vocals SDR in dB (NaN when not computed this epoch).
+    diverged : str or None
+        Why the epoch diverged (a NaN/inf loss), or None.
+    improved : bool
+        The validation loss is the best so far (the weights file is this epoch's).
+    message : str or None
+        The warning of a diverged run (set by :meth:`Trainer.decide_stop`).
+    """
+
+    epoch: int
+    train_loss: float
+    valid_loss: float
+    lr: float
+    seconds: float
+    sdr: float = math.nan
+    diverged: str | None = None
+    improved: bool = False
+    message: str | None = None
 
 
-def _versions() -> dict[str, str]:
-    import platform
+class Trainer:
+    """One training run: its signature and files, its model and optimiser state, its epochs.
 
-    import melunmix
+    :func:`train` is the recipe that uses it: read what the folder holds
+    (:meth:`RunFiles.read`), return a complete run as it is, else :meth:`start` (fresh or
+    restored from the checkpoint) and :meth:`fit`.
 
-    return {"melunmix": melunmix.__version__, "torch": torch.__version__, "numpy": np.__version__,
-            "python": platform.python_version()}
+    Parameters
+    ----------
+    model_name, settings, data, out_dir, seed, target, tuning_dir, progress
+        As :func:`train` (``data`` is prepared when None).
+
+    Attributes
+    ----------
+    hp : TrainSettings
+        The training settings, tuned values applied (:func:`resolve_hyperparameters`).
+    signature : dict
+        What a checkpoint in ``out_dir`` must match: model, target, seed, constructor
+        arguments, the :data:`TRAJECTORY_SETTINGS`, the data's excerpt settings and fingerprint.
+    files : RunFiles
+    device : torch.device
+        This rank's device (:func:`melunmix.devices.resolve_device` of ``hp.device``).
+    ranks : melunmix.distributed.Ranks
+    history : dict
+        Set by :meth:`start`: the history so far, updated every epoch.
+    epoch : int
+        The last epoch done (0 before the first).
+    """
+
+    def __init__(self, model_name: str, settings: Settings, data: TrainingData | None,
+                 out_dir: str | os.PathLike | None, *, seed: int | None, target: str | None,
+                 tuning_dir: str | os.PathLike | None, progress: bool | None):
+        self.model_name = canonical_model_name(model_name)
+        self.settings = settings
+        self.target = _resolve_target(settings, target)
+        self.seed = int(settings.train.seeds[0] if seed is None else seed)
+        if out_dir is None:
+            several_seeds = len(settings.train.seeds) > 1
+            out_dir = run_paths(settings).model_dir(self.model_name, self.seed if several_seeds else None)
+        self.files = RunFiles(Path(out_dir), self.target)
+        progress = settings.train.progress if progress is None else bool(progress)
+        self.hp, self.tuned, self.tuned_from = resolve_hyperparameters(settings, tuning_dir,
+                                                                       model_name=self.model_name)
+        _check_train_settings(self.hp, self.target)
+        self.data = prepare_data(settings, progress=progress) if data is None else data
+        if (self.data.n_fft, self.data.n_hop) != (settings.stft.n_fft, settings.stft.n_hop):
+            raise ValueError(
+                f"data was prepared for n_fft={self.data.n_fft}, n_hop={self.data.n_hop} but settings.stft asks "
+                f"for n_fft={settings.stft.n_fft}, n_hop={settings.stft.n_hop}; call prepare_data with these settings"
+            )
+        # Under torchrun every rank makes a Trainer: rank 0 alone validates and writes files.
+        self.ranks = distributed.current()
+        self.device = distributed.rank_device(resolve_device(self.hp.device), self.ranks)
+        self.progress = progress and self.ranks.is_main
+        self.config = model_config(self.model_name, settings, self.data)
+        self.signature = self._signature()
+        self.label = f"{self.model_name}/{self.target}"
+        self.history: dict[str, Any] = {}
+        self.epoch = 0
+
+    def _signature(self) -> dict[str, Any]:
+        data = self.settings.data
+        return {
+            "model": self.model_name,
+            "target": self.target,
+            "seed": self.seed,
+            "config": self.config,
+            "train": {name: getattr(self.hp, name) for name in TRAJECTORY_SETTINGS},
+            "data": {
+                "seq_dur": data.seq_dur,
+                "samples_per_track": data.samples_per_track,
+                "valid_seq_dur": data.valid_seq_dur,
+                "bandwidth": self.settings.stft.bandwidth,
+                "fingerprint": self.data.fingerprint,
+            },
+        }
+
+    def settings_record(self) -> dict[str, Any]:
+        """What ``settings.json`` holds: the resolved settings, data, provenance."""
+        data = self.data
+        return {
+            "model": self.model_name,
+            "target": self.target,
+            "seed": self.seed,
+            "model_config": self.config,
+            "train": dataclasses.asdict(self.hp),
+            "tuned_params": self.tuned,
+            "tuned_from": None if self.tuned_from is None else str(self.tuned_from),
+            "device": str(self.device),
+            "data_root": str(data.root),
+            "data_fingerprint": data.fingerprint,
+            "sample_rate": data.sample_rate,
+            "train_tracks": [t.name for t in data.train_tracks],
+            "valid_tracks": [t.name for t in data.valid_tracks],
+            "settings": self.settings.to_dict(),
+            "git_commit": provenance.git_commit(),
+            "versions": provenance.package_versions(),
+            **({"distributed": {"world_size": self.ranks.world_size, "backend": torch.distributed.get_backend()}}
+               if self.ranks.is_distributed else {}),
+        }
+
+    # ------------------------------------------------------------------ state
+    def start(self, saved: SavedRun | None) -> None:
+        """Build the model, optimiser, schedule and early stopping from the run's seed, then
+        restore them from ``saved``'s checkpoint, or write ``settings.json`` for a new run;
+        then the datasets and the STFT."""
+        from .datasets.torch_datasets import GlobalBatchSampler
+        from .features import STFT
+
+        _seed_everything(self.seed)
+        self.model = build_training_model(self.model_name, self.settings, self.data).to(self.device)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.hp.lr, weight_decay=self.hp.weight_decay)
+        self.scheduler = make_scheduler(self.optimizer, self.hp)
+        self.stopper = EarlyStopping(self.hp.patience)
+        if saved is not None and saved.state is not None:
+            self.restore(saved.state)
+        else:
+            self.history = _new_history(self.model_name, self.target, self.seed, self.signature)
+            if self.ranks.is_main:
+                self.files.write_settings(self.settings_record())
+        self._make_datasets()
+        # Open-Unmix trains on uncentred frames (its train script's encoder, center=False); the
+        # scaler statistics are computed the same way, and separation centres as its Separator.
+        self.stft = STFT(self.data.n_fft, self.data.n_hop, center=TRAIN_STFT_CENTER).to(self.device)
+        self.trained = self.model  # what the steps run: the model itself, or its DDP wrapper
+        if self.ranks.is_distributed:
+            # Checked before any work: every rank needs a share of every global batch.
+            GlobalBatchSampler(len(self.train_set), self.hp.batch_size, 0, self.ranks.rank, self.ranks.world_size)
+            distributed.sync_batchnorm(self.model)
+            self.trained = torch.nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Continue from a checkpoint (:meth:`checkpoint`): model, optimiser, schedule, early
+        stopping, history, random generators, epoch."""
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.stopper.load_state_dict(state["early_stopping"])
+        self.history = state["history"]
+        self.epoch = int(state["epoch"])
+        # Resuming an unfinished run, or one that reached fewer epochs than now asked for.
+        self.history.update(finished=False, stop_reason=None)
+        _set_rng_state(state["rng"])
+        if self.ranks.is_main:
+            self.files.write_history(self.history)
+
+    def checkpoint(self) -> dict[str, Any]:
+        """Everything :meth:`restore` reads (:data:`CHECKPOINT_KEYS`), as plain types and tensors."""
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "signature": self.signature,
+            "epoch": self.epoch,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "early_stopping": self.stopper.state_dict(),
+            "rng": _rng_state(),
+            "history": self.history,
+        }
+
+    def _make_datasets(self) -> None:
+        from . import datasets
+
+        data, settings = self.data, self.settings
+        # prepare_data left the tracks WAV-backed at data.sample_rate: no resampling here.
+        self.train_set = datasets.TrainDataset(
+            data.train_tracks, targets=[self.target], seq_dur=settings.data.seq_dur,
+            samples_per_track=settings.data.samples_per_track, seed=self.seed, sample_rate=data.sample_rate,
+            progress=False,
+        )
+        self.valid_set = datasets.ValidDataset(
+            data.valid_tracks, targets=[self.target], seq_dur=settings.data.valid_seq_dur,
+            sample_rate=data.sample_rate, progress=False,
+        )
+
+    # ------------------------------------------------------------------ the epoch
+    def fit(self, stop_after: int | None = None) -> TrainResult:
+        """Train from the epoch after :attr:`epoch` until the run finishes, or for
+        ``stop_after`` epochs of this call."""
+        hp = self.hp
+        bar = tqdm(range(self.epoch + 1, hp.epochs + 1), desc=self.label, initial=self.epoch, total=hp.epochs,
+                   disable=not self.progress, unit="epoch")
+        for nb_done, epoch in enumerate(bar, 1):
+            outcome = self.run_epoch(epoch)
+            self.save_weights(outcome)
+            self.decide_stop(outcome)
+            self.commit()
+            self.report(outcome)
+            if self.history["finished"] or (stop_after is not None and nb_done >= stop_after):
+                break
+        bar.close()
+        distributed.barrier(self.ranks)  # rank 0's files are written when any rank returns
+        return self.result(already=False)
+
+    def run_epoch(self, epoch: int) -> EpochOutcome:
+        """Train one epoch and validate it (rank 0; the other ranks receive the numbers), then
+        record it: the history, the learning-rate schedule and early stopping."""
+        start = time.perf_counter()
+        lr = float(self.optimizer.param_groups[0]["lr"])
+        train_loss, diverged = self.train_step(epoch)
+        valid_loss, sdr, diverged = self.validate(epoch, diverged)
+        outcome = EpochOutcome(epoch, train_loss, valid_loss, lr, time.perf_counter() - start, sdr, diverged)
+        self._record(outcome)
+        return outcome
+
+    def train_step(self, epoch: int) -> tuple[float, str | None]:
+        """One pass over the epoch's batches (this rank's share of each); the mean loss and,
+        if it diverged, why."""
+        from .datasets.torch_datasets import GlobalBatchSampler
+
+        ranks, seed = self.ranks, self.seed
+        self.train_set.set_epoch(epoch)
+        if ranks.is_distributed:
+            torch.manual_seed(distributed.rank_seed(seed, epoch, ranks.rank))  # dropout masks per rank
+        # The order DataLoader(shuffle=True, generator=...) draws, or this rank's share of it;
+        # the generator still seeds the loader's workers as before.
+        sampler = GlobalBatchSampler(len(self.train_set), self.hp.batch_size, _epoch_seed(seed, epoch), ranks.rank,
+                                     ranks.world_size)
+        loader = torch.utils.data.DataLoader(
+            self.train_set, batch_sampler=sampler, num_workers=self.settings.data.nb_workers,
+            generator=_epoch_generator(seed, epoch), pin_memory=self.device.type == "cuda",
+        )
+        return _train_epoch(
+            self.trained, loader, self.stft, self.optimizer, self.device, f"epoch {epoch}", self.progress,
+            batch_sizes=sampler.global_batch_sizes() if ranks.is_distributed else None,
+        )
+
+    def validate(self, epoch: int, diverged: str | None) -> tuple[float, float, str | None]:
+        """Validation loss and (every ``valid_sdr_every`` epochs and at the last) SDR on rank 0,
+        sent to every rank; a non-finite loss is a divergence."""
+        valid_loss, sdr = math.nan, math.nan
+        every = int(self.hp.valid_sdr_every)
+        if self.ranks.is_main:
+            if diverged is None:
+                valid_loss = _validate(self.model, self.valid_set, self.stft, self.device)
+                if not math.isfinite(valid_loss):
+                    diverged = f"the validation loss is {valid_loss}"
+            if every > 0 and diverged is None and (epoch % every == 0 or epoch >= self.hp.epochs):
+                sdr = validation_sdr(self.model, self.data.valid_tracks, self.target, self.settings, self.device)
+        # The other ranks wait here for rank 0's validation and decide as it does.
+        valid_loss, diverged, sdr = distributed.broadcast([valid_loss, diverged, sdr], self.ranks)
+        return valid_loss, sdr, diverged
+
+    def _record(self, outcome: EpochOutcome) -> None:
+        history = self.history
+        with_sdr = int(self.hp.valid_sdr_every) > 0
+        if with_sdr:
+            column = history.setdefault(VALID_SDR_COLUMN, [])
+            column.extend([None] * (len(history["epoch"]) - len(column)))  # epochs run without it
+        values = (outcome.epoch, outcome.train_loss, outcome.valid_loss, outcome.lr, outcome.seconds)
+        for column, value in zip(HISTORY_COLUMNS, values):
+            history[column].append(value)
+        if with_sdr:
+            history[VALID_SDR_COLUMN].append(_finite_or_none(outcome.sdr))
+        if outcome.diverged is None:
+            step_scheduler(self.scheduler, outcome.valid_loss)
+            outcome.improved = self.stopper.step(outcome.valid_loss, outcome.epoch)
+            history["best_epoch"] = self.stopper.best_epoch
+            history["best_valid_loss"] = self.stopper.best
+        self.epoch = outcome.epoch
+
+    def save_weights(self, outcome: EpochOutcome) -> None:
+        """Rank 0: the best weights when the epoch improved; at :func:`half_epoch`, the best
+        so far become the half-training weights (what the run would have given had it
+        stopped there: the "more epochs" comparison scores them beside the final ones)."""
+        if not self.ranks.is_main:
+            return
+        if outcome.improved:
+            self.files.save_weights(self.model, outcome.epoch, self.history)
+        if outcome.epoch == half_epoch(self.hp.epochs) and self.stopper.best_epoch:
+            self.files.keep_half_weights()
+
+    def decide_stop(self, outcome: EpochOutcome) -> None:
+        """Whether the run is over: a diverged loss (with a message saying what to do), early
+        stopping, or the last epoch; recorded in the history."""
+        if outcome.diverged is not None:
+            best = (f"the best weights so far (epoch {self.stopper.best_epoch}) are in {self.files.weights}"
+                    if self.stopper.best_epoch else "no weights were saved")
+            outcome.message = (
+                f"{self.label}: training stopped at epoch {outcome.epoch}: {outcome.diverged}. The learning rate "
+                f"({outcome.lr:.3g}) may be too high, or the data hold NaN/inf; {best}. "
+                f"Delete {self.files.out_dir} and train again with other settings."
+            )
+            self.history.update(finished=True, stop_reason="nan", stop_message=outcome.message)
+        elif self.stopper.should_stop:
+            self.history.update(finished=True, stop_reason="early_stopping")
+        elif outcome.epoch >= self.hp.epochs:
+            self.history.update(finished=True, stop_reason="epochs")
+
+    def commit(self) -> None:
+        """Rank 0: the checkpoint, then the history. The checkpoint is the commit point of an
+        epoch: a kill before it repeats the epoch (deterministically), a kill after it
+        loses nothing."""
+        if self.ranks.is_main:
+            self.files.write_checkpoint(self.checkpoint())
+            self.files.write_history(self.history)
+
+    def report(self, outcome: EpochOutcome) -> None:
+        """Rank 0: one line per epoch (printed and logged); the warning of a diverged run."""
+        if not self.ranks.is_main:
+            return
+        sdr = self.history.get(VALID_SDR_COLUMN)
+        summary = (
+            f"{self.label} epoch {outcome.epoch}/{self.hp.epochs}: train loss {outcome.train_loss:.5g}, "
+            f"valid loss {outcome.valid_loss:.5g}, lr {outcome.lr:.3g}, {outcome.seconds:.1f} s"
+            + (" (best)" if outcome.improved else "")
+            + (f", valid vocals SDR {sdr[-1]:.2f} dB" if sdr and sdr[-1] is not None else "")
+        )
+        tqdm.write(summary)
+        logger.info(summary)
+        if outcome.message is not None:
+            warnings.warn(outcome.message, RuntimeWarning, stacklevel=4)  # at train()'s caller
+
+    def result(self, already: bool, history: dict[str, Any] | None = None) -> TrainResult:
+        """The :class:`TrainResult` of this run with ``history`` (default: this call's)."""
+        history = self.history if history is None else history
+        epochs_done = history["epoch"]
+        return TrainResult(
+            model_name=self.model_name, target=self.target, out_dir=self.files.out_dir, history=history,
+            best_epoch=history["best_epoch"], last_epoch=epochs_done[-1] if epochs_done else 0,
+            finished=bool(history["finished"]) and _is_complete(history, self.hp.epochs),
+            already_finished=already, **self.files.paths(),
+        )
+
+
+def _check_train_settings(hp: TrainSettings, target: str) -> None:
+    if hp.epochs < 1:
+        raise ValueError(f"train.epochs must be at least 1, got {hp.epochs}")
+    if isinstance(hp.valid_sdr_every, bool) or int(hp.valid_sdr_every) < 0:
+        raise ValueError(f"train.valid_sdr_every must be 0 (off) or a number of epochs, got {hp.valid_sdr_every!r}")
+    if hp.valid_sdr_every and target != "vocals":
+        raise ValueError(f"train.valid_sdr_every scores vocals against accompaniment; the target is {target!r}: "
+                         "set it to 0 for other targets")
 
 
 def train(
@@ -855,259 +1262,17 @@ def train(
         ``out_dir`` holds a checkpoint of another model or other settings (the message
         names the file and what differs), or bad settings.
     """
-    from . import datasets, distributed
-    from .datasets.torch_datasets import GlobalBatchSampler
-    from .features import STFT
-
-    model_name_canonical = canonical_model_name(model_name)
-    target = _resolve_target(settings, target)
-    seed = int(settings.train.seeds[0] if seed is None else seed)
-    if out_dir is None:
-        several_seeds = len(settings.train.seeds) > 1
-        out_dir = run_paths(settings).model_dir(model_name_canonical, seed if several_seeds else None)
-    out_dir = Path(out_dir)
-    progress = settings.train.progress if progress is None else bool(progress)
-    hp, tuned, tuned_from = resolve_hyperparameters(settings, tuning_dir, model_name=model_name_canonical)
     if stop_after is not None and stop_after < 1:
         raise ValueError(f"stop_after must be a positive number of epochs or None, got {stop_after!r}")
-    if hp.epochs < 1:
-        raise ValueError(f"train.epochs must be at least 1, got {hp.epochs}")
-    if isinstance(hp.valid_sdr_every, bool) or int(hp.valid_sdr_every) < 0:
-        raise ValueError(f"train.valid_sdr_every must be 0 (off) or a number of epochs, got {hp.valid_sdr_every!r}")
-    if hp.valid_sdr_every and target != "vocals":
-        raise ValueError(f"train.valid_sdr_every scores vocals against accompaniment; the target is {target!r}: "
-                         "set it to 0 for other targets")
-    if data is None:
-        data = prepare_data(settings, progress=progress)
-    if (data.n_fft, data.n_hop) != (settings.stft.n_fft, settings.stft.n_hop):
-        raise ValueError(
-            f"data was prepared for n_fft={data.n_fft}, n_hop={data.n_hop} but settings.stft asks for "
-            f"n_fft={settings.stft.n_fft}, n_hop={settings.stft.n_hop}; call prepare_data with these settings"
-        )
-    # Under torchrun every rank runs this function: rank 0 alone validates and writes files.
-    ranks = distributed.current()
-    device = distributed.rank_device(resolve_device(hp.device), ranks)
-    progress = progress and ranks.is_main
-
-    config = model_config(model_name_canonical, settings, data)
-    signature = {
-        "model": model_name_canonical,
-        "target": target,
-        "seed": seed,
-        "config": config,
-        "train": {name: getattr(hp, name) for name in TRAJECTORY_SETTINGS},
-        "data": {
-            "seq_dur": settings.data.seq_dur,
-            "samples_per_track": settings.data.samples_per_track,
-            "valid_seq_dur": settings.data.valid_seq_dur,
-            "bandwidth": settings.stft.bandwidth,
-            "fingerprint": data.fingerprint,
-        },
-    }
-    files = {
-        "weights": out_dir / f"{target}.pth",
-        "checkpoint": out_dir / CHECKPOINT_NAME,
-        "history_json": out_dir / HISTORY_JSON_NAME,
-        "history_csv": out_dir / HISTORY_CSV_NAME,
-        "settings_json": out_dir / SETTINGS_JSON_NAME,
-        "half_weights": out_dir / half_weights_name(target),
-    }
-
-    def result(history: dict, already: bool) -> TrainResult:
-        epochs_done = history["epoch"]
-        return TrainResult(
-            model_name=model_name_canonical, target=target, out_dir=out_dir, history=history,
-            best_epoch=history["best_epoch"], last_epoch=epochs_done[-1] if epochs_done else 0,
-            finished=bool(history["finished"]) and _is_complete(history, hp.epochs),
-            already_finished=already, **files,
-        )
-
-    state = _load_checkpoint(files["checkpoint"], signature, out_dir, device)
-    if state is None and files["history_json"].exists() and files["weights"].exists():
-        # The checkpoint of a finished run may be deleted to save space; its history
-        # still says the run is complete.
-        history = read_json(files["history_json"])
-        check_run_signature(history.get("signature", {}), signature, files["history_json"], out_dir)
-        if _is_complete(history, hp.epochs):
-            return result(history, already=True)
-    if state is not None and _is_complete(state["history"], hp.epochs):
-        if ranks.is_main:
-            _write_history(out_dir, state["history"])  # in case the kill came between the two writes
-        return result(state["history"], already=True)
-
-    from . import models
-
-    _seed_everything(seed)
-    model = build_training_model(model_name_canonical, settings, data).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
-    scheduler = make_scheduler(optimizer, hp)
-    stopper = EarlyStopping(hp.patience)
-    if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        stopper.load_state_dict(state["early_stopping"])
-        history = state["history"]
-        # Resuming an unfinished run, or one that reached fewer epochs than now asked for.
-        history.update(finished=False, stop_reason=None)
-        _set_rng_state(state["rng"])
-        if ranks.is_main:
-            _write_history(out_dir, history)
-    elif ranks.is_main:
-        history = _new_history(model_name_canonical, target, seed, signature)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        write_json(files["settings_json"], {
-            "model": model_name_canonical,
-            "target": target,
-            "seed": seed,
-            "model_config": config,
-            "train": dataclasses.asdict(hp),
-            "tuned_params": tuned,
-            "tuned_from": None if tuned_from is None else str(tuned_from),
-            "device": str(device),
-            "data_root": str(data.root),
-            "data_fingerprint": data.fingerprint,
-            "sample_rate": data.sample_rate,
-            "train_tracks": [t.name for t in data.train_tracks],
-            "valid_tracks": [t.name for t in data.valid_tracks],
-            "settings": settings.to_dict(),
-            "git_commit": _git_commit(),
-            "versions": _versions(),
-            **({"distributed": {"world_size": ranks.world_size, "backend": torch.distributed.get_backend()}}
-               if ranks.is_distributed else {}),
-        })
-    else:
-        history = _new_history(model_name_canonical, target, seed, signature)
-
-    # prepare_data left the tracks WAV-backed at data.sample_rate: no resampling here.
-    train_set = datasets.TrainDataset(
-        data.train_tracks, targets=[target], seq_dur=settings.data.seq_dur,
-        samples_per_track=settings.data.samples_per_track, seed=seed, sample_rate=data.sample_rate,
-        progress=False,
-    )
-    valid_set = datasets.ValidDataset(
-        data.valid_tracks, targets=[target], seq_dur=settings.data.valid_seq_dur,
-        sample_rate=data.sample_rate, progress=False,
-    )
-    # Open-Unmix trains on uncentred frames (its train script's encoder, center=False); the
-    # scaler statistics are computed the same way, and separation centres as its Separator.
-    stft = STFT(data.n_fft, data.n_hop, center=TRAIN_STFT_CENTER).to(device)
-    trained = model  # what the steps run: the model itself, or its DDP wrapper
-    if ranks.is_distributed:
-        # Checked before any work: every rank needs a share of every global batch.
-        GlobalBatchSampler(len(train_set), hp.batch_size, 0, ranks.rank, ranks.world_size)
-        distributed.sync_batchnorm(model)
-        trained = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None)
-    label = f"{model_name_canonical}/{target}"
-    first = len(history["epoch"]) + 1
-    epochs_this_call = 0
-    bar = tqdm(range(first, hp.epochs + 1), desc=label, initial=first - 1, total=hp.epochs,
-               disable=not progress, unit="epoch")
-    for epoch in bar:
-        start = time.perf_counter()
-        train_set.set_epoch(epoch)
-        if ranks.is_distributed:
-            torch.manual_seed(distributed.rank_seed(seed, epoch, ranks.rank))  # dropout masks per rank
-        # The order DataLoader(shuffle=True, generator=...) draws, or this rank's share of it;
-        # the generator still seeds the loader's workers as before.
-        sampler = GlobalBatchSampler(len(train_set), hp.batch_size, _epoch_seed(seed, epoch), ranks.rank,
-                                     ranks.world_size)
-        loader = torch.utils.data.DataLoader(
-            train_set, batch_sampler=sampler, num_workers=settings.data.nb_workers,
-            generator=_epoch_generator(seed, epoch), pin_memory=device.type == "cuda",
-        )
-        lr = float(optimizer.param_groups[0]["lr"])
-        train_loss, diverged = _train_epoch(
-            trained, loader, stft, optimizer, device, f"epoch {epoch}", progress,
-            batch_sizes=sampler.global_batch_sizes() if ranks.is_distributed else None,
-        )
-        valid_loss = math.nan
-        sdr_every = int(hp.valid_sdr_every)
-        sdr = math.nan
-        if ranks.is_main:
-            if diverged is None:
-                valid_loss = _validate(model, valid_set, stft, device)
-                if not math.isfinite(valid_loss):
-                    diverged = f"the validation loss is {valid_loss}"
-            if sdr_every > 0 and diverged is None and (epoch % sdr_every == 0 or epoch >= hp.epochs):
-                sdr = validation_sdr(model, data.valid_tracks, target, settings, device)
-        # The other ranks wait here for rank 0's validation and decide as it does.
-        valid_loss, diverged, sdr = distributed.broadcast([valid_loss, diverged, sdr], ranks)
-        if sdr_every > 0:
-            column = history.setdefault(VALID_SDR_COLUMN, [])
-            column.extend([None] * (len(history["epoch"]) - len(column)))  # epochs run without it
-        elapsed = time.perf_counter() - start
-        for column, value in zip(HISTORY_COLUMNS, (epoch, train_loss, valid_loss, lr, elapsed)):
-            history[column].append(value)
-        if sdr_every > 0:
-            history[VALID_SDR_COLUMN].append(_finite_or_none(sdr))
-        improved = False
-        if diverged is None:
-            step_scheduler(scheduler, valid_loss)
-            improved = stopper.step(valid_loss, epoch)
-            history["best_epoch"] = stopper.best_epoch
-            history["best_valid_loss"] = stopper.best
-        if improved and ranks.is_main:
-            models.save_model(model, files["weights"], target=target, epoch=epoch,
-                              history=_history_for_json(history))
-        if epoch == half_epoch(hp.epochs) and stopper.best_epoch and ranks.is_main:
-            # What this run would have given had it stopped here: the best weights so far
-            # (the "more epochs" comparison scores them beside the final ones).
-            with atomic_path(files["half_weights"]) as tmp:
-                shutil.copyfile(files["weights"], tmp)
-        message = None
-        if diverged is not None:
-            best = (f"the best weights so far (epoch {stopper.best_epoch}) are in {files['weights']}"
-                    if stopper.best_epoch else "no weights were saved")
-            message = (
-                f"{label}: training stopped at epoch {epoch}: {diverged}. The learning rate "
-                f"({lr:.3g}) may be too high, or the data hold NaN/inf; {best}. "
-                f"Delete {out_dir} and train again with other settings."
-            )
-            history.update(finished=True, stop_reason="nan", stop_message=message)
-        elif stopper.should_stop:
-            history.update(finished=True, stop_reason="early_stopping")
-        elif epoch >= hp.epochs:
-            history.update(finished=True, stop_reason="epochs")
-        # The checkpoint is the commit point of an epoch: a kill before it repeats the
-        # epoch (deterministically), a kill after it loses nothing.
-        if ranks.is_main:
-            checkpoint = {
-                "format": CHECKPOINT_FORMAT,
-                "signature": signature,
-                "epoch": epoch,
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "early_stopping": stopper.state_dict(),
-                "rng": _rng_state(),
-                "dataset_epoch": epoch,
-                "history": history,
-            }
-            with atomic_path(files["checkpoint"]) as tmp:
-                torch.save(checkpoint, tmp)
-            _write_history(out_dir, history)
-
-        summary = (
-            f"{label} epoch {epoch}/{hp.epochs}: train loss {train_loss:.5g}, valid loss {valid_loss:.5g}, "
-            f"lr {lr:.3g}, {elapsed:.1f} s" + (" (best)" if improved else "")
-            + (f", valid vocals SDR {history[VALID_SDR_COLUMN][-1]:.2f} dB"
-               if history.get(VALID_SDR_COLUMN) and history[VALID_SDR_COLUMN][-1] is not None else "")
-        )
-        if ranks.is_main:
-            tqdm.write(summary)
-            logger.info(summary)
-            if message is not None:
-                warnings.warn(message, RuntimeWarning, stacklevel=2)
-        if history["finished"]:
-            break
-        epochs_this_call += 1
-        if stop_after is not None and epochs_this_call >= stop_after:
-            break
-    bar.close()
-    distributed.barrier(ranks)  # rank 0's files are written when any rank returns
-    return result(history, already=False)
+    trainer = Trainer(model_name, settings, data, out_dir, seed=seed, target=target, tuning_dir=tuning_dir,
+                      progress=progress)
+    saved = trainer.files.read(trainer.signature, trainer.device)
+    if saved is not None and _is_complete(saved.history, trainer.hp.epochs):
+        if saved.state is not None and trainer.ranks.is_main:
+            trainer.files.write_history(saved.history)  # in case a kill came between checkpoint and history
+        return trainer.result(already=True, history=saved.history)
+    trainer.start(saved)
+    return trainer.fit(stop_after)
 
 
 # --------------------------------------------------------------------------- entry point

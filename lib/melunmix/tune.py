@@ -77,10 +77,16 @@ from typing import Any
 
 from .config import Settings, STFTSettings, TrainSettings, run_paths
 from .files import read_json, write_json, write_text
+from .hyperparameters import (  # noqa: F401  (re-exported: what a search leaves, read by training too)
+    BEST_PARAMS_NAME,
+    load_best_params,
+    load_search_summary,
+    search_dir,
+    tuned_models,
+)
 
 logger = logging.getLogger(__name__)
 
-BEST_PARAMS_NAME = "best_params.json"
 TRIALS_CSV_NAME = "trials.csv"
 HISTORIES_CSV_NAME = "trial_histories.csv"
 STORAGE_NAME = "study.db"
@@ -138,90 +144,6 @@ class TuneResult:
     histories_csv: Path
     best_params_json: Path
     storage: Path | str
-
-
-def load_best_params(tuning_dir: str | os.PathLike) -> dict[str, Any] | None:
-    """The tuned training parameters in ``<tuning_dir>/best_params.json``, or None.
-
-    The file holds the parameters at its top level (``{"lr": 0.003, "lr_decay_gamma":
-    0.4, "search": {...}}``); ``search`` describes the search (best validation loss,
-    trial, number of trials, rate, epochs) and is not a parameter.
-
-    Parameters
-    ----------
-    tuning_dir : path
-        A search folder (``results/<profile>/tuning``, or ``.../tuning/<model>`` with
-        ``settings.tune.per_model``; :func:`search_dir`).
-
-    Returns
-    -------
-    dict or None
-        ``{name: value}`` with names of :class:`melunmix.config.TrainSettings` fields;
-        None when the search has not finished (no file yet).
-    """
-    path = Path(tuning_dir) / BEST_PARAMS_NAME
-    if not path.exists():
-        return None
-    content = read_json(path)
-    if not isinstance(content, dict):
-        raise ValueError(f"{path} must hold a JSON object of parameters; delete it and rerun the tuning")
-    params = {name: value for name, value in content.items() if name != "search"}
-    bad = {name: value for name, value in params.items()
-           if isinstance(value, bool) or not isinstance(value, (int, float))}
-    if not params or bad:
-        raise ValueError(
-            f"{path} must map training settings to numbers (got {bad or 'no parameters'}); "
-            "delete it and rerun the tuning"
-        )
-    return params
-
-
-def load_search_summary(tuning_dir: str | os.PathLike) -> dict[str, Any] | None:
-    """The ``search`` summary of ``<tuning_dir>/best_params.json`` (model, rate, STFT,
-    schedule, best trial...), or None when there is no such file or summary."""
-    path = Path(tuning_dir) / BEST_PARAMS_NAME
-    if not path.exists():
-        return None
-    content = read_json(path)
-    summary = content.get("search") if isinstance(content, dict) else None
-    return summary if isinstance(summary, dict) else None
-
-
-def tuned_models(settings: Settings) -> list[str]:
-    """The models searched with: ``settings.tune.model``, or with ``settings.tune.per_model``
-    every model of ``settings.train.models`` (canonical names, in order, without repeats)."""
-    from .train import canonical_model_name
-
-    names = settings.train.models if settings.tune.per_model else [settings.tune.model]
-    return list(dict.fromkeys(canonical_model_name(name) for name in names))
-
-
-def search_dir(settings: Settings, model_name: str | None = None,
-               tuning_dir: str | os.PathLike | None = None) -> Path:
-    """The folder of the search whose best parameters model ``model_name`` trains with.
-
-    Parameters
-    ----------
-    settings : Settings
-    model_name : str, optional
-        Needed with ``settings.tune.per_model``; ignored otherwise.
-    tuning_dir : path, optional
-        The tuning folder; default ``results/<profile>/tuning``.
-
-    Returns
-    -------
-    Path
-        ``tuning_dir`` itself (one search, ``settings.tune.model``, read by every model) or,
-        with ``settings.tune.per_model``, ``tuning_dir/<model>`` (one search per model).
-    """
-    root = Path(tuning_dir) if tuning_dir is not None else run_paths(settings).tuning
-    if not settings.tune.per_model:
-        return root
-    if model_name is None:
-        raise ValueError("settings.tune.per_model is on: name the model whose search folder is wanted")
-    from .train import canonical_model_name
-
-    return root / canonical_model_name(model_name)
 
 
 def search_space(space: dict[str, list[Any]]) -> dict[str, Any]:
@@ -495,21 +417,17 @@ def tune(
     ``settings.tune.storage`` any number of workers run this function together (see the
     module's notes); the tables and the best parameters are the same in every worker.
     Rows of the tables and ``best_trial`` are numbered by slot (the trial's folder), so
-    a retried trial keeps the number of the trial it repeats.
+    a retried trial keeps the number of the trial it repeats. The tables are written
+    once, when every trial has finished; each trial prints one line as it ends.
     """
-    import optuna
-    from optuna.samplers import TPESampler
-    from optuna.trial import TrialState
-
-    from .train import canonical_model_name, check_run_signature, prepare_data, train
+    from .models import canonical_model_name
 
     if settings.tune.nb_trials < 1:
         raise ValueError(f"settings.tune.nb_trials must be at least 1, got {settings.tune.nb_trials}")
     model = canonical_model_name(settings.tune.model if model is None else model)
     distributions = search_space(settings.tune.space)
-    param_names = list(distributions)
     hp = settings.train
-    if ("lr_decay_gamma" in param_names and hp.lr_schedule == "plateau"
+    if ("lr_decay_gamma" in distributions and hp.lr_schedule == "plateau"
             and hp.lr_decay_patience >= settings.tune.epochs):
         warnings.warn(
             f"settings.tune.space searches lr_decay_gamma with train.lr_schedule 'plateau' and "
@@ -521,132 +439,168 @@ def tune(
     # Statistics at the tuning rate serve the search only: they stay in its folder.
     stats_dir = Path(stats_dir) if stats_dir is not None else out_dir / "features"
     progress = settings.train.progress if progress is None else bool(progress)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    search = _Search.open(settings, model, distributions, out_dir, data_root, stats_dir, progress)
+    nb_run = 0
+    while (taken := search.next_trial()) is not None:
+        search.run_trial(*taken)
+        nb_run += 1
+    return search.finish(nb_run)
 
-    storage, storage_label, shared = open_storage(settings.tune.storage, out_dir)
-    if shared and not settings.tune.grace_period > settings.tune.heartbeat_interval:
-        raise ValueError(
-            f"settings.tune.grace_period ({settings.tune.grace_period} s) must be longer than "
-            f"tune.heartbeat_interval ({settings.tune.heartbeat_interval} s), or live workers are taken for dead"
-        )
-    base = trial_settings(settings, {})
-    # Workers sharing the folder prepare the data one after the other: the first fills
-    # the resample cache and the statistics, the others read them.
-    with _exclusive(out_dir / PREPARE_LOCK_NAME) if shared else contextlib.nullcontext():
-        data = prepare_data(base, data_root=data_root, stats_dir=stats_dir,
-                            sample_rate=settings.tune.sample_rate, progress=progress)
-    verbosity = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # our own one line per trial instead
-    try:
-        study = optuna.create_study(
-            study_name=study_name(settings, model, shared), storage=storage, direction="minimize",
-            load_if_exists=True, sampler=TPESampler(seed=settings.tune.seed),
-        )
-    finally:
-        optuna.logging.set_verbosity(verbosity)
-    signature = _search_signature(settings, model, data.fingerprint)
-    stored = study.user_attrs.get("search")
-    if stored is None:
-        study.set_user_attr("search", signature)
-    else:
-        check_run_signature(stored, signature, storage_label, out_dir, what="tuning search")
-    nb_trials = int(settings.tune.nb_trials)
-    worker = f"{socket.gethostname()}:{os.getpid()}"
 
-    def run(number: int, params: dict[str, Any]) -> tuple[float | None, Any]:
+class _Search:
+    """One worker's view of a search: the study in its storage, the data every trial trains
+    on, and the steps of :func:`tune` (next trial, run it, finish)."""
+
+    def __init__(self, settings: Settings, model: str, distributions: dict, out_dir: Path, data, study,
+                 storage_label: Path | str, shared: bool, progress: bool):
+        self.settings, self.model, self.distributions = settings, model, distributions
+        self.out_dir, self.data, self.study = out_dir, data, study
+        self.storage_label, self.shared, self.progress = storage_label, shared, progress
+        self.nb_trials = int(settings.tune.nb_trials)
+        self.worker = f"{socket.gethostname()}:{os.getpid()}"
+
+    @classmethod
+    def open(cls, settings: Settings, model: str, distributions: dict, out_dir: Path, data_root, stats_dir: Path,
+             progress: bool) -> _Search:
+        """Prepare the data at the tuning rate, open (or create) the study and check that a
+        stored one was made with the same settings."""
+        import optuna
+        from optuna.samplers import TPESampler
+
+        from .train import check_run_signature, prepare_data
+
+        out_dir.mkdir(parents=True, exist_ok=True)
+        storage, storage_label, shared = open_storage(settings.tune.storage, out_dir)
+        if shared and not settings.tune.grace_period > settings.tune.heartbeat_interval:
+            raise ValueError(
+                f"settings.tune.grace_period ({settings.tune.grace_period} s) must be longer than "
+                f"tune.heartbeat_interval ({settings.tune.heartbeat_interval} s), or live workers are taken for dead"
+            )
+        # Workers sharing the folder prepare the data one after the other: the first fills
+        # the resample cache and the statistics, the others read them.
+        with _exclusive(out_dir / PREPARE_LOCK_NAME) if shared else contextlib.nullcontext():
+            data = prepare_data(trial_settings(settings, {}), data_root=data_root, stats_dir=stats_dir,
+                                sample_rate=settings.tune.sample_rate, progress=progress)
+        with _quiet_optuna():
+            study = optuna.create_study(
+                study_name=study_name(settings, model, shared), storage=storage, direction="minimize",
+                load_if_exists=True, sampler=TPESampler(seed=settings.tune.seed),
+            )
+        signature = _search_signature(settings, model, data.fingerprint)
+        stored = study.user_attrs.get("search")
+        if stored is None:
+            study.set_user_attr("search", signature)
+        else:
+            check_run_signature(stored, signature, storage_label, out_dir, what="tuning search")
+        return cls(settings, model, distributions, out_dir, data, study, storage_label, shared, progress)
+
+    def slots(self) -> dict[int, Any]:
+        return _slots(self.study.get_trials(deepcopy=False), self.nb_trials)[0]
+
+    def next_trial(self) -> tuple[Any, int] | None:
+        """The next trial this worker runs and its slot, or None when every slot's trial has
+        finished.
+
+        Trials of killed workers are failed and queued again first (same parameters and
+        folder, so they resume from their checkpoint); while other workers' trials run and
+        no slot is free, this waits.
+        """
+        from optuna.samplers import TPESampler
+        from optuna.trial import TrialState
+
+        tune = self.settings.tune
+        while True:
+            _fail_stale_trials(self.study, self.nb_trials, tune.grace_period if self.shared else None, self.worker)
+            trials = self.study.get_trials(deepcopy=False)
+            slots, _ = _slots(trials, self.nb_trials)
+            waiting = any(t.state == TrialState.WAITING for t in trials)
+            if len(slots) >= self.nb_trials and not waiting:
+                if all(t.state.is_finished() for t in slots.values()):
+                    return None
+                time.sleep(min(float(tune.heartbeat_interval), 5.0))  # other workers' trials run
+                continue
+            # Seeded by the slot count: the parameters tried depend on the seed and on the earlier
+            # trials' results only, interrupted or not (with one worker).
+            self.study.sampler = TPESampler(seed=tune.seed + len(slots), constant_liar=self.shared)
+            with _quiet_optuna():
+                trial = self.study.ask(self.distributions)
+            trials = self.study.get_trials(deepcopy=False)
+            if trial.number not in _slots(trials, self.nb_trials)[1]:
+                return trial, _root(next(t for t in trials if t.number == trial.number))
+            # Another worker asked at the same moment and got the last slot: never run this one.
+            trial.set_user_attr(SURPLUS_ATTR, True)
+            _tell(self.study, trial.number, None)
+
+    def run_trial(self, trial, number: int) -> None:
+        """Train ``trial`` in slot ``number``'s folder (resuming a killed run of it), print one
+        line and record the result. An exception leaves the trial RUNNING, as a kill does: a
+        rerun resumes it."""
+        from .train import train
+
+        tune = self.settings.tune
+        params = dict(trial.params)
+        trial.set_user_attr(WORKER_ATTR, self.worker)
         start = time.perf_counter()
-        result = train(model, trial_settings(settings, params), data,
-                       _trial_dir(out_dir, number), seed=settings.tune.seed, progress=progress)
+        with _heartbeat(trial, tune.heartbeat_interval if self.shared else None):
+            result = train(self.model, trial_settings(self.settings, params), self.data,
+                           _trial_dir(self.out_dir, number), seed=tune.seed, progress=self.progress)
         value = result.best_valid_loss
         value = value if value is not None and math.isfinite(value) else None
         shown = ", ".join(f"{k}={v:.4g}" for k, v in params.items())
         outcome = f"best valid loss {value:.5g} (epoch {result.best_epoch})" if value is not None else "diverged"
-        line = (f"tuning {model} trial {number + 1}/{nb_trials}: {shown} -> {outcome}, "
-                f"{time.perf_counter() - start:.1f} s" + (f" ({worker})" if shared else ""))
+        line = (f"tuning {self.model} trial {number + 1}/{self.nb_trials}: {shown} -> {outcome}, "
+                f"{time.perf_counter() - start:.1f} s" + (f" ({self.worker})" if self.shared else ""))
         print(line, flush=True)
         logger.info(line)
-        return value, result
+        trial.set_user_attr(HISTORY_ATTR, _history_summary(result.history))
+        if not _tell(self.study, trial.number, value):
+            warnings.warn(
+                f"tuning {self.model} trial {number}: another worker took it for dead (no heartbeat for "
+                f"{tune.grace_period} s) and queued it again; this result is not recorded",
+                RuntimeWarning, stacklevel=3,
+            )
 
-    def write_tables() -> list[dict]:
-        slots, _ = _slots(study.get_trials(deepcopy=False), nb_trials)
+    def finish(self, nb_run: int) -> TuneResult:
+        """Write the tables and ``best_params.json`` from the storage (every worker writes the
+        same) and return the search's result."""
+        import pandas as pd
+        from optuna.trial import TrialState
+
+        out_dir, settings = self.out_dir, self.settings
+        slots = self.slots()
+        param_names = list(self.distributions)
         trials_text, histories_text, rows = _tables(slots, out_dir, param_names)
         write_text(out_dir / TRIALS_CSV_NAME, trials_text)
         write_text(out_dir / HISTORIES_CSV_NAME, histories_text)
-        return rows
-
-    nb_run = 0
-    while True:
-        # A trial whose worker was killed stays RUNNING in the storage: it is marked FAIL
-        # and queued again (same parameters, same folder, so it resumes from its checkpoint).
-        _fail_stale_trials(study, nb_trials, settings.tune.grace_period if shared else None, worker)
-        trials = study.get_trials(deepcopy=False)
-        slots, _ = _slots(trials, nb_trials)
-        waiting = any(t.state == TrialState.WAITING for t in trials)
-        if len(slots) >= nb_trials and not waiting:
-            if all(t.state.is_finished() for t in slots.values()):
-                break
-            time.sleep(min(float(settings.tune.heartbeat_interval), 5.0))  # other workers' trials run
-            continue
-        # Seeded by the slot count: the parameters tried depend on the seed and on the earlier
-        # trials' results only, interrupted or not (with one worker).
-        study.sampler = TPESampler(seed=settings.tune.seed + len(slots), constant_liar=shared)
-        with _quiet_optuna():
-            trial = study.ask(distributions)
-        trials = study.get_trials(deepcopy=False)
-        if trial.number in _slots(trials, nb_trials)[1]:
-            # Another worker asked at the same moment and got the last slot: never run this one.
-            trial.set_user_attr(SURPLUS_ATTR, True)
-            _tell(study, trial.number, None)
-            continue
-        number = _root(next(t for t in trials if t.number == trial.number))
-        trial.set_user_attr(WORKER_ATTR, worker)
-        # An exception leaves the trial RUNNING, as a kill does: a rerun resumes it.
-        with _heartbeat(trial, settings.tune.heartbeat_interval if shared else None):
-            value, result = run(number, dict(trial.params))
-        trial.set_user_attr(HISTORY_ATTR, _history_summary(result.history))
-        if not _tell(study, trial.number, value):
-            warnings.warn(
-                f"tuning {model} trial {number}: another worker took it for dead (no heartbeat for "
-                f"{settings.tune.grace_period} s) and queued it again; this result is not recorded",
-                RuntimeWarning, stacklevel=2,
+        complete = {number: t for number, t in slots.items() if t.state == TrialState.COMPLETE}
+        if not complete:
+            raise ValueError(
+                f"every tuning trial in {out_dir} diverged (NaN loss); narrow settings.tune.space "
+                f"(e.g. a lower learning-rate bound), delete {out_dir} and rerun"
             )
-        write_tables()
-        nb_run += 1
-
-    rows = write_tables()
-    slots, _ = _slots(study.get_trials(deepcopy=False), nb_trials)
-    complete = {number: t for number, t in slots.items() if t.state == TrialState.COMPLETE}
-    if not complete:
-        raise ValueError(
-            f"every tuning trial in {out_dir} diverged (NaN loss); narrow settings.tune.space "
-            f"(e.g. a lower learning-rate bound), delete {out_dir} and rerun"
+        best_number = min(complete, key=lambda n: (complete[n].value, n))
+        best = complete[best_number]
+        write_json(out_dir / BEST_PARAMS_NAME, {
+            **best.params,
+            "search": {
+                "best_valid_loss": best.value,
+                "trial": best_number,
+                "nb_trials": len(rows),
+                "model": self.model,
+                "sample_rate": float(settings.tune.sample_rate),
+                "data_sample_rate": float(settings.data.sample_rate),
+                "stft": dataclasses.asdict(tuning_stft(settings)),
+                "lr_schedule": settings.train.lr_schedule,
+                "epochs": int(settings.tune.epochs),
+                "samples_per_track": int(settings.tune.samples_per_track),
+            },
+        })
+        return TuneResult(
+            out_dir=out_dir, best_params=dict(best.params), best_valid_loss=float(best.value),
+            best_trial=best_number, trials=pd.read_csv(out_dir / TRIALS_CSV_NAME), nb_trials_run=nb_run,
+            trials_csv=out_dir / TRIALS_CSV_NAME, histories_csv=out_dir / HISTORIES_CSV_NAME,
+            best_params_json=out_dir / BEST_PARAMS_NAME, storage=self.storage_label,
         )
-    best_number = min(complete, key=lambda n: (complete[n].value, n))
-    best = complete[best_number]
-    best_params_path = out_dir / BEST_PARAMS_NAME
-    write_json(best_params_path, {
-        **best.params,
-        "search": {
-            "best_valid_loss": best.value,
-            "trial": best_number,
-            "nb_trials": len(rows),
-            "model": model,
-            "sample_rate": float(settings.tune.sample_rate),
-            "data_sample_rate": float(settings.data.sample_rate),
-            "stft": dataclasses.asdict(base.stft),
-            "lr_schedule": settings.train.lr_schedule,
-            "epochs": int(settings.tune.epochs),
-            "samples_per_track": int(settings.tune.samples_per_track),
-        },
-    })
-    import pandas as pd
-
-    return TuneResult(
-        out_dir=out_dir, best_params=dict(best.params), best_valid_loss=float(best.value),
-        best_trial=best_number, trials=pd.read_csv(out_dir / TRIALS_CSV_NAME), nb_trials_run=nb_run,
-        trials_csv=out_dir / TRIALS_CSV_NAME, histories_csv=out_dir / HISTORIES_CSV_NAME,
-        best_params_json=best_params_path, storage=storage_label,
-    )
 
 
 def open_storage(spec: str | None, out_dir: Path):
@@ -764,7 +718,8 @@ def _fail_stale_trials(study, nb_trials: int, grace_period: float | None, worker
         failed.append(trial.number)
         retries = len(trial.system_attrs.get("retry_history", []))
         again = trial.number not in surplus and retries < MAX_RETRIES
-        line = (f"tuning: trial {_root(trial) + 1}/{nb_trials} ({TRIALS_DIR_NAME}/{_trial_dir(Path(), _root(trial)).name}, "
+        folder = f"{TRIALS_DIR_NAME}/{_trial_dir(Path(), _root(trial)).name}"
+        line = (f"tuning: trial {_root(trial) + 1}/{nb_trials} ({folder}, "
                 f"worker {trial.user_attrs.get(WORKER_ATTR, '?')}) was interrupted; "
                 + ("queued again, it resumes from its checkpoint" if again
                    else f"not retried ({retries} retries already)") + f" [seen by {worker}]")
@@ -805,9 +760,9 @@ def _heartbeat(trial, interval: float | None):
 
 def _history_summary(history: dict[str, Any]) -> dict[str, Any]:
     """What the trials tables need of a trial's history, JSON-safe (stored with the trial)."""
-    from .train import _history_for_json
+    from .train import history_for_json
 
-    clean = _history_for_json(history)
+    clean = history_for_json(history)
     keys = ("epoch", "train_loss", "valid_loss", "lr", "epoch_time", "best_epoch", "best_valid_loss", "stop_reason")
     return {key: clean.get(key) for key in keys}
 
