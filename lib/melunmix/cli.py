@@ -4,12 +4,17 @@
     melunmix make-dataset --out DIR --train N --valid K --test M --duration S --seed X
     melunmix score ESTIMATES --data-root ROOT --out EVAL [--scorer fast|museval] [--jobs N]
                    [--shard I/N | --shard slurm | --aggregate]
-    melunmix reproduce [--profile demo] [--data-root PATH] [--only 05 06] [--stand-in]
+    melunmix reproduce [--profile demo] [--data-root PATH] [--only 05 06] [--stand-in] [--notebooks-dir DIR]
     melunmix train [--profile demo] [--model M ...] [--seed S ...]   (also under torchrun)
     melunmix tune [--profile demo] [--storage URL|JOURNAL_FILE]      (one worker of a search)
 
 Each subcommand parses its options and calls one library function with plain arguments;
 the same functions are what the notebooks and tests call.
+
+Where files go (``--results-dir``, the generated data, the cache) never depends on where the
+package is installed: ``$MELUNMIX_RESULTS_DIR``, ``$MELUNMIX_DATA_DIR``,
+``$MELUNMIX_CACHE_DIR``, else under ``$MELUNMIX_HOME``, else under the source checkout
+holding the working directory, else under the working directory (:mod:`melunmix.config`).
 """
 
 from __future__ import annotations
@@ -49,7 +54,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
 
     try:
         runs = reproduce(args.profile, data_root=args.data_root, results_dir=args.results_dir, only=args.only,
-                         stand_in=args.stand_in)
+                         stand_in=args.stand_in, notebooks_dir=args.notebooks_dir)
     except NotebookFailed as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
@@ -109,6 +114,10 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     return 0
 
 
+RESULTS_DIR_HELP = ("parent of the run folder (default: $MELUNMIX_RESULTS_DIR, else results/ of the checkout "
+                    "or of the working directory)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="melunmix", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -155,7 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", action="append", default=None, help="train only this model (repeatable)")
     p.add_argument("--seed", action="append", type=int, default=None, help="train only this seed (repeatable)")
     p.add_argument("--data-root", type=Path, default=None, help="MUSDB18 or MUSDB18-HQ root")
-    p.add_argument("--results-dir", type=Path, default=None, help="parent of the run folder (default results/)")
+    p.add_argument("--results-dir", type=Path, default=None, help=RESULTS_DIR_HELP)
     p.add_argument("--stand-in", action="store_true", help="a MUSDB18 profile on the generated dataset")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_cmd_train)
@@ -165,7 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--storage", default=None, help="database URL or journal file shared by the workers "
                    "(default: the profile's tune.storage, else the search folder's own SQLite file)")
     p.add_argument("--data-root", type=Path, default=None, help="MUSDB18 or MUSDB18-HQ root")
-    p.add_argument("--results-dir", type=Path, default=None, help="parent of the run folder (default results/)")
+    p.add_argument("--results-dir", type=Path, default=None, help=RESULTS_DIR_HELP)
     p.add_argument("--stand-in", action="store_true", help="a MUSDB18 profile on the generated dataset")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_cmd_tune)
@@ -174,10 +183,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", default="demo", help="smoke, demo, poster, umx or a YAML file (default demo)")
     p.add_argument("--data-root", type=Path, default=None, help="MUSDB18 or MUSDB18-HQ root (default: "
                    "$MUSDB_ROOT, $MUSDB_PATH, else the generated dataset)")
-    p.add_argument("--results-dir", type=Path, default=None, help="parent of the run folder (default results/)")
+    p.add_argument("--results-dir", type=Path, default=None, help=RESULTS_DIR_HELP)
     p.add_argument("--only", nargs="+", default=None, metavar="NN", help="run only these notebooks (e.g. 05 06)")
     p.add_argument("--stand-in", action="store_true", help="run a MUSDB18 profile (poster, umx) on the "
                    "generated dataset when no MUSDB18 root is given; the results say so")
+    p.add_argument("--notebooks-dir", type=Path, default=None, help="folder of the numbered notebooks "
+                   "(default: notebooks/ of the source checkout holding the working directory)")
     p.set_defaults(func=_cmd_reproduce)
     return parser
 

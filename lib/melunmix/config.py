@@ -1,9 +1,17 @@
 """Profiles: one YAML file per study configuration -> typed settings, and the paths of a run.
 
-A profile (``notebooks/profiles/<name>.yaml``) is the single source of truth for every
-setting the notebooks, the engine and the CLI use, so values that must agree across
-notebooks cannot drift. Sections map one-to-one onto the dataclasses below; keys that are
-not known raise, so a typo in a profile is an error and not a silently ignored setting.
+A profile (``<name>.yaml`` in the package's ``profiles/`` folder, or any YAML file) is the
+single source of truth for every setting the notebooks, the engine and the CLI use, so
+values that must agree across notebooks cannot drift. Sections map one-to-one onto the
+dataclasses below; keys that are not known raise, so a typo in a profile is an error and
+not a silently ignored setting.
+
+Where files go never depends on where the package is installed (:func:`home_dir`):
+results under ``$MELUNMIX_RESULTS_DIR``, else ``<home>/results``; generated datasets
+under ``$MELUNMIX_DATA_DIR``, else ``<home>/data/generated``; the decode/resample cache
+under ``$MELUNMIX_CACHE_DIR``, else ``<home>/data/cache``. ``<home>`` is
+``$MELUNMIX_HOME``, else the source checkout that holds the working directory (a
+notebook's folder counts: its checkout is found above it), else the working directory.
 
 Example
 -------
@@ -17,16 +25,80 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-#: Repository root (lib/melunmix/config.py -> ../..).
-REPO_ROOT = Path(__file__).resolve().parents[2]
-PROFILES_DIR = REPO_ROOT / "notebooks" / "profiles"
-RESULTS_DIR = REPO_ROOT / "results"
+#: The profiles shipped with the package (package data: read, never written).
+PROFILES_DIR = Path(__file__).resolve().parent / "profiles"
+
+#: Environment variables that place what a run writes (see :func:`home_dir`).
+HOME_ENV = "MELUNMIX_HOME"
+RESULTS_ENV = "MELUNMIX_RESULTS_DIR"
+DATA_ENV = "MELUNMIX_DATA_DIR"
+CACHE_ENV = "MELUNMIX_CACHE_DIR"
+
+
+def is_checkout(folder: str | os.PathLike) -> bool:
+    """True when ``folder`` is a melunmix source checkout (its ``pyproject.toml`` and ``notebooks/``)."""
+    folder = Path(folder)
+    try:
+        text = (folder / "pyproject.toml").read_text()
+    except OSError:
+        return False
+    return (folder / "notebooks").is_dir() and re.search(r'^name\s*=\s*"melunmix"\s*$', text, re.M) is not None
+
+
+def find_checkout(start: str | os.PathLike | None = None) -> Path | None:
+    """The melunmix source checkout holding ``start`` (default: the working directory), or None.
+
+    ``start`` itself or its nearest parent that :func:`is_checkout`; so a notebook kernel,
+    whose working directory is ``notebooks/``, finds the same checkout as a command run
+    from the repository root. The package's own location is never consulted: an
+    installed copy has no checkout.
+    """
+    folder = Path(start if start is not None else Path.cwd()).expanduser().resolve()
+    for candidate in (folder, *folder.parents):
+        if is_checkout(candidate):
+            return candidate
+    return None
+
+
+def home_dir() -> Path:
+    """The folder under which results, generated data and the cache go by default.
+
+    ``$MELUNMIX_HOME``; else the source checkout holding the working directory
+    (:func:`find_checkout`), so a checkout keeps ``results/`` and ``data/`` at its root;
+    else the working directory. Read at every call: a process that changes its working
+    directory or environment gets the new answer.
+    """
+    if os.environ.get(HOME_ENV):
+        return Path(os.environ[HOME_ENV]).expanduser().resolve()
+    return find_checkout() or Path.cwd().resolve()
+
+
+def results_root() -> Path:
+    """Parent of the run folders: ``$MELUNMIX_RESULTS_DIR``, else ``<home>/results`` (:func:`home_dir`)."""
+    if os.environ.get(RESULTS_ENV):
+        return Path(os.environ[RESULTS_ENV]).expanduser().resolve()
+    return home_dir() / "results"
+
+
+def generated_data_root() -> Path:
+    """Parent of the generated datasets: ``$MELUNMIX_DATA_DIR``, else ``<home>/data/generated``."""
+    if os.environ.get(DATA_ENV):
+        return Path(os.environ[DATA_ENV]).expanduser().resolve()
+    return home_dir() / "data" / "generated"
+
+
+def cache_root() -> Path:
+    """Parent of the decode/resample caches: ``$MELUNMIX_CACHE_DIR``, else ``<home>/data/cache``."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]).expanduser().resolve()
+    return home_dir() / "data" / "cache"
 
 
 @dataclass
@@ -322,13 +394,25 @@ def profile_path(name_or_path: str | os.PathLike) -> Path:
         if not path.exists():
             raise FileNotFoundError(f"profile file {path} does not exist")
         return path
-    path = PROFILES_DIR / f"{name_or_path}.yaml"
-    if not path.exists():
-        names = sorted(p.stem for p in PROFILES_DIR.glob("*.yaml"))
-        raise FileNotFoundError(
-            f"no profile named {name_or_path!r} ({path} missing); available: {names}"
-        )
-    return path
+    folders = profile_dirs()
+    for folder in folders:
+        path = folder / f"{name_or_path}.yaml"
+        if path.exists():
+            return path
+    names = sorted({p.stem for folder in folders for p in folder.glob("*.yaml")})
+    raise FileNotFoundError(
+        f"no profile named {name_or_path!r} (no {name_or_path}.yaml in {', '.join(map(str, folders))}); "
+        f"available: {names}, or pass the path of a YAML file"
+    )
+
+
+def profile_dirs() -> list[Path]:
+    """Folders searched for a profile given by name: the package's, then ``notebooks/profiles`` of the checkout."""
+    folders = [PROFILES_DIR]
+    checkout = find_checkout()
+    if checkout is not None and (checkout / "notebooks" / "profiles").is_dir():
+        folders.append(checkout / "notebooks" / "profiles")
+    return folders
 
 
 def load_profile(name_or_path: str | os.PathLike, overrides: dict | None = None) -> Settings:
@@ -357,9 +441,12 @@ def load_profile(name_or_path: str | os.PathLike, overrides: dict | None = None)
 
 
 def run_dir(settings_or_name: Settings | str, results_dir: str | os.PathLike | None = None) -> Path:
-    """``results/<profile>/``: every artifact of a run lives below it."""
+    """``<results>/<profile>/``: every artifact of a run lives below it.
+
+    ``results_dir`` defaults to :func:`results_root` (``results/`` of the checkout).
+    """
     name = settings_or_name.name if isinstance(settings_or_name, Settings) else str(settings_or_name)
-    return Path(results_dir or RESULTS_DIR) / name
+    return Path(results_dir or results_root()) / name
 
 
 @dataclass

@@ -1,8 +1,9 @@
 """Run the study: the numbered notebooks executed in order with papermill.
 
-``reproduce("demo")`` executes ``notebooks/01_*.ipynb`` ... ``06_*.ipynb`` with the
-profile's name (and an optional data root) injected as papermill parameters, writes the
-executed copies to ``results/<profile>/notebooks/`` and a ``manifest.json`` that records
+``reproduce("demo")`` executes ``notebooks/01_*.ipynb`` ... ``06_*.ipynb`` of the source
+checkout that holds the working directory (or of ``notebooks_dir``) with the profile's
+name (and an optional data root) injected as papermill parameters, writes the executed
+copies to ``results/<profile>/notebooks/`` and a ``manifest.json`` that records
 what produced the results (git commit, package versions, profile, data fingerprint, time
 per notebook, and a log of the steps). Every notebook skips work that a previous run
 finished (trained models, scored tracks, computed statistics), so rerunning after an
@@ -16,6 +17,9 @@ and :class:`RunInterrupted` says where the run stopped. A run killed outright (`
 -9``) leaves no process behind either (the kernel follows its parent, the evaluation
 pool's workers follow the kernel), and the next run marks its unfinished step
 ``killed``.
+
+:func:`run_notebook` is the project's one notebook runner: ``reproduce`` calls it for each
+step, and ``scripts/refresh_notebooks.py`` for the committed copies.
 """
 
 from __future__ import annotations
@@ -35,10 +39,12 @@ from importlib import metadata
 from pathlib import Path
 from typing import Iterator
 
-from .config import REPO_ROOT, load_profile, run_paths
+from .config import HOME_ENV, find_checkout, home_dir, load_profile, run_paths
 from .files import hold_lock, read_json, write_json
 
-NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
+#: Folder of the study's notebooks; None: ``notebooks/`` of the checkout holding the
+#: working directory (:func:`default_notebooks_dir`). An installed package ships none.
+NOTEBOOKS_DIR: Path | None = None
 #: Notebooks that read test/ only (score saved models, plot): a root without train/ runs them.
 SCORING_NOTEBOOKS = ("05", "06")
 KERNEL_NAME = "melunmix"
@@ -84,16 +90,40 @@ class NotebookRun:
     output: Path
 
 
-def study_notebooks(notebooks_dir: str | os.PathLike = NOTEBOOKS_DIR) -> list[Path]:
-    """The numbered notebooks (``NN_*.ipynb``) in execution order."""
+def default_notebooks_dir() -> Path:
+    """``notebooks/`` of the source checkout holding the working directory.
+
+    Raises
+    ------
+    FileNotFoundError
+        One line: no checkout holds the working directory (an installed package ships no
+        notebooks), naming the way out.
+    """
+    checkout = find_checkout()
+    if checkout is None:
+        raise FileNotFoundError(
+            f"the study's notebooks are not installed with the package and no melunmix source checkout "
+            f"holds {Path.cwd()}: run this inside a checkout (git clone the project, cd into it) or pass "
+            "--notebooks-dir DIR (a folder of the numbered NN_*.ipynb notebooks)")
+    return checkout / "notebooks"
+
+
+def study_notebooks(notebooks_dir: str | os.PathLike | None = None) -> list[Path]:
+    """The numbered notebooks (``NN_*.ipynb``) in execution order (default :func:`default_notebooks_dir`)."""
+    if notebooks_dir is None:
+        notebooks_dir = NOTEBOOKS_DIR or default_notebooks_dir()
     found = sorted(p for p in Path(notebooks_dir).glob("[0-9][0-9]_*.ipynb"))
     if not found:
         raise FileNotFoundError(f"no numbered notebooks (NN_*.ipynb) in {notebooks_dir}")
     return found
 
 
-def git_commit(repo: Path = REPO_ROOT) -> str | None:
-    """Current commit hash, with ``-dirty`` when the tree has uncommitted changes; None outside git."""
+def git_commit(repo: Path | None = None) -> str | None:
+    """Current commit hash, with ``-dirty`` when the tree has uncommitted changes; None outside git.
+
+    ``repo`` defaults to the checkout holding the working directory (else the directory).
+    """
+    repo = repo or find_checkout() or Path.cwd()
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=True
@@ -115,6 +145,42 @@ def package_versions(names=MANIFEST_PACKAGES) -> dict[str, str | None]:
         except metadata.PackageNotFoundError:
             versions[name] = None
     return versions
+
+
+def run_notebook(notebook: str | os.PathLike, output: str | os.PathLike, parameters: dict | None = None,
+                 kernel_name: str = KERNEL_NAME, cwd: str | os.PathLike | None = None,
+                 progress: bool = True) -> None:
+    """Execute one notebook with papermill, writing the executed copy to ``output``.
+
+    The project's one notebook runner (:func:`reproduce`, ``scripts/refresh_notebooks.py``).
+
+    Parameters
+    ----------
+    notebook, output : path
+        The notebook to run and where its executed copy goes (written cell by cell).
+    parameters : dict, optional
+        Values injected after the cell tagged ``parameters`` (none: nothing injected).
+    kernel_name : str
+        Jupyter kernel (the venv's ``melunmix`` kernel by default).
+    cwd : path, optional
+        The kernel's working directory; default the notebook's folder.
+    progress : bool
+        papermill's progress bar over the cells.
+
+    Raises
+    ------
+    papermill.PapermillExecutionError
+        A cell raised (the executed copy holds the traceback).
+    nbclient.exceptions.DeadKernelError
+        The kernel died (killed, or out of memory).
+    """
+    import papermill  # heavy import: only when a notebook actually runs
+
+    papermill.execute_notebook(
+        str(notebook), str(output), parameters=parameters or {}, kernel_name=kernel_name,
+        cwd=str(cwd if cwd is not None else Path(notebook).parent), progress_bar=progress, log_output=False,
+        start_timeout=300, stdout_file=None, stderr_file=None,
+    )
 
 
 def _describe_failure(notebook: Path, output: Path, err: Exception) -> str:
@@ -146,9 +212,12 @@ def reproduce(
     data_root : path, optional
         MUSDB18 (stems) or MUSDB18-HQ/WAV root; overrides the profile and the environment.
     results_dir : path, optional
-        Parent of the run folder (default ``results/``).
+        Parent of the run folder (default :func:`melunmix.config.results_root`:
+        ``$MELUNMIX_RESULTS_DIR``, else ``results/`` of the checkout).
     notebooks_dir : path, optional
-        Folder of the numbered notebooks (default ``notebooks/``).
+        Folder of the numbered notebooks (default ``notebooks/`` of the source checkout
+        holding the working directory; without one, and without this argument, the run is
+        refused in one line before anything is written).
     only : list of str, optional
         Run only notebooks whose name starts with one of these prefixes (``["05", "06"]``).
     stand_in : bool
@@ -178,12 +247,13 @@ def reproduce(
 
     from . import datasets
 
+    # Nothing is written before the notebooks, the profile and the data root are known good.
+    notebooks_dir = Path(notebooks_dir) if notebooks_dir is not None else NOTEBOOKS_DIR or default_notebooks_dir()
     settings = load_profile(profile)  # validates the profile before any work
     # A MUSDB18 profile without a MUSDB18 root stops here, before any kernel starts.
     resolved = datasets.resolve_data_root(data_root or settings.data.root, settings.data.generated)
     is_stand_in = datasets.check_study_root(resolved, settings.name, settings.data.needs_musdb, stand_in)
     paths = run_paths(settings, results_dir)
-    notebooks_dir = Path(notebooks_dir) if notebooks_dir is not None else NOTEBOOKS_DIR
     notebooks = study_notebooks(notebooks_dir)
     if only:
         unknown = [p for p in only if not any(nb.name.startswith(p) for nb in notebooks)]
@@ -209,7 +279,9 @@ def reproduce(
 
     holder = {"pid": os.getpid(), "host": socket.gethostname(), "started": _now(), "profile": settings.name,
               "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv else ""}
-    with hold_lock(paths.lock, holder), _StopSignals() as stop:
+    # The kernels run in notebooks_dir; they place data, cache and results where this
+    # process does (its working directory may be elsewhere): MELUNMIX_HOME, unless set.
+    with hold_lock(paths.lock, holder), _StopSignals() as stop, _environment(HOME_ENV, str(home_dir())):
         manifest_path = paths.manifest
         manifest: dict | None = None  # None until read: a signal may come first
         runs: list[NotebookRun] = []
@@ -242,11 +314,8 @@ def reproduce(
                 write_json(manifest_path, manifest)
                 start = time.perf_counter()
                 try:
-                    papermill.execute_notebook(
-                        str(notebook), str(output), parameters=parameters, kernel_name=kernel_name,
-                        cwd=str(notebooks_dir), progress_bar=progress, log_output=False,
-                        start_timeout=300, stdout_file=None, stderr_file=None,
-                    )
+                    run_notebook(notebook, output, parameters, kernel_name=kernel_name, cwd=notebooks_dir,
+                                 progress=progress)
                 except papermill.PapermillExecutionError as err:
                     error = f"{err.ename}: {err.evalue}"
                     _end_step(step, "failed", error=error)
@@ -284,6 +353,23 @@ def reproduce(
         manifest["total_seconds"] = round(sum(v.get("seconds", 0) for v in manifest["notebooks"].values()), 1)
         write_json(manifest_path, manifest)
     return runs
+
+
+@contextlib.contextmanager
+def _environment(name: str, value: str) -> Iterator[None]:
+    """``os.environ[name] = value`` inside the block when it is not set already; restored after."""
+    if os.environ.get(name):
+        yield
+        return
+    previous = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = previous
 
 
 def _now() -> str:

@@ -23,7 +23,6 @@ import numpy as np
 import soundfile as sf
 from tqdm import tqdm
 
-from .roots import REPO_ROOT
 from .tracks import STEM_NAMES, TrackInfo
 
 #: Name of the key file inside a cached track folder; written last, so it marks completion.
@@ -31,16 +30,19 @@ KEY_FILE = "cache.json"
 
 
 def default_cache_dir(root: str | os.PathLike) -> Path:
-    """Cache folder for a dataset root: ``$MELUNMIX_CACHE_DIR`` or ``<repo>/data/cache``, per root.
+    """Cache folder for a dataset root, under :func:`melunmix.config.cache_root`, per root.
+
+    ``$MELUNMIX_CACHE_DIR``, else ``data/cache`` of the source checkout holding the working
+    directory, else of the working directory.
 
     The cache never goes inside the dataset root, which may be read-only (a shared
     MUSDB18 copy). The sub-folder name holds the root's name and a hash of its absolute
     path, so two roots never share a cache.
     """
     root = Path(root).expanduser().resolve()
-    base = REPO_ROOT / "data" / "cache"
-    if os.environ.get("MELUNMIX_CACHE_DIR"):
-        base = Path(os.environ["MELUNMIX_CACHE_DIR"])
+    from ..config import cache_root
+
+    base = cache_root()
     tag = hashlib.sha1(str(root).encode()).hexdigest()[:8]
     return base / f"{root.name}-{tag}"
 

@@ -3,9 +3,12 @@
 The data root is, in order: an explicit ``data_root`` setting, the ``MUSDB_ROOT``
 environment variable, the ``MUSDB_PATH`` environment variable (the one the musdb package
 reads), and otherwise the built-in generated dataset under
-``<repo>/data/generated/<parameters>/``, which :func:`ensure_dataset` renders on first
-use with :mod:`melunmix.synth`. Each set of generator parameters gets its own folder, so
-profiles that generate different datasets (smoke, demo) never overwrite each other.
+``<generated>/<parameters>/``, which :func:`ensure_dataset` renders on first use with
+:mod:`melunmix.synth`; ``<generated>`` is ``$MELUNMIX_DATA_DIR``, else ``data/generated``
+of the source checkout holding the working directory, else of the working directory
+(:func:`melunmix.config.generated_data_root`), never a folder of the installed package.
+Each set of generator parameters gets its own folder, so profiles that generate different
+datasets (smoke, demo) never overwrite each other.
 """
 
 from __future__ import annotations
@@ -18,9 +21,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-#: Repository root (lib/melunmix/datasets/roots.py -> ../../..).
-REPO_ROOT = Path(__file__).resolve().parents[3]
-
 #: Files whose presence marks a finished generated dataset (the generator writes them last).
 GENERATED_MARKERS = ("dataset.json", "setup.yaml")
 #: The ``format`` field of the generator's ``dataset.json``: what tells the project's own
@@ -32,8 +32,14 @@ AUDIO_SUFFIXES = (".wav", ".stem.mp4")
 
 
 def default_generated_root() -> Path:
-    """Parent folder of the built-in generated datasets: ``<repo>/data/generated``."""
-    return REPO_ROOT / "data" / "generated"
+    """Parent folder of the built-in generated datasets (:func:`melunmix.config.generated_data_root`).
+
+    ``$MELUNMIX_DATA_DIR``, else ``data/generated`` under :func:`melunmix.config.home_dir`
+    (the checkout's ``data/generated`` in a source checkout).
+    """
+    from melunmix.config import generated_data_root
+
+    return generated_data_root()
 
 
 def generated_dataset_name(generated: Mapping[str, Any] | Any | None = None) -> str:
