@@ -9,4 +9,30 @@ import os as _os
 # must be set before torch loads its OpenMP runtime, so it lives here.
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+
+def _quiet_tqdm_auto() -> None:
+    """Import ``tqdm.auto`` once without its "IProgress not found" warning in a Jupyter kernel.
+
+    librosa (through pooch) and optuna import ``tqdm.auto``; in a kernel without
+    ipywidgets it warns, with the absolute path of the virtual environment, that it falls
+    back to text progress bars, which is what melunmix shows anyway (it uses plain
+    ``tqdm``). Imported here first with that warning ignored, the module is cached and
+    the later imports say nothing. Outside a kernel nothing is done.
+    """
+    import sys
+    import warnings
+
+    if "ipykernel" not in sys.modules or "tqdm.auto" in sys.modules:
+        return
+    try:
+        from tqdm import TqdmWarning
+    except ImportError:
+        return
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="IProgress not found", category=TqdmWarning)
+        import tqdm.auto  # noqa: F401
+
+
+_quiet_tqdm_auto()
+
 __version__ = "0.1.0"

@@ -62,6 +62,7 @@ __all__ = [
     "training_length_figure",
     "loudest_window",
     "vocal_spectrogram",
+    "scaler_statistics_figure",
 ]
 
 #: Resolution of saved PNGs (dots per inch).
@@ -1126,4 +1127,51 @@ def vocal_spectrogram(audio, sample_rate: float, title: str, start: int = 0, sec
     ax.set_xlabel("Time (s)")
     ax.set_title(f"{title} ({n_fft}-sample frames, hop {n_hop})", fontsize="medium")
     fig.colorbar(im, ax=ax, label="dB (re max)")
+    return _finish(fig, path, dpi)
+
+
+def scaler_statistics_figure(input_mean, input_std, sample_rate: float, n_fft: int, bandwidth: float,
+                             path=None, dpi: int = DEFAULT_DPI):
+    """The input scaler's statistics per frequency bin: mean and standard deviation of the magnitude.
+
+    What every model is initialised with (:mod:`melunmix.datasets.scaler`, over the
+    training mixtures, mono, as Open-Unmix computes them), on a log scale against the
+    bin's frequency, with the bandwidth fed to the network marked.
+
+    Parameters
+    ----------
+    input_mean, input_std : array, shape (nb_bins,)
+        Per-bin mean and standard deviation of the magnitude (bin ``k`` at
+        ``k * sample_rate / n_fft`` Hz), e.g. ``TrainingData.input_mean`` / ``input_std``.
+    sample_rate : float
+        Hz.
+    n_fft : int
+        STFT length that made the bins.
+    bandwidth : float
+        Hz; the highest frequency the network sees (a dotted line).
+    path : path-like, optional
+        Where to save the PNG.
+    dpi : int
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One panel, 8 x 3 inches.
+    """
+    mean = np.asarray(input_mean, dtype=np.float64).reshape(-1)
+    std = np.asarray(input_std, dtype=np.float64).reshape(-1)
+    if mean.shape != std.shape or mean.size == 0:
+        raise ValueError(f"input_mean and input_std must be two non-empty vectors of one length, got shapes "
+                         f"{np.shape(input_mean)} and {np.shape(input_std)}")
+    sample_rate = _check_rate(sample_rate)
+    if int(n_fft) <= 0:
+        raise ValueError(f"n_fft must be positive, got {n_fft}")
+    freqs = np.arange(mean.size) * sample_rate / int(n_fft)
+    fig, axes = _new_figure(figsize=(8.0, 3.0))
+    ax = axes[0, 0]
+    ax.semilogy(freqs, mean, label="mean")
+    ax.semilogy(freqs, std, label="std")
+    ax.axvline(float(bandwidth), color="k", ls=":", label="bandwidth fed to the network")
+    ax.set(xlabel="frequency (Hz)", ylabel="magnitude", title="Scaler statistics of the training mixtures (mono)")
+    ax.legend()
     return _finish(fig, path, dpi)

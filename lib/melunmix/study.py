@@ -1,7 +1,8 @@
 """The study's steps as functions: what each notebook calls, so notebooks stay thin.
 
-A notebook opens its run with :func:`open_run` (profile + data root + results folder),
-then calls one or two functions of this module or of the engine (``train``, ``tune``,
+A notebook's set-up cell calls :func:`notebook_display` (tables, figures, warnings) and
+opens its run with :func:`open_run` (profile + data root + results folder), then calls
+one or two functions of this module or of the engine (``train``, ``tune``,
 ``evaluate``, ``stats``, ``plots``, ``report``) and displays what they return. Every
 function reads what earlier steps saved under ``results/<profile>/`` and skips finished
 work, so a notebook can be rerun at any time.
@@ -21,6 +22,42 @@ from .config import RunPaths, Settings, load_profile, run_paths
 
 #: Folder (under the run folder) of the audio excerpts that notebook 06 plots.
 EXAMPLES_DIR = "examples"
+
+#: Resolution (dots per inch) of the figures a notebook shows inline: low, so that the
+#: committed notebooks stay small. The PNG files under ``figures/`` keep
+#: :data:`melunmix.plots.DEFAULT_DPI`.
+INLINE_DPI = 50
+#: pandas' display options in the notebooks (their tables are compared as text by nbval).
+PANDAS_OPTIONS = {"display.width": 160, "display.max_columns": 20}
+
+
+def notebook_display(inline_dpi: int = INLINE_DPI) -> None:
+    """How the study's notebooks show things: the set-up cell's one call.
+
+    Sets pandas' display width and column count (:data:`PANDAS_OPTIONS`), ignores the
+    ``UserWarning`` s that museval, musdb and stempeg print on every track, and, inside a
+    Jupyter kernel with the inline backend (``%matplotlib inline``), draws inline figures
+    at ``inline_dpi`` dots per inch; the figures saved under ``figures/`` keep their own
+    resolution, and a figure's size (its ``<Figure size WxH>`` text) does not change.
+
+    Parameters
+    ----------
+    inline_dpi : int
+        Resolution of the inline PNGs.
+    """
+    import warnings
+
+    for option, value in PANDAS_OPTIONS.items():
+        pd.set_option(option, value)
+    warnings.filterwarnings("ignore", category=UserWarning, module="museval|musdb|stempeg")
+    try:
+        from matplotlib_inline.config import InlineBackend
+    except ImportError:  # no IPython: nothing is shown inline
+        return
+    backend = InlineBackend.instance()
+    # Updates the PNG formatter of the running shell (when %matplotlib inline set it up)
+    # and is kept for a later %matplotlib inline.
+    backend.print_figure_kwargs = {**backend.print_figure_kwargs, "dpi": int(inline_dpi)}
 
 
 @dataclass
@@ -64,11 +101,13 @@ def open_run(
     Parameters
     ----------
     profile : str
-        Profile name (``notebooks/profiles``) or YAML path.
+        Profile name (one shipped with the package: smoke, demo, study, poster, umx) or
+        YAML path.
     data_root : path, optional
         MUSDB18 / MUSDB18-HQ root; overrides the profile, ``$MUSDB_ROOT`` and ``$MUSDB_PATH``.
     results_dir : path, optional
-        Parent of the run folder (default ``results/``).
+        Parent of the run folder (default :func:`melunmix.config.results_root`: ``results/``
+        of the source checkout).
     stand_in : bool
         Run a MUSDB18 profile (``data.needs_musdb``) on the generated dataset when no
         MUSDB18 root is given; without it such a run is refused.
@@ -217,6 +256,49 @@ def audio_player(audio: np.ndarray, rate: float, seconds: float = PREVIEW_SECOND
     return Audio(soxr.resample(mono, float(rate), float(preview_rate)), rate=int(preview_rate))
 
 
+def saved_figure(path: str | os.PathLike):
+    """A figure that shows a PNG saved by an earlier step, at its own size, without redrawing it.
+
+    For a notebook that shows a figure another notebook drew and saved (06 shows 04's
+    loss curves): the inline backend displays it as any figure, at the notebook's inline
+    resolution (:func:`notebook_display`).
+
+    Parameters
+    ----------
+    path : path-like
+        A PNG under ``figures/``.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One axes filling the figure, without ticks; the figure's size in inches is the
+        image's pixels over the resolution the PNG records (else
+        :data:`melunmix.plots.DEFAULT_DPI`).
+
+    Raises
+    ------
+    FileNotFoundError
+        No such file (one line: run the step that draws it first).
+    """
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    from .plots import DEFAULT_DPI
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist; run the notebook that draws it first")
+    with Image.open(path) as image:
+        dpi = round(float(image.info.get("dpi", (DEFAULT_DPI,))[0])) or DEFAULT_DPI  # PNG stores dots per metre
+        pixels = np.asarray(image.convert("RGBA"))
+    height, width = pixels.shape[:2]
+    fig = plt.figure(figsize=(width / dpi, height / dpi))
+    ax = fig.add_axes((0.0, 0.0, 1.0, 1.0))
+    ax.imshow(pixels, interpolation="antialiased")
+    ax.set_axis_off()
+    return fig
+
+
 def feature_transforms(settings: Settings) -> dict:
     """The torch modules of the three representations the poster compares, at the profile's STFT."""
     from .features import MFCC, STFT, LogMelSpectrogram
@@ -347,6 +429,30 @@ def load_histories(run: Run) -> dict[str, pd.DataFrame]:
         if path.exists():
             histories[item.method] = pd.read_csv(path)
     return histories
+
+
+def loss_table(run: Run, histories: dict[str, pd.DataFrame] | None = None) -> pd.DataFrame:
+    """Final and best losses of every trained model, written to ``tables/losses.csv``.
+
+    Parameters
+    ----------
+    run : Run
+    histories : dict, optional
+        Method -> history, as :func:`load_histories` returns (read when not given).
+
+    Returns
+    -------
+    pandas.DataFrame
+        :func:`melunmix.report.loss_summary` of the histories (one row per method), the
+        table the report shows under "Training".
+    """
+    from .files import atomic_path
+    from .report import loss_summary
+
+    losses = loss_summary(load_histories(run) if histories is None else histories)
+    with atomic_path(run.paths.tables / "losses.csv") as tmp:
+        losses.to_csv(tmp)
+    return losses
 
 
 def evaluate_all(run: Run, test_tracks=None) -> pd.DataFrame:
