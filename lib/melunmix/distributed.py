@@ -99,10 +99,12 @@ def backend_for(device: str | torch.device = "auto") -> str:
     Parameters
     ----------
     device : str or torch.device
-        The profile's ``train.device`` (``"auto"``: CUDA when present).
+        The profile's ``train.device`` (:func:`melunmix.devices.resolve_device`: ``"auto"``
+        is CUDA when present; CUDA asked for without CUDA is refused).
     """
-    wants_cuda = str(device) == "auto" or torch.device(device).type == "cuda"
-    return "nccl" if wants_cuda and torch.cuda.is_available() else "gloo"
+    from .devices import resolve_device
+
+    return "nccl" if resolve_device(device).type == "cuda" else "gloo"
 
 
 def init_from_environment(device: str | torch.device = "auto", environ: dict | None = None) -> Ranks:
