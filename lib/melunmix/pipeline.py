@@ -29,16 +29,15 @@ import os
 import platform
 import signal
 import socket
-import subprocess
 import sys
 import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from importlib import metadata
 from pathlib import Path
 from typing import Iterator
 
+from . import provenance
 from .config import HOME_ENV, find_checkout, home_dir, load_profile, run_paths
 from .files import hold_lock, read_json, write_json
 
@@ -48,7 +47,7 @@ NOTEBOOKS_DIR: Path | None = None
 #: Notebooks that read test/ only (score saved models, plot): a root without train/ runs them.
 SCORING_NOTEBOOKS = ("05", "06")
 KERNEL_NAME = "melunmix"
-#: Packages whose versions go into the manifest.
+#: Packages whose versions go into the manifest (:func:`melunmix.provenance.package_versions`).
 MANIFEST_PACKAGES = (
     "melunmix", "torch", "numpy", "scipy", "librosa", "soundfile", "musdb", "museval",
     "stempeg", "pandas", "optuna", "papermill", "matplotlib", "tinysoundfont", "pretty_midi",
@@ -116,35 +115,6 @@ def study_notebooks(notebooks_dir: str | os.PathLike | None = None) -> list[Path
     if not found:
         raise FileNotFoundError(f"no numbered notebooks (NN_*.ipynb) in {notebooks_dir}")
     return found
-
-
-def git_commit(repo: Path | None = None) -> str | None:
-    """Current commit hash, with ``-dirty`` when the tree has uncommitted changes; None outside git.
-
-    ``repo`` defaults to the checkout holding the working directory (else the directory).
-    """
-    repo = repo or find_checkout() or Path.cwd()
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo,
-            capture_output=True, text=True, check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return commit + ("-dirty" if dirty else "")
-
-
-def package_versions(names=MANIFEST_PACKAGES) -> dict[str, str | None]:
-    versions = {"python": platform.python_version()}
-    for name in names:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = None
-    return versions
 
 
 def run_notebook(notebook: str | os.PathLike, output: str | os.PathLike, parameters: dict | None = None,
@@ -296,8 +266,8 @@ def reproduce(
                 stand_in=is_stand_in,
                 data_kind="generated stand-in for MUSDB18" if is_stand_in else (
                     "generated" if datasets.is_generated_root(resolved) else "user-provided"),
-                git_commit=git_commit(),
-                packages=package_versions(),
+                git_commit=provenance.git_commit(),
+                packages=provenance.package_versions(MANIFEST_PACKAGES),
                 machine={"platform": platform.platform(), "processor": platform.machine(), "cpus": os.cpu_count()},
             )
             manifest.update(data_record)
