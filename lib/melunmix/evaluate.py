@@ -403,6 +403,7 @@ _MODEL_CACHE: dict[tuple, dict[str, Any]] = {}
 
 
 def _loaded_models(separation: ModelSeparation) -> dict[str, Any]:
+    from .devices import resolve_device
     from .models import load_model
 
     key = tuple(
@@ -411,7 +412,7 @@ def _loaded_models(separation: ModelSeparation) -> dict[str, Any]:
     )
     if key not in _MODEL_CACHE:
         _MODEL_CACHE.clear()
-        device = separation.device or "cpu"
+        device = resolve_device(separation.device)  # where separate() runs them
         _MODEL_CACHE[key] = {target: load_model(path, map_location=device)
                              for target, path in separation.model_paths}
     return _MODEL_CACHE[key]
@@ -766,7 +767,8 @@ def evaluate_model(
     progress : bool
         Show a progress bar over tracks.
     device : str, optional
-        Torch device for the models (default: CUDA when present, as ``separate`` picks).
+        Torch device for the models (default: CUDA when present, else CPU;
+        :func:`melunmix.devices.resolve_device`).
     win, hop : float
         museval window and hop in seconds (SiSEC: 1 s each).
     expected_model : str, optional

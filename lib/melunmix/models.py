@@ -27,6 +27,7 @@ from torch import Tensor, nn
 
 from .features import BRANCH_FEATURES, mel_branch_transform
 from .files import atomic_path
+from .provenance import package_versions
 
 __all__ = [
     "OpenUnmix",
@@ -489,20 +490,14 @@ def build_model(name: str, **kwargs: Any) -> nn.Module:
     return cls(**{**kwargs, **fixed})
 
 
-def _versions() -> dict:
-    from . import __version__
-
-    return {"melunmix": str(__version__), "torch": str(torch.__version__),
-            "numpy": str(np.__version__)}
-
-
 def save_model(model: nn.Module, path: Union[str, os.PathLike], **extra: Any) -> Path:
     """Save a model to one file that :func:`load_model` rebuilds it from.
 
     The file (``torch.save`` of a dict) holds the class name, constructor arguments,
     weights (state dict, including input statistics and the mel filterbank), sample rate,
-    STFT settings, library versions and ``extra``. It is written to a temporary file in
-    the same folder and renamed, so a crash never leaves a truncated model.
+    STFT settings, library versions (:func:`melunmix.provenance.package_versions`) and
+    ``extra``. It is written to a temporary file in the same folder and renamed, so a
+    crash never leaves a truncated model.
 
     Parameters
     ----------
@@ -537,7 +532,7 @@ def save_model(model: nn.Module, path: Union[str, os.PathLike], **extra: Any) ->
         "sample_rate": model.sample_rate,
         "n_fft": model.n_fft,
         "n_hop": model.n_hop,
-        "versions": _versions(),
+        "versions": package_versions(),
         "nb_parameters": sum(p.numel() for p in model.parameters()),
         "extra": dict(extra),
     }

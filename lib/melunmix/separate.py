@@ -38,6 +38,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from .devices import resolve_device
 from .features import ISTFT, STFT, nb_frames as count_frames
 from .wiener import wiener
 
@@ -317,12 +318,6 @@ class _StreamingISTFT:
         self.buffer_first += drop
 
 
-def _default_device(device) -> torch.device:
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
 def _load_models(models: Mapping[str, Union[nn.Module, PathLike]], device: torch.device) -> dict:
     from .models import load_model
 
@@ -436,7 +431,7 @@ def separate(audio, rate: float, models: Mapping[str, Union[nn.Module, PathLike]
     niter, softmask, residual, wiener_win_len, model_win_len, model_context
         As :class:`Separator`.
     device : str or torch.device, optional
-        Where to run; default CUDA when available, else CPU.
+        Where to run; default CUDA when available, else CPU (:func:`melunmix.devices.resolve_device`).
 
     Returns
     -------
@@ -447,7 +442,7 @@ def separate(audio, rate: float, models: Mapping[str, Union[nn.Module, PathLike]
     if not rate or rate <= 0:
         raise ValueError(f"rate must be a positive sample rate in Hz, got {rate!r}")
     audio = _as_audio_array(audio)
-    device = _default_device(device)
+    device = resolve_device(device)
     separator = Separator(_load_models(models, device), niter=niter, softmask=softmask,
                           residual=residual, wiener_win_len=wiener_win_len,
                           model_win_len=model_win_len, model_context=model_context).to(device)
@@ -553,7 +548,7 @@ def separate_files(paths: Union[PathLike, Iterable[PathLike]],
     progress : bool
         Show a tqdm progress bar over the songs.
     device : str or torch.device, optional
-        Default CUDA when available, else CPU.
+        Default CUDA when available, else CPU (:func:`melunmix.devices.resolve_device`).
 
     Returns
     -------
@@ -579,7 +574,7 @@ def separate_files(paths: Union[PathLike, Iterable[PathLike]],
     model_paths = list(model_paths)
     if not model_paths:
         raise ValueError("no model file given; pass at least one (e.g. --model vocals.pt)")
-    device = _default_device(device)
+    device = resolve_device(device)
     separator = Separator(_load_target_models(model_paths, device), niter=niter,
                           softmask=softmask).to(device)
     out_dir = Path(out_dir)

@@ -1,0 +1,55 @@
+"""The default device: one rule for training, separation and scoring."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from melunmix import distributed, evaluate
+from melunmix.devices import resolve_device
+from melunmix.models import build_model, save_model
+from melunmix.separate import separate
+
+HAS_CUDA = torch.cuda.is_available()
+
+
+def test_nothing_or_auto_is_cuda_when_present_else_cpu():
+    expected = "cuda" if HAS_CUDA else "cpu"
+    assert resolve_device(None).type == expected and resolve_device("auto").type == expected
+    assert resolve_device("cpu") == torch.device("cpu") == resolve_device(torch.device("cpu"))
+    assert distributed.backend_for("auto") == ("nccl" if HAS_CUDA else "gloo")
+    assert distributed.backend_for("cpu") == "gloo"
+
+
+def test_a_name_torch_does_not_know_is_one_line():
+    with pytest.raises(ValueError, match=r"^device 'gpu' is not a torch device; use 'auto', 'cpu' or 'cuda\[:N\]'$"):
+        resolve_device("gpu")
+
+
+@pytest.mark.skipif(HAS_CUDA, reason="checks the message on a machine without CUDA")
+def test_cuda_without_cuda_is_refused_in_one_line_by_every_entry_point():
+    message = r"^device 'cuda(:1)?' was asked for but CUDA is not available here; use device 'auto' or 'cpu'$"
+    for name in ("cuda", "cuda:1"):
+        with pytest.raises(ValueError, match=message):
+            resolve_device(name)
+    with pytest.raises(ValueError, match=message):
+        distributed.backend_for("cuda")
+    model = build_model("openunmix", nb_bins=65, nb_channels=1, hidden_size=8, nb_layers=1, sample_rate=8000.0,
+                        n_fft=128, n_hop=64)
+    with pytest.raises(ValueError, match=message):
+        separate(np.zeros((1, 800), dtype=np.float32), 8000, {"vocals": model}, device="cuda")
+
+
+@pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA device")
+def test_cuda_is_taken_when_asked_for():
+    assert resolve_device("cuda").type == "cuda"
+
+
+def test_scoring_loads_models_where_separation_runs(tmp_path):
+    """The scoring workers' models land on the device separate() picks by default."""
+    model = build_model("openunmix", nb_bins=65, nb_channels=1, hidden_size=8, nb_layers=1, sample_rate=8000.0,
+                        n_fft=128, n_hop=64)
+    path = save_model(model, tmp_path / "vocals.pth", target="vocals")
+    loaded = evaluate._loaded_models(evaluate.ModelSeparation((("vocals", str(path)),)))
+    assert next(loaded["vocals"].parameters()).device.type == resolve_device(None).type
