@@ -420,3 +420,57 @@ def test_validation_sdr_every_n_epochs_is_museval_and_leaves_training_unchanged(
     assert len(fig.axes) == 2 and fig.axes[1].get_ylabel().startswith("median vocals SDR")
     with pytest.raises(ValueError, match="valid_sdr_every"):
         train("openunmix", make_settings(train={"valid_sdr_every": -1}), data, tmp_path / "bad")
+
+
+# --------------------------------------------------------------------------- resume paths (RunFiles.read)
+def test_checkpoint_of_the_earlier_layout_resumes_exactly(reference_run, data, tmp_path):
+    """A checkpoint written before ``dataset_epoch`` was dropped (a copy of ``epoch``) still resumes."""
+    settings = make_settings()
+    train("openunmix", settings, data, tmp_path, stop_after=2)
+    state = torch.load(tmp_path / CHECKPOINT_NAME, weights_only=True)
+    torch.save({**state, "dataset_epoch": state["epoch"]}, tmp_path / CHECKPOINT_NAME)
+    resumed = train("openunmix", settings, data, tmp_path)
+    assert resumed.history["epoch"] == [1, 2, 3]
+    _compare_runs(reference_run, resumed)
+    assert "dataset_epoch" not in torch.load(resumed.checkpoint, weights_only=True)
+
+
+def test_incomplete_or_inconsistent_checkpoint_is_refused_in_one_line(reference_run, data, tmp_path):
+    state = torch.load(reference_run.checkpoint, weights_only=True)
+    for name, broken, message in [
+        ("no_rng", {k: v for k, v in state.items() if k != "rng"},
+         r"is an incomplete training checkpoint \(no rng\)"),
+        ("epoch", {**state, "epoch": 2}, r"says epoch 2 but its history has 3 epochs"),
+    ]:
+        out_dir = tmp_path / name
+        out_dir.mkdir()
+        torch.save(broken, out_dir / CHECKPOINT_NAME)
+        with pytest.raises(ValueError, match=message) as err:
+            train("openunmix", make_settings(), data, out_dir)
+        assert str(err.value).count("\n") == 0 and str(out_dir / CHECKPOINT_NAME) in str(err.value)
+        assert f"Delete the folder {out_dir}" in str(err.value)
+
+
+def test_finished_run_without_its_checkpoint_is_kept_and_checked(reference_run, data, tmp_path):
+    """The checkpoint of a finished run may be deleted to save space: its history still says it is done."""
+    import shutil
+
+    out_dir = tmp_path / "kept"
+    shutil.copytree(reference_run.out_dir, out_dir)
+    (out_dir / CHECKPOINT_NAME).unlink()
+    before = {p.name: p.stat().st_mtime_ns for p in out_dir.iterdir()}
+    again = train("openunmix", make_settings(), data, out_dir)
+    assert again.already_finished and again.history["valid_loss"] == reference_run.history["valid_loss"]
+    assert {p.name: p.stat().st_mtime_ns for p in out_dir.iterdir()} == before
+    with pytest.raises(ValueError, match=r"history\.json belongs to another training run.*hidden_size: 16 there"):
+        train("openunmix", make_settings(model={"hidden_size": 32}), data, out_dir)
+
+
+def test_settings_file_records_the_provenance_module(reference_run):
+    from melunmix import provenance
+
+    saved = json.loads(reference_run.settings_json.read_text())
+    assert saved["versions"] == provenance.package_versions()
+    assert saved["versions"]["torch"] == torch.__version__
+    info = models.load_model_info(reference_run.weights)
+    assert info["versions"] == saved["versions"]  # one record for model files and runs
