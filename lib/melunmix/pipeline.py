@@ -178,7 +178,8 @@ def reproduce(
     Parameters
     ----------
     profile : str
-        Profile name (``notebooks/profiles/<profile>.yaml``) or path to a YAML file.
+        Profile name (shipped with the package: ``melunmix/profiles/<profile>.yaml``) or path to a
+        YAML file.
     data_root : path, optional
         MUSDB18 (stems) or MUSDB18-HQ/WAV root; overrides the profile and the environment.
     results_dir : path, optional
