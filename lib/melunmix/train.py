@@ -1319,7 +1319,6 @@ def train_profile(
         A model or seed the profile does not train (the message lists those it does), and
         see :func:`melunmix.study.open_run`.
     """
-    from . import distributed
     from .config import load_profile
     from .study import model_runs, open_run
 
