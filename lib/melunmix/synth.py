@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import importlib.metadata
 import importlib.util
 import json
 import math
@@ -55,6 +54,7 @@ import yaml
 from . import voice as voice_model
 from .datasets.roots import GENERATED_FORMAT
 from .files import sha256_file, write_text
+from .provenance import package_versions
 from .voice import Singer, Syllable, Vibrato
 
 #: Stems of a track, in the order the mixture sums them: ``((vocals + drums) + bass) + other``.
@@ -73,6 +73,8 @@ MIN_DURATION = 4.0
 #: Longest song (seconds); stems are held in memory while rendering.
 MAX_DURATION = 600.0
 SOUNDFONT_FILE = "TimGM6mb.sf2"
+#: Libraries whose versions the dataset card records (the generator's output depends on them).
+SOFTWARE_PACKAGES = ("tinysoundfont", "pretty_midi", "numpy", "scipy")
 #: Split name -> number mixed into the per-song seed (never reorder: it changes every song).
 _SPLIT_CODES = {"train": 0, "valid": 1, "test": 2}
 _MARKER = "dataset.json"
@@ -1103,16 +1105,6 @@ def _setup(validation_names: list[str], sample_rate: int) -> dict:
     }
 
 
-def _versions() -> dict[str, str]:
-    versions = {}
-    for package in ("tinysoundfont", "pretty_midi", "numpy", "scipy"):
-        try:
-            versions[package] = importlib.metadata.version(package)
-        except importlib.metadata.PackageNotFoundError:
-            versions[package] = "unknown"
-    return versions
-
-
 def make_dataset(
     out_dir: str | os.PathLike,
     nb_train: int = 8,
@@ -1234,7 +1226,7 @@ def _manifest(out_dir: Path, params: dict, plan, songs) -> dict:
         "mixture": "((vocals + drums) + bass) + other, float32",
         "reverb_tail": REVERB_TAIL,
         "soundfont": {"file": SOUNDFONT_FILE, "sha256": sha256_file(soundfont), "shipped_with": "pretty_midi"},
-        "software": _versions(),
+        "software": package_versions(SOFTWARE_PACKAGES, python=False, missing="unknown"),
         "fingerprint": fingerprint.hexdigest(),
         "tracks": tracks,
     }
