@@ -1,6 +1,7 @@
 """The study runner (papermill, for real) and the command line."""
 
 import json
+import os
 
 import nbformat
 import pytest
@@ -126,6 +127,25 @@ def test_relative_profile_path_reaches_the_notebooks_resolved(study_dir, tmp_pat
                               progress=False)
     executed = nbformat.read(runs[0].output, 4)
     assert "loaded mine" in executed.cells[-1].outputs[0]["text"]
+
+
+def test_kernels_place_files_where_the_caller_does(study_dir, tmp_path, monkeypatch):
+    """Run from a folder outside any checkout, with the notebooks elsewhere: the kernel (working
+    in the notebooks' folder) finds results and data where ``reproduce`` put its manifest."""
+    for name in ("MELUNMIX_HOME", "MELUNMIX_RESULTS_DIR", "MELUNMIX_DATA_DIR", "MELUNMIX_CACHE_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    (study_dir / "02_second.ipynb").unlink()
+    write_notebook(study_dir / "02_second.ipynb", "from melunmix import config\n"
+                   "print(config.results_root(), config.generated_data_root(), sep='\\n')")
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    runs = pipeline.reproduce("smoke", notebooks_dir=study_dir, only=["02"], progress=False)
+    assert runs[0].output == work / "results" / "smoke" / "notebooks" / "02_second.ipynb"
+    printed = nbformat.read(runs[0].output, 4).cells[-1].outputs[0]["text"].split()
+    assert printed == [str(work / "results"), str(work / "data" / "generated")]
+    assert "MELUNMIX_HOME" not in os.environ  # set for the kernels only
+    assert sorted(p.name for p in work.iterdir()) == ["results"]
 
 
 def test_cli_only_an_unknown_notebook_is_an_error(study_dir, capsys):

@@ -30,8 +30,8 @@ def test_pyproject_is_the_dependency_list():
     assert "==" not in torch and "<" not in torch
     dev = project["project"]["optional-dependencies"]["dev"]
     assert any(d.startswith("nbval") for d in dev) and any(d.startswith("norbert") for d in dev)
-    # tinysoundfont is listed once, in the no-deps list the set-up script reads
-    assert project["tool"]["melunmix"]["no-deps-requirements"] == ["tinysoundfont==0.3.7"]
+    # tinysoundfont (and the reference Open-Unmix) are listed once, in the no-deps list the set-up script reads
+    assert project["tool"]["melunmix"]["no-deps-requirements"] == ["tinysoundfont==0.3.7", "openunmix==1.3.0"]
     assert "tinysoundfont" not in " ".join(deps + dev)
     assert project["tool"]["setuptools"]["packages"]["find"]["where"] == ["lib"]
 

@@ -388,31 +388,20 @@ def _deep_merge(base: dict, override: dict) -> dict:
 
 
 def profile_path(name_or_path: str | os.PathLike) -> Path:
-    """Path of a profile given its name (``smoke``) or a path to a YAML file."""
+    """Path of a profile given its name (``smoke``: one shipped in :data:`PROFILES_DIR`) or a path to a YAML file."""
     path = Path(name_or_path)
     if path.suffix in (".yaml", ".yml"):
         if not path.exists():
             raise FileNotFoundError(f"profile file {path} does not exist")
         return path
-    folders = profile_dirs()
-    for folder in folders:
-        path = folder / f"{name_or_path}.yaml"
-        if path.exists():
-            return path
-    names = sorted({p.stem for folder in folders for p in folder.glob("*.yaml")})
-    raise FileNotFoundError(
-        f"no profile named {name_or_path!r} (no {name_or_path}.yaml in {', '.join(map(str, folders))}); "
-        f"available: {names}, or pass the path of a YAML file"
-    )
-
-
-def profile_dirs() -> list[Path]:
-    """Folders searched for a profile given by name: the package's, then ``notebooks/profiles`` of the checkout."""
-    folders = [PROFILES_DIR]
-    checkout = find_checkout()
-    if checkout is not None and (checkout / "notebooks" / "profiles").is_dir():
-        folders.append(checkout / "notebooks" / "profiles")
-    return folders
+    path = PROFILES_DIR / f"{name_or_path}.yaml"
+    if not path.exists():
+        names = sorted(p.stem for p in PROFILES_DIR.glob("*.yaml"))
+        raise FileNotFoundError(
+            f"no profile named {name_or_path!r} ({path} missing); available: {names}, "
+            "or pass the path of a YAML file"
+        )
+    return path
 
 
 def load_profile(name_or_path: str | os.PathLike, overrides: dict | None = None) -> Settings:
