@@ -9,13 +9,13 @@ heaviest figures of the notebooks from the smoke run's saved results
 (``results/smoke``: run ``melunmix reproduce --profile smoke`` or the notebooks first) as
 the inline backend would (``bbox_inches="tight"``), at matplotlib's default 100 dpi (the
 notebooks' inline resolution before :data:`melunmix.study.INLINE_DPI`) and at lower
-resolutions, and prints the base64 bytes of each and the ratio to 100 dpi. The last table
-estimates each notebook's stripped size with its PNGs scaled by the measured overall
-ratio at each resolution.
+resolutions, and prints the base64 bytes of each and the ratio to 100 dpi (06: every
+figure it shows, its inline PNG total per resolution). The last table estimates each
+notebook's stripped size with its PNGs scaled by the measured overall ratio.
 
 Usage::
 
-    .venv/bin/python bench/notebook_size.py              # dpi 100, 72, 60, 50, 40
+    .venv/bin/python bench/notebook_size.py              # dpi 100, 60, 50, 45, 40
     .venv/bin/python bench/notebook_size.py --dpi 100 50
 """
 
@@ -60,7 +60,9 @@ def notebook_weights(refresh) -> list[dict]:
 
 
 def figures(run):
-    """(notebook, name, function drawing it) for the heaviest figures of the notebooks."""
+    """(notebook, name, function drawing it): the heaviest figures of 01, 02 and 04, and every figure of 06."""
+    import pandas as pd
+
     from melunmix import plots, stats, study
 
     s = run.settings
@@ -69,13 +71,20 @@ def figures(run):
     short = study.load_excerpt(track, start=0.0, duration=min(8.0, track.nb_samples / track.rate))["mixture"]
     scores = stats.load_scores(run.paths.eval)
     name, panels, rate = study.load_examples(run)
+    tables = run.paths.tables
     return [
         ("01", "example_mixture", lambda: plots.waveform_and_spectrogram(excerpt["mixture"], track.rate, "mixture")),
         ("02", "features", lambda: plots.feature_panel(short, s.data.sample_rate, s.stft.n_fft, s.stft.n_hop,
                                                        s.model.n_mels, s.model.n_mfcc)),
         ("04", "loss_curves", lambda: plots.loss_curves(study.load_histories(run))),
         ("06", "boxplots_vocals", lambda: plots.metric_boxplots(scores, target="vocals")),
+        ("06", "boxplots_accompaniment", lambda: plots.metric_boxplots(scores, target="accompaniment")),
+        ("06", "metric_table", lambda: plots.metric_table_figure(stats.poster_table(scores))),
+        ("06", "paired_differences", lambda: plots.paired_differences_figure(tables / "paired_differences.csv")),
+        ("06", "training_length", lambda: plots.training_length_figure(pd.read_csv(tables / "model_medians.csv"))),
         ("06", "spectrograms", lambda: plots.spectrogram_comparison(panels, rate, s.stft.n_fft, s.stft.n_hop)),
+        ("06", "loss_curves (saved, shown by study.saved_figure)",
+         lambda: study.saved_figure(run.paths.figures / "loss_curves.png")),
     ]
 
 
@@ -88,7 +97,7 @@ def inline_bytes(fig, dpi: int) -> int:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--dpi", type=int, nargs="+", default=[100, 72, 60, 50, 40])
+    parser.add_argument("--dpi", type=int, nargs="+", default=[100, 60, 50, 45, 40])
     args = parser.parse_args(argv)
     dpis = sorted(set(args.dpi) | {100}, reverse=True)
     refresh = _refresh_module()
@@ -114,16 +123,19 @@ def main(argv=None) -> int:
     print("| notebook | figure | " + " | ".join(f"{d} dpi" for d in dpis) + " |\n|---|---|"
           + "---:|" * len(dpis))
     totals = dict.fromkeys(dpis, 0)
+    per_06 = dict.fromkeys(dpis, 0)
     for notebook, name, draw in figures(run):
         fig = draw()
         sizes = {d: inline_bytes(fig, d) for d in dpis}
         plt.close(fig)
         for d in dpis:
             totals[d] += sizes[d]
+            per_06[d] += sizes[d] if notebook == "06" else 0
         print(f"| {notebook} | {name} | " + " | ".join(
             f"{kb(sizes[d])} ({sizes[d] / sizes[100]:.2f})" for d in dpis) + " |")
     ratios = {d: totals[d] / totals[100] for d in dpis}
     print("| all | | " + " | ".join(f"{kb(totals[d])} ({ratios[d]:.2f})" for d in dpis) + " |")
+    print("| 06 | every figure | " + " | ".join(kb(per_06[d]) for d in dpis) + " |")
 
     print("\nestimated committed size (KiB): audio stripped, PNGs scaled by the overall ratio above")
     print("| notebook | " + " | ".join(f"{d} dpi" for d in dpis) + " |\n|---|" + "---:|" * len(dpis))

@@ -26,7 +26,7 @@ EXAMPLES_DIR = "examples"
 #: Resolution (dots per inch) of the figures a notebook shows inline: low, so that the
 #: committed notebooks stay small. The PNG files under ``figures/`` keep
 #: :data:`melunmix.plots.DEFAULT_DPI`.
-INLINE_DPI = 50
+INLINE_DPI = 45
 #: pandas' display options in the notebooks (their tables are compared as text by nbval).
 PANDAS_OPTIONS = {"display.width": 160, "display.max_columns": 20}
 
