@@ -182,6 +182,10 @@ def main(argv=None) -> int:
     parser.add_argument("--fresh", action="store_true", help="delete results/smoke first")
     args = parser.parse_args(argv)
     os.chdir(ROOT)  # results, data and cache of this checkout, wherever the script is called from
+    from melunmix.study import COMMITTED_INLINE_DPI, INLINE_DPI_ENV
+
+    # low-resolution inline figures in the committed copies only (the kernels inherit it)
+    os.environ[INLINE_DPI_ENV] = str(COMMITTED_INLINE_DPI)
     from melunmix.config import results_root
 
     if args.fresh:

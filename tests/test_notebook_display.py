@@ -101,3 +101,22 @@ def test_saved_figure_shows_the_png_at_its_own_size(tmp_path):
     np.testing.assert_array_equal(shown.axes[0].images[0].get_array(), np.asarray(Image.open(path).convert("RGBA")))
     with pytest.raises(FileNotFoundError, match="missing.png does not exist; run the notebook that draws it first"):
         study.saved_figure(tmp_path / "missing.png")
+
+
+def test_inline_resolution_comes_from_the_environment(monkeypatch):
+    """Interactive sessions keep matplotlib's resolution; the refresh's kernels get the low one."""
+    from matplotlib_inline.config import InlineBackend
+
+    from melunmix import study
+
+    backend = InlineBackend.instance()
+    monkeypatch.setattr(backend, "print_figure_kwargs", {"bbox_inches": "tight"})
+    monkeypatch.delenv(study.INLINE_DPI_ENV, raising=False)
+    study.notebook_display()
+    assert "dpi" not in backend.print_figure_kwargs
+    monkeypatch.setenv(study.INLINE_DPI_ENV, str(study.COMMITTED_INLINE_DPI))
+    study.notebook_display()
+    assert backend.print_figure_kwargs == {"bbox_inches": "tight", "dpi": study.COMMITTED_INLINE_DPI}
+    monkeypatch.setenv(study.INLINE_DPI_ENV, "high")
+    with pytest.raises(ValueError, match="MELUNMIX_INLINE_DPI='high' is not a whole number"):
+        study.notebook_display()

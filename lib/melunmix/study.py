@@ -23,15 +23,19 @@ from .config import RunPaths, Settings, load_profile, run_paths
 #: Folder (under the run folder) of the audio excerpts that notebook 06 plots.
 EXAMPLES_DIR = "examples"
 
-#: Resolution (dots per inch) of the figures a notebook shows inline: low, so that the
-#: committed notebooks stay small. The PNG files under ``figures/`` keep
-#: :data:`melunmix.plots.DEFAULT_DPI`.
-INLINE_DPI = 45
+#: Environment variable giving the resolution (dots per inch) of the figures a notebook
+#: shows inline. ``scripts/refresh_notebooks.py`` sets it to :data:`COMMITTED_INLINE_DPI`
+#: so that the committed notebooks stay small; interactive sessions and ``melunmix
+#: reproduce`` keep matplotlib's own resolution. The PNG files under ``figures/`` always
+#: keep :data:`melunmix.plots.DEFAULT_DPI`.
+INLINE_DPI_ENV = "MELUNMIX_INLINE_DPI"
+#: The inline resolution of the committed notebooks.
+COMMITTED_INLINE_DPI = 45
 #: pandas' display options in the notebooks (their tables are compared as text by nbval).
 PANDAS_OPTIONS = {"display.width": 160, "display.max_columns": 20}
 
 
-def notebook_display(inline_dpi: int = INLINE_DPI) -> None:
+def notebook_display(inline_dpi: int | None = None) -> None:
     """How the study's notebooks show things: the set-up cell's one call.
 
     Sets pandas' display width and column count (:data:`PANDAS_OPTIONS`), ignores the
@@ -42,8 +46,9 @@ def notebook_display(inline_dpi: int = INLINE_DPI) -> None:
 
     Parameters
     ----------
-    inline_dpi : int
-        Resolution of the inline PNGs.
+    inline_dpi : int, optional
+        Resolution of the inline PNGs; default ``$MELUNMIX_INLINE_DPI`` when set (the
+        committed copies), otherwise matplotlib's figure resolution.
     """
     import warnings
 
@@ -54,6 +59,14 @@ def notebook_display(inline_dpi: int = INLINE_DPI) -> None:
         from matplotlib_inline.config import InlineBackend
     except ImportError:  # no IPython: nothing is shown inline
         return
+    if inline_dpi is None:
+        value = os.environ.get(INLINE_DPI_ENV, "").strip()
+        if not value:
+            return
+        try:
+            inline_dpi = int(value)
+        except ValueError:
+            raise ValueError(f"{INLINE_DPI_ENV}={value!r} is not a whole number of dots per inch") from None
     backend = InlineBackend.instance()
     # Updates the PNG formatter of the running shell (when %matplotlib inline set it up)
     # and is kept for a later %matplotlib inline.
