@@ -404,10 +404,11 @@ STUDY_PARTS = (
                "tables/per_track")),
     StudyPart("Training length: half against full training",
               ("figures/training_length.png", "tables/model_medians")),
-    StudyPart("Tuning", ("tuning", "figures/tuning_search_space.png")),
+    StudyPart("Tuning", ("tuning", "figures/tuning_search_space.png", "figures/tuning_lr_curves.png",
+                         "figures/tuning_transfer.png")),
     StudyPart("Data", ("figures/example_mixture.png", "figures/example_vocals.png",
-                       "figures/stem_loudness.png")),
-    StudyPart("Features", ("figures/features.png",)),
+                       "figures/stem_loudness.png", "figures/vocal_spectrogram.png")),
+    StudyPart("Features", ("figures/features.png", "figures/scaler_statistics.png")),
     StudyPart("Separation examples", ("figures/spectrograms.png",)),
 )
 
