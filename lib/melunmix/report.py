@@ -318,9 +318,11 @@ def write_report(run_dir: str | os.PathLike, title: str,
 # --------------------------------------------------------------------------- the study
 def _history_files(run_dir: Path) -> dict[str, Path]:
     """Model name (``openunmix`` or ``openunmix/seed42``) -> its history CSV."""
+    from .train import HISTORY_CSV_NAME
+
     models = run_dir / "models"
     found = {}
-    for path in sorted(models.glob("*/history.csv")) + sorted(models.glob("*/*/history.csv")):
+    for path in sorted(models.glob(f"*/{HISTORY_CSV_NAME}")) + sorted(models.glob(f"*/*/{HISTORY_CSV_NAME}")):
         found[path.parent.relative_to(models).as_posix()] = path
     return found
 

@@ -371,9 +371,9 @@ class ModelRun:
 
     @property
     def weights(self) -> Path:
-        from .train import half_weights_name
+        from .train import half_weights_name, weights_name
 
-        return self.out_dir / (half_weights_name(self.target) if self.half else f"{self.target}.pth")
+        return self.out_dir / (half_weights_name(self.target) if self.half else weights_name(self.target))
 
 
 def model_runs(run: Run, half: bool = False) -> list[ModelRun]:
@@ -436,9 +436,11 @@ def parameter_table(run: Run) -> pd.DataFrame:
 
 def load_histories(run: Run) -> dict[str, pd.DataFrame]:
     """Per-epoch history (``epoch, train_loss, valid_loss, lr, epoch_time``) of every trained model."""
+    from .train import HISTORY_CSV_NAME
+
     histories = {}
     for item in model_runs(run):
-        path = item.out_dir / "history.csv"
+        path = item.out_dir / HISTORY_CSV_NAME
         if path.exists():
             histories[item.method] = pd.read_csv(path)
     return histories
