@@ -652,3 +652,25 @@ def test_load_or_compute_stats_caches_by_key(tmp_path):
     assert len(names) == 6 and not [n for n in names if n.startswith(".")]  # npz + json per key, no temp files
     with pytest.raises(TypeError, match="mapping of arrays"):
         load_or_compute_stats(tmp_path / "other", "k", lambda: None)
+
+
+def test_cache_entry_written_meanwhile_by_another_process_is_kept(tmp_path):
+    """Two processes filling one cache entry: the second keeps the first's valid copy in place
+    (its readers never see the folder vanish); a stale copy (other key) is replaced."""
+    from melunmix.datasets import cache
+
+    dest = tmp_path / "cache" / "song"
+    stems = {name: np.full((100, 2), 0.25, dtype=np.float32) for name in cache.STEM_NAMES}
+    key = {"sources": {"mixture": {"path": "/a", "size": 1, "mtime_ns": 1}}}
+    cache._write_track(dest, key, stems, 44100)
+    inode = dest.stat().st_ino
+    mixture = dest / "mixture.wav"
+    before = mixture.stat().st_mtime_ns
+    other = {name: np.zeros((100, 2), dtype=np.float32) for name in cache.STEM_NAMES}
+    cache._write_track(dest, key, other, 44100)  # what a second writer of the same entry does
+    assert dest.stat().st_ino == inode and mixture.stat().st_mtime_ns == before
+    assert np.all(sf.read(str(mixture), dtype="float32")[0] == 0.25)
+    new_key = {"sources": {"mixture": {"path": "/a", "size": 2, "mtime_ns": 2}}}
+    cache._write_track(dest, new_key, other, 44100)  # the source changed: the copy is stale
+    assert cache._cached(dest, new_key) and np.all(sf.read(str(mixture), dtype="float32")[0] == 0.0)
+    assert sorted(p.name for p in dest.parent.iterdir()) == ["song"]  # no temporary folder left

@@ -212,24 +212,45 @@ def _from_cache(track: TrackInfo, dest: Path, rate: int) -> TrackInfo:
 
 
 def _write_track(dest: Path, key: dict, stems: dict[str, np.ndarray], rate: int) -> None:
-    """Write a cached track folder atomically: temporary folder, then rename."""
+    """Write a cached track folder atomically: temporary folder, then rename.
+
+    Several processes may fill the same entry at once (tuning workers, training ranks, a
+    notebook beside ``melunmix score``): a valid copy that another process has just put in
+    place is kept, never moved aside under its readers; only a stale copy is replaced.
+    """
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
     try:
         for stem, audio in stems.items():
             sf.write(str(tmp / f"{stem}.wav"), audio, rate, subtype="FLOAT")
         (tmp / KEY_FILE).write_text(json.dumps({"key": key, "rate": rate}, indent=2) + "\n")
+        if _cached(dest, key):
+            return  # another process wrote the same entry meanwhile
         if dest.exists():
             # Move the stale copy aside first: rename cannot replace a non-empty folder.
             stale = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".old", dir=dest.parent))
-            os.rename(dest, stale / "track")
-            os.rename(tmp, dest)
-            shutil.rmtree(stale, ignore_errors=True)
+            try:
+                try:
+                    os.rename(dest, stale / "track")
+                except FileNotFoundError:
+                    pass  # another process moved it aside first
+                _rename_into_place(tmp, dest, key)
+            finally:
+                shutil.rmtree(stale, ignore_errors=True)
         else:
-            os.rename(tmp, dest)
+            _rename_into_place(tmp, dest, key)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _rename_into_place(tmp: Path, dest: Path, key: dict) -> None:
+    """``tmp`` -> ``dest``; when another process got there first with a valid copy, keep theirs."""
+    try:
+        os.rename(tmp, dest)
+    except OSError:
+        if not _cached(dest, key):
+            raise
 
 
 def _decode_stems(track: TrackInfo) -> dict[str, np.ndarray]:
