@@ -16,6 +16,7 @@ import optuna
 import pytest
 import torch
 
+from melunmix import plots
 from melunmix.config import load_profile, settings_from_dict
 from melunmix.features import bandwidth_to_max_bin
 from melunmix.synth import make_dataset
@@ -29,8 +30,6 @@ from melunmix.tune import (
     TRIALS_CSV_NAME,
     load_best_params,
     load_trial_histories,
-    plot_transfer,
-    plot_tuning_curves,
     search_dir,
     search_space,
     transfer_check,
@@ -336,7 +335,7 @@ def test_smoke_search_tunes_the_proposed_model_and_every_setting_changes_trainin
                                                    for e in group["epoch"]], rel=1e-12)
         saved = json.loads((tuning / "trials" / f"trial_{trial:03d}" / SETTINGS_JSON_NAME).read_text())
         assert saved["model"] == "melunmix" and saved["model_config"]["n_fft"] == 372
-    fig = plot_tuning_curves(histories, path=tuning / "curves.png")
+    fig = plots.plot_tuning_curves(histories, path=tuning / "curves.png")
     assert (tuning / "curves.png").stat().st_size > 0 and len(fig.axes) == 3  # lr, loss, colour bar
 
 
@@ -363,7 +362,7 @@ def test_transfer_check_runs_tuned_and_default_values_at_the_full_rate(smoke_sea
     assert again.drop(columns="time_s").equals(table.drop(columns="time_s"))
     assert {p: p.stat().st_mtime_ns for p in (tuning / "transfer").rglob("*.pth")} == before
     assert list(table["run_dir"]) == ["transfer/tuned", "transfer/default"]
-    fig = plot_transfer(tuning / TRANSFER_CSV_NAME, tuning, path=tuning / "transfer.png")
+    fig = plots.plot_transfer(tuning / TRANSFER_CSV_NAME, tuning, path=tuning / "transfer.png")
     assert len(fig.axes) == 2 and (tuning / "transfer.png").is_file()
     # transfer_epochs 0: nothing to do.
     off = load_profile("smoke", overrides={"tune": {"transfer_epochs": 0}})

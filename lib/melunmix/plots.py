@@ -42,6 +42,8 @@ from .stats import method_label as method_label  # noqa: F401
 from .stats import order_methods as order_methods  # noqa: F401
 
 __all__ = [
+    "plot_tuning_curves",
+    "plot_transfer",
     "METHOD_COLORS",
     "METHOD_LABELS",
     "STEM_COLORS",
@@ -1175,3 +1177,120 @@ def scaler_statistics_figure(input_mean, input_std, sample_rate: float, n_fft: i
     ax.set(xlabel="frequency (Hz)", ylabel="magnitude", title="Scaler statistics of the training mixtures (mono)")
     ax.legend()
     return _finish(fig, path, dpi)
+
+
+# --------------------------------------------------------------------------- tuning
+def plot_tuning_curves(histories, path: str | os.PathLike | None = None, dpi: int | None = None):
+    """Learning rate and validation loss per epoch of every trial, one colour per trial.
+
+    Shows that each searched setting changed training: with the exponential schedule the
+    learning rate of every trial falls by its own factor per epoch.
+
+    Parameters
+    ----------
+    histories : DataFrame or path
+        ``trial_histories.csv`` (columns ``trial, epoch, valid_loss, lr``), or
+        :func:`melunmix.tune.load_trial_histories` (with a ``model`` column: one row of panels per model).
+    path : path-like, optional
+        Where to save the PNG (e.g. ``figures/tuning_lr_curves.png``).
+    dpi : int, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Two axes per model: learning rate (log scale) and validation loss, per epoch.
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
+    df = _read_table(histories, "trial histories")
+    _require_columns(df, ["trial", "epoch", "valid_loss", "lr"], "trial histories")
+    if df.empty:
+        raise ValueError("trial histories are empty: run the search first")
+    if "model" not in df.columns:
+        df = df.assign(model="")
+    models = list(dict.fromkeys(df["model"]))
+    fig, axes = plt.subplots(len(models), 2, figsize=(10.0, 3.6 * len(models)), squeeze=False,
+                             layout="constrained")
+    trials = sorted(pd.unique(df["trial"]))
+    norm = Normalize(vmin=min(trials), vmax=max(max(trials), min(trials) + 1))
+    cmap = plt.get_cmap("viridis")
+    for row, model in enumerate(models):
+        part = df[df["model"] == model]
+        for trial, group in part.groupby("trial", sort=True):
+            group = group.sort_values("epoch")
+            colour = cmap(norm(trial))
+            for ax, column in zip(axes[row], ("lr", "valid_loss")):
+                values = pd.to_numeric(group[column], errors="coerce")
+                ax.plot(group["epoch"], values, marker="o", color=colour, lw=1.5, ms=4)
+        label = f"{method_label(model)}: " if model else ""
+        axes[row, 0].set_yscale("log")
+        axes[row, 0].set_ylabel("learning rate (log scale)")
+        axes[row, 0].set_title(f"{label}learning rate")
+        axes[row, 1].set_ylabel("validation loss (MSE)")
+        axes[row, 1].set_title(f"{label}validation loss")
+        for ax in axes[row]:
+            ax.set_xlabel("epoch")
+            ax.set_xticks(sorted(pd.unique(part["epoch"])))
+            ax.grid(True, alpha=0.3)
+    bar = fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=axes[:, -1].tolist(), label="trial")
+    bar.ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    fig.suptitle(f"Tuning trials per epoch ({len(trials)} trials, one colour each)")
+    if path is not None:
+        save_figure(fig, path, **({} if dpi is None else {"dpi": dpi}))
+    return fig
+
+
+def plot_transfer(table, tuning_dir: str | os.PathLike, path: str | os.PathLike | None = None,
+                  dpi: int | None = None):
+    """Training and validation loss per epoch of the transfer runs, tuned (solid) and default
+    (dashed), one colour per model.
+
+    Parameters
+    ----------
+    table : DataFrame or path
+        From :func:`melunmix.tune.transfer_check` (or its ``transfer.csv``); its ``run_dir`` column gives
+        the runs' folders relative to ``tuning_dir``.
+    tuning_dir : path
+        The tuning folder the transfer check ran in.
+    path : path-like, optional
+        Where to save the PNG (e.g. ``figures/tuning_transfer.png``).
+    dpi : int, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Two axes: training loss and validation loss per epoch.
+    """
+    import matplotlib.pyplot as plt
+
+    from .train import HISTORY_CSV_NAME
+
+    df = _read_table(table, "transfer table")
+    _require_columns(df, ["model", "variant", "run_dir"], "transfer table")
+    if df.empty:
+        raise ValueError("the transfer table is empty (tune.transfer_epochs is 0?)")
+    fig, axes = plt.subplots(1, 2, figsize=(10.0, 3.8), squeeze=False, layout="constrained")
+    epochs = [0]
+    for _, row in df.iterrows():
+        history = pd.read_csv(Path(tuning_dir) / row["run_dir"] / HISTORY_CSV_NAME)
+        epochs.append(int(history["epoch"].max()))
+        tuned = row["variant"] == "tuned"
+        colour = method_color(row["model"])
+        label = f"{method_label(row['model'])}, {row['variant']} values"
+        for ax, column in zip(axes[0], ("train_loss", "valid_loss")):
+            ax.plot(history["epoch"], history[column], "-" if tuned else "--", marker="o" if tuned else "s",
+                    ms=7, color=colour, markerfacecolor=colour if tuned else "white", label=label)
+    for ax, title in zip(axes[0], ("training loss", "validation loss")):
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(f"{title} (MSE)")
+        ax.set_title(f"{title.capitalize()} at the full rate")
+        ax.set_xticks(range(1, max(epochs) + 1))
+        ax.set_xlim(0.5, max(epochs) + 0.5)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize="small")
+    fig.suptitle("Transfer check: tuned vs default values, same seed and data")
+    if path is not None:
+        save_figure(fig, path, **({} if dpi is None else {"dpi": dpi}))
+    return fig
