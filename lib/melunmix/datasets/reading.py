@@ -20,9 +20,9 @@ _INT_SUBTYPES = {"PCM_16": "int16", "PCM_24": "int32", "PCM_32": "int32"}
 
 
 def read_native(
-    path: str | os.PathLike, start: int, nb_frames: int | None, pad: bool = False
+    path: str | os.PathLike, start: int, nb_samples: int | None, pad: bool = False
 ) -> tuple[np.ndarray, np.float32]:
-    """Read frames in the file's own sample type, with the scale that maps them to float.
+    """Read samples (per channel) in the file's own sample type, with the scale that maps them to float.
 
     The caller multiplies by ``scale`` (and any gain) in one pass, which is where the
     time of a training item goes.
@@ -33,34 +33,34 @@ def read_native(
         An audio file libsndfile reads (WAV, FLAC, ...).
     start : int
         First frame (sample index), >= 0.
-    nb_frames : int or None
-        Number of frames; ``None`` reads to the end.
+    nb_samples : int or None
+        Samples per channel (soundfile's "frames"); ``None`` reads to the end.
     pad : bool
-        Zero-fill frames past the end of the file instead of raising ``ValueError``.
+        Zero-fill samples past the end of the file instead of raising ``ValueError``.
 
     Returns
     -------
-    samples : np.ndarray, shape (nb_frames, nb_channels)
+    samples : np.ndarray, shape (nb_samples, nb_channels)
         int16 / int32 for PCM files, float32 otherwise.
     scale : np.float32
         ``samples * scale`` is the audio in [-1, 1] (1 for float files).
     """
     if start < 0:
         raise ValueError(f"start must be >= 0, got {start} (reading {path})")
-    if nb_frames is not None and nb_frames < 0:
-        raise ValueError(f"nb_frames must be >= 0, got {nb_frames} (reading {path})")
+    if nb_samples is not None and nb_samples < 0:
+        raise ValueError(f"nb_samples must be >= 0, got {nb_samples} (reading {path})")
     with sf.SoundFile(str(path)) as fh:
         total = fh.frames
-        if nb_frames is None:
-            nb_frames = max(total - start, 0)
-        available = min(max(total - start, 0), nb_frames)
-        if available < nb_frames and not pad:
+        if nb_samples is None:
+            nb_samples = max(total - start, 0)
+        available = min(max(total - start, 0), nb_samples)
+        if available < nb_samples and not pad:
             raise ValueError(
-                f"cannot read frames [{start}, {start + nb_frames}) from {path}: it has {total} frames; "
+                f"cannot read samples [{start}, {start + nb_samples}) from {path}: it has {total}; "
                 "read a shorter chunk or pass pad=True"
             )
         dtype = _INT_SUBTYPES.get(fh.subtype, "float32")
-        samples = np.zeros((nb_frames, fh.channels), dtype=dtype) if available < nb_frames else None
+        samples = np.zeros((nb_samples, fh.channels), dtype=dtype) if available < nb_samples else None
         if available:
             fh.seek(start)
             if samples is None:
@@ -70,20 +70,20 @@ def read_native(
     return samples, _INT_SCALE.get(dtype, np.float32(1.0))
 
 
-def read_frames(path: str | os.PathLike, start: int, nb_frames: int | None, pad: bool = False) -> np.ndarray:
-    """Read ``nb_frames`` frames from ``start`` as float32, in file layout.
+def read_frames(path: str | os.PathLike, start: int, nb_samples: int | None, pad: bool = False) -> np.ndarray:
+    """Read ``nb_samples`` samples per channel from ``start`` as float32, in file layout.
 
     Parameters
     ----------
-    path, start, nb_frames, pad
+    path, start, nb_samples, pad
         As :func:`read_native`.
 
     Returns
     -------
-    np.ndarray, shape (nb_frames, nb_channels), float32
+    np.ndarray, shape (nb_samples, nb_channels), float32
         Samples in [-1, 1] for PCM files.
     """
-    samples, scale = read_native(path, start, nb_frames, pad=pad)
+    samples, scale = read_native(path, start, nb_samples, pad=pad)
     if samples.dtype == np.float32:
         return samples
     audio = samples.astype(np.float32)
@@ -91,7 +91,7 @@ def read_frames(path: str | os.PathLike, start: int, nb_frames: int | None, pad:
     return audio
 
 
-def read_chunk(path: str | os.PathLike, start: int, nb_frames: int | None, pad: bool = False) -> np.ndarray:
+def read_chunk(path: str | os.PathLike, start: int, nb_samples: int | None, pad: bool = False) -> np.ndarray:
     """Read a chunk of an audio file, channels first.
 
     Parameters
@@ -100,14 +100,14 @@ def read_chunk(path: str | os.PathLike, start: int, nb_frames: int | None, pad: 
         A WAV file (or any format libsndfile reads).
     start : int
         First frame (sample index), >= 0.
-    nb_frames : int or None
-        Number of frames (samples per channel); ``None`` reads to the end.
+    nb_samples : int or None
+        Samples per channel; ``None`` reads to the end.
     pad : bool
         Zero-fill past the end of the file instead of raising ``ValueError``.
 
     Returns
     -------
-    np.ndarray, shape (nb_channels, nb_frames), float32
+    np.ndarray, shape (nb_channels, nb_samples), float32
         C-contiguous.
     """
-    return np.ascontiguousarray(read_frames(path, start, nb_frames, pad=pad).T)
+    return np.ascontiguousarray(read_frames(path, start, nb_samples, pad=pad).T)

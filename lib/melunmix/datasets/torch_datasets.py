@@ -104,7 +104,7 @@ class TrainDataset(Dataset):
         self.rate = _common_rate(self.tracks)
         self.nb_channels = self.tracks[0].nb_channels
         self.seq_dur = float(seq_dur)
-        self.nb_frames = int(round(self.seq_dur * self.rate))
+        self.nb_samples = int(round(self.seq_dur * self.rate))
         self.samples_per_track = int(samples_per_track)
         self.random_chunks = bool(random_chunks)
         self.gain_range = gain_range
@@ -135,14 +135,14 @@ class TrainDataset(Dataset):
         # Sources are written channels-first straight from the file's samples: conversion,
         # gain, swap and transpose in one pass per channel (strided views in later
         # arithmetic would cost several times more).
-        stack = np.empty((len(SOURCE_NAMES), self.nb_channels, self.nb_frames), dtype=np.float32)
+        stack = np.empty((len(SOURCE_NAMES), self.nb_channels, self.nb_samples), dtype=np.float32)
         files = {}
         for k, source in enumerate(SOURCE_NAMES):
             track = int(rng.integers(len(self.tracks))) if self.random_track_mix else own_track
             if self.random_track_mix or start is None:
                 start = self._start(rng, track, index % self.samples_per_track)
             files[source] = self._paths[track][k]
-            samples, scale = read_native(files[source], start, self.nb_frames, pad=True)
+            samples, scale = read_native(files[source], start, self.nb_samples, pad=True)
             gain = np.float32(rng.uniform(*self.gain_range)) if self.gain_range is not None else np.float32(1.0)
             swap = self.swap_channels and rng.random() < 0.5
             for channel in range(self.nb_channels):
@@ -154,7 +154,7 @@ class TrainDataset(Dataset):
         return torch.from_numpy(mixture), _target_tensor(sources, self.targets)
 
     def _start(self, rng: np.random.Generator, track: int, position: int) -> int:
-        room = max(self._lengths[track] - self.nb_frames, 0)
+        room = max(self._lengths[track] - self.nb_samples, 0)
         if self.random_chunks:
             return int(rng.integers(room + 1))
         return room * position // max(self.samples_per_track - 1, 1)
@@ -257,7 +257,7 @@ class ValidDataset(Dataset):
     Notes
     -----
     Item shapes as in :class:`TrainDataset`; ``mixture`` is the track's ``mixture.wav``.
-    ``items[i]`` is ``(track_index, start, nb_frames)`` of item ``i``.
+    ``items[i]`` is ``(track_index, start, nb_samples)`` of item ``i``.
     """
 
     def __init__(
@@ -280,9 +280,9 @@ class ValidDataset(Dataset):
             if self.seq_dur is None:
                 self.items.append((t, 0, track.nb_samples))
                 continue
-            nb_frames = int(round(self.seq_dur * self.rate))
-            for c in range(max(track.nb_samples // nb_frames, 1)):
-                self.items.append((t, c * nb_frames, nb_frames))
+            nb_samples = int(round(self.seq_dur * self.rate))
+            for c in range(max(track.nb_samples // nb_samples, 1)):
+                self.items.append((t, c * nb_samples, nb_samples))
         self._paths = [{stem: str(path) for stem, path in track.stems.items()} for track in self.tracks]
 
     def __len__(self) -> int:
@@ -293,11 +293,11 @@ class ValidDataset(Dataset):
         return self.tracks[self.items[_check_index(index, len(self))][0]]
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        t, start, nb_frames = self.items[_check_index(index, len(self))]
+        t, start, nb_samples = self.items[_check_index(index, len(self))]
         paths = self._paths[t]
-        mixture = read_chunk(paths["mixture"], start, nb_frames, pad=True)
+        mixture = read_chunk(paths["mixture"], start, nb_samples, pad=True)
         needed = {src for name in self.targets for src in (ACCOMPANIMENT if name == "accompaniment" else (name,))}
-        sources = {src: read_chunk(paths[src], start, nb_frames, pad=True) for src in SOURCE_NAMES if src in needed}
+        sources = {src: read_chunk(paths[src], start, nb_samples, pad=True) for src in SOURCE_NAMES if src in needed}
         _check_item_finite(mixture, sources, paths, f"validation item {index} (track '{self.tracks[t].name}')")
         return torch.from_numpy(mixture), _target_tensor(sources, self.targets)
 
