@@ -27,7 +27,7 @@ def test_first_batch_runs_at_the_profiles_sizes(profile, stand_in, tmp_path):
     })
     assert settings.model.hidden_size == 512 and settings.stft.n_fft == 4096
     data = prepare_data(settings, stats_dir=tmp_path / "features", progress=False)
-    assert data.nb_bins == 2049 and data.sample_rate == 44100
+    assert data.nb_stft_bins == 2049 and data.sample_rate == 44100
     for model in settings.train.models:
         result = train(model, settings, data, out_dir=tmp_path / model, stop_after=1, progress=False)
         assert result.last_epoch == 1 and not result.finished  # resumable, as after a kill

@@ -144,7 +144,9 @@ class TrainingData:
         return int(self.train_tracks[0].nb_channels)
 
     @property
-    def nb_bins(self) -> int:
+    def nb_stft_bins(self) -> int:
+        """Frequency bins of the STFT, ``n_fft // 2 + 1``: the model's ``nb_output_bins``
+        (its ``nb_bins`` is the count below the bandwidth, as in Open-Unmix)."""
         return self.n_fft // 2 + 1
 
     def stats_key(self, kind: str, **params: Any) -> str:
@@ -273,10 +275,10 @@ def prepare_data(
     )
     data.input_mean = np.asarray(stats["mean"], dtype=np.float32)
     data.input_std = np.asarray(stats["std"], dtype=np.float32)
-    if data.input_mean.shape != (data.nb_bins,) or data.input_std.shape != (data.nb_bins,):
+    if data.input_mean.shape != (data.nb_stft_bins,) or data.input_std.shape != (data.nb_stft_bins,):
         raise ValueError(
             f"scaler statistics '{key}' in {stats_dir} have shape {data.input_mean.shape}, expected "
-            f"({data.nb_bins},) for n_fft={n_fft}; delete that file and rerun"
+            f"({data.nb_stft_bins},) for n_fft={n_fft}; delete that file and rerun"
         )
     return data
 
@@ -298,7 +300,7 @@ def model_config(model_name: str, settings: Settings, data: TrainingData) -> dic
 
     m = settings.model
     config = dict(
-        nb_bins=data.nb_bins,
+        nb_bins=data.nb_stft_bins,
         nb_channels=data.nb_channels,
         hidden_size=int(m.hidden_size),
         nb_layers=int(m.nb_layers),
