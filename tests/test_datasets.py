@@ -35,7 +35,7 @@ from melunmix.datasets import (
     resolve_data_root,
 )
 
-SOURCES = ("vocals", "drums", "bass", "other")
+STEMS = ("vocals", "drums", "bass", "other")
 RATE = 8000  # small files; the loader does not care about the rate
 
 
@@ -47,7 +47,7 @@ def write_track(root, subset, name, stems, rate=RATE, subtype="FLOAT", mixture=N
     for source, audio in stems.items():
         sf.write(folder / f"{source}.wav", audio, rate, subtype=subtype)
     if mixture is None:
-        mixture = sum(stems[s] for s in SOURCES)
+        mixture = sum(stems[s] for s in STEMS)
     sf.write(folder / "mixture.wav", mixture, rate, subtype=subtype)
     return folder
 
@@ -64,7 +64,7 @@ def write_setup(root, validation):
 
 
 def noise_stems(rng, nb_samples, scale=0.1):
-    return {s: (scale * rng.standard_normal((nb_samples, 2))).astype(np.float32) for s in SOURCES}
+    return {s: (scale * rng.standard_normal((nb_samples, 2))).astype(np.float32) for s in STEMS}
 
 
 def dc_stems(track_index, nb_samples):
@@ -73,7 +73,7 @@ def dc_stems(track_index, nb_samples):
     Left and right differ, so a swap is visible; track index is the integer part.
     """
     stems = {}
-    for k, source in enumerate(SOURCES):
+    for k, source in enumerate(STEMS):
         left = 0.1 * (k + 1) + track_index
         stems[source] = np.tile(np.float32([left, 2 * left]), (nb_samples, 1))
     return stems
@@ -201,7 +201,7 @@ def test_find_tracks_splits_and_metadata(noise_root):
     track = train[0]
     assert (track.rate, track.nb_samples, track.nb_channels, track.is_wav) == (RATE, RATE, 2, True)
     assert track.path == noise_root / "train" / "Artist - Song 0"
-    assert track.stems == {s: track.path / f"{s}.wav" for s in ("mixture", *SOURCES)}
+    assert track.stems == {s: track.path / f"{s}.wav" for s in ("mixture", *STEMS)}
     assert track.duration == pytest.approx(1.0)
     # The same root and split as musdb sees them.
     db = musdb.DB(root=str(noise_root), setup_file="setup.yaml", is_wav=True, subsets="train", split="valid")
@@ -345,7 +345,7 @@ def test_train_items_shapes_and_length(noise_root, cache_dir):
 
 def test_train_augmentation_stays_in_bounds(dc_root):
     tracks = find_tracks(dc_root, "train")[:1]  # one track: every unscaled value is known
-    data = TrainDataset(tracks, targets=SOURCES, seq_dur=0.1, samples_per_track=300, seed=7)
+    data = TrainDataset(tracks, targets=STEMS, seq_dur=0.1, samples_per_track=300, seed=7)
     gains, swaps = [], []
     for index in range(len(data)):
         mixture, stack = data[index]
@@ -365,7 +365,7 @@ def test_train_augmentation_stays_in_bounds(dc_root):
 def test_train_without_augmentation_keeps_stems(dc_root):
     tracks = find_tracks(dc_root, "train")
     data = TrainDataset(
-        tracks, targets=SOURCES, seq_dur=0.1, samples_per_track=10, gain_range=None, swap_channels=False,
+        tracks, targets=STEMS, seq_dur=0.1, samples_per_track=10, gain_range=None, swap_channels=False,
         random_track_mix=False,
     )
     for index in range(len(data)):
@@ -384,14 +384,14 @@ def ramp_root(tmp_path):
     ramp = np.arange(nb_samples, dtype=np.float32) / 10000
     for t in range(4):
         column = np.full(nb_samples, t + 1, np.float32)
-        write_track(root, "train", f"Ramp - {t}", {s: np.stack([column, ramp], 1) for s in SOURCES})
+        write_track(root, "train", f"Ramp - {t}", {s: np.stack([column, ramp], 1) for s in STEMS})
     return root
 
 
 def test_train_chunks_come_from_random_tracks_and_positions(ramp_root):
     tracks = find_tracks(ramp_root, "train")
     data = TrainDataset(
-        tracks, targets=SOURCES, seq_dur=0.125, samples_per_track=20, gain_range=None, swap_channels=False, seed=3
+        tracks, targets=STEMS, seq_dur=0.125, samples_per_track=20, gain_range=None, swap_channels=False, seed=3
     )
     starts, origins = [], []
     for index in range(len(data)):
@@ -475,7 +475,7 @@ def test_valid_items_are_real_mixtures_and_targets(noise_root):
     assert len(full) == 4
     mixture, target = full[2]
     folder = noise_root / "train" / "Artist - Song 2"
-    reference = {s: sf.read(folder / f"{s}.wav", dtype="float32")[0].T for s in ("mixture", *SOURCES)}
+    reference = {s: sf.read(folder / f"{s}.wav", dtype="float32")[0].T for s in ("mixture", *STEMS)}
     np.testing.assert_array_equal(mixture.numpy(), reference["mixture"])
     np.testing.assert_array_equal(target[0].numpy(), reference["vocals"])
     accompaniment = reference["drums"] + reference["bass"] + reference["other"]
@@ -495,10 +495,10 @@ def test_sample_rate_option_resamples_once(tmp_path, cache_dir):
     root = tmp_path / "sine"
     n = np.arange(2 * 16000)
     stems = {s: np.stack([0.5 * np.sin(2 * np.pi * f * n / 16000)] * 2, 1).astype(np.float32)
-             for s, f in zip(SOURCES, (440, 620, 110, 1500))}
+             for s, f in zip(STEMS, (440, 620, 110, 1500))}
     write_track(root, "train", "Sine - 1", stems, rate=16000)
     tracks = find_tracks(root, "train")
-    valid = ValidDataset(tracks, targets=SOURCES, sample_rate=8000, cache_dir=cache_dir)
+    valid = ValidDataset(tracks, targets=STEMS, sample_rate=8000, cache_dir=cache_dir)
     assert valid.rate == 8000 and valid.tracks[0].nb_samples == 16000
     _, stack = valid[0]
     m = np.arange(16000)
@@ -527,7 +527,7 @@ def test_stem_mp4_decodes_once_into_wav_cache(tmp_path, cache_dir):
     kernel = np.hanning(9) / np.hanning(9).sum()
     stems = {
         s: 0.3 * np.stack([np.convolve(rng.standard_normal(nb_samples), kernel, "same") for _ in range(2)], 1)
-        for s in SOURCES
+        for s in STEMS
     }
     stems = {s: audio.astype(np.float32) for s, audio in stems.items()}
     mixture = sum(stems.values())

@@ -54,7 +54,7 @@ from typing import Any, Iterator, Mapping, Sequence
 import numpy as np
 
 from .files import atomic_path, read_json, sha256_file, write_json
-from .oracles import DEFINITION, HOP, NPERSEG, ORACLES, SOURCES, STEMS, check_oracle_name, oracle_estimates
+from .oracles import DEFINITION, HOP, NPERSEG, ORACLES, SCORED_SOURCES, STEMS, check_oracle_name, oracle_estimates
 from .stats import (  # noqa: F401  (re-exported: the evaluation API in one place)
     HALF_SUFFIX,
     METRICS,
@@ -177,12 +177,12 @@ def _load_trackinfo(track) -> TrackAudio:
 
 
 def _load_musdb_track(track) -> TrackAudio:
-    for target in SOURCES:
+    for target in SCORED_SOURCES:
         if target not in track.targets:
             raise _no_stem(track.name, getattr(track, "path", ""), target)
     mixture = np.asarray(track.audio, dtype=np.float64)
     stems = {stem: np.asarray(track.sources[stem].audio, dtype=np.float64) for stem in STEMS if stem in track.sources}
-    references = {target: _musdb_target(track.targets[target], stems) for target in SOURCES}
+    references = {target: _musdb_target(track.targets[target], stems) for target in SCORED_SOURCES}
     for name, audio in [*references.items(), *stems.items()]:
         if audio.shape != mixture.shape:
             raise ValueError(
@@ -264,7 +264,7 @@ def score_estimates(
     """
     if scorer not in SCORERS:
         raise ValueError(f"scorer must be one of {list(SCORERS)}, got {scorer!r}")
-    for target in SOURCES:
+    for target in SCORED_SOURCES:
         if target not in estimates:
             raise ValueError(
                 f"{source} give no {target!r} estimate for track '{audio.name}' (got {sorted(estimates)}); "
@@ -272,7 +272,7 @@ def score_estimates(
                 "provide an accompaniment model"
             )
     checked = {}
-    for target in SOURCES:
+    for target in SCORED_SOURCES:
         estimate = np.asarray(estimates[target])
         if estimate.shape != audio.mixture.shape:
             raise ValueError(
@@ -330,7 +330,7 @@ def is_scored(path: str | os.PathLike) -> bool:
         targets = {t["name"]: t["frames"] for t in data["targets"]}
     except (ValueError, KeyError, TypeError):
         return False
-    return all(isinstance(targets.get(t), list) and targets[t] for t in SOURCES)
+    return all(isinstance(targets.get(t), list) and targets[t] for t in SCORED_SOURCES)
 
 
 # --------------------------------------------------------------------------- separations
@@ -807,7 +807,7 @@ def evaluate_model(
     if expected_model is None and base.lower() in MODEL_ALIASES:
         expected_model = base
     check_model_files(model_paths, expected_model, n_fft, n_hop, sample_rate)
-    missing = [t for t in SOURCES if t not in model_paths]
+    missing = [t for t in SCORED_SOURCES if t not in model_paths]
     if missing and not (residual and missing == ["accompaniment"]):
         raise ValueError(
             f"method {method_name!r} has models for {sorted(model_paths)} but vocals and accompaniment are "
@@ -890,7 +890,7 @@ def evaluate_oracle(
 
 
 __all__ = [
-    "ORACLES", "SOURCES", "METRICS", "TrackAudio", "load_track", "score_estimates",
+    "ORACLES", "SCORED_SOURCES", "METRICS", "TrackAudio", "load_track", "score_estimates",
     "track_json_path", "write_track_scores", "is_scored", "check_model_files",
     "ModelSeparation", "OracleSeparation", "evaluate_model", "evaluate_oracle",
     "load_scores", "poster_table", "track_table", "paired_wilcoxon", "bootstrap_ci",

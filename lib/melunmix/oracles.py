@@ -88,7 +88,7 @@ import numpy as np
 #: Oracle names, in the order SiSEC reports them (best first).
 ORACLES = ("IRM2", "MWF", "IRM1", "IBM", "MIX")
 #: The sources every oracle estimates (what is scored).
-SOURCES = ("vocals", "accompaniment")
+SCORED_SOURCES = ("vocals", "accompaniment")
 #: The four MUSDB18 stems the oracles are defined on (as ``melunmix.datasets.SOURCE_NAMES``).
 STEMS = ("vocals", "drums", "bass", "other")
 #: Which definition the estimates follow (recorded with the scores).
@@ -277,7 +277,7 @@ def _separate(mixture: np.ndarray, stems: Mapping[str, np.ndarray], block_filter
     frames, each (nb_channels, nb_bins, nb_frames), and returns every stem's estimate.
     """
     nb_samples, nb_channels = mixture.shape
-    out = {source: np.zeros((nb_samples, nb_channels)) for source in SOURCES}
+    out = {source: np.zeros((nb_samples, nb_channels)) for source in SCORED_SOURCES}
     for a, b in _frame_blocks(_nb_frames(nb_samples)):
         # Samples whose frames all lie in a-1..b-1: padded positions [a*HOP, b*HOP).
         start, stop = max(a * HOP - NPERSEG // 2, 0), min(b * HOP - NPERSEG // 2, nb_samples)
@@ -394,6 +394,6 @@ def _mwf_filter(stems: Mapping[str, np.ndarray], shape: tuple[int, int], eps: fl
 
 
 __all__ = [
-    "ORACLES", "SOURCES", "STEMS", "DEFINITION", "NPERSEG", "HOP", "IRM_ALPHA", "IBM_ALPHA",
+    "ORACLES", "SCORED_SOURCES", "STEMS", "DEFINITION", "NPERSEG", "HOP", "IRM_ALPHA", "IBM_ALPHA",
     "IBM_THRESHOLD", "check_oracle_name", "oracle_estimates", "sigsep_trace",
 ]

@@ -28,10 +28,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .oracles import SOURCES
+from .oracles import SCORED_SOURCES
 
 #: What an estimate folder must hold per track: the pair that is scored.
-REQUIRED_TARGETS = SOURCES
+REQUIRED_TARGETS = SCORED_SOURCES
 #: Folder of the method folder that receives the tables (``<out>/tables/``).
 TABLES_DIR_NAME = "tables"
 

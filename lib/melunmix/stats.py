@@ -56,12 +56,12 @@ import pandas as pd
 
 from .files import write_text
 from .models import MODEL_ALIASES, MODEL_NAMES
-from .oracles import ORACLES, SOURCES
+from .oracles import ORACLES, SCORED_SOURCES
 
 #: museval's metrics, in the order the poster reports them.
 METRICS = ("SDR", "SIR", "ISR", "SAR")
 #: The two sources scored as a pair (SiSEC's vocals/accompaniment scenario).
-TARGETS = SOURCES
+TARGETS = SCORED_SOURCES
 
 _SEED_NAME = re.compile(r"^(?P<base>.+)-seed(?P<seed>\d+)$")
 # a seed appended as the evaluation does ("-seed42"), as a model folder ("/seed42") or "_seed42"

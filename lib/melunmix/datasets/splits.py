@@ -30,7 +30,7 @@ VALID_FRACTION = 14 / 100
 #: Seed of the derived split (part of the hash of every name).
 VALID_SEED = 0
 #: The sources of a split, as recorded in the manifest.
-SOURCES = ("profile", "musdb setup", "derived")
+SPLIT_SOURCES = ("profile", "musdb setup", "derived")
 
 _printed: set[tuple[str, tuple[str, ...]]] = set()
 
