@@ -47,7 +47,10 @@ __all__ = [
 _ENVELOPE_FLOOR = 1e-11
 
 
-def _check_positive_int(name: str, value: int) -> None:
+def _check_positive_int(name: str, value, allow_none: bool = False) -> None:
+    """The package's check of a positive whole number (``None`` too when ``allow_none``)."""
+    if value is None and allow_none:
+        return
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
 

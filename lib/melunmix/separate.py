@@ -39,7 +39,8 @@ import torch
 from torch import Tensor, nn
 
 from .devices import resolve_device
-from .features import ISTFT, STFT, nb_frames as count_frames
+from .features import ISTFT, STFT, _check_positive_int
+from .features import nb_frames as count_frames
 from .wiener import wiener
 
 __all__ = ["Separator", "separate", "separate_files", "read_audio", "RESIDUAL_TARGET"]
@@ -48,13 +49,6 @@ PathLike = Union[str, os.PathLike]
 
 # Name of the residual source (mixture minus the modelled targets).
 RESIDUAL_TARGET = "accompaniment"
-
-
-def _check_positive_int(name: str, value, allow_none: bool = False) -> None:
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
 def _common_setting(target_models: Mapping[str, nn.Module], attribute: str, given):
@@ -127,9 +121,8 @@ class Separator(nn.Module):
             raise ValueError("target_models must be a non-empty dict {target name: model}")
         for name, model in target_models.items():
             if not isinstance(model, nn.Module):
-                raise ValueError(f"target_models[{name!r}] must be a torch nn.Module, got "
-                                 f"{type(model).__name__}; load files with "
-                                 "melunmix.models.load_model")
+                raise ValueError(f"target_models[{name!r}] must be a torch nn.Module or (for "
+                                 f"melunmix.separate.separate) a model file, got {type(model).__name__}")
         if isinstance(niter, bool) or not isinstance(niter, (int, np.integer)) or niter < 0:
             raise ValueError(f"niter must be a non-negative integer, got {niter!r}")
         _check_positive_int("wiener_win_len", wiener_win_len)
@@ -319,19 +312,17 @@ class _StreamingISTFT:
 
 
 def _load_models(models: Mapping[str, Union[nn.Module, PathLike]], device: torch.device) -> dict:
+    """Model files loaded, every model on ``device`` in eval mode; :class:`Separator` checks the rest."""
     from .models import load_model
 
-    if not isinstance(models, Mapping) or not models:
+    if not isinstance(models, Mapping):
         raise ValueError("models must be a non-empty dict {target name: model or model file}, "
                          f"got {type(models).__name__}")
     loaded = {}
     for target, model in models.items():
         if isinstance(model, (str, os.PathLike)):
             model = load_model(model, map_location=device)
-        elif not isinstance(model, nn.Module):
-            raise ValueError(f"models[{target!r}] must be a model or a path to a model file, got "
-                             f"{type(model).__name__}")
-        loaded[target] = model.to(device).eval()
+        loaded[target] = model.to(device).eval() if isinstance(model, nn.Module) else model
     return loaded
 
 

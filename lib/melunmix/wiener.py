@@ -124,13 +124,14 @@ def softmask(targets_spectrograms: Tensor, mix_stft: Tensor, eps: float = 1e-10)
     _check_mixture(mix_stft)
     _check_sources(targets_spectrograms, mix_stft, "targets_spectrograms", complex_expected=False)
     _check_eps(eps)
+    return _ratio_masked(targets_spectrograms, mix_stft, eps)
+
+
+def _ratio_masked(targets_spectrograms: Tensor, mix_stft: Tensor, eps: float) -> Tensor:
+    """:func:`softmask` without the checks (its callers made them)."""
     v = targets_spectrograms.to(mix_stft.real.dtype)
     mask = v / (eps + v.sum(dim=-1, keepdim=True))
     return mix_stft[..., None] * mask
-
-
-# ``wiener`` has a ``softmask`` flag that shadows the function inside its body
-_softmask = softmask
 
 
 def mixture_phase(targets_spectrograms: Tensor, mix_stft: Tensor) -> Tensor:
@@ -149,6 +150,11 @@ def mixture_phase(targets_spectrograms: Tensor, mix_stft: Tensor) -> Tensor:
     """
     _check_mixture(mix_stft)
     _check_sources(targets_spectrograms, mix_stft, "targets_spectrograms", complex_expected=False)
+    return _with_mixture_phase(targets_spectrograms, mix_stft)
+
+
+def _with_mixture_phase(targets_spectrograms: Tensor, mix_stft: Tensor) -> Tensor:
+    """:func:`mixture_phase` without the checks."""
     v = targets_spectrograms.to(mix_stft.real.dtype)
     # torch.polar broadcasts: mono spectrograms take each channel's mixture phase
     return torch.polar(v, torch.angle(mix_stft)[..., None])
@@ -169,6 +175,11 @@ def add_residual(y: Tensor, mix_stft: Tensor) -> Tensor:
     """
     _check_mixture(mix_stft)
     _check_sources(y, mix_stft, "y", complex_expected=True)
+    return _with_residual(y, mix_stft)
+
+
+def _with_residual(y: Tensor, mix_stft: Tensor) -> Tensor:
+    """:func:`add_residual` without the checks."""
     return torch.cat([y, mix_stft[..., None] - y.sum(dim=-1, keepdim=True)], dim=-1)
 
 
@@ -291,7 +302,12 @@ def expectation_maximization(y: Tensor, x: Tensor, iterations: int = 2, eps: flo
     _check_iterations(iterations)
     _check_eps(eps)
     _check_batch_size(batch_size)
+    return _em(y, x, iterations, eps, batch_size)
 
+
+def _em(y: Tensor, x: Tensor, iterations: int, eps: float,
+        batch_size: Optional[int]) -> Tuple[Tensor, Tensor, Tensor]:
+    """:func:`expectation_maximization` without the checks."""
     nb_frames, nb_bins, nb_channels, nb_sources = y.shape
     regularization = (eps ** 0.5) * torch.eye(nb_channels, dtype=x.dtype, device=x.device)
     v = torch.zeros((nb_frames, nb_bins, nb_sources), dtype=x.real.dtype, device=x.device)
@@ -370,16 +386,19 @@ def wiener(targets_spectrograms: Tensor, mix_stft: Tensor, iterations: int = 1,
         raise ValueError("targets_spectrograms must be non-negative magnitudes "
                          "(got negative values)")
 
+    _check_eps(eps)
+    _check_batch_size(batch_size)
+
+    # checked once above; the steps below are the unchecked kernels
     if softmask:
-        y = _softmask(targets_spectrograms, mix_stft, eps=eps)
+        y = _ratio_masked(targets_spectrograms, mix_stft, eps)
     else:
-        y = mixture_phase(targets_spectrograms, mix_stft)
+        y = _with_mixture_phase(targets_spectrograms, mix_stft)
     if residual:
-        y = add_residual(y, mix_stft)
+        y = _with_residual(y, mix_stft)
     if iterations == 0:
         return y
 
     max_abs = max(1.0, float(mix_stft.abs().max()) / scale_factor)
-    y, _, _ = expectation_maximization(y / max_abs, mix_stft / max_abs, iterations, eps=eps,
-                                       batch_size=batch_size)
+    y, _, _ = _em(y / max_abs, mix_stft / max_abs, iterations, eps, batch_size)
     return y * max_abs
