@@ -41,15 +41,12 @@ RTOL = 1e-3
 
 
 @pytest.fixture(scope="module", autouse=True)
-def environment(tmp_path_factory):
+def environment(tmp_path_factory, single_torch_thread):
     # The resample/decode cache would default to the dataset's folder: a temporary one.
     patch = pytest.MonkeyPatch()
     patch.setenv("MELUNMIX_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
     patch.setenv("OMP_NUM_THREADS", "1")  # what torchrun gives each rank
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
     yield
-    torch.set_num_threads(threads)
     patch.undo()
 
 

@@ -65,13 +65,10 @@ def data(dataset_root, tmp_path_factory):
 
 
 @pytest.fixture(scope="module", autouse=True)
-def one_thread():
+def one_thread(single_torch_thread):
     # Bit-exact comparisons between runs (and with a child process) need one fixed
     # thread count; one thread is also the fastest for models this small.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
     yield
-    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="module")

@@ -58,14 +58,11 @@ def make_settings(**sections):
 
 
 @pytest.fixture(scope="module", autouse=True)
-def environment(tmp_path_factory):
+def environment(tmp_path_factory, single_torch_thread):
     # The resample cache would default to <repo>/data/cache: keep it in a temporary folder.
     patch = pytest.MonkeyPatch()
     patch.setenv("MELUNMIX_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
     yield
-    torch.set_num_threads(threads)
     patch.undo()
 
 
