@@ -8,7 +8,8 @@ import torch
 
 from melunmix.features import ISTFT, STFT
 from melunmix.models import OpenUnmix, save_model
-from melunmix.separate import Separator, read_audio, separate, separate_files
+from melunmix.separate import Separator, separate
+from melunmix.separate_files import read_audio, separate_files
 from melunmix.wiener import wiener
 
 N_FFT, N_HOP = 256, 64
@@ -329,7 +330,7 @@ def test_read_audio_layout(songs):
 
 
 def test_song_name_uses_the_track_folder_for_musdb_mixtures(tmp_path):
-    from melunmix.separate import song_name
+    from melunmix.separate_files import song_name
 
     assert song_name(tmp_path / "My Song.flac") == "My Song"
     assert song_name(tmp_path / "train" / "Artist - Title" / "mixture.wav") == "Artist - Title"

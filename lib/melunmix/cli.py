@@ -27,7 +27,7 @@ from pathlib import Path
 
 
 def _cmd_separate(args: argparse.Namespace) -> int:
-    from .separate import separate_files
+    from .separate_files import separate_files
 
     report = separate_files(
         args.songs, args.model, args.out, niter=args.niter, softmask=args.softmask,
