@@ -354,3 +354,29 @@ def test_separate_files_names_the_song_of_every_failure(model, tmp_path):
     report = separate_files([good], [model_path], blocked, progress=False, device="cpu")
     message = report["failed"][str(good)]
     assert "cannot write" in message and str(blocked / "good" / "vocals.wav") in message
+
+
+def test_partial_file_of_a_killed_run_is_removed_by_the_rerun(model, songs, tmp_path):
+    """kill -9 inside an atomic write leaves a hidden temporary file; the next run deletes it."""
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    song_dir = tmp_path / "out" / songs["good"].stem
+    writer = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time\n"
+        "from melunmix.files import atomic_path\n"
+        f"with atomic_path({str(song_dir / 'vocals.wav')!r}) as tmp:\n"
+        "    tmp.write_bytes(b'half a wav')\n"
+        "    print(tmp, flush=True)\n"
+        "    time.sleep(60)\n")], stdout=subprocess.PIPE, text=True)
+    partial = Path(writer.stdout.readline().strip())
+    writer.send_signal(signal.SIGKILL)
+    writer.wait(timeout=30)
+    assert partial.exists() and partial.name.startswith(".vocals.wav.")  # what kill -9 leaves
+
+    model_path = save_model(model, tmp_path / "models" / "vocals.pt", target="vocals")
+    report = separate_files([songs["good"]], [model_path], tmp_path / "out", progress=False, device="cpu")
+    assert not report["failed"]
+    assert sorted(p.name for p in song_dir.iterdir()) == ["accompaniment.wav", "vocals.wav"]

@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 import tempfile
+from glob import escape as glob_escape
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
@@ -52,6 +53,25 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def remove_stale_temporaries(path: str | os.PathLike, suffix: str | None = None) -> list[Path]:
+    """Delete the temporary files that :func:`atomic_path` left for ``path`` when its process
+    was killed (``kill -9`` skips the clean-up); returns what was deleted.
+
+    Call it only where one process writes ``path`` at a time (an output folder of one
+    command, a run folder under its lock): another writer's temporary file would go too.
+    """
+    path = Path(path)
+    ending = ".tmp" + (suffix if suffix is not None else path.suffix)
+    removed = []
+    for stale in path.parent.glob(f".{glob_escape(path.name)}.*{ending}"):
+        try:
+            stale.unlink()
+            removed.append(stale)
+        except FileNotFoundError:
+            pass
+    return removed
 
 
 def sha256_file(path: str | os.PathLike) -> str:

@@ -140,7 +140,7 @@ def separate_files(paths: Union[PathLike, Iterable[PathLike]],
 
     import soundfile as sf
 
-    from .files import atomic_path
+    from .files import atomic_path, remove_stale_temporaries
 
     paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
     if isinstance(model_paths, (str, os.PathLike)):
@@ -166,6 +166,7 @@ def separate_files(paths: Union[PathLike, Iterable[PathLike]],
             written = {}
             for target, estimate in estimates.items():
                 wav = song_dir / f"{target}.wav"
+                remove_stale_temporaries(wav)  # a hidden partial file of a killed run
                 try:
                     with atomic_path(wav) as tmp:
                         sf.write(str(tmp), estimate.T, rate, subtype="FLOAT", format="WAV")
