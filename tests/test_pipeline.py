@@ -163,6 +163,29 @@ def test_cli_make_dataset_onto_a_file_is_one_line(tmp_path, capsys):
     assert len(err.splitlines()) == 1 and err.startswith("melunmix make-dataset: error:") and "is a file" in err
 
 
+@pytest.fixture
+def full_disk(tmp_path):
+    """A real file system of 256 KiB (tmpfs): writes past it fail with ENOSPC."""
+    import subprocess
+
+    mount = tmp_path / "small-disk"
+    mount.mkdir()
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)],
+                          capture_output=True, text=True)
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here (needs root): {made.stderr.strip()}")
+    yield mount
+    subprocess.run(["umount", str(mount)], check=False)
+
+
+def test_cli_a_full_disk_is_one_line(full_disk, capsys):
+    assert cli.main(["make-dataset", "--out", str(full_disk / "data"), "--train", "2", "--valid", "1",
+                     "--test", "1", "--duration", "4", "--no-progress"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("melunmix make-dataset: error:") and "No space left on device" in err, err
+
+
 # --------------------------------------------------------------------------- signals, kills, two runs
 # Real `melunmix reproduce` processes (the command line's code, papermill, a kernel, the
 # evaluation pool) on small notebooks, stopped with real signals.
