@@ -192,7 +192,7 @@ class Part:
 
 
 @dataclass(frozen=True)
-class Section:
+class SongSection:
     """A section of the song form, in seconds; ``sung`` when the lead voice sings in it."""
 
     name: str
@@ -229,7 +229,7 @@ class Song:
     key: int  # pitch class of the tonic, 0 = C
     mode: str  # "major" | "minor"
     duration: float  # seconds
-    sections: list[Section]
+    sections: list[SongSection]
     parts: dict[str, list[Part]]  # stem name -> parts; parts["vocals"][0] is the lead singer
     stem_levels_db: dict[str, float]  # loudness of each stem's active passages, dBFS RMS
     mixture_peak: float  # peak of the mixture after scaling (<= PEAK_LIMIT)
@@ -295,13 +295,13 @@ def arrange_song(seed: int, split: str, index: int, duration: float) -> Song:
         for part in stem_parts:
             part.notes = _to_seconds(rng, part.notes, beat, jitter, duration, legato=part.legato)
     sections = [
-        Section(label, round(start * beat, 6), round(min(duration, (start + length) * beat), 6), i in sung_sections)
+        SongSection(label, round(start * beat, 6), round(min(duration, (start + length) * beat), 6), i in sung_sections)
         for i, (label, start, length) in enumerate(sections_beats)
     ]
     # The voice is gated outside sung sections: keep each sung note inside its section.
     parts["vocals"][0].notes = _clip_notes_to_sections(parts["vocals"][0].notes, sections)
     sections = [
-        Section(s.name, s.start, s.end, any(s.start <= n.start < s.end for n in parts["vocals"][0].notes))
+        SongSection(s.name, s.start, s.end, any(s.start <= n.start < s.end for n in parts["vocals"][0].notes))
         for s in sections
     ]
 
@@ -326,7 +326,7 @@ def arrange_song(seed: int, split: str, index: int, duration: float) -> Song:
     )
 
 
-def _draw_voices(rng: np.random.Generator, vocal_parts: list[Part], sections: list[Section], scale,
+def _draw_voices(rng: np.random.Generator, vocal_parts: list[Part], sections: list[SongSection], scale,
                  vibrato: Vibrato) -> None:
     """The lead's singer and lyrics, and (in some songs) a backing part singing a harmony in
     the choruses, appended to ``vocal_parts``.
@@ -686,7 +686,7 @@ def _to_seconds(rng, notes: list[Note], beat: float, jitter: float, duration: fl
     return out
 
 
-def _clip_notes_to_sections(notes: list[Note], sections: list[Section]) -> list[Note]:
+def _clip_notes_to_sections(notes: list[Note], sections: list[SongSection]) -> list[Note]:
     """Move each note inside the sung section that holds its middle (timing spread may
     have pushed its start a few ms before the section)."""
     out = []
@@ -841,7 +841,7 @@ def _active_rms(audio: np.ndarray, sample_rate: int) -> float:
     return float(np.sqrt(power[power >= power.max() * 1e-4].mean()))
 
 
-def _vocal_gate(sections: list[Section], nb_samples: int, sample_rate: int) -> np.ndarray:
+def _vocal_gate(sections: list[SongSection], nb_samples: int, sample_rate: int) -> np.ndarray:
     """1 in sung sections, 0 elsewhere, with a 20 ms fade ending at each sung section's end,
     so the unsung sections are exactly silent."""
     gate = np.zeros(nb_samples)
