@@ -118,6 +118,14 @@ RESULTS_DIR_HELP = ("parent of the run folder (default: $MELUNMIX_RESULTS_DIR, e
                     "or of the working directory)")
 
 
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    """The options ``train`` and ``tune`` share: where the data and the results are."""
+    p.add_argument("--data-root", type=Path, default=None, help="MUSDB18 or MUSDB18-HQ root")
+    p.add_argument("--results-dir", type=Path, default=None, help=RESULTS_DIR_HELP)
+    p.add_argument("--stand-in", action="store_true", help="a MUSDB18 profile on the generated dataset")
+    p.add_argument("--no-progress", action="store_true")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="melunmix", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -163,20 +171,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", default="demo", help="profile name or YAML file (default demo)")
     p.add_argument("--model", action="append", default=None, help="train only this model (repeatable)")
     p.add_argument("--seed", action="append", type=int, default=None, help="train only this seed (repeatable)")
-    p.add_argument("--data-root", type=Path, default=None, help="MUSDB18 or MUSDB18-HQ root")
-    p.add_argument("--results-dir", type=Path, default=None, help=RESULTS_DIR_HELP)
-    p.add_argument("--stand-in", action="store_true", help="a MUSDB18 profile on the generated dataset")
-    p.add_argument("--no-progress", action="store_true")
+    _add_run_options(p)
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("tune", help="one worker of the profile's tuning search (start several on a shared storage)")
     p.add_argument("--profile", default="demo", help="profile name or YAML file (default demo)")
     p.add_argument("--storage", default=None, help="database URL or journal file shared by the workers "
                    "(default: the profile's tune.storage, else the search folder's own SQLite file)")
-    p.add_argument("--data-root", type=Path, default=None, help="MUSDB18 or MUSDB18-HQ root")
-    p.add_argument("--results-dir", type=Path, default=None, help=RESULTS_DIR_HELP)
-    p.add_argument("--stand-in", action="store_true", help="a MUSDB18 profile on the generated dataset")
-    p.add_argument("--no-progress", action="store_true")
+    _add_run_options(p)
     p.set_defaults(func=_cmd_tune)
 
     p = sub.add_parser("reproduce", help="run the study's notebooks with papermill")
