@@ -23,6 +23,15 @@ def single_torch_thread():
     torch.set_num_threads(previous)
 
 
+@pytest.fixture(scope="module")
+def temporary_cache(tmp_path_factory):
+    """A module's decode/resample cache in a temporary folder (MELUNMIX_CACHE_DIR), not data/cache."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("MELUNMIX_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+    yield
+    patch.undo()
+
+
 @pytest.fixture(autouse=True)
 def close_figures():
     """The figures stay registered with pyplot (notebooks show them); free them per test."""

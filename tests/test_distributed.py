@@ -41,10 +41,8 @@ RTOL = 1e-3
 
 
 @pytest.fixture(scope="module", autouse=True)
-def environment(tmp_path_factory, single_torch_thread):
-    # The resample/decode cache would default to the dataset's folder: a temporary one.
+def environment(temporary_cache, single_torch_thread):
     patch = pytest.MonkeyPatch()
-    patch.setenv("MELUNMIX_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
     patch.setenv("OMP_NUM_THREADS", "1")  # what torchrun gives each rank
     yield
     patch.undo()

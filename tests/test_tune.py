@@ -58,12 +58,8 @@ def make_settings(**sections):
 
 
 @pytest.fixture(scope="module", autouse=True)
-def environment(tmp_path_factory, single_torch_thread):
-    # The resample cache would default to <repo>/data/cache: keep it in a temporary folder.
-    patch = pytest.MonkeyPatch()
-    patch.setenv("MELUNMIX_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+def environment(temporary_cache, single_torch_thread):
     yield
-    patch.undo()
 
 
 @pytest.fixture(scope="module")
