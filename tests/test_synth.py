@@ -325,6 +325,28 @@ def test_reverb_tail_is_bounded_and_a_missing_tail_is_refused():
         synth.reverb_impulse_response(dataclasses.replace(long, rt60=0.0), SR)
 
 
+@pytest.mark.parametrize("nb_samples", [9000, 70001])  # 2 and 12 chunks of 4 FFT blocks
+def test_reverb_adds_the_mean_of_the_channels_convolved_with_each_tail_and_keeps_silence_exact(nb_samples):
+    reverb = synth.Reverb(rt60=0.03, predelay=0.002, wet_db=-6.0, damping_hz=5000.0, seed=4)
+    sample_rate = 16000
+    response = synth.reverb_impulse_response(reverb, sample_rate).astype(np.float64)
+    nb_taps = len(response)
+    rng = np.random.default_rng(0)
+    dry = rng.standard_normal((nb_samples, 2)).astype(np.float32)
+    dry[:1000] = 0.0  # silent start
+    dry[3000:3000 + 2 * nb_taps] = 0.0  # a gap longer than the tail
+    dry[-2 * nb_taps:] = 0.0  # silent end
+    dry[3000 - 1] = 0.0, 0.25  # a lone sample in one channel still reaches both tails
+    wet = synth._add_reverb(dry.copy(), reverb, sample_rate)
+    send = dry.astype(np.float64).mean(axis=1)
+    expected = dry + np.stack([np.convolve(send, response[:, c])[:nb_samples] for c in range(2)], axis=1)
+    np.testing.assert_allclose(wet, expected, atol=2e-5 * np.abs(expected).max())
+    for start, end in [(0, 1000), (3000 - 1 + nb_taps, 3000 + 2 * nb_taps), (nb_samples - nb_taps, nb_samples)]:
+        assert not wet[start:end].any(), (start, end)
+    assert wet[3000 - 1 + nb_taps - 1].all()  # the tail of the last sample before the gap
+    assert wet.dtype == np.float32
+
+
 def _unpredictable_db(left: np.ndarray, right: np.ndarray, nb_taps: int = 512) -> float:
     """Energy of ``right`` left over by the best ``nb_taps``-tap FIR filter of ``left``, in dB
     of ``right``'s energy: BSS Eval v4 (museval) allows 512-tap distortion filters, so a

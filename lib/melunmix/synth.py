@@ -19,7 +19,8 @@ so ``musdb.DB(out, is_wav=True, setup_file="setup.yaml")`` reads it like MUSDB18
 validation tracks live in ``train/`` as in MUSDB18.
 
 Every stem passes through its own small stereo room (:func:`reverb_impulse_response`):
-a decaying noise tail drawn independently for the left and the right channel. Without it
+fed the mean of the stem's two channels, it returns a decaying noise tail drawn
+independently for the left and the right channel. Without it
 each stem would be a mono signal panned, its two channels linearly dependent, and BSS
 Eval v4 (museval) could not split an estimate's error into interference and spatial
 distortion stably: SIR and ISR then moved by up to 20 dB when the references were merely
@@ -47,6 +48,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import scipy.fft
 import scipy.io.wavfile
 import scipy.signal
 import yaml
@@ -64,7 +66,8 @@ TRACK_FILES = ("mixture.wav",) + tuple(f"{name}.wav" for name in SOURCE_NAMES)
 #: Bumped whenever a change alters the audio written for the same arguments; a dataset made
 #: by another version is refused (see :func:`make_dataset`). 2: per-stem stereo reverb.
 #: 3: the vocals sung by :mod:`melunmix.voice` instead of a General MIDI voice preset.
-GENERATOR_VERSION = 3
+#: 4: each room fed the mean of a stem's two channels (one FFT for both tails: the CPU limit).
+GENERATOR_VERSION = 4
 # Mixed into every song's seed. Not GENERATOR_VERSION: a change of rendering (as the reverb
 # of version 2) keeps the same songs, so results of two versions compare song by song.
 _ARRANGEMENT_SEED_VERSION = 1
@@ -87,6 +90,8 @@ PEAK_LIMIT = 0.99
 #: Longest reverb tail (seconds, pre-delay included): a stem is exactly silent from this
 #: long after its last non-zero dry sample. Every drawn room fits (0.88 + 0.03 s at most).
 REVERB_TAIL = 1.0
+# Overlap-add blocks transformed at once by the reverb (bounds its memory on long songs).
+_REVERB_BLOCKS_PER_FFT = 4
 # The room of a song: reverberation time (s), high-frequency damping (Hz); per stem: the
 # reverberation time's spread around the room's, pre-delay (s) and wet level (dB re dry).
 _RT60_RANGE = (0.3, 0.8)
@@ -894,20 +899,55 @@ def reverb_impulse_response(reverb: Reverb, sample_rate: int) -> np.ndarray:
     return out
 
 
+def _add_convolved_send(audio: np.ndarray, send: np.ndarray, response: np.ndarray) -> None:
+    """Add to ``audio`` (nb_samples, 2), in place, the first ``nb_samples`` samples of
+    ``send`` (nb_samples,) convolved with each column of ``response`` (nb_taps, 2): float32
+    overlap-add, the send's FFT shared by both channels. Blocks are transformed a few at a
+    time: small work arrays are reused by the allocator, where fresh large ones cost more in
+    page faults than the FFTs themselves."""
+    nb_samples, nb_taps = send.shape[0], response.shape[0]
+    nfft = 1 << (4 * nb_taps - 1).bit_length()  # a power of two >= 4 nb_taps
+    step = nfft - nb_taps + 1
+    spectrum = scipy.fft.rfft(response, nfft, axis=0)  # (nfft // 2 + 1, 2), complex64
+    chunk = step * _REVERB_BLOCKS_PER_FFT
+    for start in range(0, nb_samples, chunk):
+        part = send[start:start + chunk]
+        nb_blocks = -(-part.shape[0] // step)
+        padded = np.zeros(nb_blocks * step, dtype=np.float32)
+        padded[:part.shape[0]] = part
+        blocks = scipy.fft.rfft(padded.reshape(nb_blocks, step), nfft, axis=1)[:, :, None] * spectrum
+        blocks = scipy.fft.irfft(blocks, nfft, axis=1)  # (nb_blocks, nfft, 2)
+        for k in range(nb_blocks):
+            at = start + k * step
+            end = min(at + nfft, nb_samples)
+            if at < end:
+                audio[at:end] += blocks[k, :end - at]
+
+
 def _add_reverb(audio: np.ndarray, reverb: Reverb, sample_rate: int) -> np.ndarray:
-    """Add to ``audio`` (nb_samples, 2), in place, its reverb tail, channel by channel."""
+    """Add to ``audio`` (nb_samples, 2) float32, in place, its reverb tail.
+
+    As in most studio reverbs (Freeverb among them), the room is fed the mean of the two
+    channels and returns a left and a right tail (independent noise, see
+    :func:`reverb_impulse_response`), so one FFT of the send serves both channels.
+    """
     response = reverb_impulse_response(reverb, sample_rate)
-    nb_samples, nb_taps = audio.shape[0], response.shape[0]
-    # float32 FFTs: half the cost of float64, and the result is written as float32 anyway.
-    wet = scipy.signal.oaconvolve(audio.astype(np.float32), response, axes=0)[:nb_samples]
-    # FFT convolution leaves round-off (~1e-7 of the peak) where the exact result is zero;
-    # zero it there, so silence stays exact zeros (museval skips all-zero windows) and
-    # a stem is exactly silent from nb_taps samples after its last non-zero sample.
-    active = np.cumsum((audio[:, 0] != 0) | (audio[:, 1] != 0), dtype=np.int64)  # np.any(axis=1) is 10x slower
-    nb_active_in_reach = active.copy()  # non-zero dry samples among the last nb_taps
-    nb_active_in_reach[nb_taps:] -= active[:-nb_taps]
-    wet[nb_active_in_reach == 0] = 0.0
-    audio += wet
+    nb_taps = response.shape[0]
+    sounding = np.flatnonzero((audio[:, 0] != 0) | (audio[:, 1] != 0))
+    if sounding.size == 0:
+        return audio
+    # Where none of the last nb_taps dry samples sounds the exact result is zero, but FFT
+    # convolution leaves round-off (~1e-7 of the peak) there: those samples are set back to
+    # zero, so silence stays exact zeros (museval skips all-zero windows) and a stem is
+    # exactly silent from nb_taps samples after its last non-zero sample.
+    gaps = np.flatnonzero(np.diff(sounding) > nb_taps)
+    silent = [(0, sounding[0])] + [(sounding[i] + nb_taps, sounding[i + 1]) for i in gaps]
+    silent.append((sounding[-1] + nb_taps, audio.shape[0]))
+    send = audio[:, 0] + audio[:, 1]
+    send *= np.float32(0.5)
+    _add_convolved_send(audio, send, response)
+    for start, end in silent:
+        audio[start:end] = 0.0
     return audio
 
 
@@ -927,34 +967,44 @@ def render_song(song: Song, sample_rate: int) -> dict[str, np.ndarray]:
         ``(nb_samples, 2)``, ``nb_samples = round(song.duration * sample_rate)``.
     """
     nb_samples = int(round(song.duration * sample_rate))
-    fade_out = np.linspace(1.0, 0.0, min(nb_samples, int(0.03 * sample_rate)))
-    stems = {}
+    fade_out = np.linspace(1.0, 0.0, min(nb_samples, int(0.03 * sample_rate)), dtype=np.float32)
+    out = {}
     for name in SOURCE_NAMES:
         if name == "vocals":
             audio = render_vocals(song.parts[name], nb_samples, sample_rate)
             audio = _presence_filter(audio, sample_rate, song.voice_presence_db)
             audio *= _vocal_gate(song.sections, nb_samples, sample_rate)[:, None]
+            audio = audio.astype(np.float32)
         else:
-            audio = render_stem(song.parts[name], nb_samples, sample_rate).astype(np.float64)
+            audio = render_stem(song.parts[name], nb_samples, sample_rate)
         if song.reverb is not None:
             _add_reverb(audio, song.reverb[name], sample_rate)
         audio[nb_samples - len(fade_out):] *= fade_out[:, None]
         rms = _active_rms(audio, sample_rate)
         if rms > 0:
-            audio *= 10 ** (song.stem_levels_db[name] / 20) / rms
-        stems[name] = audio
-    mixture = sum(stems.values())
-    peak_mix = float(np.abs(mixture).max())
-    peak_stems = max(float(np.abs(a).max()) for a in stems.values())
-    scale = min(song.mixture_peak / max(peak_mix, 1e-12), PEAK_LIMIT * 0.98 / max(peak_stems, 1e-12))
-    out = {name: (audio * scale).astype(np.float32) for name, audio in stems.items()}
-    mixture32 = out["vocals"] + out["drums"]
-    mixture32 = mixture32 + out["bass"]
-    mixture32 = mixture32 + out["other"]
-    if float(np.abs(mixture32).max()) > PEAK_LIMIT:  # rounding cannot get here; a guard, not a path
-        raise RuntimeError(f"{song.name}: mixture peak {np.abs(mixture32).max():.4f} above {PEAK_LIMIT}")
-    out["mixture"] = mixture32
+            audio *= np.float32(10 ** (song.stem_levels_db[name] / 20) / rms)
+        out[name] = audio
+
+    def mix() -> np.ndarray:
+        mixture = out["vocals"] + out["drums"]
+        mixture += out["bass"]
+        mixture += out["other"]
+        return mixture
+
+    peak_mix = _peak(mix())
+    peak_stems = max(_peak(out[name]) for name in SOURCE_NAMES)
+    scale = np.float32(min(song.mixture_peak / max(peak_mix, 1e-12), PEAK_LIMIT * 0.98 / max(peak_stems, 1e-12)))
+    for name in SOURCE_NAMES:
+        out[name] *= scale
+    out["mixture"] = mix()
+    if _peak(out["mixture"]) > PEAK_LIMIT:  # rounding cannot get here; a guard, not a path
+        raise RuntimeError(f"{song.name}: mixture peak {_peak(out['mixture']):.4f} above {PEAK_LIMIT}")
     return out
+
+
+def _peak(audio: np.ndarray) -> float:
+    """Largest absolute sample (without the temporary array of ``np.abs``)."""
+    return max(float(audio.max()), -float(audio.min()))
 
 
 @functools.lru_cache(maxsize=1)
@@ -1295,7 +1345,8 @@ singer. Drums, bass and other are rendered stem by stem with tinysoundfont
 - **bass**: a GM bass on the chord roots (held, eighths, root-fifth or syncopated).
 - **other**: chords as pads, block chords, strummed guitar or arpeggios; a second layer
   in choruses; often an instrumental lead (guitar, sax, flute, synth...) where no one sings.
-- **reverb**: every stem, after panning, gets its own small room: an impulse response of
+- **reverb**: every stem, after panning, gets its own small room, fed the mean of the
+  stem's two channels (as in most studio reverbs): an impulse response of
   Gaussian noise drawn independently for the left and the right channel, low-passed
   ({_DAMPING_RANGE_HZ[0] / 1000:g}-{_DAMPING_RANGE_HZ[1] / 1000:g} kHz per song), decaying by 60 dB over RT60
   ({_RT60_RANGE[0]:g}-{_RT60_RANGE[1]:g} s per song, within +-10 % per stem) and cut there, after a
