@@ -104,7 +104,7 @@ def main(argv=None) -> int:
             else:
                 seconds, audio = _cpu(synth.render_stem, song.parts[name], nb_samples, rate)
             stages[f"render {name}"] = stages.get(f"render {name}", 0.0) + seconds
-            seconds, _ = _cpu(synth._add_reverb, audio, song.reverb[name], rate)
+            seconds, _ = _cpu(synth.add_reverb, audio, song.reverb[name], rate)
             stages["reverb (4 stems)"] = stages.get("reverb (4 stems)", 0.0) + seconds
     print(f"stages, s CPU per audio minute ({backing} of {len(songs)} songs with backing vocals):")
     for name, seconds in stages.items():

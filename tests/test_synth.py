@@ -337,7 +337,7 @@ def test_reverb_adds_the_mean_of_the_channels_convolved_with_each_tail_and_keeps
     dry[3000:3000 + 2 * nb_taps] = 0.0  # a gap longer than the tail
     dry[-2 * nb_taps:] = 0.0  # silent end
     dry[3000 - 1] = 0.0, 0.25  # a lone sample in one channel still reaches both tails
-    wet = synth._add_reverb(dry.copy(), reverb, sample_rate)
+    wet = synth.add_reverb(dry.copy(), reverb, sample_rate)
     send = dry.astype(np.float64).mean(axis=1)
     expected = dry + np.stack([np.convolve(send, response[:, c])[:nb_samples] for c in range(2)], axis=1)
     np.testing.assert_allclose(wet, expected, atol=2e-5 * np.abs(expected).max())
