@@ -24,8 +24,9 @@ import torch
 import yaml
 
 from melunmix.datasets.torch_datasets import GlobalBatchSampler
+from melunmix.study import train_profile
 from melunmix.synth import make_dataset
-from melunmix.train import HISTORY_JSON_NAME, SETTINGS_JSON_NAME, train_profile
+from melunmix.train import HISTORY_JSON_NAME, SETTINGS_JSON_NAME
 
 PROFILE = {
     "name": "ddp",

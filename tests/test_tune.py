@@ -380,7 +380,8 @@ def test_two_workers_on_one_journal_run_each_trial_once_and_retry_a_killed_worke
 
     import yaml
 
-    from melunmix.tune import WORKER_ATTR, _slots, tune_profile
+    from melunmix.study import tune_profile
+    from melunmix.tune import WORKER_ATTR, _slots
 
     nb_trials, epochs = 5, 4
     journal = tmp_path / "shared" / "journal.log"

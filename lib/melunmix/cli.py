@@ -87,7 +87,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from .train import train_profile
+    from .study import train_profile
 
     results = train_profile(args.profile, data_root=args.data_root, results_dir=args.results_dir,
                             models=args.model, seeds=args.seed, stand_in=args.stand_in,
@@ -102,7 +102,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_tune(args: argparse.Namespace) -> int:
-    from .tune import tune_profile
+    from .study import tune_profile
 
     results = tune_profile(args.profile, data_root=args.data_root, results_dir=args.results_dir,
                            storage=args.storage, stand_in=args.stand_in,

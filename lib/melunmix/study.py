@@ -6,6 +6,11 @@ one or two functions of this module or of the engine (``train``, ``tune``,
 ``evaluate``, ``stats``, ``plots``, ``report``) and displays what they return. Every
 function reads what earlier steps saved under ``results/<profile>/`` and skips finished
 work, so a notebook can be rerun at any time.
+
+A whole profile's training and tuning, as ``melunmix train`` (also under ``torchrun``) and
+``melunmix tune`` run them, are :func:`train_profile` and :func:`tune_profile`: they know
+profiles and runs, so they live here and the engine (``train``, ``tune``) never imports
+this module.
 """
 
 from __future__ import annotations
@@ -14,11 +19,16 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from .config import RunPaths, Settings, load_profile, run_paths
+
+if TYPE_CHECKING:  # only for the annotations: train and tune are imported when called
+    from .train import TrainResult
+    from .tune import TuneResult
 
 #: Folder (under the run folder) of the audio excerpts that notebook 06 plots.
 EXAMPLES_DIR = "examples"
@@ -412,6 +422,139 @@ def train_models(run: Run, data=None) -> dict:
         results[item.method] = train(item.model, run.settings, data, out_dir=item.out_dir, seed=item.seed,
                                      tuning_dir=run.paths.tuning)
     return results
+
+
+# --------------------------------------------------------------------------- a profile's runs (melunmix train, tune)
+def train_profile(
+    profile: str = "demo",
+    data_root: str | os.PathLike | None = None,
+    results_dir: str | os.PathLike | None = None,
+    models: list[str] | None = None,
+    seeds: list[int] | None = None,
+    stand_in: bool = False,
+    progress: bool | None = None,
+) -> dict[str, TrainResult]:
+    """Train a profile's models and seeds (what notebook 04 trains), in one or several processes.
+
+    Started by ``torchrun`` (``torchrun --nproc_per_node N -m melunmix.train --profile X``),
+    every process runs this function: it joins the process group
+    (:func:`melunmix.distributed.init_from_environment`: NCCL on GPUs, gloo on CPUs), rank
+    0 prepares the data first (dataset, caches, statistics) and the others then read it,
+    and each run of :func:`melunmix.train.train` is data parallel. Without ``torchrun`` it
+    is one process. Finished runs are skipped and interrupted ones resume from their
+    checkpoint, with any number of processes.
+
+    Parameters
+    ----------
+    profile : str
+        Profile name or YAML path.
+    data_root, results_dir, stand_in
+        As :func:`open_run`.
+    models : list of str, optional
+        Train only these models of the profile (default: all of ``train.models``).
+    seeds : list of int, optional
+        Train only these seeds of the profile (default: all of ``train.seeds``).
+    progress : bool, optional
+        Progress bars (rank 0 only); default ``settings.train.progress``.
+
+    Returns
+    -------
+    dict of str to TrainResult
+        By evaluation method name (``openunmix``, ``melunmix-seed42``, ...).
+
+    Raises
+    ------
+    ValueError
+        A model or seed the profile does not train (the message lists those it does), and
+        see :func:`open_run`.
+    """
+    import torch
+
+    from . import distributed
+    from .train import canonical_model_name, prepare_data, train
+
+    # Bad arguments fail in every process before any joins the group.
+    settings = load_profile(profile)
+    known_models = [canonical_model_name(m) for m in settings.train.models]
+    wanted_models = None if not models else [canonical_model_name(m) for m in models]
+    unknown = [m for m in wanted_models or [] if m not in known_models]
+    unknown_seeds = [s for s in seeds or [] if int(s) not in [int(x) for x in settings.train.seeds]]
+    if unknown or unknown_seeds:
+        raise ValueError(
+            f"profile {settings.name!r} trains models {known_models} with seeds {list(settings.train.seeds)}; "
+            f"{unknown + unknown_seeds} not among them (add them to the profile's train.models / train.seeds)"
+        )
+    joined = not (torch.distributed.is_available() and torch.distributed.is_initialized())
+    ranks = distributed.init_from_environment(settings.train.device)
+    try:
+        show = (settings.train.progress if progress is None else bool(progress)) and ranks.is_main
+        with distributed.main_first(ranks):
+            run = open_run(profile, data_root, results_dir, progress=show, stand_in=stand_in)
+            data = prepare_data(run.settings, run.data_root, stats_dir=run.paths.features, progress=show)
+        results = {}
+        for item in model_runs(run):
+            if wanted_models is not None and item.model not in wanted_models:
+                continue
+            if seeds and item.seed not in [int(s) for s in seeds]:
+                continue
+            results[item.method] = train(item.model, run.settings, data, out_dir=item.out_dir, seed=item.seed,
+                                         progress=show, tuning_dir=run.paths.tuning)
+        return results
+    finally:
+        if joined:
+            distributed.shutdown()
+
+
+def tune_profile(
+    profile: str = "demo",
+    data_root: str | os.PathLike | None = None,
+    results_dir: str | os.PathLike | None = None,
+    storage: str | None = None,
+    stand_in: bool = False,
+    progress: bool | None = None,
+) -> dict[str, TuneResult]:
+    """One tuning worker: every search of a profile (:func:`melunmix.tune.tune_all`) into
+    its tuning folder.
+
+    Start one per machine or job on a shared storage (``storage``, or the profile's
+    ``tune.storage``): each worker takes trials until the search has
+    ``tune.nb_trials``, finishes those of killed workers, and waits for the others' to
+    end; then each writes the tables and ``best_params.json`` from the storage. With the
+    default storage (the folder's own SQLite file) it is the one process of the search.
+
+    Parameters
+    ----------
+    profile : str
+        Profile name or YAML path.
+    data_root, results_dir, stand_in
+        As :func:`open_run`.
+    storage : str, optional
+        Overrides ``tune.storage``: a database URL or a journal file path (see
+        :func:`melunmix.tune.open_storage`).
+    progress : bool, optional
+        Progress bars; default ``settings.train.progress``.
+
+    Returns
+    -------
+    dict of str to TuneResult
+        By canonical model name.
+    """
+    import contextlib
+    import copy
+
+    from .tune import PREPARE_LOCK_NAME, _exclusive, tune_all
+
+    loaded = load_profile(profile)
+    shared = (storage or loaded.tune.storage) is not None
+    # Workers started together make the dataset (first use) one at a time.
+    lock = _exclusive(run_paths(loaded, results_dir).tuning / PREPARE_LOCK_NAME) if shared else contextlib.nullcontext()
+    with lock:
+        run = open_run(profile, data_root, results_dir, progress=progress, stand_in=stand_in)
+    settings = run.settings
+    if storage is not None:
+        settings = copy.deepcopy(settings)
+        settings.tune.storage = str(storage)
+    return tune_all(settings, run.data_root, out_dir=run.paths.tuning, progress=progress)
 
 
 def parameter_table(run: Run) -> pd.DataFrame:

@@ -28,7 +28,7 @@ Calling :func:`train` again with the same arguments after a kill continues from 
 checkpoint; on CPU with the same seed the continued history equals an uninterrupted run's
 exactly. A finished run returns at once.
 
-Under ``torchrun`` (:func:`train_profile`, ``torchrun --nproc_per_node N -m melunmix.train``)
+Under ``torchrun`` (:func:`melunmix.study.train_profile`, ``torchrun --nproc_per_node N -m melunmix.train``)
 every process runs :func:`train` and the run is data parallel: each rank trains on its
 share of every global batch of ``train.batch_size`` items, batch normalisation sees the
 whole global batch, and rank 0 alone validates and writes the files above
@@ -1278,84 +1278,6 @@ def train(
 
 
 # --------------------------------------------------------------------------- entry point
-def train_profile(
-    profile: str = "demo",
-    data_root: str | os.PathLike | None = None,
-    results_dir: str | os.PathLike | None = None,
-    models: list[str] | None = None,
-    seeds: list[int] | None = None,
-    stand_in: bool = False,
-    progress: bool | None = None,
-) -> dict[str, TrainResult]:
-    """Train a profile's models and seeds (what notebook 04 trains), in one or several processes.
-
-    Started by ``torchrun`` (``torchrun --nproc_per_node N -m melunmix.train --profile X``),
-    every process runs this function: it joins the process group
-    (:func:`melunmix.distributed.init_from_environment`: NCCL on GPUs, gloo on CPUs), rank
-    0 prepares the data first (dataset, caches, statistics) and the others then read it,
-    and each run of :func:`train` is data parallel. Without ``torchrun`` it is one process.
-    Finished runs are skipped and interrupted ones resume from their checkpoint, with any
-    number of processes.
-
-    Parameters
-    ----------
-    profile : str
-        Profile name or YAML path.
-    data_root, results_dir, stand_in
-        As :func:`melunmix.study.open_run`.
-    models : list of str, optional
-        Train only these models of the profile (default: all of ``train.models``).
-    seeds : list of int, optional
-        Train only these seeds of the profile (default: all of ``train.seeds``).
-    progress : bool, optional
-        Progress bars (rank 0 only); default ``settings.train.progress``.
-
-    Returns
-    -------
-    dict of str to TrainResult
-        By evaluation method name (``openunmix``, ``melunmix-seed42``, ...).
-
-    Raises
-    ------
-    ValueError
-        A model or seed the profile does not train (the message lists those it does), and
-        see :func:`melunmix.study.open_run`.
-    """
-    from .config import load_profile
-    from .study import model_runs, open_run
-
-    # Bad arguments fail in every process before any joins the group.
-    settings = load_profile(profile)
-    known_models = [canonical_model_name(m) for m in settings.train.models]
-    wanted_models = None if not models else [canonical_model_name(m) for m in models]
-    unknown = [m for m in wanted_models or [] if m not in known_models]
-    unknown_seeds = [s for s in seeds or [] if int(s) not in [int(x) for x in settings.train.seeds]]
-    if unknown or unknown_seeds:
-        raise ValueError(
-            f"profile {settings.name!r} trains models {known_models} with seeds {list(settings.train.seeds)}; "
-            f"{unknown + unknown_seeds} not among them (add them to the profile's train.models / train.seeds)"
-        )
-    joined = not (torch.distributed.is_available() and torch.distributed.is_initialized())
-    ranks = distributed.init_from_environment(settings.train.device)
-    try:
-        show = (settings.train.progress if progress is None else bool(progress)) and ranks.is_main
-        with distributed.main_first(ranks):
-            run = open_run(profile, data_root, results_dir, progress=show, stand_in=stand_in)
-            data = prepare_data(run.settings, run.data_root, stats_dir=run.paths.features, progress=show)
-        results = {}
-        for item in model_runs(run):
-            if wanted_models is not None and item.model not in wanted_models:
-                continue
-            if seeds and item.seed not in [int(s) for s in seeds]:
-                continue
-            results[item.method] = train(item.model, run.settings, data, out_dir=item.out_dir, seed=item.seed,
-                                         progress=show, tuning_dir=run.paths.tuning)
-        return results
-    finally:
-        if joined:
-            distributed.shutdown()
-
-
 if __name__ == "__main__":  # python -m melunmix.train ...: the same as `melunmix train ...`
     import sys
 

@@ -38,7 +38,7 @@ Reproducibility: the sampler of trial ``n`` is seeded with ``settings.tune.seed 
 the parameters tried depend only on the seed and the results of earlier trials, whether or
 not the search was interrupted; every trial trains with the same seed.
 
-Several workers, one search (:func:`tune_profile`, ``melunmix tune``): with
+Several workers, one search (:func:`melunmix.study.tune_profile`, ``melunmix tune``): with
 ``settings.tune.storage`` (or ``--storage``) set to a database URL (PostgreSQL, MySQL) or
 to an Optuna journal file on a filesystem every worker sees, any number of processes on
 any machines join the same study (named ``melunmix-tune:<profile>:<model>``). Each takes
@@ -814,55 +814,6 @@ def tune_all(
                     stats_dir=root / "features", model=model)
         for model in tuned_models(settings)
     }
-
-
-def tune_profile(
-    profile: str = "demo",
-    data_root: str | os.PathLike | None = None,
-    results_dir: str | os.PathLike | None = None,
-    storage: str | None = None,
-    stand_in: bool = False,
-    progress: bool | None = None,
-) -> dict[str, TuneResult]:
-    """One tuning worker: every search of a profile (:func:`tune_all`) into its tuning folder.
-
-    Start one per machine or job on a shared storage (``storage``, or the profile's
-    ``tune.storage``): each worker takes trials until the search has
-    ``tune.nb_trials``, finishes those of killed workers, and waits for the others' to
-    end; then each writes the tables and ``best_params.json`` from the storage. With the
-    default storage (the folder's own SQLite file) it is the one process of the search.
-
-    Parameters
-    ----------
-    profile : str
-        Profile name or YAML path.
-    data_root, results_dir, stand_in
-        As :func:`melunmix.study.open_run`.
-    storage : str, optional
-        Overrides ``tune.storage``: a database URL or a journal file path (see
-        :func:`open_storage`).
-    progress : bool, optional
-        Progress bars; default ``settings.train.progress``.
-
-    Returns
-    -------
-    dict of str to TuneResult
-        By canonical model name.
-    """
-    from .config import load_profile
-    from .study import open_run
-
-    loaded = load_profile(profile)
-    shared = (storage or loaded.tune.storage) is not None
-    # Workers started together make the dataset (first use) one at a time.
-    lock = _exclusive(run_paths(loaded, results_dir).tuning / PREPARE_LOCK_NAME) if shared else contextlib.nullcontext()
-    with lock:
-        run = open_run(profile, data_root, results_dir, progress=progress, stand_in=stand_in)
-    settings = run.settings
-    if storage is not None:
-        settings = copy.deepcopy(settings)
-        settings.tune.storage = str(storage)
-    return tune_all(settings, run.data_root, out_dir=run.paths.tuning, progress=progress)
 
 
 def load_trial_histories(settings: Settings, tuning_dir: str | os.PathLike | None = None):
