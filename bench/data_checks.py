@@ -47,7 +47,8 @@ def _rendered(rate: int, songs: int, duration: float) -> Path:
 def _oracle_medians(tracks, oracle: str) -> dict[str, list[float]]:
     """Per song: median over frames of vocals SDR, ISR, SAR (dB)."""
     from melunmix.bsseval import score_track
-    from melunmix.evaluate import OracleSeparation, load_track
+    from melunmix.evaluate import OracleSeparation
+    from melunmix.track_audio import load_track
 
     out = {"SDR": [], "ISR": [], "SAR": []}
     for track in tracks:

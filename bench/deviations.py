@@ -50,8 +50,8 @@ def main(argv=None) -> int:
     import torch
 
     from melunmix import study
-    from melunmix.evaluate import load_track
     from melunmix.separate import separate
+    from melunmix.track_audio import load_track
 
     torch.set_num_threads(2)
     run = study.open_run(args.profile, progress=False)

@@ -1,5 +1,8 @@
 """melunmix.evaluate / oracles: museval scoring and oracles (statistics: tests/test_stats.py).
 
+Also what it is built on: reading a track (melunmix.track_audio) and scoring it into museval
+JSON (melunmix.museval_scores).
+
 Real parts throughout: a generated MUSDB18-layout test set (3 songs of 5 s at 8 kHz to
 keep museval fast), tiny untrained models saved with ``save_model``, museval itself, and
 references computed here independently (raw JSON + numpy, scipy). The oracles
@@ -20,10 +23,13 @@ import torch
 
 from museval_json import raw_track_medians
 from melunmix import evaluate as ev
+from melunmix import stats
 from melunmix.datasets import find_tracks
 from melunmix.models import build_model, save_model
+from melunmix.museval_scores import score_estimates, track_json_path, write_track_scores
 from melunmix.oracles import oracle_estimates
 from melunmix.synth import make_dataset
+from melunmix.track_audio import load_track
 
 RATE = 8000
 N_FFT, N_HOP = 256, 64
@@ -88,10 +94,10 @@ def test_json_layout_and_museval_read_back(eval_dir, tracks):
             assert [f["time"] for f in targets["vocals"]] == [0, 1, 2, 3, 4]
             assert all(f["duration"] == 1 for f in targets["vocals"])
 
-    df = ev.load_scores(eval_dir)
+    df = stats.load_scores(eval_dir)
     assert list(df.columns) == ["method", "track", "target", "metric", "time", "score"]
     assert len(df) == len(methods) * len(tracks) * 2 * 4 * 5
-    table = ev.poster_table(df)
+    table = stats.poster_table(df)
     assert list(table.index) == ["openunmix-seed1", "IRM1", "MIX"]  # models, then oracles
     assert list(table.columns) == [(t, m) for t in ("vocals", "accompaniment") for m in METRICS]
 
@@ -114,7 +120,7 @@ def test_json_layout_and_museval_read_back(eval_dir, tracks):
                 assert agg[(target, metric)] == pytest.approx(expected, abs=1e-9)
                 assert agg_m[(method, target, metric)] == pytest.approx(expected, abs=1e-9)
 
-    per_track = ev.track_table(df)
+    per_track = stats.track_table(df)
     assert list(per_track.columns) == ["method", "track", "target", "metric", "score"]
     raw = raw_track_medians(eval_dir, "MIX")
     mix = per_track[per_track["method"] == "MIX"]
@@ -139,8 +145,8 @@ def test_file_equals_museval_on_a_musdb_track(tracks, data_root, tmp_path):
     assert track.name == tracks[0].name
     for source in track.sources.values():
         source.audio = sf.read(source.path, always_2d=True)[0]
-    ours = ev.load_track(tracks[0])
-    theirs = ev.load_track(track)  # the musdb path of load_track
+    ours = load_track(tracks[0])
+    theirs = load_track(track)  # the musdb path of load_track
     for key in ("vocals", "accompaniment"):
         np.testing.assert_allclose(theirs.references[key], ours.references[key], atol=1e-7)
     for key in ("vocals", "drums", "bass", "other"):
@@ -148,14 +154,14 @@ def test_file_equals_museval_on_a_musdb_track(tracks, data_root, tmp_path):
 
     estimates = oracle_estimates("IRM1", ours.mixture, ours.stems)
     museval.eval_mus_track(track, estimates, output_dir=str(tmp_path / "museval"))
-    path = ev.track_json_path(tmp_path / "ours", "IRM1", ours.name)
-    ev.write_track_scores(ev.score_estimates(ours, estimates, scorer="museval"), path)
+    path = track_json_path(tmp_path / "ours", "IRM1", ours.name)
+    write_track_scores(score_estimates(ours, estimates, scorer="museval"), path)
     assert path == tmp_path / "ours" / "IRM1" / "test" / f"{track.name}.json"
     reference = tmp_path / "museval" / "test" / f"{track.name}.json"
     assert path.read_bytes() == reference.read_bytes()
     # The fast scorer (the default) writes the same file, to museval's own round-off.
-    fast = ev.track_json_path(tmp_path / "fast", "IRM1", ours.name)
-    ev.write_track_scores(ev.score_estimates(ours, estimates), fast)
+    fast = track_json_path(tmp_path / "fast", "IRM1", ours.name)
+    write_track_scores(score_estimates(ours, estimates), fast)
     theirs_json, fast_json = json.loads(reference.read_text()), json.loads(fast.read_text())
     assert [t["name"] for t in fast_json["targets"]] == [t["name"] for t in theirs_json["targets"]]
     for target_fast, target_ref in zip(fast_json["targets"], theirs_json["targets"]):
@@ -165,11 +171,11 @@ def test_file_equals_museval_on_a_musdb_track(tracks, data_root, tmp_path):
             for metric, value in frame_ref["metrics"].items():
                 assert frame_fast["metrics"][metric] == pytest.approx(value, abs=1e-2, nan_ok=True)
     with pytest.raises(ValueError, match="scorer must be one of"):
-        ev.score_estimates(ours, estimates, scorer="bss")
+        score_estimates(ours, estimates, scorer="bss")
 
 
 def test_oracle_irm_scores_above_the_mixture(eval_dir):
-    per_track = ev.track_table(ev.load_scores(eval_dir, ["IRM1", "MIX"]))
+    per_track = stats.track_table(stats.load_scores(eval_dir, ["IRM1", "MIX"]))
     sdr = per_track[per_track["metric"] == "SDR"].pivot_table(
         index=["target", "track"], columns="method", values="score")
     # IRM1 on a real mixture: clearly better than doing nothing, on every track
@@ -179,7 +185,7 @@ def test_oracle_irm_scores_above_the_mixture(eval_dir):
 
 @pytest.fixture(scope="module")
 def one_track(tracks):
-    return ev.load_track(tracks[0])
+    return load_track(tracks[0])
 
 
 # --------------------------------------------------------------------------- running
@@ -192,8 +198,8 @@ def test_parallel_equals_serial(eval_dir, tracks, model_file, tmp_path):
         serial = (eval_dir / "openunmix-seed1" / "test" / f"{track.name}.json").read_bytes()
         parallel = (tmp_path / "openunmix-seed2" / "test" / f"{track.name}.json").read_bytes()
         assert parallel == serial
-    both = pd.concat([ev.load_scores(eval_dir, ["openunmix-seed1"]), ev.load_scores(tmp_path)])
-    seeds = ev.aggregate_seeds(ev.poster_table(both))
+    both = pd.concat([stats.load_scores(eval_dir, ["openunmix-seed1"]), stats.load_scores(tmp_path)])
+    seeds = stats.aggregate_seeds(stats.poster_table(both))
     row = seeds[(seeds["target"] == "vocals") & (seeds["metric"] == "SDR")]
     assert row["method"].item() == "openunmix"
     assert row["nb_seeds"].item() == 2 and row["seeds"].item() == "1,2"
@@ -278,13 +284,13 @@ def test_bad_estimates_are_refused(one_track):
     name = re.escape(one_track.name)
     short = int(RATE * DURATION) - 1
     with pytest.raises(ValueError, match=rf"vocals estimate of track '{name}' has shape \({short}, 2\)"):
-        ev.score_estimates(one_track, {**good, "vocals": mix[:-1]})
+        score_estimates(one_track, {**good, "vocals": mix[:-1]})
     nan = mix.copy()
     nan[100, 1] = np.nan
     with pytest.raises(ValueError, match=f"accompaniment estimate of track '{name}' has NaN"):
-        ev.score_estimates(one_track, {**good, "accompaniment": nan})
+        score_estimates(one_track, {**good, "accompaniment": nan})
     with pytest.raises(ValueError, match="no 'accompaniment' estimate.*residual=True"):
-        ev.score_estimates(one_track, {"vocals": mix})
+        score_estimates(one_track, {"vocals": mix})
 
 
 def test_test_set_without_vocals(data_root, tracks, tmp_path):
@@ -308,4 +314,4 @@ def test_bad_arguments(tmp_path, tracks):
     with pytest.raises(ValueError, match="empty"):
         ev.evaluate_oracle("MIX", [], tmp_path)
     with pytest.raises(FileNotFoundError, match="no museval JSON"):
-        ev.load_scores(tmp_path / "nothing")
+        stats.load_scores(tmp_path / "nothing")

@@ -1,5 +1,5 @@
 """The import graph: the core runs without the notebook runner, training without the tuner,
-and scoring without any plotting library. Each check imports (or runs) in a fresh process
+and scoring without any plotting library (its workers without the statistics either). Each check imports (or runs) in a fresh process
 and reads its ``sys.modules``."""
 
 from __future__ import annotations
@@ -40,13 +40,31 @@ def test_training_does_not_import_the_tuner():
     assert "melunmix.hyperparameters" in loaded  # where training reads tuned values
 
 
-def test_scoring_models_and_oracles_imports_no_plotting(tmp_path):
-    """A whole (serial) scoring run holds every module a scoring worker imports, and more."""
+#: Modules a scoring worker may import: reading, separating, scoring and writing one track.
+SCORING = ["melunmix.evaluate", "melunmix.track_audio", "melunmix.museval_scores", "melunmix.processes",
+           "melunmix.score"]
+
+
+@pytest.fixture
+def scoring_inputs(tmp_path):
+    """A generated root with one test song, and a tiny openunmix vocals model for it."""
     root = make_dataset(tmp_path / "data", nb_train=1, nb_valid=0, nb_test=1, duration=4.0, seed=3,
                         sample_rate=8000, progress=False)
     model = build_model("openunmix", nb_bins=129, nb_channels=2, hidden_size=8, nb_layers=1, sample_rate=8000.0,
                         n_fft=256, n_hop=64)
-    path = save_model(model, tmp_path / "vocals.pth", target="vocals")
+    return root, save_model(model, tmp_path / "vocals.pth", target="vocals")
+
+
+@pytest.mark.parametrize("module", SCORING)
+def test_scoring_modules_import_no_statistics_and_no_plotting(module):
+    loaded = _modules(f"import {module}")
+    unwanted = DRAWING | RUNNER | {"melunmix.stats"}
+    assert not loaded & unwanted, sorted(loaded & unwanted)
+
+
+def test_scoring_models_and_oracles_imports_no_plotting(scoring_inputs, tmp_path):
+    """A whole (serial) scoring run holds every module a scoring worker imports, and more."""
+    root, path = scoring_inputs
     out = tmp_path / "eval"
     loaded = _modules(f"""
         from melunmix import evaluate
@@ -59,3 +77,28 @@ def test_scoring_models_and_oracles_imports_no_plotting(tmp_path):
     """)
     assert not loaded & (DRAWING | RUNNER), sorted(loaded & (DRAWING | RUNNER))
     assert {"melunmix.separate", "melunmix.bsseval", "melunmix.oracles"} <= loaded  # it did score
+
+
+def test_a_scoring_worker_imports_no_statistics(scoring_inputs, tmp_path):
+    """What a pool worker runs, in a fresh interpreter: its initializer, then one job per
+    track and method (read, separate, score, write the JSON). The statistics (pandas
+    tables, scipy tests), the figures and the notebook runner stay in the parent."""
+    root, path = scoring_inputs
+    out = tmp_path / "eval"
+    loaded = _modules(f"""
+        import os
+        from pathlib import Path
+        from melunmix.datasets import find_tracks
+        from melunmix.evaluate import ModelSeparation, OracleSeparation, _score_track, _TrackJob
+        from melunmix.processes import init_pool_worker
+        init_pool_worker(os.getppid())
+        (track,) = find_tracks({str(root)!r}, "test")
+        for name, separation in [("IRM1", OracleSeparation("IRM1")),
+                                 ("openunmix", ModelSeparation((("vocals", {str(path)!r}),)))]:
+            json_path = Path({str(out)!r}) / name / "test" / f"{{track.name}}.json"
+            _score_track(_TrackJob(track, track.name, json_path, separation, 1.0, 1.0))
+            assert json_path.is_file()
+    """)
+    unwanted = DRAWING | RUNNER | {"melunmix.stats"}
+    assert not loaded & unwanted, sorted(loaded & unwanted)
+    assert {"melunmix.track_audio", "melunmix.museval_scores", "melunmix.bsseval"} <= loaded  # it did score

@@ -23,6 +23,7 @@ from melunmix import evaluate as ev
 from melunmix import oracles
 from melunmix.datasets import SOURCE_NAMES, find_tracks
 from melunmix.oracles import ORACLES, STEMS, oracle_estimates
+from melunmix.track_audio import load_track
 
 RATE = 8000
 NB_SAMPLES = 3 * RATE + 123  # not a multiple of the hop (1024)
@@ -322,7 +323,7 @@ def wav_track(tmp_path_factory):
 
 
 def test_load_track_reads_the_four_stems(wav_track):
-    audio = ev.load_track(wav_track)
+    audio = load_track(wav_track)
     assert set(audio.stems) == set(STEMS)
     for stem in STEMS:
         expected = sf.read(wav_track.wav(stem), always_2d=True)[0]
@@ -362,7 +363,7 @@ def test_evaluate_oracle_writes_museval_json_and_refuses_old_scores(wav_track, t
 def test_oracle_on_a_track_without_all_stems_names_the_files(wav_track, tmp_path):
     partial = dataclasses.replace(
         wav_track, stems={k: v for k, v in wav_track.stems.items() if k not in ("drums", "bass")})
-    audio = ev.load_track(partial)  # still scored for models: accompaniment from what exists
+    audio = load_track(partial)  # still scored for models: accompaniment from what exists
     np.testing.assert_array_equal(audio.references["accompaniment"], audio.stems["other"])
     assert set(audio.stems) == {"vocals", "other"}
     with pytest.raises(ValueError, match=rf"'{re.escape(wav_track.name)}'.*has no drums\.wav, bass\.wav"):

@@ -11,8 +11,8 @@ import soundfile as sf
 
 from melunmix import cli
 from melunmix.datasets import find_tracks
-from melunmix.evaluate import load_track
 from melunmix.oracles import oracle_estimates
+from melunmix.track_audio import load_track
 from melunmix.score import score_folder
 from melunmix.synth import make_dataset
 

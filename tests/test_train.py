@@ -390,9 +390,10 @@ def test_unknown_schedule_is_named():
 def test_validation_sdr_every_n_epochs_is_museval_and_leaves_training_unchanged(reference_run, data, tmp_path):
     import museval
 
-    from melunmix import evaluate as ev
     from melunmix import plots
+    from melunmix.museval_scores import as_musdb_track
     from melunmix.separate import separate
+    from melunmix.track_audio import load_track
 
     result = train("openunmix", make_settings(train={"valid_sdr_every": 2}), data, tmp_path / "sdr")
     history = result.history
@@ -405,10 +406,10 @@ def test_validation_sdr_every_n_epochs_is_museval_and_leaves_training_unchanged(
     model = build_training_model("openunmix", make_settings(), data)
     model.load_state_dict(checkpoint["model"])
     (track,) = data.valid_tracks
-    audio = ev.load_track(track)
+    audio = load_track(track)
     out = separate(audio.mixture.T.astype(np.float32), audio.rate, {"vocals": model})
     estimates = {k: np.asarray(out[k], dtype=np.float64).T for k in ("vocals", "accompaniment")}
-    store = museval.eval_mus_track(ev._musdb_track(audio), estimates, mode="v4")
+    store = museval.eval_mus_track(as_musdb_track(audio), estimates, mode="v4")
     frames = [f["metrics"]["SDR"] for t in store.scores["targets"] if t["name"] == "vocals" for f in t["frames"]]
     assert history["valid_sdr"][2] == pytest.approx(np.nanmedian(np.array(frames, dtype=float)), abs=1e-3)
     # history.csv carries the column and the loss figure gets its SDR panel.

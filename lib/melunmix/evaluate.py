@@ -24,7 +24,10 @@ written atomically, so an interrupted evaluation resumes where it stopped.
 hashes, Wiener settings, museval windows); asking for the same method with other
 settings is an error instead of a silent mix of old and new scores.
 
-Aggregation and statistics are in :mod:`melunmix.stats` and re-exported here.
+This module keeps the method folders' bookkeeping and the two entry points; a track is
+read by :mod:`melunmix.track_audio`, scored and written by :mod:`melunmix.museval_scores`,
+and the pool's workers are set up by :mod:`melunmix.processes`. Aggregation and
+statistics are in :mod:`melunmix.stats`.
 
 Example
 -------
@@ -33,304 +36,35 @@ Example
 >>> evaluate_model({"vocals": "results/demo/models/openunmix/vocals.pt"}, tracks,
 ...                "results/demo/eval", "openunmix")
 >>> evaluate_oracle("IRM2", tracks, "results/demo/eval")
+>>> from melunmix.stats import load_scores, poster_table
 >>> poster_table(load_scores("results/demo/eval"))
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import multiprocessing
 import os
 import re
 import shutil
-import signal
-import warnings
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from .files import atomic_path, read_json, sha256_file, write_json
-from .oracles import DEFINITION, HOP, NPERSEG, ORACLES, SCORED_SOURCES, STEMS, check_oracle_name, oracle_estimates
-from .stats import (  # noqa: F401  (re-exported: the evaluation API in one place)
-    HALF_SUFFIX,
-    METRICS,
-    aggregate_seeds,
-    bootstrap_ci,
-    load_scores,
-    paired_wilcoxon,
-    poster_table,
-    seed_method_name,
-    split_seed,
-    track_counts,
-    track_table,
-    write_tables,
-)
+from .files import read_json, sha256_file, write_json
+from .museval_scores import SCORERS, SUBSET, is_scored, score_estimates, track_json_path, write_track_scores
+from .oracles import DEFINITION, HOP, NPERSEG, SCORED_SOURCES, STEMS, check_oracle_name, oracle_estimates
+from .processes import children_ignore_sigint, init_pool_worker, kill_pool_workers, one_thread, usable_cores
+# load_track is also imported from here by melunmix.train (its validation SDR).
+from .track_audio import TrackAudio, load_track, track_name
 
-#: BSS Eval v4 implementations that give museval's numbers (see :func:`score_estimates`).
-SCORERS = ("fast", "museval")
-#: museval's subset folder that its stores read (``<method>/test/*.json``).
-SUBSET = "test"
 #: File in ``<eval_dir>/<method>/`` recording the settings the scores were made with.
 SETTINGS_FILE = "evaluation.json"
 
 _METHOD_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")
-
-
-# --------------------------------------------------------------------------- tracks
-
-
-@dataclass
-class TrackAudio:
-    """One test track in memory: the mixture, the true sources to score against, the stems.
-
-    Attributes
-    ----------
-    name : str
-        Track name (the JSON file's stem).
-    rate : float
-        Sample rate in Hz.
-    mixture : np.ndarray, shape (nb_samples, nb_channels)
-        The mixture (museval's layout, time first).
-    references : dict of str to np.ndarray, shape (nb_samples, nb_channels)
-        True ``"vocals"`` and ``"accompaniment"`` (drums + bass + other, as musdb defines it).
-    stems : dict of str to np.ndarray, shape (nb_samples, nb_channels), float64
-        The MUSDB18 stems as read (:data:`melunmix.oracles.STEMS` that the track has;
-        the oracles need all four). ``stems["vocals"]`` is ``references["vocals"]``.
-    location : str
-        Where the track was read from (folder or file), for messages.
-    """
-
-    name: str
-    rate: float
-    mixture: np.ndarray
-    references: dict[str, np.ndarray] = field(default_factory=dict)
-    stems: dict[str, np.ndarray] = field(default_factory=dict)
-    location: str = ""
-
-
-def load_track(track: Any) -> TrackAudio:
-    """Read a test track's mixture, its vocals / accompaniment references and its stems.
-
-    Parameters
-    ----------
-    track : melunmix.datasets.TrackInfo or musdb.MultiTrack
-        A track from :func:`melunmix.datasets.find_tracks` (WAV stems read with soundfile)
-        or from ``musdb.DB`` (read by musdb, e.g. ``.stem.mp4`` through ffmpeg).
-
-    Returns
-    -------
-    TrackAudio
-
-    Raises
-    ------
-    ValueError
-        When the track has no vocals or no accompaniment stems, or stems of another
-        length than the mixture.
-    """
-    from .datasets.tracks import TrackInfo
-
-    if isinstance(track, TrackInfo):
-        return _load_trackinfo(track)
-    if hasattr(track, "targets") and hasattr(track, "audio"):  # musdb.MultiTrack
-        return _load_musdb_track(track)
-    raise TypeError(
-        f"cannot read a test track from {type(track).__name__}; pass TrackInfo objects from "
-        "melunmix.datasets.find_tracks(root, subset='test') or tracks of musdb.DB"
-    )
-
-
-def _no_stem(name: str, where: Any, stem: str) -> ValueError:
-    return ValueError(
-        f"test track '{name}' ({where}) has no {stem} stem; scoring needs the true vocals and "
-        "accompaniment (drums, bass, other) of every test track: use a MUSDB18-format test set "
-        "with vocals.wav, drums.wav, bass.wav and other.wav per track"
-    )
-
-
-def _load_trackinfo(track) -> TrackAudio:
-    from .datasets.reading import read_frames
-
-    # TrackInfo.wav explains how to decode a .stem.mp4 track that has no WAV stems yet.
-    mixture = read_frames(track.wav("mixture"), 0, None).astype(np.float64)
-    if "vocals" not in track.stems:
-        raise _no_stem(track.name, track.path, "vocals")
-    others = [stem for stem in track.stems if stem not in ("mixture", "vocals")]
-    if not others:
-        raise _no_stem(track.name, track.path, "accompaniment")
-    stems = {stem: read_frames(track.wav(stem), 0, None).astype(np.float64) for stem in ["vocals", *others]}
-    for stem, audio in stems.items():
-        if audio.shape != mixture.shape:
-            raise ValueError(
-                f"test track '{track.name}': {track.wav(stem)} has shape {audio.shape} but the mixture "
-                f"{mixture.shape}; every stem must have the mixture's length and channels"
-            )
-    accompaniment = np.sum([stems[stem] for stem in others], axis=0)
-    # A track without some of drums / bass / other is still scored for models; the
-    # oracles, defined on the four stems, refuse it (OracleSeparation).
-    return TrackAudio(track.name, float(track.rate), mixture,
-                      {"vocals": stems["vocals"], "accompaniment": accompaniment},
-                      {stem: stems[stem] for stem in STEMS if stem in stems}, str(track.path))
-
-
-def _load_musdb_track(track) -> TrackAudio:
-    for target in SCORED_SOURCES:
-        if target not in track.targets:
-            raise _no_stem(track.name, getattr(track, "path", ""), target)
-    mixture = np.asarray(track.audio, dtype=np.float64)
-    stems = {stem: np.asarray(track.sources[stem].audio, dtype=np.float64) for stem in STEMS if stem in track.sources}
-    references = {target: _musdb_target(track.targets[target], stems) for target in SCORED_SOURCES}
-    for name, audio in [*references.items(), *stems.items()]:
-        if audio.shape != mixture.shape:
-            raise ValueError(
-                f"test track '{track.name}': true {name} has shape {audio.shape} but the mixture "
-                f"{mixture.shape}"
-            )
-    return TrackAudio(track.name, float(track.rate), mixture, references, stems, str(getattr(track, "path", "")))
-
-
-def _musdb_target(target, stems: Mapping[str, np.ndarray]) -> np.ndarray:
-    """``target.audio`` (musdb: the gain-weighted sum of its sources), from the stems already read."""
-    if not all(source.name in stems for source in target.sources):
-        return np.asarray(target.audio, dtype=np.float64)
-    if len(target.sources) == 1 and target.sources[0].gain == 1.0:
-        return stems[target.sources[0].name]
-    return np.sum([source.gain * stems[source.name] for source in target.sources], axis=0)
-
-
-def _track_name(track: Any) -> str:
-    name = getattr(track, "name", None)
-    if not isinstance(name, str) or not name:
-        raise TypeError(f"{track!r} is not a track (it has no name)")
-    return name
-
-
-# --------------------------------------------------------------------------- scoring
-
-
-def _musdb_track(audio: TrackAudio):
-    """An in-memory musdb track (what ``museval.eval_mus_track`` reads) holding ``audio``."""
-    import musdb
-
-    track = musdb.MultiTrack(path="", name=audio.name, subset=SUBSET, is_wav=True)
-    track.rate = audio.rate
-    track.sources, track.targets = {}, {}
-    for target, reference in audio.references.items():
-        source = musdb.Source(track, name=target, path="")
-        source.audio = reference
-        track.sources[target] = source
-        track.targets[target] = musdb.Target(track, sources=[source], name=target)
-    return track
-
-
-def score_estimates(
-    audio: TrackAudio,
-    estimates: Mapping[str, np.ndarray],
-    win: float = 1.0,
-    hop: float = 1.0,
-    source: str = "the estimates",
-    scorer: str = "fast",
-):
-    """BSS Eval v4 scores of one track's vocals / accompaniment estimates, as museval gives them.
-
-    Parameters
-    ----------
-    audio : TrackAudio
-        The track (:func:`load_track`).
-    estimates : dict of str to np.ndarray, shape (nb_samples, nb_channels)
-        ``"vocals"`` and ``"accompaniment"`` with exactly the mixture's shape; museval
-        itself would silently pad or cut an estimate of another length.
-    win, hop : float
-        museval window and hop in seconds (SiSEC: 1 and 1).
-    source : str
-        What made the estimates (method, model files), named in error messages.
-    scorer : {"fast", "museval"}
-        ``"fast"``: :mod:`melunmix.bsseval`, museval's numbers to museval's own round-off
-        (largest difference measured 3e-5 dB) about 17x faster per core and in ~0.1 GB;
-        ``"museval"``: ``museval.eval_mus_track`` itself (the reference).
-
-    Returns
-    -------
-    museval.TrackStore
-        Frame-wise SDR, SIR, ISR, SAR (dB) of both targets; ``.json`` is museval's file.
-
-    Raises
-    ------
-    ValueError
-        A missing target, an estimate of the wrong shape, or NaN / infinite samples.
-    """
-    if scorer not in SCORERS:
-        raise ValueError(f"scorer must be one of {list(SCORERS)}, got {scorer!r}")
-    for target in SCORED_SOURCES:
-        if target not in estimates:
-            raise ValueError(
-                f"{source} give no {target!r} estimate for track '{audio.name}' (got {sorted(estimates)}); "
-                "vocals and accompaniment are scored as a pair: separate with residual=True or "
-                "provide an accompaniment model"
-            )
-    checked = {}
-    for target in SCORED_SOURCES:
-        estimate = np.asarray(estimates[target])
-        if estimate.shape != audio.mixture.shape:
-            raise ValueError(
-                f"{source}: the {target} estimate of track '{audio.name}' has shape {estimate.shape}, "
-                f"expected the mixture's (nb_samples, nb_channels) = {audio.mixture.shape}; an "
-                "estimate must have the input's exact length and channels"
-            )
-        if not np.all(np.isfinite(estimate)):
-            raise ValueError(
-                f"{source}: the {target} estimate of track '{audio.name}' has NaN or infinite "
-                "samples; the model's output is not finite (diverged training or a corrupt "
-                "model file): retrain or check the model file"
-            )
-        checked[target] = estimate.astype(np.float64, copy=False)
-    with warnings.catch_warnings():
-        # Silent windows (e.g. vocals that rest) give log10(0) inside bss_eval; museval
-        # turns them into NaN frames, which the aggregation skips, as in SiSEC.
-        warnings.simplefilter("ignore", RuntimeWarning)
-        if scorer == "fast":
-            from .bsseval import track_store
-
-            store = track_store(audio.references, checked, audio.rate, win, hop, track_name=audio.name)
-        else:
-            import museval
-
-            store = museval.eval_mus_track(_musdb_track(audio), checked, output_dir=None, mode="v4",
-                                           win=win, hop=hop)
-    store.validate()
-    return store
-
-
-def track_json_path(eval_dir: str | os.PathLike, method: str, track_name: str, subset: str = SUBSET) -> Path:
-    """``<eval_dir>/<method>/test/<track_name>.json``, museval's layout."""
-    return Path(eval_dir) / method / subset / f"{track_name}.json"
-
-
-def write_track_scores(store, path: str | os.PathLike) -> Path:
-    """Write a ``museval.TrackStore`` as museval's JSON, atomically."""
-    # Empty suffix: the temporary name must not end in .json, or museval's glob of an
-    # interrupted run would read a half-written file as a track.
-    with atomic_path(path, suffix="") as tmp:
-        tmp.write_text(store.json)
-    return Path(path)
-
-
-def is_scored(path: str | os.PathLike) -> bool:
-    """True if ``path`` is a complete museval JSON with vocals and accompaniment frames."""
-    import simplejson
-
-    path = Path(path)
-    if not path.is_file():
-        return False
-    try:
-        data = simplejson.loads(path.read_text(), allow_nan=True)
-        targets = {t["name"]: t["frames"] for t in data["targets"]}
-    except (ValueError, KeyError, TypeError):
-        return False
-    return all(isinstance(targets.get(t), list) and targets[t] for t in SCORED_SOURCES)
 
 
 # --------------------------------------------------------------------------- separations
@@ -529,93 +263,6 @@ def _score_track(job: _TrackJob) -> str:
     return job.name
 
 
-def _init_worker(parent_pid: int) -> None:
-    """Initializer of the scoring pool's workers.
-
-    A worker dies with the process that started the pool, however that process ends
-    (``kill -9`` included: :func:`melunmix.processes.die_with_parent`), so no idle worker
-    is left behind. Ctrl-C is the parent's to handle (it stops the workers, see
-    :func:`_stop_workers`), so the workers ignore SIGINT: an interrupt sent to the whole
-    process group (a terminal, a Jupyter kernel interrupt) gives no traceback per worker.
-    """
-    from .processes import die_with_parent
-
-    die_with_parent(parent_pid)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _limit_threads()
-
-
-@contextlib.contextmanager
-def _workers_ignore_sigint() -> Iterator[None]:
-    """Start processes with SIGINT ignored from their first instruction (main thread only).
-
-    An ignored SIGINT is inherited through fork and exec and Python keeps it ignored, so
-    a Ctrl-C that reaches a worker while it is still importing (before its initializer
-    runs) does not print a traceback either. A SIGINT that arrives in this process during
-    these few milliseconds is lost.
-    """
-    import threading
-
-    # Outside the main thread signals cannot be set; a handler installed from C cannot be
-    # put back (getsignal gives None): leave those alone.
-    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is None:
-        yield
-        return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-def _stop_workers(pool: ProcessPoolExecutor) -> None:
-    """Kill the pool's workers now (Ctrl-C, SystemExit): a running track is redone on rerun."""
-    kill = getattr(pool, "kill_workers", None)  # Python >= 3.14
-    if kill is not None:
-        kill()
-        return
-    for process in list((getattr(pool, "_processes", None) or {}).values()):
-        with contextlib.suppress(Exception):
-            process.kill()
-
-
-def _limit_threads() -> None:
-    """One torch thread and one BLAS/OpenMP thread: what every track is scored with.
-
-    With as many workers as cores, multi-threaded pools in every worker would
-    oversubscribe the cores (museval's time goes into numpy's linear solves), and a
-    LAPACK solve can round differently with another thread count, so the serial run uses
-    the workers' setting too: scores do not depend on ``jobs``.
-    """
-    import torch
-    from threadpoolctl import threadpool_limits
-
-    torch.set_num_threads(1)
-    threadpool_limits(limits=1)
-
-
-@contextlib.contextmanager
-def _serial_threads() -> Iterator[None]:
-    """:func:`_limit_threads` for the duration of a serial run in this process."""
-    import torch
-    from threadpoolctl import threadpool_limits
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with threadpool_limits(limits=1):
-            yield
-    finally:
-        torch.set_num_threads(previous)
-
-
-def _nb_cores() -> int:
-    """Cores this process may run on (a container's CPU set, not the host's count)."""
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return os.cpu_count() or 1
-
-
 def _check_method_name(method: str) -> str:
     if not isinstance(method, str) or not _METHOD_NAME.fullmatch(method):
         raise ValueError(
@@ -670,7 +317,7 @@ def _evaluate(
     tracks = list(tracks)
     if not tracks:
         raise ValueError("no test tracks to evaluate (tracks is empty)")
-    names = [_track_name(t) for t in tracks]
+    names = [track_name(t) for t in tracks]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise ValueError(f"duplicate test track names {duplicates}: each track is scored into <name>.json")
@@ -691,12 +338,12 @@ def _evaluate(
         if not is_scored(path)
     ]
     _decode_stem_tracks(todo, progress)
-    nb_workers = min(int(jobs or _nb_cores()), len(todo))
+    nb_workers = min(int(jobs or usable_cores()), len(todo))
     bar = tqdm(total=len(tracks), initial=len(tracks) - len(todo), desc=f"evaluate {method}",
                unit="track", disable=not progress)
     try:
         if nb_workers <= 1:
-            with _serial_threads():
+            with one_thread():
                 for job in todo:
                     _score_track(job)
                     bar.update()
@@ -704,9 +351,9 @@ def _evaluate(
             # spawn: a forked child of a process that already ran torch's OpenMP pool can
             # hang, and CUDA cannot be used after fork.
             context = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(nb_workers, mp_context=context, initializer=_init_worker,
+            with ProcessPoolExecutor(nb_workers, mp_context=context, initializer=init_pool_worker,
                                      initargs=(os.getpid(),)) as pool:
-                with _workers_ignore_sigint():  # submit starts the workers
+                with children_ignore_sigint():  # submit starts the workers
                     futures = [pool.submit(_score_track, job) for job in todo]
                 try:
                     for future in as_completed(futures):
@@ -716,7 +363,7 @@ def _evaluate(
                     for future in futures:
                         future.cancel()
                     if not isinstance(err, Exception):  # KeyboardInterrupt, SystemExit: stop now
-                        _stop_workers(pool)
+                        kill_pool_workers(pool)
                     raise
     finally:
         bar.close()
@@ -780,7 +427,8 @@ def evaluate_model(
         Delete the method's existing scores (every track, also those not in ``tracks``)
         and score again; needed to replace scores made with other settings or models.
     scorer : {"fast", "museval"}
-        BSS Eval v4 implementation (:func:`score_estimates`); the same numbers.
+        BSS Eval v4 implementation (:func:`melunmix.museval_scores.score_estimates`); the
+        same numbers.
 
     Returns
     -------
@@ -790,8 +438,8 @@ def evaluate_model(
     Raises
     ------
     FileNotFoundError, ValueError
-        See :func:`check_model_files`, :func:`load_track`, :func:`score_estimates`; the
-        message names the file or the track.
+        See :func:`check_model_files`, :func:`melunmix.track_audio.load_track`,
+        :func:`melunmix.museval_scores.score_estimates`; the message names the file or the track.
 
     Notes
     -----
@@ -800,6 +448,7 @@ def evaluate_model(
     about 0.1 GB beyond the audio and 1.5 s for such a track, so separation dominates.
     """
     from .models import MODEL_ALIASES
+    from .stats import HALF_SUFFIX, split_seed  # here, not at the top: scoring workers never import stats
 
     _check_method_name(method_name)
     # "<model>-half[-seed<N>]" holds the half-training weights of <model>.
@@ -861,7 +510,8 @@ def evaluate_oracle(
     overwrite : bool
         Delete the method's existing scores and score again.
     scorer : {"fast", "museval"}
-        BSS Eval v4 implementation (:func:`score_estimates`); the same numbers.
+        BSS Eval v4 implementation (:func:`melunmix.museval_scores.score_estimates`); the
+        same numbers.
 
     Returns
     -------
@@ -873,7 +523,8 @@ def evaluate_oracle(
     ValueError
         An unknown oracle, a test track without all four stems (named with the missing
         files), scores of ``name`` in ``eval_dir`` made otherwise (e.g. by the earlier
-        two-source oracles; pass ``overwrite=True``), and see :func:`load_track`.
+        two-source oracles; pass ``overwrite=True``), and see
+        :func:`melunmix.track_audio.load_track`.
     """
     check_oracle_name(name)
     separation = OracleSeparation(name)
@@ -890,9 +541,6 @@ def evaluate_oracle(
 
 
 __all__ = [
-    "ORACLES", "SCORED_SOURCES", "METRICS", "TrackAudio", "load_track", "score_estimates",
-    "track_json_path", "write_track_scores", "is_scored", "check_model_files",
-    "ModelSeparation", "OracleSeparation", "evaluate_model", "evaluate_oracle",
-    "load_scores", "poster_table", "track_table", "paired_wilcoxon", "bootstrap_ci",
-    "aggregate_seeds", "track_counts", "write_tables", "seed_method_name", "split_seed",
+    "SETTINGS_FILE", "check_model_files", "ModelSeparation", "OracleSeparation", "evaluate_model",
+    "evaluate_oracle",
 ]

@@ -1,4 +1,4 @@
-"""Child processes that never outlive the run that started them.
+"""Child processes that never outlive the run that started them, and the scoring pool's workers.
 
 Two tools, one for each side of a parent/child pair:
 
@@ -10,6 +10,13 @@ Two tools, one for each side of a parent/child pair:
   process it started (since :func:`current_children`), with their whole process groups
   and descendants, gets SIGTERM, then SIGKILL after a grace period.
 
+The process pool that scores test tracks (:mod:`melunmix.evaluate`, :mod:`melunmix.score`)
+is built from these and a few more: :func:`init_pool_worker` (its initializer: die with
+the parent, ignore SIGINT, one thread), :func:`children_ignore_sigint` (around starting the
+workers), :func:`kill_pool_workers` (on Ctrl-C), :func:`limit_to_one_thread` /
+:func:`one_thread` (the thread setting every track is scored with, in a worker or in a
+serial run) and :func:`usable_cores` (the default worker count).
+
 A Jupyter kernel started by papermill needs neither: jupyter_client starts it in its own
 session and ipykernel polls its parent every second (``JPY_PARENT_PID``), exiting when it
 is gone; :mod:`melunmix.pipeline` stops it with :func:`stop_children` when interrupted.
@@ -17,12 +24,16 @@ is gone; :mod:`melunmix.pipeline` stops it with :func:`stop_children` when inter
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
 import threading
 import time
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable, Iterator
+
+if TYPE_CHECKING:
+    from concurrent.futures import ProcessPoolExecutor
 
 #: ``PR_SET_PDEATHSIG`` from ``<linux/prctl.h>``.
 PR_SET_PDEATHSIG = 1
@@ -176,3 +187,90 @@ def _signal_all(groups: Iterable[int], processes, signum: int) -> None:
             process.send_signal(signum)
         except psutil.Error:
             pass
+
+
+# --------------------------------------------------------------------------- the scoring pool
+
+
+def init_pool_worker(parent_pid: int) -> None:
+    """Initializer of the scoring pool's workers.
+
+    A worker dies with the process that started the pool, however that process ends
+    (``kill -9`` included: :func:`die_with_parent`), so no idle worker is left behind.
+    Ctrl-C is the parent's to handle (it stops the workers, see
+    :func:`kill_pool_workers`), so the workers ignore SIGINT: an interrupt sent to the
+    whole process group (a terminal, a Jupyter kernel interrupt) gives no traceback per
+    worker. Each worker runs one thread (:func:`limit_to_one_thread`).
+    """
+    die_with_parent(parent_pid)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    limit_to_one_thread()
+
+
+@contextlib.contextmanager
+def children_ignore_sigint() -> Iterator[None]:
+    """Start processes with SIGINT ignored from their first instruction (main thread only).
+
+    An ignored SIGINT is inherited through fork and exec and Python keeps it ignored, so
+    a Ctrl-C that reaches a worker while it is still importing (before its initializer
+    runs) does not print a traceback either. A SIGINT that arrives in this process during
+    these few milliseconds is lost.
+    """
+    # Outside the main thread signals cannot be set; a handler installed from C cannot be
+    # put back (getsignal gives None): leave those alone.
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is None:
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def kill_pool_workers(pool: ProcessPoolExecutor) -> None:
+    """Kill the pool's workers now (Ctrl-C, SystemExit): a running track is redone on rerun."""
+    kill = getattr(pool, "kill_workers", None)  # Python >= 3.14
+    if kill is not None:
+        kill()
+        return
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        with contextlib.suppress(Exception):
+            process.kill()
+
+
+def limit_to_one_thread() -> None:
+    """One torch thread and one BLAS/OpenMP thread: what every track is scored with.
+
+    With as many workers as cores, multi-threaded pools in every worker would
+    oversubscribe the cores (museval's time goes into numpy's linear solves), and a
+    LAPACK solve can round differently with another thread count, so the serial run uses
+    the workers' setting too: scores do not depend on ``jobs``.
+    """
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(1)
+    threadpool_limits(limits=1)
+
+
+@contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """:func:`limit_to_one_thread` for the duration of a serial run in this process."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with threadpool_limits(limits=1):
+            yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (a container's CPU set, not the host's count)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1

@@ -107,7 +107,7 @@ def score_folder(
     out_dir : path
         Receives ``<out_dir>/<subset>/<track>.json`` and a ``settings.json``.
     scorer : {"fast", "museval"}
-        BSS Eval v4 implementation (:func:`melunmix.evaluate.score_estimates`).
+        BSS Eval v4 implementation (:func:`melunmix.museval_scores.score_estimates`).
     jobs : int, optional
         Worker processes (default: all cores).
     subset : {"test", "train"}
@@ -186,7 +186,7 @@ def aggregate(out_dir: str | os.PathLike, tracks: list[str], subset: str = "test
     import pandas as pd
 
     from . import stats
-    from .evaluate import is_scored, track_json_path
+    from .museval_scores import is_scored, track_json_path
 
     out_dir = Path(out_dir)
     # A JSON cut short by a killed job counts as missing, so its shard is rerun.
