@@ -58,7 +58,6 @@ from .files import read_json, sha256_file, write_json
 from .museval_scores import SCORERS, SUBSET, is_scored, score_estimates, track_json_path, write_track_scores
 from .oracles import DEFINITION, HOP, NPERSEG, SCORED_SOURCES, STEMS, check_oracle_name, oracle_estimates
 from .processes import children_ignore_sigint, init_pool_worker, kill_pool_workers, one_thread, usable_cores
-# load_track is also imported from here by melunmix.train (its validation SDR).
 from .track_audio import TrackAudio, load_track, track_name
 
 #: File in ``<eval_dir>/<method>/`` recording the settings the scores were made with.

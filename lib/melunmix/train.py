@@ -772,7 +772,7 @@ def validation_sdr(model: torch.nn.Module, tracks, target: str, settings: Settin
     reads in dB. The model is left in eval mode; no random state is used.
     """
     from .bsseval import score_track
-    from .evaluate import load_track
+    from .track_audio import load_track
     from .separate import separate
 
     ev = settings.evaluate
