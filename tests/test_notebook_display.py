@@ -66,8 +66,9 @@ def test_scaler_statistics_figure_draws_both_statistics_per_bin(tmp_path):
     ax = fig.axes[0]
     curves = {line.get_label(): line for line in ax.get_lines()}
     expected_freqs = np.arange(n_fft // 2 + 1) * rate / n_fft
-    np.testing.assert_array_equal(curves["mean"].get_xdata(), expected_freqs)
-    np.testing.assert_array_equal(curves["std"].get_ydata(), std)
+    for name, values in (("mean", mean), ("std", std)):  # each curve its own statistic, per bin
+        np.testing.assert_array_equal(curves[name].get_xdata(), expected_freqs)
+        np.testing.assert_array_equal(curves[name].get_ydata(), values)
     assert expected_freqs[-1] == rate / 2 and ax.get_yscale() == "log"
     assert list(curves["bandwidth fed to the network"].get_xdata()) == [3000.0, 3000.0]
     assert Image.open(tmp_path / "f" / "stats.png").size == (8 * plots.DEFAULT_DPI, 3 * plots.DEFAULT_DPI)

@@ -86,8 +86,10 @@ def test_loss_curves_draw_train_solid_and_valid_dashed_per_model(tmp_path):
     train = by_label["Open-Unmix (baseline), train"]
     valid = by_label["Open-Unmix (baseline), validation"]
     assert train.get_linestyle() == "-" and valid.get_linestyle() == "--"
+    np.testing.assert_array_equal(train.get_xdata(), [1, 2, 3])
     np.testing.assert_array_equal(train.get_ydata(), [2.0, 1.0, 0.6])
     np.testing.assert_array_equal(valid.get_xdata(), [1, 2, 3])
+    np.testing.assert_array_equal(valid.get_ydata(), [2.2, 1.6, 1.4])
     assert matplotlib.colors.same_color(train.get_color(), plots.method_color("openunmix"))
     assert matplotlib.colors.same_color(by_label["MelUnmix (mel, proposed), train"].get_color(),
                                         plots.method_color("melunmix"))
