@@ -320,7 +320,7 @@ def test_separate_files_needs_a_target_in_the_model_file(model, songs, tmp_path)
     path = save_model(model, tmp_path / "anonymous.pt")
     with pytest.raises(ValueError, match="does not name its target"):
         separate_files([songs["good"]], [path], tmp_path / "out", progress=False)
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(FileNotFoundError, match="nope.pt"):
         separate_files([songs["good"]], [tmp_path / "nope.pt"], tmp_path / "out", progress=False)
 
 
