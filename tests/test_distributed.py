@@ -169,7 +169,7 @@ def test_killed_two_process_run_resumes_to_the_same_loss_with_any_number_of_proc
 
 
 # --------------------------------------------------------------------------- pieces
-@pytest.mark.parametrize("nb_items, batch_size", [(32, 8), (13, 4), (6, 6)])
+@pytest.mark.parametrize("nb_items, batch_size", [(32, 8), (13, 4), (15, 4), (6, 6)])  # (15, 4): a short last batch of 3, shared
 def test_global_batches_are_the_dataloaders_and_the_ranks_share_them(nb_items, batch_size):
     seed = 7 * 100_003 + 3
     loader = torch.utils.data.DataLoader(list(range(nb_items)), batch_size=batch_size, shuffle=True,
@@ -181,6 +181,7 @@ def test_global_batches_are_the_dataloaders_and_the_ranks_share_them(nb_items, b
             continue
         shares = [list(GlobalBatchSampler(nb_items, batch_size, seed, rank, world_size))
                   for rank in range(world_size)]
+        assert all(len(share) == len(expected) for share in shares)  # no rank yields an extra batch
         for step, batch in enumerate(expected):
             parts = [share[step] for share in shares]
             assert sum(parts, []) == batch  # disjoint, in order, together the global batch

@@ -354,6 +354,7 @@ def test_evaluate_oracle_writes_museval_json_and_refuses_old_scores(wav_track, t
     targets = {target["name"]: target["frames"] for target in data["targets"]}
     assert set(targets) == {"vocals", "accompaniment"}
     assert [frame["time"] for frame in targets["vocals"]] == [0, 1, 2]
+    assert [frame["time"] for frame in targets["accompaniment"]] == [0, 1, 2]
     assert all(np.isfinite(frame["metrics"]["SDR"]) for frame in targets["accompaniment"])
     settings = json.loads((method_dir / "evaluation.json").read_text())
     assert settings["definition"] == "sigsep-mus-oracle (SiSEC 2018)"
