@@ -26,9 +26,15 @@ RATE = 8000
 NB_TEST = 6
 
 
+def _default_sigint() -> None:
+    # A shell starts background jobs (`make test &`, nohup) with SIGINT ignored, which Python
+    # and every child would keep: give the child a terminal's default, as a user's run has.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start_python(code: str, **kwargs) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-c", textwrap.dedent(code)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, **kwargs)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint, **kwargs)
 
 
 def wait_until(condition, timeout: float, what: str, process: subprocess.Popen | None = None):
@@ -198,9 +204,9 @@ def test_ctrl_c_stops_the_workers_at_once(data_root, tmp_path):
     scoring = start_scoring(data_root, out_dir)
     tree = busy_pool(scoring, out_dir)
     scoring.send_signal(signal.SIGINT)
-    scoring.wait(timeout=30)
+    returncode = scoring.wait(timeout=30)
     stderr = scoring.stderr.read()
-    assert "KeyboardInterrupt" in stderr
+    assert "KeyboardInterrupt" in stderr, (returncode, stderr)
     # One traceback, the script's: none from the workers (they ignore SIGINT).
     assert stderr.count("Traceback") == 1, stderr
     assert_all_gone(tree, timeout=5)
