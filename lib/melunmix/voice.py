@@ -515,7 +515,6 @@ def _render_phrase(notes, syllables, singer: Singer, nb_samples: int, sample_rat
     """One phrase, with the breath before it when ``rest`` (seconds since the previous
     phrase) allows: its first sample and its samples, or None when nothing fits."""
     rng = np.random.default_rng([singer.seed, index])
-    scale = singer.formant_scale * tract_scale(singer.voice_type)
     first, last = notes[0], notes[-1]
     breath = 0.0
     if rest > _BREATH[0] + 0.1:
@@ -528,6 +527,33 @@ def _render_phrase(notes, syllables, singer: Singer, nb_samples: int, sample_rat
     n = i1 - i0
     times = (i0 + np.arange(n)) / sample_rate
 
+    controls = _phrase_controls(notes, syllables, singer, rng, breath)
+    excitation = _glottal_excitation(controls, notes, singer, rng, i0, n, sample_rate)
+
+    # --- filter: the vocal tract as a time-varying spectral envelope ---------------------
+    voice = _apply_tract(excitation, controls.tract, times[0], sample_rate)
+    for start, length, consonant, level in controls.noises:
+        _add_noise(voice, rng, start - times[0], length, consonant, level, sample_rate)
+    return i0, voice
+
+
+@dataclass
+class _PhraseControls:
+    """A phrase's control tracks, in seconds: what the source and the tract follow."""
+
+    voicing: _Track  # linear amplitude of the glottal source
+    aspiration: _Track  # linear amplitude of noise through the tract (h, plosive release, breath)
+    tract: _Track  # formant frequencies, levels (dB), bandwidths
+    pitch: _Track  # MIDI pitch (glides)
+    noises: list[tuple[float, float, Consonant, float]]  # (start, length, consonant, level)
+
+
+def _phrase_controls(notes, syllables, singer: Singer, rng: np.random.Generator, breath: float) -> _PhraseControls:
+    """The breath before the phrase, then per syllable: the pitch (scoop or glide), the
+    voicing and aspiration around its consonants, the formants from consonant loci into
+    the vowel and out, and the consonants' noise bursts."""
+    scale = singer.formant_scale * tract_scale(singer.voice_type)
+    first, last = notes[0], notes[-1]
     voicing = _Track()  # linear amplitude of the glottal source
     aspiration = _Track()  # linear amplitude of noise through the tract (h, plosive release, breath)
     tract = _Track(15)  # formant frequencies, levels (dB), bandwidths
@@ -640,6 +666,16 @@ def _render_phrase(notes, syllables, singer: Singer, nb_samples: int, sample_rat
     # the release after the last note
     voicing.add(last.end + _RELEASE, 0.0)
 
+    return _PhraseControls(voicing, aspiration, tract, pitch, noises)
+
+
+def _glottal_excitation(controls: _PhraseControls, notes, singer: Singer, rng: np.random.Generator, i0: int,
+                        n: int, sample_rate: int) -> np.ndarray:
+    """The source: pitch (with vibrato, drift and jitter) integrated to a phase, the glottal
+    pulse with band-limited closures and shimmer, breathiness and aspiration noise, and the
+    return-phase low-pass; ``n`` samples from sample ``i0``."""
+    voicing, aspiration, pitch = controls.voicing, controls.aspiration, controls.pitch
+    times = (i0 + np.arange(n)) / sample_rate
     # --- source: pitch -> phase -> glottal flow derivative ---------------------------------
     # Pitch and amplitudes at a control rate (every _CONTROL samples), the phase integrated
     # there and interpolated to every sample.
@@ -671,12 +707,7 @@ def _render_phrase(notes, syllables, singer: Singer, nb_samples: int, sample_rat
     corner = min(1200.0 * 5.0**singer.brightness, 0.4 * sample_rate)
     pole = math.exp(-2.0 * math.pi * corner / sample_rate)
     excitation = scipy.signal.lfilter([1.0 - pole], [1.0, -pole], excitation)
-
-    # --- filter: the vocal tract as a time-varying spectral envelope ---------------------
-    voice = _apply_tract(excitation, tract, times[0], sample_rate)
-    for start, length, consonant, level in noises:
-        _add_noise(voice, rng, start - times[0], length, consonant, level, sample_rate)
-    return i0, voice
+    return excitation
 
 
 def _open_quotient(singer: Singer) -> float:
