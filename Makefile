@@ -12,6 +12,11 @@ DATA_ROOT_ARG := $(if $(MUSDB_ROOT),--data-root "$(MUSDB_ROOT)",)
 STAND_IN ?=
 STAND_IN_ARG := $(if $(STAND_IN),--stand-in,)
 PYTEST_ARGS ?=
+# "Another CPU" for the second notebook pass of `make test`: torch, oneDNN and MKL limited to
+# SSE4 (below the best of any x86-64 CPU; ignored elsewhere). README, Testing.
+LIMITED_ISA := ATEN_CPU_CAPABILITY=default ONEDNN_MAX_CPU_ISA=SSE41 MKL_ENABLE_INSTRUCTIONS=SSE4_2
+NBVAL = $(PY) -m pytest --nbval --nbval-current-env --nbval-sanitize-with notebooks/nbval_sanitize.cfg \
+	-p no:cacheprovider notebooks/*.ipynb $(PYTEST_ARGS)
 
 .PHONY: help setup reproduce test lab bench
 
@@ -27,11 +32,15 @@ setup:
 reproduce: setup
 	@$(VENV)/bin/melunmix reproduce --profile $(PROFILE) $(DATA_ROOT_ARG) $(STAND_IN_ARG)
 
-# Unit tests, then the committed smoke-profile notebooks re-executed and compared (nbval).
+# Unit tests (one worker per core, each test file in one worker: pytest-xdist), then the
+# committed smoke-profile notebooks re-executed and compared (nbval,
+# numbers within notebooks/conftest.py's tolerance), twice: with this CPU's instructions,
+# then from scratch (a fresh MELUNMIX_HOME: data, cache, results) with them limited.
 test: setup
-	$(PY) -m pytest tests $(PYTEST_ARGS)
-	$(PY) -m pytest --nbval --nbval-current-env --nbval-sanitize-with notebooks/nbval_sanitize.cfg \
-		-p no:cacheprovider notebooks/*.ipynb $(PYTEST_ARGS)
+	$(PY) -m pytest tests -n auto --dist loadfile $(PYTEST_ARGS)
+	$(NBVAL)
+	rm -rf build/nbval-limited
+	$(LIMITED_ISA) MELUNMIX_HOME=$(CURDIR)/build/nbval-limited $(NBVAL)
 
 # Jupyter refuses to run as root unless told; containers and cloud machines often are root.
 LAB_ARGS ?= $(if $(filter 0,$(shell id -u)),--allow-root,)
