@@ -183,6 +183,16 @@ def test_dataset_fingerprint_follows_files(noise_root):
     carded = dataset_fingerprint(noise_root)
     (noise_root / "dataset.json").write_text('{"seed": 2}')
     assert dataset_fingerprint(noise_root) != carded
+    # a card with the audio's hash: the audio alone counts, not the library versions
+    card = {"fingerprint": "ab" * 32, "software": {"numpy": "2.4.6"}}
+    (noise_root / "dataset.json").write_text(json.dumps(card))
+    audio = dataset_fingerprint(noise_root)
+    card["software"]["numpy"] = "2.5.0"
+    (noise_root / "dataset.json").write_text(json.dumps(card, indent=2))
+    assert dataset_fingerprint(noise_root) == audio
+    card["fingerprint"] = "cd" * 32
+    (noise_root / "dataset.json").write_text(json.dumps(card))
+    assert dataset_fingerprint(noise_root) != audio
     with pytest.raises(FileNotFoundError, match="nowhere"):
         dataset_fingerprint(noise_root / "nowhere")
 

@@ -116,7 +116,10 @@ def test_json_layout_and_museval_read_back(eval_dir, tracks):
                 values = [v for (t, tg, m), v in raw.items() if tg == target and m == metric]
                 assert len(values) == len(tracks)
                 expected = np.nanmedian(values)
-                assert table.loc[method, (target, metric)] == pytest.approx(expected, abs=1e-9)
+                # museval prints MIX's SAR (float residue, ~148 dB); the tables show inf
+                shown = np.inf if expected > stats.RESIDUE_DB else expected
+                assert (method, metric, shown == np.inf) in (("MIX", "SAR", True),) or shown < 100
+                assert table.loc[method, (target, metric)] == pytest.approx(shown, abs=1e-9)
                 assert agg[(target, metric)] == pytest.approx(expected, abs=1e-9)
                 assert agg_m[(method, target, metric)] == pytest.approx(expected, abs=1e-9)
 
@@ -126,7 +129,10 @@ def test_json_layout_and_museval_read_back(eval_dir, tracks):
     mix = per_track[per_track["method"] == "MIX"]
     assert len(mix) == len(raw)
     for row in mix.itertuples():
-        assert row.score == pytest.approx(raw[(row.track, row.target, row.metric)], abs=1e-9, nan_ok=True)
+        expected = raw[(row.track, row.target, row.metric)]
+        expected = np.inf if expected > stats.RESIDUE_DB else expected  # MIX's SAR: residue
+        assert row.score == pytest.approx(expected, abs=1e-9, nan_ok=True)
+    assert (mix.loc[mix["metric"] == "SAR", "score"] == np.inf).all()
 
 
 def test_file_equals_museval_on_a_musdb_track(tracks, data_root, tmp_path):

@@ -252,7 +252,7 @@ def test_build_model_names(name, cls):
 
 
 def test_build_model_errors():
-    assert MODEL_NAMES == ("openunmix", "melunmix", "mfccunmix", "linunmix")
+    assert MODEL_NAMES == ("openunmix", "melunmix", "mfccunmix", "linunmix", "wideunmix")
     with pytest.raises(ValueError, match="unknown model name 'demucs'.*'openunmix'.*'melunmix'"):
         build_model("demucs")
     with pytest.raises(ValueError, match=r"unknown argument\(s\) \['n_mels'\]"):
@@ -350,3 +350,31 @@ def test_registry_variants_fix_the_branch_feature_and_control_matches_capacity()
         build_model("linunmix", **dict(kwargs, feature="mel"))
     with pytest.raises(ValueError, match="valid names"):
         build_model("chroma", **kwargs)
+
+
+@pytest.mark.parametrize("hidden, n_mels, n_fft, max_bin", [(128, 64, 2048, 744), (32, 32, 1024, 372),
+                                                             (512, 64, 4096, 1487)])
+def test_width_matched_control_is_open_unmix_with_the_proposed_models_parameter_count(
+        hidden, n_mels, n_fft, max_bin, tmp_path):
+    from melunmix.models import OpenUnmix, build_model, load_model, save_model, trainable_parameters
+
+    kwargs = dict(nb_bins=n_fft // 2 + 1, n_fft=n_fft, n_hop=n_fft // 4, hidden_size=hidden,
+                  max_bin=max_bin, n_mels=n_mels, n_mfcc=20)
+    with torch.device("meta"):
+        wide = build_model("wideunmix", **kwargs)
+        proposed = build_model("melunmix", **kwargs)
+        smaller = OpenUnmix(**{k: v for k, v in kwargs.items() if k not in ("n_mels", "n_mfcc")}
+                            | {"hidden_size": wide.hidden_size - 2})
+        larger = OpenUnmix(**{k: v for k, v in kwargs.items() if k not in ("n_mels", "n_mfcc")}
+                           | {"hidden_size": wide.hidden_size + 2})
+    assert type(wide) is OpenUnmix and wide.hidden_size % 2 == 0 and wide.hidden_size > hidden
+    target = trainable_parameters(proposed)
+    gap = abs(trainable_parameters(wide) - target)
+    # the closest even width: both neighbours are farther from the proposed model's count
+    assert gap <= abs(trainable_parameters(smaller) - target)
+    assert gap <= abs(trainable_parameters(larger) - target)
+    assert gap / target < (0.01 if hidden >= 128 else 0.03)  # one width step is ~2 % at 32
+    if hidden == 32:  # a real one saves and loads as a plain Open-Unmix of that width
+        real = build_model("wideunmix", **kwargs)
+        loaded = load_model(save_model(real, tmp_path / "wide.pt"))
+        assert type(loaded) is OpenUnmix and loaded.hidden_size == wide.hidden_size

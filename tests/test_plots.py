@@ -336,6 +336,16 @@ def test_paired_differences_figure_draws_each_models_median_and_interval(tmp_pat
     mixed = pd.concat([paired_table(("melunmix",)), paired_table(("mfccunmix",), songs=12)])
     fig = plots.paired_differences_figure(mixed)
     assert [t.get_text() for t in fig.axes[0].get_yticklabels()][1].endswith("(12x3)")
+    # the proposed model against a control: a line of its own below the models, "A - B"
+    control = paired_table(("melunmix",)).assign(baseline="linunmix", median_diff=0.3)
+    fig = plots.paired_differences_figure(pd.concat([table, control]))
+    labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert labels[-1] == f"{plots.method_label('melunmix')} - {plots.method_label('linunmix')}"
+    by_gid = {artist.get_gid(): artist for artist in fig.axes[0].lines}
+    assert by_gid["point melunmix vs linunmix"].get_xdata()[0] == 0.3
+    assert by_gid["point melunmix vs linunmix"].get_ydata()[0] == 3
+    assert by_gid["point melunmix"].get_xdata()[0] == pytest.approx(-1.0)
+    assert "Open-Unmix (baseline)" in fig._suptitle.get_text()
     with pytest.raises(ValueError, match="drums"):
         plots.paired_differences_figure(table, target="drums")
     with pytest.raises(ValueError, match="PES"):

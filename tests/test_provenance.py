@@ -72,3 +72,25 @@ def test_the_package_records_its_own_checkout_and_not_an_enclosing_repository(re
             "s.loader.exec_module(m); print(m.git_commit())").format(str(installed / "provenance.py"))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "None"
+
+
+def test_machine_records_the_cpu_its_instructions_threads_and_blas():
+    import json
+    import subprocess
+    import sys
+
+    import torch
+
+    from melunmix import provenance
+
+    record = provenance.machine()
+    assert record["torch_threads"] == torch.get_num_threads()
+    assert record["torch_cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert record["cpus"] >= 1 and record["blas"] and record["processor"]
+    # limited instructions are used and recorded
+    code = "import json; from melunmix import provenance; print(json.dumps(provenance.machine()))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**__import__("os").environ, "ATEN_CPU_CAPABILITY": "default"}).stdout
+    limited = json.loads(out)
+    assert limited["torch_cpu_capability"] == "DEFAULT"
+    assert limited["instruction_limits"] == {"ATEN_CPU_CAPABILITY": "default"}

@@ -189,10 +189,14 @@ def test_study_report_opens_with_the_answer_and_ends_with_settings_and_files(stu
     assert lines[4] == f"**Answer:** {answer}"
     assert answer.startswith("MelUnmix (mel, proposed) - Open-Unmix (baseline): +0.")
     assert "6 songs x 2 seeds" in answer
-    # every other fully trained model follows as a bullet; half training has its own section
+    # every other fully trained model follows as a bullet, then the proposed model against
+    # each control; half training has its own section
     bullets = [line for line in lines[5:20] if line.startswith("- ")]
-    assert [b.split(" - ")[0][2:] for b in bullets] == [
-        stats.method_label(m) for m in ("mfccunmix", "linunmix")]
+    assert [tuple(b[2:].split(":")[0].split(" - ")) for b in bullets] == [
+        (stats.method_label(m), stats.method_label(b)) for m, b in (
+            ("mfccunmix", "openunmix"), ("linunmix", "openunmix"), ("melunmix", "mfccunmix"),
+            ("melunmix", "linunmix"))]
+    assert bullets[-1][2:] == stats.answer_sentence(paired, "melunmix", "linunmix", "vocals", "SDR")
     assert "Half against full training: see *Training length* below." in lines[5:20]
 
     sections = sections_of(text)
@@ -217,11 +221,13 @@ def test_study_report_opens_with_the_answer_and_ends_with_settings_and_files(stu
 
     assert links(sections["Paired differences"]) == ["figures/paired_differences.png"]
     shown = table_after(sections["Paired differences"], "paired differences")
-    mel = next(r for r in shown[2:] if r[0] == "MelUnmix (mel, proposed)" and r[2] == "SDR"
-               and r[1] == "vocals")
+    mel = next(r for r in shown[2:] if r[0] == "MelUnmix (mel, proposed)" and r[3] == "SDR"
+               and r[2] == "vocals")
     expected_row = paired[(paired["model"] == "melunmix") & (paired["target"] == "vocals")
                           & (paired["metric"] == "SDR")].iloc[0]
-    assert mel[3:5] == ["6 x 2", f"{expected_row['median_diff']:+.2f}"]
+    assert mel[1] == "Open-Unmix (baseline)"
+    assert mel[4:6] == ["6 x 2", f"{expected_row['median_diff']:+.2f}"]
+    assert mel[-1] == expected_row["verdict"] and mel[-1] in ("higher", "lower", "equivalent", "inconclusive")
 
     assert "figures/training_length.png" in links(sections["Training length: half against full training"])
     assert "figures/loss_curves.png" in links(sections["Training"])

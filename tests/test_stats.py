@@ -90,7 +90,7 @@ def test_method_registry_agrees_with_models_and_oracles():
         assert stats.canonical_method(f"{alias}-half-seed3") == model + stats.HALF_SUFFIX
     assert stats.METHOD_ORDER == ("openunmix", "openunmix-half", "melunmix", "melunmix-half",
                                   "mfccunmix", "mfccunmix-half", "linunmix", "linunmix-half",
-                                  "IRM1", "IRM2", "IBM", "MWF", "MIX")
+                                  "wideunmix", "wideunmix-half", "IRM1", "IRM2", "IBM", "MWF", "MIX")
     assert set(stats.METHOD_LABELS) == set(stats.METHOD_ORDER)
     assert stats.METHOD_LABELS["openunmix"] == "Open-Unmix (baseline)"
     assert stats.METHOD_LABELS["melunmix"] == "MelUnmix (mel, proposed)"
@@ -268,7 +268,8 @@ def test_holm_over_the_models_of_a_known_small_example():
              "mfccunmix": [-1, 2, 3, 4, 5],    # rank 1 negative: W = 1, p = 4/32
              "linunmix": [1, -2, 3, 4, 5]}     # rank 2 negative: W = 2, p = 6/32
     scores = {"openunmix": base, **{m: base + np.array(d, dtype=float) for m, d in diffs.items()}}
-    paired = stats.paired_differences(per_track(scores), n_boot=0, metrics=["SDR"], targets=["vocals"])
+    paired = stats.paired_differences(per_track(scores), n_boot=0, metrics=["SDR"], targets=["vocals"],
+                                      controls=False)
     assert list(paired["model"]) == ["melunmix", "mfccunmix", "linunmix"]
     np.testing.assert_allclose(paired["p_wilcoxon"], [2 / 32, 4 / 32, 6 / 32])
     for model, d in diffs.items():  # scipy on the same differences
@@ -286,7 +287,7 @@ def test_seeds_are_paired_by_number_or_averaged_when_none_is_shared():
              "melunmix-seed3": [100.0, 100.0, 100.0, 100.0],  # no baseline seed 3: left out
              "mfccunmix-seed7": [1.0, 2.0, 3.0, 4.0], "mfccunmix-seed8": [3.0, 4.0, 5.0, 6.0]}
     paired = stats.paired_differences(per_track({**base, **model}), n_boot=0, metrics=["SDR"],
-                                      targets=["vocals"]).set_index("model")
+                                      targets=["vocals"], controls=False).set_index("model")
     mel, mfcc = paired.loc["melunmix"], paired.loc["mfccunmix"]
     assert mel["pairing"] == "seed" and mel["n_seeds"] == mel["n_seeds_baseline"] == 2
     # per song: mean over seeds 1, 2 of (model - baseline) = 1, 3, 5, 7 -> median 4
@@ -298,29 +299,99 @@ def test_seeds_are_paired_by_number_or_averaged_when_none_is_shared():
     assert "seed means are compared, not paired" in text
 
 
-def test_bootstrap_resamples_songs_then_seeds_as_documented():
-    rng = np.random.default_rng(5)
-    base = {f"openunmix-seed{s}": rng.normal(5, 2, size=8) for s in (1, 2, 3)}
-    model = {f"melunmix-seed{s}": base[f"openunmix-seed{s}"] + rng.normal(0.3, 1, size=8) for s in (1, 2, 3)}
-    n_boot, seed = 400, 11
-    paired = stats.paired_differences(per_track({**base, **model}), n_boot=n_boot, seed=seed,
-                                      metrics=["SDR"], targets=["vocals"]).iloc[0]
-    d = np.stack([model[f"melunmix-seed{s}"] - base[f"openunmix-seed{s}"] for s in (1, 2, 3)], axis=1)
-    # the same draws, one resample at a time
-    draws = np.random.default_rng(seed)
-    songs = draws.integers(0, 8, size=(n_boot, 8))
-    seeds = draws.integers(0, 3, size=(n_boot, 8, 3))
-    medians = [np.median([d[songs[b, i], seeds[b, i]].mean() for i in range(8)]) for b in range(n_boot)]
-    low, high = np.quantile(medians, [0.025, 0.975])
-    assert paired["ci_low"] == pytest.approx(low) and paired["ci_high"] == pytest.approx(high)
-    assert paired["median_diff"] == pytest.approx(np.median(d.mean(axis=1)))
-    assert paired["ci_low"] < paired["median_diff"] < paired["ci_high"]
-    again = stats.paired_differences(per_track({**base, **model}), n_boot=n_boot, seed=seed,
-                                     metrics=["SDR"], targets=["vocals"]).iloc[0]
-    assert (again["ci_low"], again["ci_high"]) == (paired["ci_low"], paired["ci_high"])
-    other = stats.paired_differences(per_track({**base, **model}), n_boot=n_boot, seed=seed + 1,
-                                     metrics=["SDR"], targets=["vocals"]).iloc[0]
-    assert (other["ci_low"], other["ci_high"]) != (paired["ci_low"], paired["ci_high"])
+def test_the_proposed_model_meets_each_control_and_holm_counts_full_training_only():
+    base = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
+    scores = {"openunmix": base, "melunmix": base + [1, 2, 3, 4, 5], "linunmix": base + [-1, 2, 3, 4, 5],
+              "mfccunmix": base + [1, -2, 3, 4, 5], "melunmix-half": base + [1, 1, 1, 1, 1]}
+    paired = stats.paired_differences(per_track(scores), n_boot=200, metrics=["SDR"], targets=["vocals"])
+    pairs = list(zip(paired["model"], paired["baseline"]))
+    assert pairs == [("melunmix", "openunmix"), ("melunmix-half", "openunmix"), ("mfccunmix", "openunmix"),
+                     ("linunmix", "openunmix"), ("melunmix", "mfccunmix"), ("melunmix", "linunmix")]
+    rows = paired.set_index(["model", "baseline"])
+    # melunmix - linunmix per song: 2, 0, 0, 0, 0 -> median 0, Wilcoxon drops the zeros
+    assert rows.loc[("melunmix", "linunmix"), "median_diff"] == 0.0
+    # the half-training row is descriptive: outside the family, no Holm p
+    half = rows.loc[("melunmix-half", "openunmix")]
+    assert not half["in_family"] and np.isnan(half["p_holm"]) and half["verdict"] == "descriptive"
+    family = paired[paired["in_family"]]
+    np.testing.assert_allclose(family["p_holm"], stats.holm(family["p_wilcoxon"]))
+    assert len(family) == 5
+
+
+def crossed_data(rng, nb_songs, nb_seeds, effect, song_sd=1.0, seed_sd=0.3, noise_sd=0.2):
+    """Paired differences d[song, seed] = effect + song + seed + noise: a seed is one network
+    that scores every song (its offset is shared by all songs), songs differ in difficulty."""
+    song = rng.normal(0, song_sd, size=(nb_songs, 1))
+    seed = rng.normal(0, seed_sd, size=(1, nb_seeds))
+    return effect + song + seed + rng.normal(0, noise_sd, size=(nb_songs, nb_seeds))
+
+
+def coverage(nb_songs, nb_seeds, effect, crossed, reps=300, n_boot=400, **sd):
+    """How often the 95 % interval holds the true effect, over simulated studies."""
+    rng = np.random.default_rng(2024)
+    hits = 0
+    for rep in range(reps):
+        d = crossed_data(rng, nb_songs, nb_seeds, effect, **sd)
+        if crossed:
+            draws = stats._crossed_bootstrap(d, np.zeros_like(d), True, n_boot, rep)
+        else:  # the former scheme: seeds redrawn independently inside each song
+            boot = np.random.default_rng(rep)
+            songs = boot.integers(0, nb_songs, size=(n_boot, nb_songs))[..., None]
+            seeds = boot.integers(0, nb_seeds, size=(n_boot, nb_songs, nb_seeds))
+            draws = np.median(d[songs, seeds].mean(axis=-1), axis=1)
+        low, high = np.quantile(draws, [0.025, 0.975])
+        hits += low <= effect <= high
+    return hits / reps
+
+
+def test_crossed_bootstrap_covers_a_known_effect_where_seeds_matter():
+    """Where networks differ more than songs (seed sd 0.3 dB, song sd 0.2 dB, 24 songs x 6
+    seeds), the crossed interval holds the true effect close to 95 % of the time; drawing
+    seeds inside each song (nested) averages the seed offsets away and covers far less."""
+    crossed = coverage(24, 6, 0.3, crossed=True, song_sd=0.2)
+    nested = coverage(24, 6, 0.3, crossed=False, song_sd=0.2)
+    # 6 seeds: the percentile bootstrap shrinks the seed variance by 5/6; 300 studies: +-2.5 %
+    assert crossed >= 0.85, crossed
+    assert nested <= 0.75, nested
+    assert crossed - nested >= 0.15
+
+
+def test_without_a_seed_effect_the_crossed_interval_still_covers():
+    assert coverage(24, 5, -0.2, crossed=True, seed_sd=0.0) >= 0.88
+
+
+def test_seed_level_test_and_equivalence_on_simulated_studies():
+    rng = np.random.default_rng(7)
+
+    def study(effect, seed_sd, nb_seeds=6, nb_songs=24, noise_sd=0.2, offsets=None):
+        base = rng.normal(5, 2, size=(nb_songs, nb_seeds))
+        d = crossed_data(rng, nb_songs, nb_seeds, effect, song_sd=0.05, seed_sd=seed_sd,
+                         noise_sd=noise_sd)
+        if offsets is not None:  # these seed offsets exactly
+            d = d + np.asarray(offsets)[None, :]
+        names = {}
+        for k in range(nb_seeds):
+            names[f"openunmix-seed{k}"] = base[:, k]
+            names[f"melunmix-seed{k}"] = base[:, k] + d[:, k]
+        return stats.paired_differences(per_track(names), n_boot=1000, metrics=["SDR"],
+                                        targets=["vocals"]).iloc[0]
+
+    same = study(0.0, seed_sd=0.02, noise_sd=0.05)   # no effect, measured precisely
+    assert same["verdict"] == "equivalent" and -0.2 < same["eq_low"] < same["eq_high"] < 0.2
+    big = study(1.0, seed_sd=0.05)                    # a clear effect
+    assert big["verdict"] == "higher" and big["p_seed"] < 0.01 and big["ci_low"] > 0.5
+    # networks disagree (offsets -1.5 .. +1.5 dB, mean 0): every song says "higher" for
+    # half the seeds, nothing can be said either way
+    noisy = study(0.0, seed_sd=0.0, offsets=[-1.5, -0.9, -0.3, 0.3, 0.9, 1.5])
+    assert noisy["verdict"] == "inconclusive"
+    assert noisy["ci_high"] - noisy["ci_low"] > 0.8
+    # the seed-level p against scipy on the per-seed medians
+    base = {f"openunmix-seed{k}": np.arange(5.0) for k in range(4)}
+    model = {f"melunmix-seed{k}": np.arange(5.0) + shift for k, shift in enumerate([0.1, 0.3, 0.2, 0.5])}
+    row = stats.paired_differences(per_track({**base, **model}), n_boot=0, metrics=["SDR"],
+                                   targets=["vocals"]).iloc[0]
+    assert row["p_seed"] == pytest.approx(sps.ttest_1samp([0.1, 0.3, 0.2, 0.5], 0.0).pvalue)
+    assert row["verdict"] == ""  # no interval without resamples
 
 
 def test_songs_missing_in_one_method_are_left_out_and_counted():
@@ -439,5 +510,78 @@ def test_write_tables(eval_dir, tmp_path):
     paired = pd.read_csv(written["paired_differences"])
     assert list(paired["model"].unique()) == ["melunmix"] and len(paired) == 8
     np.testing.assert_allclose(paired["median_diff"], 0.5, atol=1e-5)
-    assert "| MelUnmix (mel, proposed) | vocals | SDR | 3 x 2 | +0.50 |" in \
+    assert "| MelUnmix (mel, proposed) | Open-Unmix (baseline) | vocals | SDR | 3 x 2 | +0.50 |" in \
         written["paired_differences_md"].read_text()
+
+
+# --------------------------------------------------------------------------- residue
+
+
+def test_ratios_above_the_residue_ceiling_are_inf_in_every_table_and_never_compared(tmp_path):
+    """MIX's SAR (the mixture carries no artefacts: signal over float32 round-off, ~147 dB)
+    is read as inf: its medians and intervals are inf, and a comparison never uses it."""
+    sar = {"song A": [146.8, 147.1, 146.9], "song B": [147.3, np.nan, 147.0], "song C": [145.0] * 3}
+    for track, frames in sar.items():
+        other = {"SIR": [5.0] * 3, "ISR": [6.0] * 3}
+        write_museval_json(tmp_path, "MIX", track,
+                           {"vocals": {"SDR": [1.0, 2.0, 3.0], "SAR": frames, **other}})
+        write_museval_json(tmp_path, "openunmix", track,
+                           {"vocals": {"SDR": [4.0, 5.0, 6.0], "SAR": [99.0, 101.0, 8.0], **other}})
+    scores = stats.load_scores(tmp_path)
+    mix_sar = scores[(scores["method"] == "MIX") & (scores["metric"] == "SAR")]["score"]
+    assert mix_sar.isna().sum() == 1 and np.isinf(mix_sar.dropna()).all()
+    model_sar = scores[(scores["method"] == "openunmix") & (scores["metric"] == "SAR")]["score"]
+    assert sorted(model_sar)[:2] == [8.0, 8.0] and (model_sar == 99.0).sum() == 3
+    assert np.isposinf(model_sar).sum() == 3  # 101 dB: residue; 99 dB: a measurement
+
+    poster = stats.poster_table(scores)
+    assert poster.loc["MIX", ("vocals", "SAR")] == np.inf
+    assert poster.loc["MIX", ("vocals", "SDR")] == 2.0
+    assert poster.loc["openunmix", ("vocals", "SAR")] == 99.0  # median of 99, inf, 8
+    ci = stats.bootstrap_ci(scores, n=50).set_index(["method", "metric"])
+    assert (ci.loc[("MIX", "SAR"), ["median", "low", "high"]] == np.inf).all()
+    wilcoxon = stats.paired_wilcoxon(scores, "openunmix", "MIX", metrics=["SDR"])
+    assert wilcoxon["nb_tracks"].tolist() == [3]
+    # a per-track table written by an older version (147 dB as a number) reads the same
+    old = stats.track_table(scores).replace(np.inf, 147.2)
+    assert stats.poster_table(old).loc["MIX", ("vocals", "SAR")] == np.inf
+
+
+def test_a_residue_score_leaves_the_song_out_of_a_paired_difference():
+    a = per_track({"openunmix": [1.0, 2.0, 3.0, 4.0], "melunmix": [2.0, 3.0, np.inf, 5.0]})
+    row = stats.paired_differences(a, metrics=["SDR"], targets=["vocals"], n_boot=0).iloc[0]
+    assert row["n_songs"] == 3 and row["n_songs_excluded"] == 1 and row["median_diff"] == 1.0
+
+
+# --------------------------------------------------------------------------- plateau
+
+
+def test_plateau_rule_last_quarter_gain_or_early_stopping():
+    # 8 epochs: the last quarter is epochs 7-8; best before 5.0, best overall 4.95: 1 %
+    flat = [9.0, 7.0, 6.0, 5.5, 5.2, 5.0, 4.98, 4.95]
+    assert stats.last_quarter_gain(flat) == pytest.approx(0.01)
+    assert stats.at_plateau(flat)
+    # still learning: the last quarter gains 10 %
+    learning = [9.0, 8.0, 7.0, 6.5, 6.0, 5.0, 4.8, 4.5]
+    assert stats.last_quarter_gain(learning) == pytest.approx(0.1)
+    assert not stats.at_plateau(learning)
+    assert stats.at_plateau(learning, stop_reason="early_stopping")
+    # the last quarter got worse: no gain at all; 5 epochs -> last quarter is 2 epochs
+    assert stats.last_quarter_gain([5.0, 4.0, 3.0, 3.5, 3.6]) == 0.0
+    assert np.isnan(stats.last_quarter_gain([3.0]))
+    assert not stats.at_plateau([3.0])
+
+
+def test_one_network_or_too_few_songs_allow_no_verdict():
+    rng = np.random.default_rng(3)
+    base = rng.normal(5, 1, size=12)
+    one = stats.paired_differences(per_track({"openunmix": base, "melunmix": base + 0.01}), n_boot=200,
+                                   metrics=["SDR"], targets=["vocals"]).iloc[0]
+    # identical up to 0.01 dB, yet one seed says nothing about other trained networks
+    assert one["verdict"] == "one network" and -0.2 < one["eq_low"] <= one["eq_high"] < 0.2
+    text = stats.answer_sentence(pd.DataFrame([one]))
+    assert "a demonstration, not evidence" in text and "equivalent" not in text
+    seeds = {f"{m}-seed{k}": base[:4] + (0.01 * k if m == "melunmix" else 0) for m in ("openunmix", "melunmix")
+             for k in (1, 2)}
+    few = stats.paired_differences(per_track(seeds), n_boot=200, metrics=["SDR"], targets=["vocals"]).iloc[0]
+    assert few["verdict"] == "too few songs"

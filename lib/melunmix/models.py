@@ -430,6 +430,9 @@ MODELS: dict[str, tuple[type, dict[str, Any]]] = {
     "melunmix": (MelUnmix, {"feature": "mel"}),      # the proposed model
     "mfccunmix": (MelUnmix, {"feature": "mfcc"}),    # the poster's future work: MFCC branch
     "linunmix": (MelUnmix, {"feature": "linear"}),   # control: linear-frequency branch
+    # control: Open-Unmix widened to the proposed model's parameter count ("more weights"
+    # without a second branch); its hidden size is derived (matched_hidden_size)
+    "wideunmix": (OpenUnmix, {"width_of": "melunmix"}),
 }
 MODEL_NAMES = tuple(MODELS)
 #: The classes a weights file may name (save/load), derived from :data:`MODELS`.
@@ -440,7 +443,45 @@ MODEL_ALIASES = {
     "baseline": "openunmix", "umx": "openunmix",
     "proposed": "melunmix", "mel": "melunmix",
     "mfcc": "mfccunmix", "control": "linunmix", "linear": "linunmix",
+    "wide": "wideunmix", "width": "wideunmix",
 }
+
+#: Arguments of a two-branch model that a width-matched model needs to count its reference.
+_BRANCH_ARGS = ("feature", "n_mels", "n_mfcc", "fmin", "fmax")
+
+
+def trainable_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters (the count the study's tables report)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def matched_hidden_size(reference: str, **kwargs: Any) -> int:
+    """The even hidden size at which :class:`OpenUnmix` has as many trainable parameters as
+    the model ``reference`` built with ``kwargs`` (its own hidden size included): the
+    closest from below or above, the smaller on a tie. Counted on torch's ``meta`` device
+    (no memory, no weights drawn)."""
+    with torch.device("meta"):
+        target = trainable_parameters(build_model(reference, **kwargs))
+        plain = {k: v for k, v in kwargs.items() if k not in _BRANCH_ARGS
+                 and k not in ("mel_mean", "mel_scale")}
+
+        def count(hidden: int) -> int:
+            return trainable_parameters(OpenUnmix(**{**plain, "hidden_size": hidden}))
+
+        step = 1 if plain.get("unidirectional") else 2
+        low = int(plain.get("hidden_size", 512))
+        low -= low % step
+        high = low
+        while count(high) < target:
+            low, high = high, high * 2
+        while high - low > step:  # count grows with the width: bisect on even sizes
+            middle = (low + high) // 2
+            middle -= middle % step
+            if count(middle) < target:
+                low = middle
+            else:
+                high = middle
+    return low if target - count(low) <= count(high) - target else high
 
 
 def canonical_model_name(name: str) -> str:
@@ -468,8 +509,10 @@ def build_model(name: str, **kwargs: Any) -> nn.Module:
     ----------
     name : str
         A key of :data:`MODELS` (``"openunmix"``, ``"melunmix"``, ``"mfccunmix"``,
-        ``"linunmix"``) or an alias (:data:`MODEL_ALIASES`); case-insensitive. The
-        two-branch variants fix ``feature``.
+        ``"linunmix"``, ``"wideunmix"``) or an alias (:data:`MODEL_ALIASES`);
+        case-insensitive. The two-branch variants fix ``feature``; the width-matched
+        control (``width_of``) takes the reference's arguments (``hidden_size``,
+        ``n_mels``...) and builds an :class:`OpenUnmix` of :func:`matched_hidden_size`.
     **kwargs
         Constructor arguments of :class:`OpenUnmix` / :class:`MelUnmix`.
 
@@ -479,6 +522,14 @@ def build_model(name: str, **kwargs: Any) -> nn.Module:
     """
     key = canonical_model_name(name)
     cls, fixed = MODELS[key]
+    if "width_of" in fixed:  # a width-matched control: the reference's count, no branch
+        reference = fixed["width_of"]
+        branch = {k: kwargs.pop(k) for k in _BRANCH_ARGS if k in kwargs}
+        statistics = {k: kwargs[k] for k in ("input_mean", "input_scale") if k in kwargs}
+        counted = {k: v for k, v in kwargs.items() if k not in statistics}
+        branch.pop("feature", None)
+        hidden = matched_hidden_size(reference, **counted, **branch)
+        return cls(**{**kwargs, "hidden_size": hidden})
     accepted = set(inspect.signature(cls.__init__).parameters) - {"self"}
     unknown = sorted(set(kwargs) - accepted)
     if unknown:

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import platform
 import signal
 import socket
 import sys
@@ -269,7 +268,7 @@ def reproduce(
                     "generated" if datasets.is_generated_root(resolved) else "user-provided"),
                 git_commit=provenance.git_commit(),
                 packages=provenance.package_versions(MANIFEST_PACKAGES),
-                machine={"platform": platform.platform(), "processor": platform.machine(), "cpus": os.cpu_count()},
+                machine=provenance.machine(),
             )
             manifest.update(data_record)
             manifest.setdefault("notebooks", {})

@@ -81,6 +81,7 @@ _MODEL_COLORS = {
     "melunmix": "#d62728",  # proposed: red
     "mfccunmix": "#ff7f0e",  # MFCC branch: orange
     "linunmix": "#17becf",  # linear-branch control: teal
+    "wideunmix": "#e6ab02",  # width-matched baseline control: mustard
 }
 
 #: One colour per method across all figures (every name of ``stats.METHOD_ORDER``).
@@ -608,7 +609,8 @@ def metric_table_figure(table, path=None, title: str = "Median scores over test 
         for j in range(nb_cols):
             value = values[i, j]
             best = np.isfinite(value) and value == hi[j]
-            ax.text(j, i, "n/a" if not np.isfinite(value) else f"{value:.2f}", ha="center",
+            text = f"{value:.2f}" if np.isfinite(value) else "inf" if value == np.inf else "n/a"
+            ax.text(j, i, text, ha="center",
                     va="center", fontsize="small", fontweight="bold" if best else "normal")
     ax.set_xticks(range(nb_cols))
     ax.set_xticklabels([str(metric) for _, metric in wide.columns])
@@ -705,10 +707,11 @@ def metric_boxplots(scores, target: str = "vocals", metrics=("SDR", "SIR", "ISR"
     rng = np.random.default_rng(0)  # fixed jitter: the same data give the same picture
     for ax, metric in zip(axes[0], metrics):
         rows = medians[medians["metric"] == metric]
-        data = []
+        data, residue = [], []
         for method in methods:
             values = rows.loc[rows["method"] == method, "score"].to_numpy(dtype=float)
             data.append(values[np.isfinite(values)])
+            residue.append(bool(np.any(values == np.inf)))
         boxes = ax.boxplot(data, patch_artist=True, widths=0.6, showfliers=False,
                            tick_labels=[method_label(m) for m in methods],
                            medianprops={"color": "black", "linewidth": 1.5})
@@ -721,6 +724,12 @@ def metric_boxplots(scores, target: str = "vocals", metrics=("SDR", "SIR", "ISR"
             jitter = rng.uniform(-0.15, 0.15, size=len(values))
             ax.scatter(position + jitter, values, s=10, color=method_color(method),
                        edgecolors="black", linewidths=0.3, zorder=3)
+        # residue (stats.mark_residue: MIX's SAR) has no place on a dB axis: a mark says so
+        for position, is_residue in enumerate(residue, 1):
+            if is_residue:
+                ax.annotate("inf", xy=(position, 1.0), xycoords=("data", "axes fraction"),
+                            xytext=(0, -4), textcoords="offset points", ha="center", va="top",
+                            fontsize="small", fontweight="bold", gid="residue")
         ax.set_title(metric)
         ax.set_ylabel(f"{metric} (dB)")
         for label in ax.get_xticklabels():
@@ -750,7 +759,8 @@ def paired_differences_figure(paired, path=None, target: str = "vocals",
     """Forest plot of every model against the baseline: one panel per metric.
 
     Each row is a model (``stats.order_methods``; half-training checkpoints in a lighter
-    shade, square markers): the point is the median over songs of its paired difference
+    shade, square markers), then each further comparison of the table (the proposed model
+    against a control: label ``"A - B"``, gids ``"point A vs B"``): the point is the median over songs of its paired difference
     to the baseline (dB, positive: the model scores higher), the bar its bootstrap
     interval, the dashed line zero. A filled marker is significant at ``alpha`` after
     Holm correction, an open one is not.
@@ -790,50 +800,74 @@ def paired_differences_figure(paired, path=None, target: str = "vocals",
     if not metrics or missing:
         raise ValueError(f"paired differences: metric(s) {missing or metrics} not in the "
                          f"{target!r} rows; available: {sorted(rows['metric'].unique())}")
-    models = order_methods(rows["model"].unique())
+    # one line per comparison: each model against the main baseline (the most frequent
+    # reference), then the proposed model against each control ("A - B" labels)
+    main_baseline = rows["baseline"].value_counts().index[0]
+    models = order_methods(rows.loc[rows["baseline"] == main_baseline, "model"].unique())
+    comparisons = [(m, main_baseline) for m in models] + list(dict.fromkeys(
+        (m, b) for m, b in zip(rows["model"], rows["baseline"]) if b != main_baseline))
     counts = _songs_by_seeds(rows)
-    labels = [method_label(m) if counts else
-              f"{method_label(m)} ({int(r.n_songs)}x{int(r.n_seeds)})"
-              for m, r in zip(models, (rows[rows["model"] == m].iloc[0] for m in models))]
 
-    fig, axes = _new_figure(1, len(metrics), figsize=(2.6 * len(metrics) + 2.6,
-                                                      0.42 * len(models) + 1.9), sharey=True)
-    positions = np.arange(len(models))
+    def label(model, reference):
+        text = method_label(model) if reference == main_baseline else \
+            f"{method_label(model)} - {method_label(reference)}"
+        if counts:
+            return text
+        first = rows[(rows["model"] == model) & (rows["baseline"] == reference)].iloc[0]
+        return f"{text} ({int(first.n_songs)}x{int(first.n_seeds)})"
+
+    labels = [label(m, b) for m, b in comparisons]
+
+    fig, axes = _new_figure(1, len(metrics), figsize=(2.6 * len(metrics) + 2.6 + 1.2 * (
+        len(comparisons) > len(models)), 0.42 * len(comparisons) + 1.9), sharey=True)
+    positions = np.arange(len(comparisons))
     for ax, metric in zip(axes[0], metrics):
-        by_model = rows[rows["metric"] == metric].set_index("model")
-        for y, model in zip(positions, models):
-            if model not in by_model.index:
+        by_pair = rows[rows["metric"] == metric].set_index(["model", "baseline"])
+        for y, (model, reference) in zip(positions, comparisons):
+            if (model, reference) not in by_pair.index:
                 continue
-            row = by_model.loc[model]
+            row = by_pair.loc[(model, reference)]
+            gid = model if reference == main_baseline else f"{model} vs {reference}"
             color = method_color(model)
             value, low, high = (float(row[c]) for c in ("median_diff", "ci_low", "ci_high"))
-            significant = np.isfinite(row["p_holm"]) and float(row["p_holm"]) < alpha
+            if "verdict" in row.index and isinstance(row["verdict"], str) and row["verdict"]:
+                # the table's verdict: Holm p below alpha and the crossed interval off zero
+                significant = row["verdict"] in ("higher", "lower")
+            else:
+                significant = np.isfinite(row["p_holm"]) and float(row["p_holm"]) < alpha
             if np.isfinite(low) and np.isfinite(high):
                 bar = ax.hlines(y, low, high, color=color, linewidth=2.0)
-                bar.set_gid(f"ci {model}")
+                bar.set_gid(f"ci {gid}")
             (point,) = ax.plot([value], [y], linestyle="none",
                                marker="s" if str(model).endswith(HALF_SUFFIX) else "o",
                                markersize=7, color=color, markeredgecolor=color,
                                markerfacecolor=color if significant else "white",
                                markeredgewidth=1.5, zorder=3)
-            point.set_gid(f"point {model}")
+            point.set_gid(f"point {gid}")
         zero = ax.axvline(0.0, color="black", linestyle="--", linewidth=1.0, zorder=1)
         zero.set_gid("zero")
+        if "delta" in rows.columns and np.isfinite(rows["delta"].astype(float)).any():
+            delta = float(rows["delta"].astype(float).max())  # the equivalence margin
+            for sign in (-1, 1):
+                ax.axvline(sign * delta, color="grey", linestyle=":", linewidth=1.0, zorder=1,
+                           gid="equivalence margin")
         ax.set_title(metric)
         ax.set_xlabel(f"{metric} difference (dB)")
         ax.grid(True, axis="x", alpha=0.3)
     axes[0, 0].set_yticks(positions)
     axes[0, 0].set_yticklabels(labels)
-    for label, model in zip(axes[0, 0].get_yticklabels(), models):
+    for text, (model, _) in zip(axes[0, 0].get_yticklabels(), comparisons):
         # the full model's colour: the lighter shade of a half checkpoint is hard to read as text
-        label.set_color(method_color(str(model).removesuffix(HALF_SUFFIX)))
-    axes[0, 0].set_ylim(len(models) - 0.5, -0.5)  # first model on top
+        text.set_color(method_color(str(model).removesuffix(HALF_SUFFIX)))
+    axes[0, 0].set_ylim(len(comparisons) - 0.5, -0.5)  # first comparison on top
     if title is None:
-        baseline = ", ".join(method_label(b) for b in rows["baseline"].unique())
+        baseline = method_label(main_baseline)
         level = rows["level"].iloc[0] * 100 if "level" in rows.columns else 95
         title = (f"{target}: model - {baseline}, median over songs of paired differences, "
                  f"{level:g} % bootstrap CI\n{counts or 'songs x seeds per model in brackets'}; "
-                 f"filled: significant at {alpha * 100:g} % after Holm correction")
+                 f"filled: significant at {alpha * 100:g} % after Holm correction"
+                 + (" with the interval off zero; dotted: the equivalence margin"
+                    if "verdict" in rows.columns else ""))
     fig.suptitle(title)
     return _finish(fig, path, dpi)
 

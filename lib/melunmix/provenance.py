@@ -87,3 +87,51 @@ def git_commit(path: str | os.PathLike | None = None) -> str | None:
     except (OSError, subprocess.CalledProcessError):
         return None
     return commit + ("-dirty" if dirty else "")
+
+
+#: Environment variables that limit the vector instructions torch, oneDNN and MKL use.
+ISA_VARIABLES = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS")
+
+
+def cpu_model() -> str | None:
+    """The CPU's model name (``/proc/cpuinfo``, else ``platform.processor()``), or None."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name") and ":" in line:
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
+def machine() -> dict:
+    """What computed a run, beyond the code and the libraries: the numbers of a training
+    run depend on it (the CPU's vector instructions, the thread count, the BLAS).
+
+    Returns
+    -------
+    dict
+        ``platform``, ``processor`` (architecture), ``cpu`` (model name), ``cpus`` (logical
+        cores), ``torch_threads``, ``torch_cpu_capability`` (the vector instructions torch
+        uses: ``AVX512``, ``AVX2``, ``DEFAULT``...), ``blas`` (torch's BLAS and LAPACK),
+        ``cuda`` (the device's name, or None), and the instruction limits set in the
+        environment (:data:`ISA_VARIABLES`), if any.
+    """
+    import torch
+
+    config = torch.__config__.show()
+    blas = next((part.split("=", 1)[1] for part in config.replace(",", "\n").split()
+                 if part.startswith("BLAS_INFO=")), None)
+    lapack = next((part.split("=", 1)[1] for part in config.replace(",", "\n").split()
+                   if part.startswith("LAPACK_INFO=")), None)
+    record = {
+        "platform": platform.platform(), "processor": platform.machine(), "cpu": cpu_model(),
+        "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+        "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "blas": blas, "lapack": lapack,
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }
+    limits = {name: os.environ[name] for name in ISA_VARIABLES if os.environ.get(name)}
+    if limits:
+        record["instruction_limits"] = limits
+    return record

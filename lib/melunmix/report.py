@@ -28,7 +28,12 @@ import pandas as pd
 import yaml
 
 from .files import read_json, write_text
-from .stats import BASELINE, HALF_SUFFIX, PROPOSED, answer_sentence, order_methods, split_seed
+from .stats import (BASELINE, HALF_SUFFIX, PROPOSED, RESIDUE_DB, answer_sentence, at_plateau,
+                    last_quarter_gain, order_methods, split_seed)
+
+#: The line under a table that shows ``inf`` (stats.mark_residue).
+RESIDUE_NOTE = (f"*inf: above {RESIDUE_DB:g} dB, a ratio to floating-point residue, not a measurement "
+                "(MIX's SAR: the mixture carries no artefacts); never part of a comparison.*")
 
 __all__ = ["Section", "StudyPart", "STUDY_PARTS", "LINKED_ONLY", "markdown_table", "read_table",
            "write_report", "build_study_report", "study_answer", "loss_summary", "NOT_RUN",
@@ -99,7 +104,8 @@ def markdown_table(df: pd.DataFrame, floatfmt: str = ".2f", index: bool | None =
     -------
     str
         Header, alignment row (numbers right-aligned) and one line per row, ending in a
-        newline. Pipes and newlines inside cells are escaped.
+        newline. Pipes and newlines inside cells are escaped. A table holding ``inf``
+        (residue, :func:`melunmix.stats.mark_residue`) is followed by :data:`RESIDUE_NOTE`.
     """
     if not isinstance(df, pd.DataFrame):
         raise ValueError(f"markdown_table needs a pandas DataFrame, got {type(df).__name__}")
@@ -118,7 +124,9 @@ def markdown_table(df: pd.DataFrame, floatfmt: str = ".2f", index: bool | None =
     align = ["---:" if is_number else ":---" for is_number in numeric]
     lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(align) + " |"]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines) + "\n"
+    residue = any(isinstance(v, numbers.Real) and v == np.inf
+                  for row in df.itertuples(index=False, name=None) for v in row)
+    return "\n".join(lines) + "\n" + (f"\n{RESIDUE_NOTE}\n" if residue else "")
 
 
 def read_table(path: str | os.PathLike) -> pd.DataFrame:
@@ -327,20 +335,27 @@ def _history_files(run_dir: Path) -> dict[str, Path]:
     return found
 
 
-def loss_summary(histories: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
-    """Final and best losses per model, from training histories.
+def loss_summary(histories: Mapping[str, pd.DataFrame],
+                 stop_reasons: Mapping[str, str | None] | None = None) -> pd.DataFrame:
+    """Final and best losses per model, from training histories, and whether each run
+    reached its plateau (:func:`melunmix.stats.at_plateau`).
 
     Parameters
     ----------
     histories : dict of str -> DataFrame
         Columns ``epoch``, ``train_loss``, ``valid_loss`` (as ``models/<name>/history.csv``).
+    stop_reasons : dict of str -> str, optional
+        Why each run stopped (``history.json``'s ``stop_reason``: ``"early_stopping"``,
+        ``"epochs"``...); an early-stopped run is at its plateau.
 
     Returns
     -------
     DataFrame
         Index model; columns ``epochs``, ``final train loss``, ``final valid loss``,
-        ``best valid loss``, ``best epoch``.
+        ``best valid loss``, ``best epoch``, ``last quarter gain`` (fraction of the best
+        validation loss its last quarter of epochs gained), ``plateau`` (bool).
     """
+    stop_reasons = stop_reasons or {}
     rows = {}
     for name, df in histories.items():
         missing = [c for c in ("epoch", "train_loss", "valid_loss") if c not in df.columns]
@@ -355,6 +370,8 @@ def loss_summary(histories: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
             "final valid loss": float(valid.iloc[-1]),
             "best valid loss": float(valid.min()) if best is not None else float("nan"),
             "best epoch": int(df.loc[best, "epoch"]) if best is not None else None,
+            "last quarter gain": last_quarter_gain(valid),
+            "plateau": at_plateau(valid, stop_reasons.get(name)),
         }
     out = pd.DataFrame.from_dict(rows, orient="index")
     out.index.name = "model"
@@ -455,7 +472,7 @@ def study_answer(run_dir: str | os.PathLike, target: str = "vocals", metric: str
 
     Read from ``tables/paired_differences.csv`` (:func:`melunmix.stats.write_tables`):
     the proposed model's sentence (:func:`melunmix.stats.answer_sentence`) first, then one
-    bullet per other model. Preceded by :data:`STAND_IN_WARNING` when ``stand_in`` is
+    bullet per other model, then one per control the proposed model was compared with. Preceded by :data:`STAND_IN_WARNING` when ``stand_in`` is
     True, or, when it is None, when ``manifest.json`` says ``"stand_in": true``.
     """
     run_dir = Path(run_dir)
@@ -480,6 +497,8 @@ def study_answer(run_dir: str | os.PathLike, target: str = "vocals", metric: str
         return "\n".join(lines)
     first = PROPOSED if PROPOSED in models else models[0]
     baseline = str(rows["baseline"].iloc[0]) if "baseline" in rows.columns else BASELINE
+    controls = list(dict.fromkeys(str(b) for m, b in zip(rows["model"], rows["baseline"])
+                                  if m == first and b != baseline))
     lines.append("**Answer:** " + answer_sentence(paired, first, baseline, target, metric) + "\n")
     # Fully trained models here; the half-training weights answer another question (does
     # longer training change the comparison?) in the "Training length" section.
@@ -487,6 +506,9 @@ def study_answer(run_dir: str | os.PathLike, target: str = "vocals", metric: str
     if others:
         lines.append("\n".join("- " + answer_sentence(paired, m, baseline, target, metric)
                                for m in others) + "\n")
+    if controls:  # the proposed model against each control: what the second branch adds
+        lines.append("\n".join("- " + answer_sentence(paired, first, control, target, metric)
+                               for control in controls) + "\n")
     if any(str(m).endswith(HALF_SUFFIX) for m in models):
         lines.append("Half against full training: see *Training length* below.\n")
     return "\n".join(lines)
@@ -544,10 +566,16 @@ def _losses_markdown(run_dir: Path) -> str | None:
     saved = _table_markdown(run_dir, "tables/losses", ".4g")
     if saved is not None:  # the run's own loss table wins over the summary made here
         return saved
-    histories = {name: pd.read_csv(path) for name, path in _history_files(run_dir).items()}
+    files = _history_files(run_dir)
+    histories = {name: pd.read_csv(path) for name, path in files.items()}
     if not histories:
         return None
-    summary = loss_summary(histories)
+    reasons = {}
+    for name, path in files.items():
+        record = path.with_suffix(".json")  # history.json beside history.csv: why it stopped
+        data = read_json(record) if record.is_file() else {}
+        reasons[name] = data.get("stop_reason") if isinstance(data, Mapping) else None
+    summary = loss_summary(histories, reasons)
     return "**losses (MSE)**\n\n" + markdown_table(summary.loc[order_methods(summary.index)],
                                                  floatfmt=".4g")
 
@@ -603,6 +631,13 @@ def _provenance(manifest: Mapping) -> Section:
     fingerprint = manifest.get("data_fingerprint")
     if isinstance(fingerprint, Mapping):
         facts.update({f"data {k}": v for k, v in fingerprint.items()})
+    rerendered = manifest.get("rerendered")
+    if isinstance(rerendered, Mapping):  # scripts/rerender_tables.py: tables re-derived later
+        facts.update({f"re-derived {k}": v for k, v in rerendered.items()
+                      if k in ("git_commit", "date", "from", "note")})
+    machine = manifest.get("machine")
+    if isinstance(machine, Mapping):  # training's numbers depend on it (README, Testing)
+        facts.update({f"machine {k}": v for k, v in machine.items() if v is not None})
     if facts:
         provenance.tables.append(
             ("run", pd.DataFrame({"value": pd.Series(facts, dtype=object)}).rename_axis("item")))

@@ -17,9 +17,11 @@ Tables
 - :func:`aggregate_seeds`: mean and spread of the medians over training seeds, for methods
   named ``<model>-seed<seed>``; :func:`main_table`: the same as one row per model (mean ± sd
   over seeds), with parameter counts when given.
-- :func:`paired_differences`: every model against the baseline, song by song (seeds paired),
-  with a hierarchical bootstrap interval, Wilcoxon and Holm-corrected p-values;
-  :func:`answer_sentence` states one of its rows in words.
+- :func:`paired_differences`: every model against the baseline and the proposed model
+  against each control, song by song (seeds paired), with a crossed bootstrap interval
+  (songs and seeds resampled), song-level Wilcoxon and Holm-corrected p-values, a
+  seed-level test and an equivalence verdict (two one-sided tests at
+  :data:`EQUIVALENCE_DB`); :func:`answer_sentence` states one of its rows in words.
 - :func:`model_medians`: median over songs of each model's seed-averaged scores, with the
   same bootstrap (half against full training).
 - :func:`write_tables`: all of the above as CSV and Markdown files.
@@ -41,7 +43,10 @@ References
 .. [3] F. Wilcoxon, "Individual comparisons by ranking methods", Biometrics Bulletin 1(6),
    1945.
 .. [4] A. C. Davison, D. V. Hinkley, "Bootstrap Methods and their Application", Cambridge
-   University Press, 1997 (section 3.8: resampling hierarchical data at both stages).
+   University Press, 1997 (section 3.8: resampling both factors of crossed data).
+.. [5] D. J. Schuirmann, "A comparison of the two one-sided tests procedure and the power
+   approach for assessing the equivalence of average bioavailability", Journal of
+   Pharmacokinetics and Biopharmaceutics 15(6), 1987.
 """
 
 from __future__ import annotations
@@ -60,6 +65,24 @@ from .oracles import ORACLES, SCORED_SOURCES
 
 #: museval's metrics, in the order the poster reports them.
 METRICS = ("SDR", "SIR", "ISR", "SAR")
+
+#: Above this a BSS Eval ratio (dB) measures floating-point residue, not the signal. An
+#: estimate that carries no artefacts (the mixture, MIX: it lies exactly in the span of the
+#: references, so its SAR divides by the residue of the projection) or that equals its
+#: reference scores 140-150 dB in float32 and moves with the CPU's rounding; no signal
+#: that went through 16-bit audio can be measured above about 96 dB. Such frames are read
+#: as ``+inf`` (:func:`mark_residue`): shown as ``inf``, never part of a comparison.
+RESIDUE_DB = 100.0
+
+#: The plateau rule (REFERENCE.md, "Plateau"): a run is at its plateau when early stopping
+#: ended it, or when its last quarter of epochs improved its best validation loss by less
+#: than this fraction (:func:`last_quarter_gain`).
+PLATEAU_GAIN = 0.02
+
+#: The equivalence margin (dB): "no difference" is said only when the 90 % interval of the
+#: effect lies inside +-EQUIVALENCE_DB (two one-sided tests at 5 %). 0.2 dB is about the
+#: poster's effect (+0.22 dB vocals SDR).
+EQUIVALENCE_DB = 0.2
 #: The two sources scored as a pair (SiSEC's vocals/accompaniment scenario).
 TARGETS = SCORED_SOURCES
 
@@ -90,6 +113,7 @@ _MODEL_LABELS = {
     # the same two-branch network, its second branch fed a linear-frequency filterbank of
     # as many bands: the proposed model's parameter count without the mel scale
     "linunmix": "Control (linear branch)",
+    "wideunmix": "Control (width-matched baseline)",
 }
 #: Display names of the methods, for tables, legends and the report's sentences.
 METHOD_LABELS = {
@@ -265,10 +289,58 @@ def load_scores(
         # which cuts names at a dot.
         store.add_evalstore(method, name)
     df = store.df[["method", "track", "target", "metric", "time", "score"]]
-    return df.astype({"score": float, "time": float}).reset_index(drop=True)
+    return mark_residue(df.astype({"score": float, "time": float}).reset_index(drop=True))
+
+
+def mark_residue(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with every score above :data:`RESIDUE_DB` set to ``+inf``.
+
+    A frame above that ratio is the signal over the floating-point residue of BSS Eval's
+    projection (MIX's SAR: the mixture carries no artefacts), a number that depends on the
+    CPU's rounding rather than on the estimate. Its median over frames and tracks stays
+    ``inf``; :func:`paired_differences` and :func:`model_medians` count only finite
+    values. This is a deviation from museval, which prints the residue's ratio (README,
+    deviations table). NaN (silent frames) stays NaN.
+    """
+    scores = df["score"].to_numpy(dtype=float)
+    if not np.any(scores > RESIDUE_DB):
+        return df
+    return df.assign(score=np.where(scores > RESIDUE_DB, np.inf, scores))
 
 
 # --------------------------------------------------------------------------- tables
+
+
+def last_quarter_gain(valid_losses: Sequence[float]) -> float:
+    """How much a run's last quarter of epochs improved its best validation loss.
+
+    With ``n`` epochs the last quarter is the last ``ceil(n / 4)``; the gain is
+    ``(best before it - best overall) / best before it`` (0 when the last quarter did not
+    improve the best; NaN for a run of one epoch, or without a finite loss before the
+    last quarter). Compare with :data:`PLATEAU_GAIN`.
+
+    Examples
+    --------
+    >>> last_quarter_gain([10.0, 8.0, 7.0, 6.93])   # the last epoch gains 1 %
+    0.01
+    """
+    losses = np.asarray(list(valid_losses), dtype=float)
+    quarter = int(np.ceil(len(losses) / 4))
+    before = losses[: len(losses) - quarter]
+    if len(losses) < 2 or not np.isfinite(before).any():
+        return float("nan")
+    best_before = float(np.nanmin(before))
+    best = float(np.nanmin(np.where(np.isfinite(losses), losses, np.inf)))
+    return round((best_before - best) / best_before, 12)
+
+
+def at_plateau(valid_losses: Sequence[float], stop_reason: str | None = None) -> bool:
+    """The plateau rule: early stopping ended the run, or its last quarter gained less than
+    :data:`PLATEAU_GAIN` (:func:`last_quarter_gain`)."""
+    if stop_reason == "early_stopping":
+        return True
+    gain = last_quarter_gain(valid_losses)
+    return bool(np.isfinite(gain) and gain < PLATEAU_GAIN)
 
 
 def _method_order(methods: Iterable[str], order: Sequence[str] | None) -> list[str]:
@@ -298,7 +370,7 @@ def _method_store(df: pd.DataFrame):
     if df.empty:
         raise ValueError("the score table is empty; evaluate some tracks first")
     store = museval.MethodStore(frames_agg="median", tracks_agg="median")
-    store.df = df
+    store.df = mark_residue(df)
     return store
 
 
@@ -422,7 +494,8 @@ def paired_wilcoxon(
         raise ValueError(f"no {target!r} scores for {method_a!r} or {method_b!r}") from None
     rows = []
     for metric in metrics:
-        pair = pd.concat([a[metric].rename("a"), b[metric].rename("b")], axis=1, join="inner").dropna()
+        pair = pd.concat([a[metric].rename("a"), b[metric].rename("b")], axis=1, join="inner")
+        pair = pair[np.isfinite(pair.to_numpy(dtype=float)).all(axis=1)]  # residue never compared
         if pair.empty:
             raise ValueError(f"{method_a!r} and {method_b!r} share no track with a finite {target} {metric}")
         diff = (pair["a"] - pair["b"]).to_numpy()
@@ -482,10 +555,19 @@ def bootstrap_ci(df: pd.DataFrame, n: int = 1000, seed: int = 0, level: float = 
                            median=np.nan, low=np.nan, high=np.nan, nb_tracks=len(values))
                 if len(values):
                     index = np.random.default_rng(seed).integers(0, len(values), size=(int(n), len(values)))
-                    low, high = np.quantile(np.median(values[index], axis=1), quantiles)
+                    low, high = _interval(np.median(values[index], axis=1), quantiles)
                     row.update(median=float(np.median(values)), low=float(low), high=float(high))
                 rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _interval(draws: np.ndarray, quantiles: Sequence[float]) -> np.ndarray:
+    """Quantiles of bootstrap draws: numpy's linear interpolation, or, when some draws are
+    ``inf`` (residue, :func:`mark_residue`), the draws themselves (no interpolation
+    between ``inf`` and a number)."""
+    if np.isfinite(draws).all():
+        return np.quantile(draws, quantiles)
+    return np.quantile(draws, quantiles, method="inverted_cdf")
 
 
 def aggregate_seeds(table: pd.DataFrame) -> pd.DataFrame:
@@ -521,7 +603,8 @@ def aggregate_seeds(table: pd.DataFrame) -> pd.DataFrame:
             rows.append(dict(
                 method=base, target=target, metric=metric, nb_seeds=len(values), seeds=seeds,
                 mean=float(np.mean(values)),
-                std=float(np.std(values, ddof=1)) if len(values) > 1 else np.nan,
+                std=(float(np.std(values, ddof=1)) if len(values) > 1 and np.isfinite(values).all()
+                     else np.nan),
                 min=float(np.min(values)), max=float(np.max(values)),
             ))
     return pd.DataFrame(rows)
@@ -672,27 +755,53 @@ def _wilcoxon_p(diff: np.ndarray) -> float:
     return float(wilcoxon(diff).pvalue)
 
 
-def _hierarchical_bootstrap(a: np.ndarray, b: np.ndarray | None, paired: bool, n_boot: int,
-                            seed: int) -> np.ndarray:
-    """Bootstrap medians over songs of seed-averaged values, resampling songs, then seeds.
+def _crossed_bootstrap(a: np.ndarray, b: np.ndarray | None, paired: bool, n_boot: int,
+                       seed: int) -> np.ndarray:
+    """Bootstrap medians over songs of seed-averaged values; songs and seeds are crossed.
 
-    ``a`` and ``b`` are ``(nb_songs, nb_seeds)``. Draws, in this order, from
+    ``a`` and ``b`` are ``(nb_songs, nb_seeds)``. A training seed is one network that
+    scores every song, so a replicate draws the songs with replacement *and* one set of
+    seed indices with replacement that serves every drawn song (REFERENCE.md, "Crossed
+    bootstrap"); drawing seeds anew inside each song would treat the seeds as independent
+    per song and understate their spread. Draws, in this order, from
     ``numpy.random.default_rng(seed)``: ``songs = integers(0, nb_songs, (n_boot,
-    nb_songs))``, then ``integers(0, nb_seeds, (n_boot, nb_songs, nb_seeds))`` for the
-    seeds of ``a`` and, when ``b`` is given and not ``paired``, again for ``b``. Paired:
-    the seeds of one draw index ``a - b`` (one seed of both models); ``b`` None: ``a``
-    alone (a model's own median).
+    nb_songs))``, ``seeds = integers(0, nb_seeds, (n_boot, nb_seeds))`` for ``a`` and,
+    when ``b`` is given and not ``paired``, again for ``b``. Paired: the seeds of one draw
+    index ``a - b`` (one seed of both models); ``b`` None: ``a`` alone.
     """
     rng = np.random.default_rng(seed)
     nb_songs, nb_seeds = a.shape
-    songs = rng.integers(0, nb_songs, size=(n_boot, nb_songs))[..., None]
+    songs = rng.integers(0, nb_songs, size=(n_boot, nb_songs))
     values = a - b if (b is not None and paired) else a
-    seeds = rng.integers(0, nb_seeds, size=(n_boot, nb_songs, nb_seeds))
-    drawn = values[songs, seeds].mean(axis=-1)
+    seeds = rng.integers(0, nb_seeds, size=(n_boot, nb_seeds))
+    drawn = values[songs[:, :, None], seeds[:, None, :]].mean(axis=-1)
     if b is not None and not paired:
-        seeds_b = rng.integers(0, b.shape[1], size=(n_boot, nb_songs, b.shape[1]))
-        drawn = drawn - b[songs, seeds_b].mean(axis=-1)
+        seeds_b = rng.integers(0, b.shape[1], size=(n_boot, b.shape[1]))
+        drawn = drawn - b[songs[:, :, None], seeds_b[:, None, :]].mean(axis=-1)
     return np.median(drawn, axis=1)
+
+
+def _seed_level_p(a: np.ndarray, b: np.ndarray, paired: bool) -> float:
+    """Two-sided p of a test over trained networks: per seed, the median over songs.
+
+    Paired seeds: a one-sample t-test of the per-seed medians of ``a - b``; seed means
+    compared (no common seed): Welch's t-test of the per-seed medians of ``a`` against
+    those of ``b``. NaN with fewer than 2 seeds on a side (no spread to test against);
+    1 when every per-seed median difference is 0.
+    """
+    from scipy.stats import ttest_1samp, ttest_ind
+
+    if paired:
+        medians = np.median(a - b, axis=0)
+        if len(medians) < 2:
+            return np.nan
+        if np.all(medians == medians[0]):
+            return 1.0 if medians[0] == 0 else 0.0
+        return float(ttest_1samp(medians, 0.0).pvalue)
+    ma, mb = np.median(a, axis=0), np.median(b, axis=0)
+    if len(ma) < 2 or len(mb) < 2:
+        return np.nan
+    return float(ttest_ind(ma, mb, equal_var=False).pvalue)
 
 
 def _seed_groups(methods: Iterable[str]) -> dict[str, dict[int | None, str]]:
@@ -724,11 +833,19 @@ def paired_differences(
     seed: int = 0,
     level: float = 0.95,
     models: Sequence[str] | None = None,
+    controls: bool = True,
+    proposed: str = PROPOSED,
+    alpha: float = 0.05,
+    delta: float = EQUIVALENCE_DB,
 ) -> pd.DataFrame:
-    """Every model against the baseline, song by song: the study's answer.
+    """Every model against the baseline, and the proposed model against each control,
+    song by song: the study's answer.
 
-    For each model (its evaluation methods ``<model>`` or ``<model>-seed<N>``, grouped by
-    :func:`split_seed`; ``<model>-half`` checkpoints are models of their own), target and
+    The comparisons: each model (its evaluation methods ``<model>`` or ``<model>-seed<N>``,
+    grouped by :func:`split_seed`; ``<model>-half`` checkpoints are models of their own)
+    against ``baseline``; then, with ``controls``, ``proposed`` against every other fully
+    trained model (the controls: linear branch, MFCC branch, width-matched baseline), in
+    rows whose ``baseline`` column names that control. For each comparison, target and
     metric:
 
     1. per-track medians over frames (museval's, :func:`track_table`);
@@ -745,18 +862,28 @@ def paired_differences(
        the count is in the table and in :func:`answer_sentence`;
     4. estimate: ``median_diff``, the median over songs of ``dbar`` (and ``mean_diff``,
        their mean), in dB; positive means the model scores higher than the baseline;
-    5. interval: hierarchical percentile bootstrap [4]_ of that median: songs resampled
-       with replacement, and within each drawn song its seeds resampled with
-       replacement (independently for the model and the baseline when not paired);
-       ``ci_low, ci_high`` are the ``(1 -+ level) / 2`` quantiles of ``n_boot`` draws.
-       A fresh ``numpy.random.default_rng(seed)`` per row, so a row does not depend on
-       which other models are in the table;
-    6. test: two-sided Wilcoxon signed-rank test [3]_ of ``dbar`` over songs
+    5. interval: crossed percentile bootstrap [4]_ of that median (:func:`_crossed_bootstrap`):
+       per replicate the songs are resampled with replacement and one resample of the
+       seeds serves every song (independently for the model and the baseline when not
+       paired); ``ci_low, ci_high`` are the ``(1 -+ level) / 2`` quantiles of ``n_boot``
+       draws, ``eq_low, eq_high`` their 5 % and 95 % quantiles (the 90 % interval of the
+       equivalence test). A fresh ``numpy.random.default_rng(seed)`` per row, so a row
+       does not depend on which other comparisons are in the table;
+    6. tests: two-sided Wilcoxon signed-rank test [3]_ of ``dbar`` over songs
        (``scipy.stats.wilcoxon``, its defaults: exact null distribution for small
-       samples, zero differences dropped; p = 1 when every difference is 0);
-       ``p_holm``: Holm's correction [2]_ across the models compared, separately for
-       each target and metric (the family is "which models differ from the baseline on
-       this metric").
+       samples, zero differences dropped; p = 1 when every difference is 0); ``p_seed``,
+       the test at the level of trained networks (:func:`_seed_level_p`: per seed the
+       median over songs, a t-test over seeds; NaN below 2 seeds); ``p_holm``: Holm's
+       correction [2]_ of the song-level p over the family of one target and metric,
+       which holds the fully trained comparisons only (``in_family``); half-training rows
+       are descriptive (``p_holm`` NaN);
+    7. verdict: ``"higher"`` / ``"lower"`` when ``p_holm < alpha`` and the ``level``
+       interval excludes 0; ``"equivalent"`` when the 90 % interval lies inside
+       ``+-delta`` (two one-sided tests at 5 % [5]_); else ``"inconclusive"``, never "no
+       difference"; ``"descriptive"`` for rows outside the family; ``""`` without an
+       interval (``n_boot`` 0); ``"one network"`` when either side has a single seed (the
+       spread of trained networks is unknown: a demonstration, no claim either way);
+       ``"too few songs"`` when the exact Wilcoxon test cannot reach ``alpha``.
 
     Parameters
     ----------
@@ -776,14 +903,25 @@ def paired_differences(
     models : sequence of str, optional
         Base names to compare (default: every method that is not the baseline, an oracle
         or MIX).
+    controls : bool
+        Also compare ``proposed`` with every other fully trained model among ``models``.
+    proposed : str
+        Base name of the proposed model.
+    alpha : float
+        Significance level of the verdict.
+    delta : float
+        Equivalence margin (dB).
 
     Returns
     -------
     pandas.DataFrame
-        One row per model, target and metric (:func:`order_methods`): ``model, baseline,
-        target, metric, pairing, n_songs, n_songs_excluded, n_seeds`` (seeds of the model
-        used), ``n_seeds_baseline, median_diff, mean_diff, ci_low, ci_high`` (dB),
-        ``level, p_wilcoxon, p_holm``. NaN where no song counts.
+        One row per comparison, target and metric (against the baseline in
+        :func:`order_methods` order, then the proposed model against each control):
+        ``model, baseline`` (the model compared with), ``target, metric, pairing,
+        n_songs, n_songs_excluded, n_seeds`` (seeds of the model used),
+        ``n_seeds_baseline, median_diff, mean_diff, ci_low, ci_high`` (dB), ``level,
+        eq_low, eq_high, delta`` (dB), ``p_wilcoxon, p_seed, in_family, p_holm,
+        verdict``. NaN where no song counts.
 
     Raises
     ------
@@ -802,7 +940,11 @@ def paired_differences(
         if missing:
             raise ValueError(f"model(s) {missing} have no scores; scored models: {sorted(groups)}")
     models = order_methods(models)
-    quantiles = [(1 - level) / 2, (1 + level) / 2]
+    pairs = [(model, baseline) for model in models]
+    if controls and proposed in models:
+        pairs += [(proposed, other) for other in models
+                  if other != proposed and not other.endswith(HALF_SUFFIX)]
+    quantiles = [(1 - level) / 2, (1 + level) / 2, 0.05, 0.95]
     rows = []
     for target in targets:
         if target not in per_track.index.get_level_values("target"):
@@ -813,19 +955,45 @@ def paired_differences(
             if metric not in by_target.columns:
                 raise ValueError(f"no {metric!r} scores; metrics: {list(by_target.columns)}")
             scores = by_target[metric].unstack("method")  # tracks x methods
-            family = []
-            for model in models:
-                row = _paired_row(scores, groups[model], groups[baseline], n_boot, seed, quantiles)
-                row = dict(model=model, baseline=baseline, target=target, metric=metric, **row,
-                           level=float(level))
-                family.append(row)
+            block = []
+            for model, reference in pairs:
+                row = _paired_row(scores, groups[model], groups[reference], n_boot, seed, quantiles)
+                in_family = not (model.endswith(HALF_SUFFIX) or reference.endswith(HALF_SUFFIX))
+                block.append(dict(model=model, baseline=reference, target=target, metric=metric,
+                                  **row, level=float(level), delta=float(delta),
+                                  in_family=in_family, p_holm=np.nan))
+            family = [row for row in block if row["in_family"]]
             for row, adjusted in zip(family, holm([r["p_wilcoxon"] for r in family])):
                 row["p_holm"] = float(adjusted)
-            rows += family
-    columns = ["model", "baseline", "target", "metric", "pairing", "n_songs", "n_songs_excluded",
-               "n_seeds", "n_seeds_baseline", "median_diff", "mean_diff", "ci_low", "ci_high",
-               "level", "p_wilcoxon", "p_holm"]
-    return pd.DataFrame(rows, columns=columns)
+            for row in block:
+                row["verdict"] = _verdict(row, alpha, delta)
+            rows += block
+    return pd.DataFrame(rows, columns=PAIRED_COLUMNS)
+
+
+#: The columns of :func:`paired_differences`, in order.
+PAIRED_COLUMNS = ["model", "baseline", "target", "metric", "pairing", "n_songs",
+                  "n_songs_excluded", "n_seeds", "n_seeds_baseline", "median_diff", "mean_diff",
+                  "ci_low", "ci_high", "level", "eq_low", "eq_high", "delta", "p_wilcoxon",
+                  "p_seed", "in_family", "p_holm", "verdict"]
+
+
+def _verdict(row: Mapping, alpha: float, delta: float) -> str:
+    """What a row of :func:`paired_differences` lets one say (its docstring, step 7)."""
+    low, high, eq_low, eq_high = (row[k] for k in ("ci_low", "ci_high", "eq_low", "eq_high"))
+    if not row["in_family"]:
+        return "descriptive"
+    if not (np.isfinite(low) and np.isfinite(high)):
+        return ""
+    if min(row["n_seeds"], row["n_seeds_baseline"]) < 2:
+        return "one network"  # the spread of trained networks is unknown: no claim either way
+    if 2.0 ** (1 - row["n_songs"]) >= alpha:
+        return "too few songs"  # the exact test cannot reach alpha, the interval is unreliable
+    if np.isfinite(row["p_holm"]) and row["p_holm"] < alpha and (low > 0 or high < 0):
+        return "higher" if row["median_diff"] > 0 else "lower"
+    if -delta < eq_low and eq_high < delta:
+        return "equivalent"
+    return "inconclusive"
 
 
 def _paired_row(scores: pd.DataFrame, model: dict, base: dict, n_boot: int, seed: int,
@@ -837,21 +1005,25 @@ def _paired_row(scores: pd.DataFrame, model: dict, base: dict, n_boot: int, seed
     a = scores.reindex(columns=[model[s] for s in seeds_a])
     b = scores.reindex(columns=[base[s] for s in seeds_b])
     candidates = a.index[a.notna().any(axis=1) | b.notna().any(axis=1)]
-    keep = a.notna().all(axis=1) & b.notna().all(axis=1)
+    # NaN (no score) and inf (residue, mark_residue) never decide a comparison
+    keep = np.isfinite(a).all(axis=1) & np.isfinite(b).all(axis=1)
     a = a[keep].sort_index().to_numpy(dtype=float)
     b = b[keep].sort_index().to_numpy(dtype=float)
     row = dict(pairing="seed" if paired else "mean", n_songs=len(a),
                n_songs_excluded=int(len(candidates) - keep.sum()), n_seeds=len(seeds_a),
                n_seeds_baseline=len(seeds_b), median_diff=np.nan, mean_diff=np.nan,
-               ci_low=np.nan, ci_high=np.nan, p_wilcoxon=np.nan)
+               ci_low=np.nan, ci_high=np.nan, eq_low=np.nan, eq_high=np.nan, p_wilcoxon=np.nan,
+               p_seed=np.nan)
     if len(a) == 0:
         return row
     dbar = (a - b).mean(axis=1) if paired else a.mean(axis=1) - b.mean(axis=1)
     row.update(median_diff=float(np.median(dbar)), mean_diff=float(np.mean(dbar)),
-               p_wilcoxon=_wilcoxon_p(dbar))
+               p_wilcoxon=_wilcoxon_p(dbar), p_seed=_seed_level_p(a, b, paired))
     if n_boot:
-        low, high = np.quantile(_hierarchical_bootstrap(a, b, paired, int(n_boot), seed), quantiles)
-        row.update(ci_low=float(low), ci_high=float(high))
+        low, high, eq_low, eq_high = np.quantile(
+            _crossed_bootstrap(a, b, paired, int(n_boot), seed), quantiles)
+        row.update(ci_low=float(low), ci_high=float(high), eq_low=float(eq_low),
+                   eq_high=float(eq_high))
     return row
 
 
@@ -866,7 +1038,7 @@ def model_medians(
     """Each model's median over songs of its seed-averaged per-track scores, with a CI.
 
     The absolute counterpart of :func:`paired_differences` (same song rule, same
-    hierarchical bootstrap with the model alone): songs with a finite score for every
+    crossed bootstrap with the model alone): songs with a finite score for every
     seed of the model, each song's per-track medians averaged over seeds, then the
     median over songs. With one seed this is museval's median over tracks
     (:func:`poster_table`). Used to compare a model at half and at full training.
@@ -899,8 +1071,8 @@ def model_medians(
                     means = a.mean(axis=1)
                     row.update(median=float(np.median(means)), mean=float(np.mean(means)))
                     if n_boot:
-                        low, high = np.quantile(
-                            _hierarchical_bootstrap(a, None, False, int(n_boot), seed), quantiles)
+                        low, high = _interval(
+                            _crossed_bootstrap(a, None, False, int(n_boot), seed), quantiles)
                         row.update(ci_low=float(low), ci_high=float(high))
                 rows.append(row)
     return pd.DataFrame(rows)
@@ -933,6 +1105,12 @@ def answer_sentence(
     (``2 / 2**n_songs >= alpha``: 5 songs or fewer at 5 %) the sentence says so (a
     percentile bootstrap over so few songs is too narrow, too), and it names songs left
     out and seeds that were averaged rather than paired.
+
+    Then the level of trained networks: the seed-level test's p with 2 seeds or more;
+    with one seed, that one network is a demonstration, not evidence. Last the
+    equivalence verdict of tables that have one (``eq_low``, ``eq_high``, ``delta``):
+    "equivalent within +-delta" when the 90 % interval lies inside, "inconclusive" when
+    neither a difference nor equivalence is shown.
 
     Parameters
     ----------
@@ -981,7 +1159,8 @@ def answer_sentence(
     text += f"; Wilcoxon p = {_format_p(p)} (Holm {_format_p(p_holm)}): "
     if np.isfinite(p_holm) and p_holm < alpha:
         direction = "higher" if row["median_diff"] > 0 else "lower"
-        text += f"{direction} than the baseline, significant at {percent} after Holm correction"
+        than = "the baseline" if baseline == BASELINE else method_label(baseline)
+        text += f"{direction} than {than}, significant at {percent} after Holm correction"
     elif np.isfinite(p) and p < alpha:
         text += f"not significant at {percent} after Holm correction (p < {percent} before it)"
     else:
@@ -989,6 +1168,20 @@ def answer_sentence(
     if 2.0 ** (1 - n_songs) >= alpha:
         text += (f"; with {n_songs} song{'s' if n_songs != 1 else ''} the test cannot reach "
                  f"p < {percent} and a bootstrap interval is unreliable")
+    if "p_seed" in row.index:
+        if n_seeds < 2:
+            text += "; one trained network per model: a demonstration, not evidence"
+        elif np.isfinite(float(row["p_seed"])):
+            text += f"; over the {n_seeds} seeds (t-test) p = {_format_p(float(row['p_seed']))}"
+    if {"eq_low", "eq_high", "delta"} <= set(row.index) and np.isfinite(float(row["eq_low"])):
+        low, high, delta = float(row["eq_low"]), float(row["eq_high"]), float(row["delta"])
+        verdict = str(row.get("verdict", ""))
+        interval = f"90 % CI [{low:+.2f}, {high:+.2f}]"
+        if verdict == "equivalent":
+            text += f"; {interval} inside +-{delta:g} dB: equivalent (two one-sided tests at {percent})"
+        elif verdict == "inconclusive":
+            text += (f"; {interval} not inside +-{delta:g} dB: inconclusive (neither a difference "
+                     "nor equivalence shown)")
     return text + "."
 
 
@@ -996,17 +1189,24 @@ def paired_differences_markdown(paired: pd.DataFrame) -> str:
     """:func:`paired_differences` as a Markdown table: labels, ``[low, high]`` intervals."""
     from .report import markdown_table
 
+    def interval(lows, highs):
+        return [f"[{lo:+.2f}, {hi:+.2f}]" if np.isfinite(lo) and np.isfinite(hi) else "n/a"
+                for lo, hi in zip(lows, highs)]
+
     shown = pd.DataFrame({
         "model": [method_label(m) for m in paired["model"]],
+        "against": [method_label(m) for m in paired["baseline"]],
         "target": paired["target"], "metric": paired["metric"],
         "songs x seeds": [f"{int(n)} x {int(k)}" + (" (means)" if pairing == "mean" else "")
                           for n, k, pairing in zip(paired["n_songs"], paired["n_seeds"], paired["pairing"])],
         "median diff (dB)": [f"{v:+.2f}" if np.isfinite(v) else "n/a" for v in paired["median_diff"]],
-        "CI (dB)": [f"[{lo:+.2f}, {hi:+.2f}]" if np.isfinite(lo) and np.isfinite(hi) else "n/a"
-                    for lo, hi in zip(paired["ci_low"], paired["ci_high"])],
+        "CI (dB)": interval(paired["ci_low"], paired["ci_high"]),
+        "90 % CI (dB)": interval(paired["eq_low"], paired["eq_high"]),
         "mean diff (dB)": [f"{v:+.2f}" if np.isfinite(v) else "n/a" for v in paired["mean_diff"]],
-        "p": [_format_p(p) for p in paired["p_wilcoxon"]],
+        "p songs": [_format_p(p) for p in paired["p_wilcoxon"]],
         "p Holm": [_format_p(p) for p in paired["p_holm"]],
+        "p seeds": [_format_p(p) for p in paired["p_seed"]],
+        "verdict": paired["verdict"].fillna(""),
     })
     if paired["n_songs_excluded"].any():
         shown.insert(4, "songs left out", paired["n_songs_excluded"].to_numpy())
@@ -1146,9 +1346,13 @@ def write_tables(
             tables_dir / "paired_differences.md", paired_differences_markdown(paired)
             + f"\nModel - {method_label(baseline)}: median over songs of the per-song "
             "differences of per-track medians (seeds paired by seed number, then averaged), "
-            f"hierarchical bootstrap interval ({bootstrap} resamples of songs and seeds), "
-            "two-sided Wilcoxon signed-rank p over songs, Holm-corrected across the models "
-            "for each target and metric.\n")
+            f"crossed bootstrap interval ({bootstrap} resamples: songs, and one draw of seeds "
+            "for every song), two-sided Wilcoxon signed-rank p over songs, Holm-corrected over "
+            "the fully trained comparisons of each target and metric (half-training rows are "
+            "descriptive); seed-level p: t-test over seeds of the per-seed medians; verdict: "
+            f"'equivalent' when the 90 % interval lies inside +-{EQUIVALENCE_DB:g} dB (two "
+            "one-sided tests), 'inconclusive' when neither a difference nor equivalence is "
+            "shown.\n")
     written["model_medians"] = _write_csv(model_medians(df, n_boot=bootstrap, seed=seed),
                                           tables_dir / "model_medians.csv")
     poster = poster_table(df, methods)

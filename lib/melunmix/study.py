@@ -589,6 +589,23 @@ def load_histories(run: Run) -> dict[str, pd.DataFrame]:
     return histories
 
 
+def stop_reasons(run: Run) -> dict[str, str | None]:
+    """Why each trained run stopped (``history.json``'s ``stop_reason``), by method."""
+    import json
+
+    from .train import HISTORY_JSON_NAME
+
+    reasons = {}
+    for item in model_runs(run):
+        path = item.out_dir / HISTORY_JSON_NAME
+        if path.is_file():
+            try:
+                reasons[item.method] = json.loads(path.read_text()).get("stop_reason")
+            except (ValueError, AttributeError):
+                reasons[item.method] = None
+    return reasons
+
+
 def loss_table(run: Run, histories: dict[str, pd.DataFrame] | None = None) -> pd.DataFrame:
     """Final and best losses of every trained model, written to ``tables/losses.csv``.
 
@@ -607,7 +624,7 @@ def loss_table(run: Run, histories: dict[str, pd.DataFrame] | None = None) -> pd
     from .files import atomic_path
     from .report import loss_summary
 
-    losses = loss_summary(load_histories(run) if histories is None else histories)
+    losses = loss_summary(load_histories(run) if histories is None else histories, stop_reasons(run))
     with atomic_path(run.paths.tables / "losses.csv") as tmp:
         losses.to_csv(tmp)
     return losses

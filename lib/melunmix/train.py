@@ -313,7 +313,16 @@ def model_config(model_name: str, settings: Settings, data: TrainingData) -> dic
     feature = _branch_feature(model_name)
     if feature is not None:
         config.update(n_mels=int(m.n_mels), feature=feature, n_mfcc=int(m.n_mfcc))
+    elif _width_reference(model_name) is not None:  # counts the reference's branch too
+        config.update(n_mels=int(m.n_mels), n_mfcc=int(m.n_mfcc))
     return config
+
+
+def _width_reference(model_name: str) -> str | None:
+    """The model whose parameter count a width-matched control matches, else None."""
+    from . import models
+
+    return models.MODELS[canonical_model_name(model_name)][1].get("width_of")
 
 
 def _branch_feature(model_name: str) -> str | None:

@@ -237,10 +237,12 @@ def _numbers_equal(a: Any, b: Any) -> bool:
 def dataset_fingerprint(root: str | os.PathLike) -> str:
     """A short hash that changes when the dataset changes, for manifests and cache keys.
 
-    A generated dataset is identified by its ``dataset.json`` (it records how every song
-    was made, and the generator is deterministic), otherwise by the sorted list of audio
-    files under ``train/`` and ``test/`` with their sizes and modification times. The
-    root's ``setup.yaml`` (the validation split) is part of the hash in both cases.
+    A generated dataset is identified by its audio alone: the ``fingerprint`` its
+    ``dataset.json`` records (a hash of every stem file's bytes), so that the same audio
+    made with other library versions (which the card also records) has the same
+    fingerprint; a card without one is hashed whole. Any other root by the sorted list of
+    audio files under ``train/`` and ``test/`` with their sizes and modification times. The
+    root's ``setup.yaml`` (the validation split) is part of the hash in every case.
 
     Parameters
     ----------
@@ -261,7 +263,14 @@ def dataset_fingerprint(root: str | os.PathLike) -> str:
         digest.update(b"setup.yaml\0" + setup.read_bytes())
     card = root / "dataset.json"
     if card.is_file():
-        digest.update(b"dataset.json\0" + card.read_bytes())
+        try:
+            audio = json.loads(card.read_text()).get("fingerprint")
+        except (ValueError, AttributeError):
+            audio = None
+        if isinstance(audio, str) and audio:
+            digest.update(b"audio\0" + audio.encode())
+        else:
+            digest.update(b"dataset.json\0" + card.read_bytes())
         return digest.hexdigest()[:16]
     entries = []
     for subset in ("train", "test"):
