@@ -33,6 +33,7 @@ FIGURES = ("metric_table.png", "boxplots_vocals.png", "boxplots_accompaniment.pn
 def rerender(run_dir: Path) -> dict:
     from melunmix import files, plots, provenance, report, stats
 
+    commit = provenance.git_commit()  # before this writes into tracked files
     tables, figures = run_dir / "tables", run_dir / "figures"
     per_track_path = tables / "per_track.csv"
     if not per_track_path.is_file():
@@ -65,7 +66,7 @@ def rerender(run_dir: Path) -> dict:
         plots.training_length_figure(medians, path=figures / "training_length.png")
         drawn.append("training_length.png")
     record = {
-        "git_commit": provenance.git_commit(),
+        "git_commit": commit,
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d"),
         "from": "tables/per_track.csv",
         "tables": sorted(path.name for path in written.values()),
