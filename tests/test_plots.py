@@ -442,3 +442,19 @@ def test_stem_loudness_plot_bars_per_track_and_stem(tmp_path):
         [(p.get_x(), p.get_width()) for p in ax.patches]
     with pytest.raises(ValueError, match="bass"):
         plots.stem_loudness_plot(wide.drop(columns="bass"))
+
+
+def test_boxplots_mark_residue_as_inf_and_keep_it_off_the_axis():
+    """MIX's SAR (~147 dB of float residue, as written by museval or an older table) is not
+    drawn on the dB axis, whose range stays the models'; an "inf" mark stands in its place."""
+    rows = []
+    for track, (model, mix) in {"a": (6.0, 147.1), "b": (8.0, 146.9), "c": (7.0, 147.3)}.items():
+        rows += [dict(method="openunmix", track=track, target="vocals", metric="SAR", score=model),
+                 dict(method="MIX", track=track, target="vocals", metric="SAR", score=mix)]
+    fig = plots.metric_boxplots(pd.DataFrame(rows), target="vocals", metrics=["SAR"])
+    ax = fig.axes[0]
+    assert ax.get_ylim()[1] < 20  # not stretched to 147 dB
+    marks = [t for t in ax.texts if t.get_gid() == "residue"]
+    assert [m.get_text() for m in marks] == ["inf"] and marks[0].xy[0] == 2  # MIX's position
+    dots = np.concatenate([np.asarray(c.get_offsets(), dtype=float).reshape(-1, 2) for c in ax.collections])
+    assert len(dots) == 3 and np.isfinite(dots).all()  # the model's three songs, no MIX dot

@@ -35,7 +35,7 @@ import pandas as pd
 from matplotlib.ticker import MaxNLocator
 
 from .files import atomic_path
-from .stats import HALF_SUFFIX, METHOD_ORDER, METRICS, canonical_method
+from .stats import HALF_SUFFIX, METHOD_ORDER, METRICS, canonical_method, mark_residue
 # the method registry lives in stats; re-exported so figures and notebooks ask one module
 from .stats import METHOD_LABELS as METHOD_LABELS  # noqa: F401
 from .stats import method_label as method_label  # noqa: F401
@@ -643,12 +643,13 @@ _SCORES = ["method", "track", "target", "metric", "score"]
 
 
 def _track_medians(scores) -> pd.DataFrame:
-    """Per-track medians over frames (NaN frames skipped), as museval aggregates."""
+    """Per-track medians over frames (NaN frames skipped), as museval aggregates; residue
+    (``stats.mark_residue``: MIX's SAR) as inf, whatever wrote the scores."""
     df = _read_table(scores, "scores")
     _require_columns(df, _SCORES, "scores",
                      "expected museval's long format (one row per method, track, target, "
                      "metric and frame)")
-    df = df.assign(score=pd.to_numeric(df["score"], errors="coerce"))
+    df = mark_residue(df.assign(score=pd.to_numeric(df["score"], errors="coerce")))
     return df.groupby(["method", "track", "target", "metric"], as_index=False)["score"].median()
 
 
