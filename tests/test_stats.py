@@ -378,11 +378,21 @@ def test_seed_level_test_and_equivalence_on_simulated_studies():
 
     same = study(0.0, seed_sd=0.02, noise_sd=0.05)   # no effect, measured precisely
     assert same["verdict"] == "equivalent" and -0.2 < same["eq_low"] < same["eq_high"] < 0.2
+    three = study(0.0, seed_sd=0.02, noise_sd=0.05, nb_seeds=3)  # as precise, too few networks
+    assert -0.2 < three["eq_low"] < three["eq_high"] < 0.2 and three["verdict"] == "inconclusive"
+    assert "equivalence needs 5 seeds or more" in stats.answer_sentence(pd.DataFrame([three]))
     big = study(1.0, seed_sd=0.05)                    # a clear effect
     assert big["verdict"] == "higher" and big["p_seed"] < 0.01 and big["ci_low"] > 0.5
     # networks disagree (offsets -1.5 .. +1.5 dB, mean 0): every song says "higher" for
     # half the seeds, nothing can be said either way
     noisy = study(0.0, seed_sd=0.0, offsets=[-1.5, -0.9, -0.3, 0.3, 0.9, 1.5])
+    # every song gains (+0.15 dB averaged over seeds) but the networks disagree: songs alone
+    # would call it significant; the verdict asks the networks too
+    songs_only = study(0.0, seed_sd=0.0, noise_sd=0.02, offsets=[0.1, 0.2, 0.3, -0.6, 0.4, 0.5])
+    assert songs_only["p_holm"] < 0.001 and songs_only["p_seed"] > 0.05
+    assert songs_only["verdict"] == "inconclusive"
+    text = stats.answer_sentence(pd.DataFrame([songs_only]))
+    assert "but not at the level of trained networks" in text
     assert noisy["verdict"] == "inconclusive"
     assert noisy["ci_high"] - noisy["ci_low"] > 0.8
     # the seed-level p against scipy on the per-seed medians

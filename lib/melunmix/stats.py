@@ -83,6 +83,10 @@ PLATEAU_GAIN = 0.02
 #: effect lies inside +-EQUIVALENCE_DB (two one-sided tests at 5 %). 0.2 dB is about the
 #: poster's effect (+0.22 dB vocals SDR).
 EQUIVALENCE_DB = 0.2
+#: Fewest trained networks per model for an equivalence verdict: the bootstrap over k
+#: seeds sees (k - 1) / k of their variance, and REFERENCE.md plans for >= 5 seeds to
+#: detect 0.2 dB.
+MIN_SEEDS_EQUIVALENCE = 5
 #: The two sources scored as a pair (SiSEC's vocals/accompaniment scenario).
 TARGETS = SCORED_SOURCES
 
@@ -877,9 +881,10 @@ def paired_differences(
        correction [2]_ of the song-level p over the family of one target and metric,
        which holds the fully trained comparisons only (``in_family``); half-training rows
        are descriptive (``p_holm`` NaN);
-    7. verdict: ``"higher"`` / ``"lower"`` when ``p_holm < alpha`` and the ``level``
-       interval excludes 0; ``"equivalent"`` when the 90 % interval lies inside
-       ``+-delta`` (two one-sided tests at 5 % [5]_); else ``"inconclusive"``, never "no
+    7. verdict: ``"higher"`` / ``"lower"`` when ``p_holm < alpha``, the ``level``
+       interval excludes 0 and the seed-level test agrees (``p_seed < alpha``);
+       ``"equivalent"`` when the 90 % interval lies inside ``+-delta`` (two one-sided
+       tests at 5 % [5]_) with at least :data:`MIN_SEEDS_EQUIVALENCE` seeds; else ``"inconclusive"``, never "no
        difference"; ``"descriptive"`` for rows outside the family; ``""`` without an
        interval (``n_boot`` 0); ``"one network"`` when either side has a single seed (the
        spread of trained networks is unknown: a demonstration, no claim either way);
@@ -989,9 +994,11 @@ def _verdict(row: Mapping, alpha: float, delta: float) -> str:
         return "one network"  # the spread of trained networks is unknown: no claim either way
     if 2.0 ** (1 - row["n_songs"]) >= alpha:
         return "too few songs"  # the exact test cannot reach alpha, the interval is unreliable
-    if np.isfinite(row["p_holm"]) and row["p_holm"] < alpha and (low > 0 or high < 0):
+    seed_level = not np.isfinite(row["p_seed"]) or row["p_seed"] < alpha
+    if np.isfinite(row["p_holm"]) and row["p_holm"] < alpha and (low > 0 or high < 0) and seed_level:
         return "higher" if row["median_diff"] > 0 else "lower"
-    if -delta < eq_low and eq_high < delta:
+    if -delta < eq_low and eq_high < delta and \
+            min(row["n_seeds"], row["n_seeds_baseline"]) >= MIN_SEEDS_EQUIVALENCE:
         return "equivalent"
     return "inconclusive"
 
@@ -1157,7 +1164,11 @@ def answer_sentence(
                  "no score, for every seed of both)")
     p, p_holm = float(row["p_wilcoxon"]), float(row["p_holm"])
     text += f"; Wilcoxon p = {_format_p(p)} (Holm {_format_p(p_holm)}): "
-    if np.isfinite(p_holm) and p_holm < alpha:
+    if str(row.get("verdict", "")) == "inconclusive" and np.isfinite(p_holm) and p_holm < alpha:
+        text += (f"significant over songs at {percent} after Holm correction, but not at the level "
+                 "of trained networks (the interval over songs and seeds, or the test over seeds, "
+                 "allows no difference)")
+    elif np.isfinite(p_holm) and p_holm < alpha:
         direction = "higher" if row["median_diff"] > 0 else "lower"
         than = "the baseline" if baseline == BASELINE else method_label(baseline)
         text += f"{direction} than {than}, significant at {percent} after Holm correction"
@@ -1180,8 +1191,10 @@ def answer_sentence(
         if verdict == "equivalent":
             text += f"; {interval} inside +-{delta:g} dB: equivalent (two one-sided tests at {percent})"
         elif verdict == "inconclusive":
-            text += (f"; {interval} not inside +-{delta:g} dB: inconclusive (neither a difference "
-                     "nor equivalence shown)")
+            inside = -delta < low and high < delta
+            text += (f"; {interval} {'inside' if inside else 'not inside'} +-{delta:g} dB: inconclusive "
+                     + (f"(equivalence needs {MIN_SEEDS_EQUIVALENCE} seeds or more)" if inside else
+                        "(neither a difference nor equivalence shown)"))
     return text + "."
 
 
