@@ -552,6 +552,13 @@ def test_ratios_above_the_residue_ceiling_are_inf_in_every_table_and_never_compa
     assert (ci.loc[("MIX", "SAR"), ["median", "low", "high"]] == np.inf).all()
     wilcoxon = stats.paired_wilcoxon(scores, "openunmix", "MIX", metrics=["SDR"])
     assert wilcoxon["nb_tracks"].tolist() == [3]
+    markdown = stats.main_table_markdown(stats.main_table(scores))
+    mix_row = next(line for line in markdown.splitlines() if line.startswith("| MIX"))
+    assert mix_row.split(" | ")[-1] == "inf |" and "147" not in markdown
+    assert "inf: above 100 dB, a ratio to floating-point residue" in markdown
+    from melunmix import report
+    poster_md = report.markdown_table(stats.poster_table(scores), ".3f")
+    assert "| inf |" in poster_md and "inf: above 100 dB" in poster_md and "146." not in poster_md
     # a per-track table written by an older version (147 dB as a number) reads the same
     old = stats.track_table(scores).replace(np.inf, 147.2)
     assert stats.poster_table(old).loc["MIX", ("vocals", "SAR")] == np.inf

@@ -695,8 +695,9 @@ def main_table(df: pd.DataFrame, params=None, methods: Sequence[str] | None = No
 
 
 def main_table_markdown(table: pd.DataFrame, floatfmt: str = ".2f") -> str:
-    """:func:`main_table` as Markdown: labels, ``mean ± sd`` cells (dB), parameter counts."""
-    from .report import markdown_table
+    """:func:`main_table` as Markdown: labels, ``mean ± sd`` cells (dB), parameter counts;
+    residue (:func:`mark_residue`) as ``inf``, with the report's note under the table."""
+    from .report import RESIDUE_NOTE, markdown_table
 
     shown = pd.DataFrame(index=pd.Index([method_label(m) for m in table.index], name="model"))
     if "seeds" in table.columns:
@@ -710,14 +711,17 @@ def main_table_markdown(table: pd.DataFrame, floatfmt: str = ".2f") -> str:
         cells = []
         for i, mean in enumerate(table[column].to_numpy(dtype=float)):
             spread = np.nan if sd is None else float(sd.iloc[i])
-            if not np.isfinite(mean):
+            if mean == np.inf:
+                cells.append("inf")
+            elif not np.isfinite(mean):
                 cells.append("n/a")
             elif np.isfinite(spread):
                 cells.append(f"{mean:{floatfmt}} ± {spread:{floatfmt}}")
             else:
                 cells.append(f"{mean:{floatfmt}}")
         shown[column] = cells
-    return markdown_table(shown, floatfmt=floatfmt)
+    residue = any("inf" in cells for cells in shown.to_numpy().T.tolist())
+    return markdown_table(shown, floatfmt=floatfmt) + (f"\n{RESIDUE_NOTE}\n" if residue else "")
 
 
 # --------------------------------------------------------------------------- paired differences
