@@ -1,4 +1,5 @@
-"""Project-level invariants: one dependency list, set-up files that agree, lib/ tracked."""
+"""Project-level invariants: one dependency list, set-up files that agree, lib/ tracked, the
+README quoting the committed results."""
 
 import subprocess
 import tomllib
@@ -54,3 +55,36 @@ def test_ci_runs_the_readme_test_command():
     readme = (ROOT / "README.md").read_text()
     assert "make test" in readme and "make reproduce" in readme
     assert "make test" in (ROOT / ".ci" / "run").read_text()
+
+
+def _report_answer(profile: str) -> str:
+    """The committed report's answer sentence (its line ``**Answer:** ...``)."""
+    for line in (ROOT / "results" / profile / "REPORT.md").read_text().splitlines():
+        if line.startswith("**Answer:** "):
+            return line[len("**Answer:** "):]
+    raise AssertionError(f"results/{profile}/REPORT.md has no answer line")
+
+
+def _markdown_rows(text: str) -> dict[str, list[str]]:
+    rows = {}
+    for line in text.splitlines():
+        if line.startswith("| ") and not line.startswith("| :") and not line.startswith("|:"):
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            rows.setdefault(cells[0], cells[1:])
+    return rows
+
+
+def test_readme_quotes_the_committed_study_answer_and_table():
+    """The README opens the study with the answer its REPORT opens with, and its table rows
+    are the committed main table's (the first columns): numbers never typed by hand."""
+    readme = (ROOT / "README.md").read_text()
+    assert f"> {_report_answer('study')}\n" in readme
+    section = readme[readme.index("## The answer"):readme.index("## Results of the demo profile")]
+    main = _markdown_rows((ROOT / "results" / "study" / "tables" / "main.md").read_text())
+    table = section[section.index("| model | seeds | params"):]
+    shown = _markdown_rows(table[: table.index("\n\n")])
+    assert len(shown) >= 10
+    for label, cells in shown.items():
+        if label == "model":
+            continue
+        assert main[label][: len(cells)] == cells, label
