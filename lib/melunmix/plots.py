@@ -866,9 +866,10 @@ def paired_differences_figure(paired, path=None, target: str = "vocals",
         level = rows["level"].iloc[0] * 100 if "level" in rows.columns else 95
         title = (f"{target}: model - {baseline}, median over songs of paired differences, "
                  f"{level:g} % bootstrap CI\n{counts or 'songs x seeds per model in brackets'}; "
-                 f"filled: significant at {alpha * 100:g} % after Holm correction"
-                 + (" with the interval off zero; dotted: the equivalence margin"
-                    if "verdict" in rows.columns else ""))
+                 + (f"filled: a difference the verdict claims (Holm p < {alpha * 100:g} %, interval "
+                    "off zero, seeds agree); dotted: the equivalence margin"
+                    if "verdict" in rows.columns else
+                    f"filled: significant at {alpha * 100:g} % after Holm correction"))
     fig.suptitle(title)
     return _finish(fig, path, dpi)
 
