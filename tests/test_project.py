@@ -88,3 +88,9 @@ def test_readme_quotes_the_committed_study_answer_and_table():
         if label == "model":
             continue
         assert main[label][: len(cells)] == cells, label
+
+
+def test_readme_quotes_the_committed_demo_answer():
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Results of the demo profile"):]
+    assert f"> {_report_answer('demo')}\n" in section
