@@ -67,6 +67,29 @@ def test_a_lost_row_or_column_fails():
                                     .replace("  103214", ""))
 
 
+def test_small_numbers_are_held_to_their_own_scale():
+    assert not nbconf.outputs_agree("p = 0.04", "p = 0.08")          # a p-value, 2 decimals
+    assert not nbconf.outputs_agree("loss 0.0123", "loss 0.0612")    # a loss, 4 decimals
+    assert not nbconf.outputs_agree("p = 1e-05", "p = 3e-02")        # scientific: relative
+    assert nbconf.outputs_agree("loss 6.6082", "loss 6.6083")        # measured drift: passes
+    assert nbconf.outputs_agree("p 0.5000", "p 0.5003")
+
+
+def test_a_warning_that_moves_between_outputs_changes_no_pairing():
+    import nbformat as nbf
+
+    class Cell:
+        @staticmethod
+        def sanitize(text):
+            return text
+
+    out = nbf.v4.new_output("stream", name="stdout", text="SDR -9.29\n")
+    err = nbf.v4.new_output("stream", name="stderr", text="warning\n")
+    moved = nbf.v4.new_output("stream", name="stdout", text="SDR -9.28\n")
+    aligned = nbconf.align_within_tolerance(Cell, [err, moved], [out, err])
+    assert [o["text"] for o in aligned] == ["warning\n", "SDR -9.29\n"]
+
+
 def test_integers_inside_names_are_exact():
     assert not nbconf.outputs_agree("train4-valid1_seed0_v4", "train4-valid1_seed0_v5")
     assert nbconf.outputs_agree("lr 0.00125", "lr 0.00126")

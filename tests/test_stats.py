@@ -587,6 +587,9 @@ def test_plateau_rule_last_quarter_gain_or_early_stopping():
     assert stats.last_quarter_gain([5.0, 4.0, 3.0, 3.5, 3.6]) == 0.0
     assert np.isnan(stats.last_quarter_gain([3.0]))
     assert not stats.at_plateau([3.0])
+    # diverged at the end: NaN losses are not a plateau
+    assert np.isnan(stats.last_quarter_gain([1.0, 0.9, 0.8, np.nan, np.nan]))
+    assert not stats.at_plateau([1.0, 0.9, 0.8, np.nan, np.nan])
 
 
 def test_one_network_or_too_few_songs_allow_no_verdict():
@@ -598,6 +601,11 @@ def test_one_network_or_too_few_songs_allow_no_verdict():
     assert one["verdict"] == "one network" and -0.2 < one["eq_low"] <= one["eq_high"] < 0.2
     text = stats.answer_sentence(pd.DataFrame([one]))
     assert "a demonstration, not evidence" in text and "equivalent" not in text
+    # songs alone significant, the verdict not a difference: the sentence never says "higher than"
+    for verdict in ("one network", "equivalent", "inconclusive", "too few songs"):
+        row = pd.DataFrame([dict(one, p_wilcoxon=0.001, p_holm=0.002, verdict=verdict)])
+        text = stats.answer_sentence(row)
+        assert "higher than" not in text and "significant over songs" in text, verdict
     seeds = {f"{m}-seed{k}": base[:4] + (0.01 * k if m == "melunmix" else 0) for m in ("openunmix", "melunmix")
              for k in (1, 2)}
     few = stats.paired_differences(per_track(seeds), n_boot=200, metrics=["SDR"], targets=["vocals"]).iloc[0]

@@ -320,8 +320,8 @@ def last_quarter_gain(valid_losses: Sequence[float]) -> float:
 
     With ``n`` epochs the last quarter is the last ``ceil(n / 4)``; the gain is
     ``(best before it - best overall) / best before it`` (0 when the last quarter did not
-    improve the best; NaN for a run of one epoch, or without a finite loss before the
-    last quarter). Compare with :data:`PLATEAU_GAIN`.
+    improve the best; NaN for a run of one epoch, without a finite loss before the last
+    quarter, or with a non-finite loss in it: a diverged run is not at its plateau). Compare with :data:`PLATEAU_GAIN`.
 
     Examples
     --------
@@ -331,8 +331,8 @@ def last_quarter_gain(valid_losses: Sequence[float]) -> float:
     losses = np.asarray(list(valid_losses), dtype=float)
     quarter = int(np.ceil(len(losses) / 4))
     before = losses[: len(losses) - quarter]
-    if len(losses) < 2 or not np.isfinite(before).any():
-        return float("nan")
+    if len(losses) < 2 or not np.isfinite(before).any() or not np.isfinite(losses[-quarter:]).all():
+        return float("nan")  # a run that diverged (NaN, inf) at its end is not at a plateau
     best_before = float(np.nanmin(before))
     best = float(np.nanmin(np.where(np.isfinite(losses), losses, np.inf)))
     return round((best_before - best) / best_before, 12)
@@ -1168,7 +1168,9 @@ def answer_sentence(
                  "no score, for every seed of both)")
     p, p_holm = float(row["p_wilcoxon"]), float(row["p_holm"])
     text += f"; Wilcoxon p = {_format_p(p)} (Holm {_format_p(p_holm)}): "
-    if str(row.get("verdict", "")) == "inconclusive" and np.isfinite(p_holm) and p_holm < alpha:
+    verdict = str(row.get("verdict", "")) if "verdict" in row.index else None
+    if verdict not in (None, "", "higher", "lower", "descriptive") and np.isfinite(p_holm) \
+            and p_holm < alpha:  # the songs say "different", the trained networks do not
         text += (f"significant over songs at {percent} after Holm correction, but not at the level "
                  "of trained networks (the interval over songs and seeds, or the test over seeds, "
                  "allows no difference)")
@@ -1187,7 +1189,8 @@ def answer_sentence(
         if n_seeds < 2:
             text += "; one trained network per model: a demonstration, not evidence"
         elif np.isfinite(float(row["p_seed"])):
-            text += f"; over the {n_seeds} seeds (t-test) p = {_format_p(float(row['p_seed']))}"
+            test = "t-test" if row["pairing"] == "seed" else "Welch t-test of the seed medians"
+            text += f"; over the {n_seeds} seeds ({test}) p = {_format_p(float(row['p_seed']))}"
     if {"eq_low", "eq_high", "delta"} <= set(row.index) and np.isfinite(float(row["eq_low"])):
         low, high, delta = float(row["eq_low"]), float(row["eq_high"]), float(row["delta"])
         verdict = str(row.get("verdict", ""))
