@@ -119,16 +119,13 @@ def machine() -> dict:
     """
     import torch
 
-    config = torch.__config__.show()
-    blas = next((part.split("=", 1)[1] for part in config.replace(",", "\n").split()
-                 if part.startswith("BLAS_INFO=")), None)
-    lapack = next((part.split("=", 1)[1] for part in config.replace(",", "\n").split()
-                   if part.startswith("LAPACK_INFO=")), None)
+    build = dict(part.split("=", 1) for part in torch.__config__.show().replace(",", " ").split()
+                 if "=" in part)
     record = {
         "platform": platform.platform(), "processor": platform.machine(), "cpu": cpu_model(),
         "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
         "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
-        "blas": blas, "lapack": lapack,
+        "blas": build.get("BLAS_INFO"), "lapack": build.get("LAPACK_INFO"),
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
     }
     limits = {name: os.environ[name] for name in ISA_VARIABLES if os.environ.get(name)}

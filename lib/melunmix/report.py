@@ -335,6 +335,16 @@ def _history_files(run_dir: Path) -> dict[str, Path]:
     return found
 
 
+def stop_reason(history_json: Path) -> str | None:
+    """Why a training run stopped: its ``history.json``'s ``stop_reason`` (None when the file
+    is missing, unreadable or says nothing)."""
+    try:
+        data = read_json(history_json)
+    except (OSError, ValueError):
+        return None
+    return data.get("stop_reason") if isinstance(data, Mapping) else None
+
+
 def loss_summary(histories: Mapping[str, pd.DataFrame],
                  stop_reasons: Mapping[str, str | None] | None = None) -> pd.DataFrame:
     """Final and best losses per model, from training histories, and whether each run
@@ -570,12 +580,9 @@ def _losses_markdown(run_dir: Path) -> str | None:
     histories = {name: pd.read_csv(path) for name, path in files.items()}
     if not histories:
         return None
-    reasons = {}
-    for name, path in files.items():
-        record = path.with_suffix(".json")  # history.json beside history.csv: why it stopped
-        data = read_json(record) if record.is_file() else {}
-        reasons[name] = data.get("stop_reason") if isinstance(data, Mapping) else None
-    summary = loss_summary(histories, reasons)
+    # history.json beside history.csv: why each run stopped
+    summary = loss_summary(histories, {name: stop_reason(path.with_suffix(".json"))
+                                       for name, path in files.items()})
     return "**losses (MSE)**\n\n" + markdown_table(summary.loc[order_methods(summary.index)],
                                                  floatfmt=".4g")
 

@@ -564,7 +564,7 @@ def parameter_table(run: Run) -> pd.DataFrame:
     model share its architecture. The control (``linunmix``) must equal the proposed
     model's count; that is the point of it.
     """
-    from .models import load_model
+    from .models import load_model, trainable_parameters
 
     rows = {}
     for item in model_runs(run):
@@ -573,7 +573,7 @@ def parameter_table(run: Run) -> pd.DataFrame:
         model = load_model(item.weights)
         rows[item.model] = {"model": item.model, "class": type(model).__name__,
                             "feature": getattr(model, "feature", "linear spectrogram only"),
-                            "parameters": sum(p.numel() for p in model.parameters() if p.requires_grad)}
+                            "parameters": trainable_parameters(model)}
     return pd.DataFrame(list(rows.values()), columns=["model", "class", "feature", "parameters"])
 
 
@@ -591,19 +591,10 @@ def load_histories(run: Run) -> dict[str, pd.DataFrame]:
 
 def stop_reasons(run: Run) -> dict[str, str | None]:
     """Why each trained run stopped (``history.json``'s ``stop_reason``), by method."""
-    import json
-
+    from .report import stop_reason
     from .train import HISTORY_JSON_NAME
 
-    reasons = {}
-    for item in model_runs(run):
-        path = item.out_dir / HISTORY_JSON_NAME
-        if path.is_file():
-            try:
-                reasons[item.method] = json.loads(path.read_text()).get("stop_reason")
-            except (ValueError, AttributeError):
-                reasons[item.method] = None
-    return reasons
+    return {item.method: stop_reason(item.out_dir / HISTORY_JSON_NAME) for item in model_runs(run)}
 
 
 def loss_table(run: Run, histories: dict[str, pd.DataFrame] | None = None) -> pd.DataFrame:
