@@ -41,7 +41,7 @@ def _save_tiny_model(path, name="openunmix", n_fft=N_FFT, nan=False, **extra):
     torch.manual_seed(0)
     kwargs = dict(nb_bins=n_fft // 2 + 1, nb_channels=2, hidden_size=8, nb_layers=1,
                   sample_rate=RATE, n_fft=n_fft, n_hop=N_HOP)
-    if name == "melunmix":
+    if name in ("melunmix", "wideunmix"):
         kwargs["n_mels"] = 16
     model = build_model(name, **kwargs)
     if nan:
@@ -256,6 +256,14 @@ def test_bad_model_files_are_named(tmp_path, tracks, model_file):
     mel = _save_tiny_model(tmp_path / "mel.pt", name="melunmix", target="vocals")
     with pytest.raises(ValueError, match=f"{re.escape(str(mel))}.*MelUnmix.*another model's file"):
         ev.evaluate_model({"vocals": mel}, tracks, out, "openunmix-seed42", progress=False)
+
+    # The width-matched control is an Open-Unmix of another width: its own file is accepted
+    # (``width_of`` is how its width was derived, not a setting of the file), a MelUnmix is not.
+    wide = _save_tiny_model(tmp_path / "wide.pt", name="wideunmix", target="vocals")
+    infos = ev.check_model_files({"vocals": wide}, "wideunmix")
+    assert infos["vocals"]["class_name"] == "OpenUnmix" and infos["vocals"]["kwargs"]["hidden_size"] > 8
+    with pytest.raises(ValueError, match=f"{re.escape(str(mel))}.*MelUnmix.*not 'wideunmix'"):
+        ev.check_model_files({"vocals": mel}, "wideunmix")
 
     acc = _save_tiny_model(tmp_path / "acc.pt", target="accompaniment")
     with pytest.raises(ValueError, match=f"{re.escape(str(acc))}.*target 'accompaniment', not 'vocals'"):

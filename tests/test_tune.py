@@ -127,6 +127,23 @@ def test_search_writes_table_histories_and_best_params(search):
     assert list(search.trials["trial"]) == [0, 1]
 
 
+def test_trials_after_the_start_up_are_chosen_by_tpe_and_say_so(search, dataset_root, tmp_path):
+    # The shared search has the default start-up (10): both of its trials are random draws.
+    assert [row["sampler"] for row in _read_csv(search.out_dir / TRIALS_CSV_NAME)] == ["random", "random"]
+    settings = make_settings(tune={"nb_trials": 3, "startup_trials": 1, "epochs": 1})
+    tpe = tune(settings, data_root=dataset_root, out_dir=tmp_path / "tpe")
+    rows = _read_csv(tmp_path / "tpe" / TRIALS_CSV_NAME)
+    assert [row["sampler"] for row in rows] == ["random", "TPE", "TPE"]
+    best = json.loads((tmp_path / "tpe" / BEST_PARAMS_NAME).read_text())["search"]
+    assert best["startup_trials"] == 1 and best["best_chosen_by"] == rows[tpe.best_trial]["sampler"]
+    # The same seeds with every trial random draw other values after the first: the
+    # setting reaches the sampler.
+    random = tune(make_settings(tune={"nb_trials": 3, "epochs": 1}), data_root=dataset_root,
+                  out_dir=tmp_path / "random")
+    assert list(random.trials["lr"])[0] == list(tpe.trials["lr"])[0]
+    assert list(random.trials["lr"])[1:] != list(tpe.trials["lr"])[1:]
+
+
 def test_rerun_does_not_retrain_finished_trials(search, dataset_root):
     out_dir = search.out_dir
     files = sorted((out_dir / "trials").rglob("*"))

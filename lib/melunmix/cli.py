@@ -26,6 +26,13 @@ import threading
 from pathlib import Path
 
 
+
+def _profile_names() -> list[str]:
+    """The profiles shipped with the package, for --help."""
+    from .config import PROFILES_DIR
+
+    return sorted(p.stem for p in PROFILES_DIR.glob("*.yaml"))
+
 def _cmd_separate(args: argparse.Namespace) -> int:
     from .separate_files import separate_files
 
@@ -168,21 +175,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_score)
 
     p = sub.add_parser("train", help="train the profile's models (several processes under torchrun)")
-    p.add_argument("--profile", default="demo", help="profile name or YAML file (default demo)")
+    p.add_argument("--profile", default="demo", help=f"{', '.join(_profile_names())} or a YAML file (default demo)")
     p.add_argument("--model", action="append", default=None, help="train only this model (repeatable)")
     p.add_argument("--seed", action="append", type=int, default=None, help="train only this seed (repeatable)")
     _add_run_options(p)
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("tune", help="one worker of the profile's tuning search (start several on a shared storage)")
-    p.add_argument("--profile", default="demo", help="profile name or YAML file (default demo)")
+    p.add_argument("--profile", default="demo", help=f"{', '.join(_profile_names())} or a YAML file (default demo)")
     p.add_argument("--storage", default=None, help="database URL or journal file shared by the workers "
                    "(default: the profile's tune.storage, else the search folder's own SQLite file)")
     _add_run_options(p)
     p.set_defaults(func=_cmd_tune)
 
     p = sub.add_parser("reproduce", help="run the study's notebooks with papermill")
-    p.add_argument("--profile", default="demo", help="smoke, demo, poster, umx or a YAML file (default demo)")
+    p.add_argument("--profile", default="demo", help=f"{', '.join(_profile_names())} or a YAML file (default demo)")
     p.add_argument("--data-root", type=Path, default=None, help="MUSDB18 or MUSDB18-HQ root (default: "
                    "$MUSDB_ROOT, $MUSDB_PATH, else the generated dataset)")
     p.add_argument("--results-dir", type=Path, default=None, help=RESULTS_DIR_HELP)

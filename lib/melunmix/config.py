@@ -110,6 +110,9 @@ class GeneratedData:
     nb_test: int = 4
     duration: float = 30.0  # seconds per song
     seed: int = 0
+    # Hz the songs are rendered at (MUSDB18's 44100); a profile that trains and scores at
+    # another rate (data.sample_rate) renders its songs at that rate.
+    sample_rate: int = 44100
 
 
 @dataclass
@@ -194,6 +197,9 @@ class TrainSettings:
     patience: int = 140  # early stopping, epochs without improvement
     seeds: list[int] = field(default_factory=lambda: [42])
     device: str = "auto"  # "auto" -> CUDA when present
+    # Runs (models x seeds) trained at once on a CPU, each in its own process on one
+    # thread (melunmix.side_by_side); null: one per core. 1: one after the other.
+    jobs: int | None = 1
     progress: bool = True
     use_tuned: bool = True  # read the tuned lr / decays from the tuning folder when present
     # Every N epochs (and at the last), separate the validation songs with the current
@@ -230,6 +236,9 @@ class TuneSettings:
     model: str = "melunmix"
     per_model: bool = False
     nb_trials: int = 8
+    # Random trials before the sampler's model of the earlier trials chooses (Optuna's
+    # TPE default, 10); a search of nb_trials <= startup_trials is a random search.
+    startup_trials: int = 10
     epochs: int = 3
     samples_per_track: int = 16
     seed: int = 0
@@ -315,7 +324,7 @@ def _build(cls, values: dict[str, Any] | None, where: str):
 #: Value ranges checked when a profile loads (before any work): field name -> rule.
 _POSITIVE = {"epochs", "batch_size", "lr", "lr_decay_gamma", "patience", "n_fft", "n_hop", "bandwidth",
              "hidden_size", "nb_layers", "n_mels", "n_mfcc", "sample_rate", "seq_dur", "valid_seq_dur",
-             "samples_per_track", "nb_trials", "nb_train", "nb_test", "duration", "wiener_win_len",
+             "samples_per_track", "nb_trials", "startup_trials", "nb_train", "nb_test", "duration", "wiener_win_len",
              "jobs", "bootstrap", "win", "hop", "nb_test_tracks", "heartbeat_interval", "grace_period"}
 _NON_NEGATIVE = {"weight_decay", "lr_decay_patience", "lr_decay_cooldown", "valid_sdr_every", "nb_workers",
                  "nb_valid", "transfer_epochs", "niter", "seed"}

@@ -45,6 +45,7 @@ from __future__ import annotations
 import dataclasses
 import multiprocessing
 import os
+import inspect
 import re
 import shutil
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -189,8 +190,11 @@ def check_model_files(
         raise ValueError("model_paths is empty; pass {'vocals': <model file>}")
     expected_class, expected_fixed = None, {}
     if expected_model is not None:
-        cls, expected_fixed = MODELS[canonical_model_name(expected_model)]
+        cls, fixed = MODELS[canonical_model_name(expected_model)]
         expected_class = cls.__name__.lower()
+        # Only what the class is built with; ``width_of`` says how a width-matched
+        # control's hidden size was derived, and its file holds that hidden size.
+        expected_fixed = {k: v for k, v in fixed.items() if k in inspect.signature(cls).parameters}
     infos, first = {}, None
     for target, path in model_paths.items():
         path = Path(path)

@@ -337,6 +337,86 @@ def loss_curves(histories: Mapping[str, pd.DataFrame], path=None, log_y: bool = 
     return _finish(fig, path, dpi)
 
 
+def learning_curves(histories: Mapping[str, pd.DataFrame], path=None, half_step: float | None = None,
+                    dpi: int = DEFAULT_DPI):
+    """Validation loss and validation vocals SDR against optimiser steps, one colour per
+    model: each seed a thin line, the median over a model's seeds a thick one.
+
+    Parameters
+    ----------
+    histories : dict of str -> DataFrame or path
+        Method (``openunmix-seed1``, ...; seeds of a model share its colour) -> history
+        with ``epoch`` and ``valid_loss``, and optionally ``step`` (optimiser steps at
+        the epoch's end; :func:`melunmix.study.load_histories` adds it; else epochs are
+        shown) and ``valid_sdr``.
+    path : path-like, optional
+        Where to save the PNG.
+    half_step : float, optional
+        Where the half-training comparison is taken (a dotted vertical line).
+    dpi : int
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Axes 0: validation loss (log scale); axes 1 (when a history has ``valid_sdr``):
+        validation SDR. A circle marks each run's best validation loss; the median line
+        runs as long as every seed of the model still trains.
+    """
+    from .stats import split_seed
+
+    if not isinstance(histories, Mapping) or not histories:
+        raise ValueError("histories must be a non-empty dict of method name -> history DataFrame")
+    by_model: dict[str, dict[str, pd.DataFrame]] = {}
+    for name, history in histories.items():
+        df = _read_table(history, f"history of {name!r}")
+        _require_columns(df, ["epoch", "valid_loss"], f"history of {name!r}",
+                         "melunmix.train writes these to models/<name>/history.csv")
+        by_model.setdefault(split_seed(name)[0], {})[name] = df.sort_values("epoch")
+    x_name = "step" if all("step" in df.columns for runs in by_model.values() for df in runs.values()) else "epoch"
+    with_sdr = any("valid_sdr" in df.columns and df["valid_sdr"].notna().any()
+                   for runs in by_model.values() for df in runs.values())
+    columns = [("valid_loss", "validation loss (MSE, log scale)")]
+    if with_sdr:
+        columns.append(("valid_sdr", "median vocals SDR (dB), validation songs"))
+    fig, axes = _new_figure(ncols=len(columns), figsize=(6.0 * len(columns), 4.6))
+    for (column, ylabel), ax in zip(columns, axes[0]):
+        for model in order_methods(by_model):
+            runs, color = by_model[model], method_color(model)
+            curves = []
+            for df in runs.values():
+                rows = df.dropna(subset=[column]) if column in df.columns else df.iloc[:0]
+                if rows.empty:
+                    continue
+                x, y = rows[x_name].to_numpy(dtype=float), rows[column].to_numpy(dtype=float)
+                ax.plot(x, y, color=color, linewidth=0.8, alpha=0.35)
+                if column == "valid_loss" and np.isfinite(y).any():
+                    best = int(np.nanargmin(y))
+                    ax.scatter([x[best]], [y[best]], s=22, facecolors="none", edgecolors=color, linewidths=1.0,
+                               alpha=0.8, zorder=3)
+                curves.append(pd.Series(y, index=x))
+            if not curves:
+                continue
+            joined = pd.concat(curves, axis=1).sort_index().dropna()  # steps every seed reached
+            label = f"{method_label(model)} ({len(curves)} seed{'s' if len(curves) > 1 else ''})"
+            ax.plot(joined.index.to_numpy(dtype=float), joined.median(axis=1).to_numpy(dtype=float), color=color,
+                    linewidth=2.2, label=label)
+        if half_step is not None:
+            ax.axvline(half_step, color="0.4", linestyle=":", linewidth=1.0)
+        if column == "valid_loss":
+            ax.set_yscale("log")
+        ax.set_xlabel("optimiser steps" if x_name == "step" else "epoch")
+        ax.set_ylabel(ylabel)
+        ax.grid(True, alpha=0.3)
+    axes[0, 0].set_title("Validation loss (circles: each run's best)")
+    if with_sdr:
+        axes[0, 1].set_title("Validation vocals SDR (BSS Eval v4)")
+    axes[0, -1].legend(fontsize="small", loc="lower right" if with_sdr else "upper right")
+    if half_step is not None:
+        fig.suptitle("Thin: one seed; thick: median over seeds; dotted: the half-training comparison",
+                     fontsize="medium")
+    return _finish(fig, path, dpi)
+
+
 # --------------------------------------------------------------------------- audio
 def feature_panel(audio, sample_rate: float, n_fft: int, n_hop: int, n_mels: int, n_mfcc: int,
                   path=None, title: str | None = None, dpi: int = DEFAULT_DPI):

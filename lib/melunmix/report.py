@@ -423,10 +423,13 @@ STUDY_PARTS = (
               "Median over frames, then over songs (dB), per training seed; mean ± sd over "
               "seeds. params: trainable parameters."),
     StudyPart("Paired differences", ("figures/paired_differences.png", "tables/paired_differences"),
-              "Each model minus the baseline, song by song (same seed paired): median over "
-              "songs, bootstrap interval over songs and seeds, Wilcoxon signed-rank p over "
-              "songs, Holm-corrected across the models per target and metric."),
-    StudyPart("Training", ("losses", "figures/loss_curves.png")),
+              "Each model minus the baseline, and the proposed model minus each control, song "
+              "by song (same seed paired): median over songs, bootstrap interval resampling songs "
+              "and seeds (crossed), Wilcoxon p over songs, a t-test over seeds, Holm over the "
+              "full-training rows, and the verdict with its equivalence test at ±0.2 dB."),
+    StudyPart("Training", ("losses", "figures/learning_curves.png", "figures/loss_curves.png"),
+              "Learning curves: validation loss and SDR against optimiser steps, each seed a thin "
+              "line, the median over seeds a thick one."),
     StudyPart("Scores per method and seed",
               ("figures/boxplots_vocals.png", "figures/boxplots_accompaniment.png",
                "figures/metric_table.png", "tables/poster", "tables/seeds", "tables/wilcoxon",
@@ -555,12 +558,54 @@ def _limited_table(table: pd.DataFrame, floatfmt: str, max_rows: int = 60) -> st
     return text
 
 
+def _values_used(run_dir: Path) -> pd.DataFrame | None:
+    """What each model trained with (its runs' ``settings.json``): lr, decay, weight decay
+    and where the values came from; one row per model when its seeds agree."""
+    rows = []
+    for path in sorted((run_dir / "models").glob("**/settings.json")):
+        try:
+            saved = read_json(path)
+        except (OSError, ValueError):
+            continue
+        train = saved.get("train") or {}
+        tuned_from = Path(saved["tuned_from"]).parent if saved.get("tuned_from") else None
+        source = "profile" if tuned_from is None else "tuning" if tuned_from.name == "tuning" \
+            else f"tuning/{tuned_from.name}"
+        rows.append({
+            "model": saved.get("model"), "seed": saved.get("seed"),
+            "lr": train.get("lr"), "lr_decay_gamma": train.get("lr_decay_gamma"),
+            "weight_decay": train.get("weight_decay"),
+            "from": source,
+        })
+    if not rows:
+        return None
+    table = pd.DataFrame(rows)
+    values = ["lr", "lr_decay_gamma", "weight_decay", "from"]
+    grouped = table.groupby("model", sort=False).agg(
+        seeds=("seed", "count"), **{name: (name, lambda v: v.iloc[0] if v.nunique() == 1 else "differ")
+                                     for name in values})
+    return grouped.loc[[m for m in order_methods(grouped.index) if m in grouped.index]]
+
+
 def _tuning_markdown(run_dir: Path) -> str | None:
     tuning = run_dir / "tuning"
     out = []
+    used = _values_used(run_dir)
+    if used is not None:
+        out.append("**values training used** (from each run's settings.json; *from*: the search "
+                   "folder they were tuned in, or the profile)\n\n" + markdown_table(used, floatfmt=".3g"))
     trials = tuning / "trials.csv"
     if trials.is_file():  # the per-epoch histories of every trial are only linked
         out.append("**trials**\n\n" + _limited_table(pd.read_csv(trials), ".3g"))
+    per_model = [path for path in sorted(tuning.glob("*/trials.csv"))
+                 if path.parent.name not in ("trials", "transfer", "features")]
+    if per_model:
+        frames = [pd.read_csv(path).assign(model=path.parent.name) for path in per_model]
+        table = pd.concat(frames, ignore_index=True).set_index(["model", "trial"])
+        out.append("**trials of each model's search** (*sampler*: a random start-up draw or chosen by "
+                   "TPE from the trials before)\n\n" + _limited_table(table, ".3g", max_rows=100))
+    for figure in sorted((run_dir / "figures").glob("tuning_search_space_*.png")):
+        out.append(_image(run_dir, f"figures/{figure.name}"))
     best = tuning / "best_params.json"
     if best.is_file():
         params = read_json(best)
@@ -613,7 +658,8 @@ def _other_files(run_dir: Path, parts: Sequence[StudyPart]) -> list[str]:
     figures = [f"figures/{p.name}" for p in sorted((run_dir / "figures").glob("*.png"))]
     tables = list(dict.fromkeys(f"tables/{p.stem}" for p in sorted((run_dir / "tables").glob("*"))
                                 if p.suffix in (".csv", ".md")))
-    return [item for item in figures + tables if item not in shown]
+    return [item for item in figures + tables
+            if item not in shown and not item.startswith("figures/tuning_search_space_")]
 
 
 def _file_list(run_dir: Path) -> list[tuple[str, Path]]:

@@ -413,15 +413,14 @@ def model_runs(run: Run, half: bool = False) -> list[ModelRun]:
 
 def train_models(run: Run, data=None) -> dict:
     """Train (or resume, or reuse) every model and seed of the profile; method -> TrainResult."""
-    from .train import prepare_data, train
+    from .side_by_side import RunSpec, train_side_by_side
+    from .train import prepare_data
 
     if data is None:
         data = prepare_data(run.settings, run.data_root, stats_dir=run.paths.features)
-    results = {}
-    for item in model_runs(run):
-        results[item.method] = train(item.model, run.settings, data, out_dir=item.out_dir, seed=item.seed,
-                                     tuning_dir=run.paths.tuning)
-    return results
+    specs = [RunSpec(item.method, item.model, item.seed, item.out_dir) for item in model_runs(run)]
+    return train_side_by_side(specs, run.settings, data, tuning_dir=run.paths.tuning,
+                              progress=run.settings.train.progress)
 
 
 # --------------------------------------------------------------------------- a profile's runs (melunmix train, tune)
@@ -471,6 +470,7 @@ def train_profile(
     import torch
 
     from . import distributed
+    from .side_by_side import RunSpec, train_side_by_side
     from .train import canonical_model_name, prepare_data, train
 
     # Bad arguments fail in every process before any joins the group.
@@ -491,15 +491,13 @@ def train_profile(
         with distributed.main_first(ranks):
             run = open_run(profile, data_root, results_dir, progress=show, stand_in=stand_in)
             data = prepare_data(run.settings, run.data_root, stats_dir=run.paths.features, progress=show)
-        results = {}
-        for item in model_runs(run):
-            if wanted_models is not None and item.model not in wanted_models:
-                continue
-            if seeds and item.seed not in [int(s) for s in seeds]:
-                continue
-            results[item.method] = train(item.model, run.settings, data, out_dir=item.out_dir, seed=item.seed,
-                                         progress=show, tuning_dir=run.paths.tuning)
-        return results
+        specs = [RunSpec(item.method, item.model, item.seed, item.out_dir) for item in model_runs(run)
+                 if (wanted_models is None or item.model in wanted_models)
+                 and (not seeds or item.seed in [int(s) for s in seeds])]
+        if ranks.is_distributed:  # every run data parallel over the group, one after the other
+            return {spec.method: train(spec.model, run.settings, data, out_dir=spec.out_dir, seed=spec.seed,
+                                       progress=show, tuning_dir=run.paths.tuning) for spec in specs}
+        return train_side_by_side(specs, run.settings, data, tuning_dir=run.paths.tuning, progress=show)
     finally:
         if joined:
             distributed.shutdown()
@@ -578,15 +576,37 @@ def parameter_table(run: Run) -> pd.DataFrame:
 
 
 def load_histories(run: Run) -> dict[str, pd.DataFrame]:
-    """Per-epoch history (``epoch, train_loss, valid_loss, lr, epoch_time``) of every trained model."""
-    from .train import HISTORY_CSV_NAME
+    """Per-epoch history (``epoch, train_loss, valid_loss, lr, epoch_time``, ...) of every
+    trained model, with ``step``: optimiser steps at the epoch's end (from
+    ``history.json``'s ``steps_per_epoch``, when recorded)."""
+    from .files import read_json
+    from .train import HISTORY_CSV_NAME, HISTORY_JSON_NAME
 
     histories = {}
     for item in model_runs(run):
         path = item.out_dir / HISTORY_CSV_NAME
         if path.exists():
-            histories[item.method] = pd.read_csv(path)
+            history = pd.read_csv(path)
+            steps = (read_json(item.out_dir / HISTORY_JSON_NAME) or {}).get("steps_per_epoch") \
+                if (item.out_dir / HISTORY_JSON_NAME).exists() else None
+            if steps:
+                history["step"] = history["epoch"] * int(steps)
+            histories[item.method] = history
     return histories
+
+
+def half_training_step(run: Run) -> int | None:
+    """Optimiser steps at the end of the half-training epoch (``train.epochs // 2``), the
+    matched-steps comparison; None before any run recorded its steps per epoch."""
+    from .files import read_json
+    from .train import HISTORY_JSON_NAME, half_epoch
+
+    for item in model_runs(run):
+        path = item.out_dir / HISTORY_JSON_NAME
+        steps = (read_json(path) or {}).get("steps_per_epoch") if path.exists() else None
+        if steps:
+            return half_epoch(run.settings.train.epochs) * int(steps)
+    return None
 
 
 def stop_reasons(run: Run) -> dict[str, str | None]:

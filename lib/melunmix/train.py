@@ -975,6 +975,7 @@ class Trainer:
             "tuned_params": self.tuned,
             "tuned_from": None if self.tuned_from is None else str(self.tuned_from),
             "device": str(self.device),
+            "threads": torch.get_num_threads(),
             "data_root": str(data.root),
             "data_fingerprint": data.fingerprint,
             "sample_rate": data.sample_rate,
@@ -1067,6 +1068,8 @@ class Trainer:
         """Train from the epoch after :attr:`epoch` until the run finishes, or for
         ``stop_after`` epochs of this call."""
         hp = self.hp
+        # Optimiser steps per epoch (global batches), for learning curves against steps.
+        self.history["steps_per_epoch"] = math.ceil(len(self.train_set) / hp.batch_size)
         bar = tqdm(range(self.epoch + 1, hp.epochs + 1), desc=self.label, initial=self.epoch, total=hp.epochs,
                    disable=not self.progress, unit="epoch")
         for nb_done, epoch in enumerate(bar, 1):

@@ -250,6 +250,14 @@ def _short_run_settings(settings: Settings, epochs: int, seed: int, params: dict
     return run
 
 
+def _sampler(tune, seed: int, constant_liar: bool = False):
+    """Optuna's TPE sampler: ``tune.startup_trials`` random trials, then the model of the
+    trials so far decides."""
+    from optuna.samplers import TPESampler
+
+    return TPESampler(seed=seed, n_startup_trials=int(tune.startup_trials), constant_liar=constant_liar)
+
+
 def _search_signature(settings: Settings, model: str, fingerprint: str | None) -> dict[str, Any]:
     """What must not change for a stored study to be continued."""
     tune_settings = dataclasses.asdict(settings.tune)
@@ -260,7 +268,7 @@ def _search_signature(settings: Settings, model: str, fingerprint: str | None) -
                  "heartbeat_interval", "grace_period"):
         tune_settings.pop(name)
     fixed = dataclasses.asdict(settings.train)
-    for name in ("models", "seeds", "device", "progress", "use_tuned", "epochs", "valid_sdr_every",
+    for name in ("models", "seeds", "device", "jobs", "progress", "use_tuned", "epochs", "valid_sdr_every",
                  *settings.tune.space):
         fixed.pop(name, None)
     return {
@@ -325,17 +333,21 @@ def _read_history(run_dir: Path) -> dict | None:
     return read_json(path) if path.exists() else None
 
 
-def _tables(slots: dict[int, Any], out_dir: Path, param_names: list[str]) -> tuple[str, str, list[dict]]:
+def _tables(slots: dict[int, Any], out_dir: Path, param_names: list[str],
+            startup_trials: int = 10) -> tuple[str, str, list[dict]]:
     """The trials table and the per-epoch histories of every slot, as CSV text.
+
+    Column ``sampler`` says how a trial's values were chosen: ``random`` for the sampler's
+    first ``startup_trials`` slots, ``TPE`` after them.
 
     A slot's history is read from its folder, or (a worker on another machine without
     the folder) from the history its worker stored with the trial.
     """
     rows, history_rows = [], []
-    for number, trial in slots.items():
+    for index, (number, trial) in enumerate(sorted(slots.items())):
         history = _read_history(_trial_dir(out_dir, number)) or trial.user_attrs.get(HISTORY_ATTR) or {}
         epochs = history.get("epoch", [])
-        row = {"trial": number, "state": trial.state.name}
+        row = {"trial": number, "state": trial.state.name, "sampler": "random" if index < startup_trials else "TPE"}
         row.update({name: trial.params.get(name) for name in param_names})
         row.update(
             best_valid_loss=trial.value if trial.values else history.get("best_valid_loss"),
@@ -348,7 +360,7 @@ def _tables(slots: dict[int, Any], out_dir: Path, param_names: list[str]) -> tup
         for values in zip(*(history.get(c, []) for c in ("epoch", "train_loss", "valid_loss", "lr", "epoch_time"))):
             history_rows.append({"trial": number, **dict(zip(("epoch", "train_loss", "valid_loss", "lr",
                                                                 "epoch_time"), values))})
-    columns = ["trial", "state", *param_names, "best_valid_loss", "best_epoch", "nb_epochs", "time_s", "stop_reason"]
+    columns = ["trial", "state", "sampler", *param_names, "best_valid_loss", "best_epoch", "nb_epochs", "time_s", "stop_reason"]
     history_columns = ["trial", "epoch", "train_loss", "valid_loss", "lr", "epoch_time"]
     return _csv(rows, columns), _csv(history_rows, history_columns), rows
 
@@ -465,7 +477,6 @@ class _Search:
         """Prepare the data at the tuning rate, open (or create) the study and check that a
         stored one was made with the same settings."""
         import optuna
-        from optuna.samplers import TPESampler
 
         from .train import check_run_signature, prepare_data
 
@@ -484,7 +495,7 @@ class _Search:
         with _quiet_optuna():
             study = optuna.create_study(
                 study_name=study_name(settings, model, shared), storage=storage, direction="minimize",
-                load_if_exists=True, sampler=TPESampler(seed=settings.tune.seed),
+                load_if_exists=True, sampler=_sampler(settings.tune, settings.tune.seed),
             )
         signature = _search_signature(settings, model, data.fingerprint)
         stored = study.user_attrs.get("search")
@@ -505,7 +516,6 @@ class _Search:
         folder, so they resume from their checkpoint); while other workers' trials run and
         no slot is free, this waits.
         """
-        from optuna.samplers import TPESampler
         from optuna.trial import TrialState
 
         tune = self.settings.tune
@@ -521,7 +531,7 @@ class _Search:
                 continue
             # Seeded by the slot count: the parameters tried depend on the seed and on the earlier
             # trials' results only, interrupted or not (with one worker).
-            self.study.sampler = TPESampler(seed=tune.seed + len(slots), constant_liar=self.shared)
+            self.study.sampler = _sampler(tune, tune.seed + len(slots), constant_liar=self.shared)
             with _quiet_optuna():
                 trial = self.study.ask(self.distributions)
             trials = self.study.get_trials(deepcopy=False)
@@ -569,7 +579,7 @@ class _Search:
         out_dir, settings = self.out_dir, self.settings
         slots = self.slots()
         param_names = list(self.distributions)
-        trials_text, histories_text, rows = _tables(slots, out_dir, param_names)
+        trials_text, histories_text, rows = _tables(slots, out_dir, param_names, settings.tune.startup_trials)
         write_text(out_dir / TRIALS_CSV_NAME, trials_text)
         write_text(out_dir / HISTORIES_CSV_NAME, histories_text)
         complete = {number: t for number, t in slots.items() if t.state == TrialState.COMPLETE}
@@ -586,6 +596,8 @@ class _Search:
                 "best_valid_loss": best.value,
                 "trial": best_number,
                 "nb_trials": len(rows),
+                "startup_trials": int(settings.tune.startup_trials),
+                "best_chosen_by": next(row["sampler"] for row in rows if row["trial"] == best_number),
                 "model": self.model,
                 "sample_rate": float(settings.tune.sample_rate),
                 "data_sample_rate": float(settings.data.sample_rate),
