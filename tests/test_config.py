@@ -72,6 +72,11 @@ def test_run_paths(tmp_path):
     ("train", "weight_decay", -1e-5, r"train\.weight_decay must be zero or positive"),
     ("train", "progress", "yes", r"train\.progress: expected bool"),
     ("evaluate", "jobs", 0, r"evaluate\.jobs must be positive"),
+    ("train", "jobs", 0, r"train\.jobs must be positive"),
+    ("tune", "startup_trials", 0, r"tune\.startup_trials must be positive"),
+    ("train", "seeds", [], r"train\.seeds is empty: list at least one training seed"),
+    ("train", "models", [], r"train\.models is empty: list at least one model"),
+    ("data", "targets", [], r"data\.targets is empty"),
 ])
 def test_wrong_types_and_values_fail_when_the_profile_loads(tmp_path, section, key, value, message):
     import yaml
@@ -93,3 +98,17 @@ def test_malformed_yaml_is_one_line_naming_the_file_and_line(tmp_path):
     with pytest.raises(ValueError, match=r"broken\.yaml is not valid YAML \(line \d+, column \d+\)") as err:
         load_profile(bad)
     assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("text,first,second", [
+    ("model:\n  hidden_size: 16\n  nb_layers: 2\n  hidden_size: 24\n", 2, 4),
+    ("model: {hidden_size: 16}\ntrain: {epochs: 2}\nmodel: {nb_layers: 2}\n", 1, 3),
+    ("model: {hidden_size: 16, hidden_size: 24}\n", 1, 1),
+])
+def test_a_key_given_twice_is_refused_naming_it_and_its_lines(tmp_path, text, first, second):
+    twice = tmp_path / "twice.yaml"
+    twice.write_text(text)
+    with pytest.raises(ValueError, match=rf"twice\.yaml: '\w+' is given twice \(lines {first} and {second}\)"):
+        load_profile(twice)
+    # YAML itself lets the last win: the profile loader is what refuses.
+    assert isinstance(yaml.safe_load(text), dict)

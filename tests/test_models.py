@@ -1,5 +1,7 @@
 """melunmix.models: Open-Unmix faithfulness, the mel branch, registry and save/load."""
 
+from pathlib import Path
+
 import librosa
 import numpy as np
 import pytest
@@ -318,6 +320,16 @@ def test_load_model_errors_name_the_file(tmp_path):
     torch.save(OpenUnmix(**TINY).state_dict(), foreign)
     with pytest.raises(ValueError, match="state_dict.pth is not a melunmix model file"):
         load_model_info(foreign)
+    # A text file and a pickle of arbitrary objects: one line, and never torch's advice to
+    # load with weights_only=False (which would run the file's code).
+    text = tmp_path / "README.md"
+    text.write_text("# not a model\n")
+    unsafe = tmp_path / "objects.pt"
+    torch.save({"format": "x", "thing": Path("/tmp")}, unsafe)
+    for path in (text, unsafe):
+        with pytest.raises(ValueError, match=f"{path.name}: it is corrupt, not a torch file") as err:
+            load_model(path)
+        assert "weights_only" not in str(err.value) and "\n" not in str(err.value)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")

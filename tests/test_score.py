@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import museval
 import numpy as np
@@ -85,6 +86,19 @@ def test_cli_score_prints_the_median_table_and_names_missing_files(data_root, es
     assert len(err.splitlines()) == 1 and "accompaniment.wav is missing" in err
     assert cli.main(["score", str(tmp_path / "nope"), "--data-root", str(data_root), "--out", str(out)]) == 2
     assert "estimates folder" in capsys.readouterr().err
+
+
+def test_a_silent_estimate_is_named_with_its_track(data_root, estimates, tmp_path, capsys):
+    silent = tmp_path / "silent"
+    shutil.copytree(estimates, silent)
+    first = sorted(p for p in silent.iterdir())[0]
+    vocals, rate = sf.read(first / "vocals.wav", always_2d=True)
+    sf.write(first / "vocals.wav", np.zeros_like(vocals), rate, subtype="FLOAT")
+    assert cli.main(["score", str(silent), "--data-root", str(data_root), "--out", str(tmp_path / "e"),
+                     "--jobs", "1", "--no-progress"]) != 0
+    err = capsys.readouterr().err.strip()
+    assert f"vocals estimate of track '{first.name}' is silent" in err, err
+    assert "underdetermined" not in err  # mir_eval's text, which names no track
 
 
 def test_two_shards_give_byte_identical_tables_and_refuse_while_a_song_is_missing(

@@ -250,7 +250,7 @@ def test_other_sample_rate(tmp_path):
     [
         ({"nb_train": 0}, "nb_train"),
         ({"nb_test": 0}, "nb_test"),
-        ({"nb_train": 2, "nb_valid": 2}, "nb_valid"),
+        ({"nb_train": 2, "nb_valid": 2}, r"nb_valid, --valid: 2\) must be fewer .*nb_train, --train: 2\)"),
         ({"nb_valid": -1}, "nb_valid"),
         ({"nb_train": 2.5}, "nb_train"),
         ({"duration": 1.0}, "duration"),
@@ -264,6 +264,14 @@ def test_bad_arguments_name_the_argument(tmp_path, changes, argument):
     with pytest.raises(ValueError, match=argument):
         synth.make_dataset(tmp_path / "d", progress=False, **{**PARAMS, **changes})
     assert not (tmp_path / "d").exists()
+
+
+def test_an_output_path_that_is_a_file_names_the_flag(tmp_path):
+    taken = tmp_path / "taken"
+    taken.write_text("mine")
+    with pytest.raises(NotADirectoryError, match=rf"output folder {taken} \(--out, out_dir\) is a file"):
+        synth.make_dataset(taken, progress=False, **PARAMS)
+    assert taken.read_text() == "mine"
 
 
 def test_unrelated_folder_is_left_alone(tmp_path):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 
 import optuna
 import pytest
@@ -156,7 +157,7 @@ def test_rerun_does_not_retrain_finished_trials(search, dataset_root):
     assert len(study.trials) == 2
 
 
-def test_interrupted_trial_is_resumed_from_its_checkpoint(dataset_root, tmp_path):
+def test_interrupted_trial_is_resumed_from_its_checkpoint(dataset_root, tmp_path, capsys):
     """A trial left RUNNING (its process killed after one epoch) is finished, not restarted."""
     settings = make_settings(tune={"nb_trials": 1})
     first = tune(settings, data_root=dataset_root, out_dir=tmp_path / "reference")
@@ -176,8 +177,14 @@ def test_interrupted_trial_is_resumed_from_its_checkpoint(dataset_root, tmp_path
                     out_dir / "trials" / "trial_000", seed=5, stop_after=1)
     assert partial.last_epoch == 1 and not partial.finished
 
+    capsys.readouterr()
     resumed = tune(settings, data_root=dataset_root, out_dir=out_dir)
     assert resumed.nb_trials_run == 1 and list(resumed.trials["trial"]) == [0]
+    # The retry fills the killed trial's slot: it is still trial 1 of 1 (it used to say 2/1).
+    printed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("tuning")]
+    assert any(" trial 1/1 " in line and "interrupted" in line for line in printed), printed
+    assert any(line.startswith("tuning openunmix trial 1/1: ") for line in printed), printed
+    assert not any("2/1" in line for line in printed), printed
     assert resumed.best_valid_loss == first.best_valid_loss  # same two epochs, same numbers
     history = json.loads((out_dir / "trials" / "trial_000" / HISTORY_JSON_NAME).read_text())
     assert history["epoch"] == [1, 2]
@@ -498,3 +505,28 @@ def test_storage_specs(tmp_path):
     assert isinstance(storage, JournalStorage) and shared and label == tmp_path / "shared" / "journal.log"
     with pytest.raises(ValueError, match="is a folder; give a journal file path"):
         open_storage(str(tmp_path), tmp_path)
+    # A path under a file names the file that is in the way and the flag, not errno 17.
+    readme = tmp_path / "README.md"
+    readme.write_text("text")
+    with pytest.raises(ValueError, match=r"--storage.*lies under .*README\.md, which is a file, not a folder"):
+        open_storage(str(readme / "x.journal"), tmp_path)
+    with pytest.raises(ValueError, match=r"--storage.*is a folder"):
+        open_storage(str(tmp_path), tmp_path)
+
+
+def test_a_corrupt_journal_is_named_with_the_fix(dataset_root, tmp_path):
+    journal = tmp_path / "journal.log"
+    settings = make_settings(tune={"nb_trials": 1, "epochs": 1, "storage": str(journal)})
+    tune(settings, data_root=dataset_root, out_dir=tmp_path / "search")
+    lines = journal.read_text().splitlines(keepends=True)
+    journal.write_text("".join(lines[:-1]) + lines[-1][: len(lines[-1]) // 2] + "\n")  # a line cut short
+    with pytest.raises(ValueError, match=rf"tuning journal {re.escape(str(journal))} is corrupt .*delete its last"):
+        tune(settings, data_root=dataset_root, out_dir=tmp_path / "search")
+
+
+def test_a_trials_place_counts_slots_not_trial_numbers():
+    from melunmix.tune import _position
+
+    # Trial 2 was surplus (two workers asked at once): slot 3 is the third of three, never "4/3".
+    slots = {0: "a", 1: "b", 3: "c"}
+    assert [_position(slots, root) for root in (0, 1, 3)] == [1, 2, 3]

@@ -330,6 +330,14 @@ _NON_NEGATIVE = {"weight_decay", "lr_decay_patience", "lr_decay_cooldown", "vali
                  "nb_valid", "transfer_epochs", "niter", "seed"}
 
 
+#: Lists a run cannot do without (an empty one would train or score nothing, silently).
+_NON_EMPTY = {
+    "models": "list at least one model to train (e.g. [openunmix, melunmix])",
+    "seeds": "list at least one training seed (e.g. [42])",
+    "targets": "list at least one target (e.g. [vocals])",
+}
+
+
 def _type_name(hint) -> str:
     import typing
 
@@ -373,6 +381,8 @@ def _check_values(instance, where: str) -> None:
             continue
         if not _matches(value, hints[f.name]):
             raise ValueError(f"{where}.{f.name}: expected {_type_name(hints[f.name])}, got {value!r}")
+        if f.name in _NON_EMPTY and isinstance(value, (list, tuple)) and not value:
+            raise ValueError(f"{where}.{f.name} is empty: {_NON_EMPTY[f.name]}")
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             continue
         if f.name in _POSITIVE and not value > 0:
@@ -413,6 +423,27 @@ def profile_path(name_or_path: str | os.PathLike) -> Path:
     return path
 
 
+class _DuplicateKey(yaml.YAMLError):
+    pass
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping (line numbers named)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            line = key_node.start_mark.line + 1
+            try:
+                if key in seen:
+                    raise _DuplicateKey(f"{key!r} is given twice (lines {seen[key]} and {line})")
+                seen[key] = line
+            except TypeError:  # an unhashable key: the base loader says why
+                break
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_profile(name_or_path: str | os.PathLike, overrides: dict | None = None) -> Settings:
     """Load a profile by name or path, optionally deep-merging ``overrides`` on top.
 
@@ -426,7 +457,10 @@ def load_profile(name_or_path: str | os.PathLike, overrides: dict | None = None)
     path = profile_path(name_or_path)
     try:
         with open(path) as fh:
-            values = yaml.safe_load(fh) or {}
+            values = yaml.load(fh, Loader=_UniqueKeyLoader) or {}
+    except _DuplicateKey as err:
+        raise ValueError(f"{path}: {err}; keep one of them (YAML lets the last win silently, a profile "
+                         "does not)") from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""

@@ -599,9 +599,12 @@ def _read(path: Union[str, os.PathLike], map_location) -> dict:
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # torch raises many types for truncated / foreign files
-        raise ValueError(f"cannot read model file {path}: it is corrupt or not a torch file "
-                         f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})"
-                         ) from err
+        # torch's own text advises weights_only=False, which runs the file's code: never
+        # repeated here. A pickle that is not plain tensors is not a melunmix model file.
+        raise ValueError(f"cannot read model file {path}: it is corrupt, not a torch file, or holds more "
+                         f"than tensors and plain values (torch: {type(err).__name__}); pass a model file "
+                         "written by melunmix (train, or melunmix.models.save_model)") from None
+
     if not isinstance(payload, dict) or payload.get("format") != FILE_FORMAT:
         raise ValueError(f"{path} is not a melunmix model file (written by "
                          "melunmix.models.save_model); a plain state dict or another "

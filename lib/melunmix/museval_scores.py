@@ -114,6 +114,12 @@ def score_estimates(
                 "samples; the model's output is not finite (diverged training or a corrupt "
                 "model file): retrain or check the model file"
             )
+        if not np.any(estimate):
+            raise ValueError(
+                f"{source}: the {target} estimate of track '{audio.name}' is silent (all zeros) over the "
+                "whole track; BSS Eval cannot score a silent estimate (museval refuses it too): check "
+                "that the estimate file holds the separated audio"
+            )
         checked[target] = estimate.astype(np.float64, copy=False)
     with warnings.catch_warnings():
         # Silent windows (e.g. vocals that rest) give log10(0) inside bss_eval; museval

@@ -63,6 +63,7 @@ import copy
 import csv
 import dataclasses
 import io
+import json
 import logging
 import math
 import os
@@ -326,6 +327,13 @@ def _slots(trials, nb_trials: int) -> tuple[dict[int, Any], set[int]]:
     return slots, surplus
 
 
+def _position(slots: dict[int, Any], root: int) -> int:
+    """1-based place of slot ``root`` among the search's slots, for "trial k/N" (a slot's
+    root number can exceed N when a surplus or failed trial took a number before it)."""
+    order = sorted(slots)
+    return order.index(root) + 1 if root in order else len(order) + 1
+
+
 def _read_history(run_dir: Path) -> dict | None:
     from .train import HISTORY_JSON_NAME
 
@@ -492,11 +500,18 @@ class _Search:
         with _exclusive(out_dir / PREPARE_LOCK_NAME) if shared else contextlib.nullcontext():
             data = prepare_data(trial_settings(settings, {}), data_root=data_root, stats_dir=stats_dir,
                                 sample_rate=settings.tune.sample_rate, progress=progress)
-        with _quiet_optuna():
-            study = optuna.create_study(
-                study_name=study_name(settings, model, shared), storage=storage, direction="minimize",
-                load_if_exists=True, sampler=_sampler(settings.tune, settings.tune.seed),
-            )
+        try:
+            with _quiet_optuna():
+                study = optuna.create_study(
+                    study_name=study_name(settings, model, shared), storage=storage, direction="minimize",
+                    load_if_exists=True, sampler=_sampler(settings.tune, settings.tune.seed),
+                )
+        except json.JSONDecodeError as err:  # a journal line cut short (a full disk, a kill mid-write)
+            raise ValueError(
+                f"the tuning journal {storage_label} is corrupt ({err.msg}), e.g. a line cut short "
+                "by a full disk: delete its last, incomplete line (the trials before it are kept), or the "
+                "file to start the search again, and rerun"
+            ) from None
         signature = _search_signature(settings, model, data.fingerprint)
         stored = study.user_attrs.get("search")
         if stored is None:
@@ -558,7 +573,8 @@ class _Search:
         value = value if value is not None and math.isfinite(value) else None
         shown = ", ".join(f"{k}={v:.4g}" for k, v in params.items())
         outcome = f"best valid loss {value:.5g} (epoch {result.best_epoch})" if value is not None else "diverged"
-        line = (f"tuning {self.model} trial {number + 1}/{self.nb_trials}: {shown} -> {outcome}, "
+        place = _position(self.slots(), number)
+        line = (f"tuning {self.model} trial {place}/{self.nb_trials}: {shown} -> {outcome}, "
                 f"{time.perf_counter() - start:.1f} s" + (f" ({self.worker})" if self.shared else ""))
         print(line, flush=True)
         logger.info(line)
@@ -651,10 +667,19 @@ def open_storage(spec: str | None, out_dir: Path):
     from optuna.storages.journal import JournalFileBackend
 
     path = Path(spec).expanduser().resolve()
+    given = f"the tuning storage {spec!r} (--storage, or the profile's tune.storage)"
     if path.is_dir():
-        raise ValueError(f"settings.tune.storage {spec!r} is a folder; give a journal file path "
+        raise ValueError(f"{given} is a folder; give a journal file path "
                          "(e.g. /shared/tuning/journal.log) or a database URL")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    blocking = next((parent for parent in path.parents if parent.exists() and not parent.is_dir()), None)
+    if blocking is not None:
+        raise ValueError(f"{given} lies under {blocking}, which is a file, not a folder; give a journal "
+                         "file path in a folder (e.g. /shared/tuning/journal.log)")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ValueError(f"{given}: cannot create its folder {path.parent} ({err.strerror}); give a path "
+                         "in a folder you can write") from None
     return JournalStorage(JournalFileBackend(str(path))), path, True
 
 
@@ -714,7 +739,7 @@ def _fail_stale_trials(study, nb_trials: int, grace_period: float | None, worker
     from optuna.trial import TrialState
 
     trials = study.get_trials(deepcopy=False)
-    _, surplus = _slots(trials, nb_trials)
+    slots, surplus = _slots(trials, nb_trials)
     now = time.time()
     failed = []
     for trial in trials:
@@ -731,7 +756,7 @@ def _fail_stale_trials(study, nb_trials: int, grace_period: float | None, worker
         retries = len(trial.system_attrs.get("retry_history", []))
         again = trial.number not in surplus and retries < MAX_RETRIES
         folder = f"{TRIALS_DIR_NAME}/{_trial_dir(Path(), _root(trial)).name}"
-        line = (f"tuning: trial {_root(trial) + 1}/{nb_trials} ({folder}, "
+        line = (f"tuning: trial {_position(slots, _root(trial))}/{nb_trials} ({folder}, "
                 f"worker {trial.user_attrs.get(WORKER_ATTR, '?')}) was interrupted; "
                 + ("queued again, it resumes from its checkpoint" if again
                    else f"not retried ({retries} retries already)") + f" [seen by {worker}]")

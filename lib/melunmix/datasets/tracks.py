@@ -149,8 +149,8 @@ def find_tracks(
         raise ValueError(f"split={split!r} needs subset='train' (the test subset has no validation split)")
     if not root.is_dir():
         raise FileNotFoundError(
-            f"dataset root {root} does not exist; set data_root (or MUSDB_ROOT) to a MUSDB18 / MUSDB18-HQ folder "
-            "with train/ and test/, or leave both unset to use the generated dataset"
+            f"dataset root {root} does not exist; give --data-root (data_root in Python, or $MUSDB_ROOT) a "
+            "MUSDB18 / MUSDB18-HQ folder with train/ and test/, or leave them unset to use the generated dataset"
         )
     subset_dir = root / subset
     if not subset_dir.is_dir():

@@ -76,7 +76,8 @@ def _check_arguments(nb_train, nb_valid, nb_test, duration, seed, sample_rate) -
     nb_test = _check_count("nb_test", nb_test, 1)
     if nb_valid >= nb_train:
         raise ValueError(
-            f"nb_valid ({nb_valid}) must be smaller than nb_train ({nb_train}): the validation songs are taken "
+            f"the validation songs (nb_valid, --valid: {nb_valid}) must be fewer than the training songs "
+            f"(nb_train, --train: {nb_train}): the validation songs are taken "
             "from the training songs (as in MUSDB18) and at least one must remain for training"
         )
     seed = _check_count("seed", seed, 0)
@@ -102,7 +103,7 @@ def _prepare_out_dir(out_dir: Path, params: dict) -> bool:
     """Check ``out_dir`` against the asked parameters; True when the dataset there is complete."""
     fix = f"choose another output folder (--out) or delete {out_dir}"
     if out_dir.exists() and not out_dir.is_dir():
-        raise NotADirectoryError(f"out_dir {out_dir} is a file; {fix}")
+        raise NotADirectoryError(f"the output folder {out_dir} (--out, out_dir) is a file; {fix}")
     marker, in_progress = out_dir / _MARKER, out_dir / _PARAMETERS
     for path in (marker, in_progress):
         if path.is_file():
