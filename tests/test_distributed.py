@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -146,6 +147,11 @@ def test_killed_two_process_run_resumes_to_the_same_loss_with_any_number_of_proc
     assert killed is not None, "the run ended before it could be killed:\n" + (launcher.stdout.read() or "")
     assert launcher.returncode != 0, output
     assert json.loads(history_path.read_text())["finished"] is False
+    # The surviving rank says in one line what happened (when it notices before torchrun stops
+    # it), never with gloo's traceback.
+    assert not re.search(r"\[rank0\]:.*(Traceback|RuntimeError)", output), output[-3000:]
+    if "Connection closed by peer" in output:
+        assert "rank 0 lost the other ranks" in output and "rerun the same command to resume" in output
 
     # Resumed by 2 processes from the last checkpoint: the uninterrupted run's losses exactly.
     done = subprocess.run(_torchrun(profile, dataset_root, results, "--model", "openunmix"),
@@ -169,6 +175,32 @@ def test_killed_two_process_run_resumes_to_the_same_loss_with_any_number_of_proc
 
 
 # --------------------------------------------------------------------------- pieces
+@pytest.mark.parametrize("rank1, message", [
+    ({"epochs": 3}, r"train\.epochs: 3 on rank 1, 2 on rank 0"),
+    ({"epochs": 2, "hidden_size": 24}, r"model\.hidden_size: 24 on rank 1, 16 on rank 0"),
+])
+def test_ranks_started_with_different_profiles_refuse_together_in_one_line(dataset_root, tmp_path, rank1, message):
+    # A wrong file on one node: rank 1 reads another profile than rank 0. Both stop before
+    # the first step (it used to hang in epoch 3, or end in a DDP shape traceback).
+    for rank, changes in ((0, {"epochs": 2}), (1, rank1)):
+        values = json.loads(json.dumps(PROFILE))
+        values["train"].update({k: v for k, v in changes.items() if k != "hidden_size"}, models=["openunmix"])
+        values["model"].update({k: v for k, v in changes.items() if k == "hidden_size"})
+        (tmp_path / f"rank{rank}").mkdir()
+        (tmp_path / f"rank{rank}" / "ddp.yaml").write_text(yaml.safe_dump(values))
+    command = (f'"{sys.executable}" -m melunmix.train --profile "{tmp_path}/rank$RANK/ddp.yaml" '
+               f'--data-root "{dataset_root}" --results-dir "{tmp_path}/results" --no-progress')
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                           "--no-python", "sh", "-c", command], capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0
+    errors = [line for line in done.stderr.splitlines() if line.startswith("melunmix train: error:")]
+    assert errors and all(re.search(r"the ranks disagree on the runs to train: settings\." + message, line)
+                          for line in errors), done.stderr[-3000:]
+    # The ranks print no traceback; torchrun's agent (its lines name torch/distributed/elastic) prints its own.
+    assert "Traceback" not in done.stderr.split("torch/distributed/elastic")[0], done.stderr[-3000:]
+    assert not list((tmp_path / "results").glob("**/history.json"))  # no epoch was trained
+
+
 @pytest.mark.parametrize("nb_items, batch_size", [(32, 8), (13, 4), (15, 4), (6, 6)])  # (15, 4): a short last batch of 3, shared
 def test_global_batches_are_the_dataloaders_and_the_ranks_share_them(nb_items, batch_size):
     seed = 7 * 100_003 + 3
@@ -214,3 +246,15 @@ def test_synced_batchnorm_is_batchnorm_on_the_global_batch(tmp_path):
     for p in parts:
         torch.testing.assert_close(p["param_grads"], torch.stack([layer.weight.grad, layer.bias.grad]))
         torch.testing.assert_close(p["running"], torch.stack([layer.running_mean, layer.running_var]))
+
+
+def test_a_lost_peer_is_told_from_other_errors(monkeypatch):
+    from melunmix.cli import _lost_peer
+
+    gloo = RuntimeError("[../third_party/gloo/gloo/transport/tcp/pair.cc:534] Read error [127.0.0.1]:29500: "
+                        "Connection closed by peer [127.0.0.1]:41234")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert _lost_peer(gloo).endswith("Connection closed by peer [127.0.0.1]:41234")
+    assert _lost_peer(RuntimeError("mat1 and mat2 shapes cannot be multiplied")) is None  # a bug: its traceback
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    assert _lost_peer(gloo) is None  # outside torchrun nothing is a peer

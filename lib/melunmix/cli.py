@@ -96,16 +96,43 @@ def _cmd_score(args: argparse.Namespace) -> int:
 def _cmd_train(args: argparse.Namespace) -> int:
     from .study import train_profile
 
-    results = train_profile(args.profile, data_root=args.data_root, results_dir=args.results_dir,
-                            models=args.model, seeds=args.seed, stand_in=args.stand_in,
-                            progress=False if args.no_progress else None)
     from .distributed import environment_rank
+
+    try:
+        results = train_profile(args.profile, data_root=args.data_root, results_dir=args.results_dir,
+                                models=args.model, seeds=args.seed, stand_in=args.stand_in,
+                                progress=False if args.no_progress else None)
+    except RuntimeError as err:
+        lost = _lost_peer(err)
+        if lost is None:
+            raise
+        print(f"melunmix train: error: rank {environment_rank()} lost the other ranks ({lost}): one of them "
+              "ended or was killed; rerun the same command to resume from the last checkpoint", file=sys.stderr)
+        return 1
 
     if environment_rank() == 0:  # under torchrun, one summary (rank 0's)
         for method, result in results.items():
             print(f"{method}: {result.last_epoch} epochs, best epoch {result.best_epoch} (valid loss "
                   f"{result.best_valid_loss:.5g}), {result.stop_reason or 'not finished'}; {result.out_dir}")
     return 0
+
+
+#: What gloo and NCCL say when a peer process is gone.
+_LOST_PEER = ("Connection closed by peer", "Connection reset by peer", "Broken pipe", "Connection refused",
+              "NCCL communicator was aborted", "remote process exited")
+
+
+def _lost_peer(err: BaseException) -> str | None:
+    """The line of a collective's error that says a peer is gone (under torchrun), else None."""
+    import os
+
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return None
+    text = str(err)
+    for line in text.splitlines():
+        if any(marker in line for marker in _LOST_PEER):
+            return line.strip()[:200]
+    return None
 
 
 def _cmd_tune(args: argparse.Namespace) -> int:

@@ -198,6 +198,46 @@ def broadcast(values: list[Any], ranks: Ranks) -> list[Any]:
     return values
 
 
+def _flat(values: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(values, dict):
+        out: dict[str, Any] = {}
+        for key, value in values.items():
+            out.update(_flat(value, f"{prefix}{key}."))
+        return out
+    return {prefix[:-1]: values}
+
+
+def agree(record: dict[str, Any], ranks: Ranks, what: str = "run") -> None:
+    """Every rank's ``record`` (nested dict: settings, data fingerprint, runs) is rank 0's,
+    or every rank raises before the first step.
+
+    Ranks that disagree (a wrong profile file on one node, other data) would otherwise
+    train different runs in lockstep: one rank waits in a collective the others never
+    reach, or DDP fails on mismatched parameter shapes. Each rank compares its record
+    with rank 0's and all ranks learn every difference, so all stop together.
+
+    Raises
+    ------
+    ValueError
+        One line naming the first ranks and keys that differ, with both values.
+    """
+    if not ranks.is_distributed:
+        return
+    mine = _flat(record)
+    (reference,) = broadcast([mine], ranks)
+    differences = sorted(key for key in set(mine) | set(reference) if mine.get(key) != reference.get(key))
+    found = [None] * ranks.world_size
+    dist.all_gather_object(found, (ranks.rank, [(key, mine.get(key), reference.get(key)) for key in differences]))
+    bad = [(rank, diffs) for rank, diffs in found if diffs]
+    if bad:
+        rank, diffs = bad[0]
+        shown = "; ".join(f"{key}: {theirs!r} on rank {rank}, {ours!r} on rank 0" for key, theirs, ours in diffs[:3])
+        more = f" (and {len(diffs) - 3} more)" if len(diffs) > 3 else ""
+        others = f"; ranks {[r for r, _ in bad]} differ" if len(bad) > 1 else ""
+        raise ValueError(f"the ranks disagree on the {what}: {shown}{more}{others}; start every rank with the "
+                         "same profile, options and data")
+
+
 def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
     """Sum of ``tensor`` over the ranks (no gradient); ``tensor`` itself in one process."""
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:

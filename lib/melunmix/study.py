@@ -495,6 +495,11 @@ def train_profile(
                  if (wanted_models is None or item.model in wanted_models)
                  and (not seeds or item.seed in [int(s) for s in seeds])]
         if ranks.is_distributed:  # every run data parallel over the group, one after the other
+            settings = run.settings.to_dict()
+            settings["data"].pop("root", None)  # the same data may sit at another path on each node
+            settings["train"].pop("progress", None)
+            distributed.agree({"settings": settings, "data": data.fingerprint,
+                               "runs": [f"{spec.method}" for spec in specs]}, ranks, "runs to train")
             return {spec.method: train(spec.model, run.settings, data, out_dir=spec.out_dir, seed=spec.seed,
                                        progress=show, tuning_dir=run.paths.tuning) for spec in specs}
         return train_side_by_side(specs, run.settings, data, tuning_dir=run.paths.tuning, progress=show)
