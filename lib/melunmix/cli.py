@@ -246,6 +246,32 @@ def _raise_terminated(signum, frame) -> None:
                       "command to resume")
 
 
+#: What to do about the operating system's refusals a user can fix (errno name -> advice).
+_OS_ADVICE = {
+    "EROFS": "the file system is read-only: choose an output folder on a writable disk (--out, "
+             "--results-dir, or $MELUNMIX_HOME)",
+    "EACCES": "no permission: choose a folder you can write (--out, --results-dir, or $MELUNMIX_HOME)",
+    "EPERM": "no permission: choose a folder you can write (--out, --results-dir, or $MELUNMIX_HOME)",
+    "ENOSPC": "the disk is full: free space (finished work is kept) and rerun the same command to resume",
+    "EDQUOT": "the disk quota is used up: free space and rerun the same command to resume",
+    "ENOTDIR": "a path that should be a folder is a file: give another path",
+}
+
+
+def _os_error_line(err: OSError) -> str:
+    """One line for an operating-system error: what failed, on which file, and what to do."""
+    import errno as errno_names
+
+    name = errno_names.errorcode.get(err.errno or 0, "")
+    reason = err.strerror or str(err)
+    path = err.filename if getattr(err, "filename", None) else None
+    advice = _OS_ADVICE.get(name)
+    if advice is None:
+        where = f" ({path})" if path and str(path) not in str(err) else ""
+        return f"{err}{where}"
+    return f"{path}: {reason.lower()}; {advice}" if path else f"{reason.lower()}; {advice}"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     previous = None
@@ -259,8 +285,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"melunmix {args.command}: error: {err}", file=sys.stderr)
         return 2
     except OSError as err:  # e.g. a full disk or an output path that is a file
-        where = f" ({err.filename})" if getattr(err, "filename", None) and str(err.filename) not in str(err) else ""
-        print(f"melunmix {args.command}: error: {err}{where}", file=sys.stderr)
+        print(f"melunmix {args.command}: error: {_os_error_line(err)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt as err:
         message = str(err) or "interrupted; finished work is kept: rerun the same command to resume"
