@@ -94,3 +94,12 @@ def test_readme_quotes_the_committed_demo_answer():
     readme = (ROOT / "README.md").read_text()
     section = readme[readme.index("## Results of the demo profile"):]
     assert f"> {_report_answer('demo')}\n" in section
+
+
+def test_license_and_citation_match_pyproject():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["license"] == "MIT"
+    assert (ROOT / "LICENSE").read_text().splitlines()[0] == "MIT License"
+    citation = yaml.safe_load((ROOT / "CITATION.cff").read_text())
+    assert citation["license"] == project["license"] and citation["version"] == project["version"]
+    assert {"10.21105/joss.01667", "10.5281/zenodo.1117372"} <= {ref.get("doi") for ref in citation["references"]}
