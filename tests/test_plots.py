@@ -494,3 +494,27 @@ def test_boxplots_mark_residue_as_inf_and_keep_it_off_the_axis():
     assert [m.get_text() for m in marks] == ["inf"] and marks[0].xy[0] == 2  # MIX's position
     dots = np.concatenate([np.asarray(c.get_offsets(), dtype=float).reshape(-1, 2) for c in ax.collections])
     assert len(dots) == 3 and np.isfinite(dots).all()  # the model's three songs, no MIX dot
+
+
+def test_boxplots_are_a_grid_and_pool_a_models_seeds_per_track():
+    rows = []
+    values = {"openunmix-seed1": [1.0, 2.0, 9.0], "openunmix-seed2": [3.0, 4.0, 5.0], "MIX": [0.5, 0.4, 0.3]}
+    for method, scores in values.items():
+        for track, score in zip("abc", scores):
+            for metric in ("SDR", "SIR", "ISR", "SAR"):
+                for frame in range(3):  # the median over frames is the score
+                    rows.append(dict(method=method, track=track, target="vocals", metric=metric,
+                                     score=score + (frame - 1) * 0.1))
+    fig = plots.metric_boxplots(pd.DataFrame(rows), target="vocals")
+    visible = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(visible) == 4
+    assert sorted({round(ax.get_position().x0, 2) for ax in visible}).__len__() == 2  # two columns
+    assert sorted({round(ax.get_position().y0, 2) for ax in visible}).__len__() == 2  # two rows
+    width, height = fig.get_size_inches()
+    assert width < 8 and height < 10  # two boxes per panel: a page's width, not one long row
+    for ax in visible:
+        assert [p.get_gid() for p in ax.patches] == ["box openunmix", "box MIX"]
+        median = next(line for line in ax.lines if line.get_gid() == "median openunmix")
+        # per track the mean of the seeds (2, 3, 7), then the median over tracks
+        assert median.get_ydata()[0] == pytest.approx(3.0)
+    assert "mean over its 2 seeds" in fig._suptitle.get_text()

@@ -736,11 +736,14 @@ def _track_medians(scores) -> pd.DataFrame:
 def metric_boxplots(scores, target: str = "vocals", metrics=("SDR", "SIR", "ISR", "SAR"),
                     path=None, methods: Sequence[str] | None = None,
                     title: str | None = None, dpi: int = DEFAULT_DPI):
-    """SiSEC-style boxplots: one panel per metric, one box per method, of per-track medians.
+    """SiSEC-style boxplots: one panel per metric (a grid of two columns), one box per
+    method, of per-track medians.
 
     Frames are first aggregated per track by their median (NaN frames skipped), exactly
     as museval does before it takes the median over tracks; each box then shows the
-    distribution of those per-track values, with the tracks as dots.
+    distribution of those per-track values, with the tracks as dots. A model trained with
+    several seeds is one box: per track, the mean over its seeds of those values (the
+    tables give each seed).
 
     Parameters
     ----------
@@ -763,7 +766,7 @@ def metric_boxplots(scores, target: str = "vocals", metrics=("SDR", "SIR", "ISR"
     matplotlib.figure.Figure
         ``len(metrics)`` axes, each with one box (patch) per method.
     """
-    medians = _track_medians(scores)
+    medians = _seeds_pooled(_track_medians(scores))
     targets = sorted(medians["target"].unique())
     if target not in targets:
         raise ValueError(f"target {target!r} is not in the scores; available targets: {targets}")
@@ -783,10 +786,13 @@ def metric_boxplots(scores, target: str = "vocals", metrics=("SDR", "SIR", "ISR"
             raise ValueError(f"method(s) {unknown} not in the scores; available: {present}")
         methods = list(methods)
 
-    fig, axes = _new_figure(1, len(metrics), figsize=(2.2 + 0.75 * len(methods) * len(metrics)
-                                                      + 1.2 * len(metrics), 4.8))
+    ncols = min(2, len(metrics))
+    nrows = -(-len(metrics) // ncols)
+    fig, axes = _new_figure(nrows, ncols, figsize=(ncols * (1.4 + 0.45 * len(methods)), 1.2 + 3.8 * nrows))
+    for ax in axes.flat[len(metrics):]:
+        ax.set_visible(False)
     rng = np.random.default_rng(0)  # fixed jitter: the same data give the same picture
-    for ax, metric in zip(axes[0], metrics):
+    for ax, metric in zip(axes.flat, metrics):
         rows = medians[medians["metric"] == metric]
         data, residue = [], []
         for method in methods:
@@ -817,8 +823,25 @@ def metric_boxplots(scores, target: str = "vocals", metrics=("SDR", "SIR", "ISR"
             label.set(rotation=45, ha="right", rotation_mode="anchor")
         ax.grid(True, axis="y", alpha=0.3)
     nb_tracks = medians["track"].nunique()
-    fig.suptitle(title or f"{target}: per-track median scores ({nb_tracks} tracks)")
+    pooled = sorted(set(medians.attrs.get("seeds", {}).values()))
+    seeds = f"; a model's box: mean over its {pooled[0]} seeds per track" if len(pooled) == 1 and pooled[0] > 1 else ""
+    fig.suptitle(title or f"{target}: per-track median scores ({nb_tracks} tracks{seeds})")
     return _finish(fig, path, dpi)
+
+
+def _seeds_pooled(medians: pd.DataFrame) -> pd.DataFrame:
+    """Per-track medians with each model's seeds averaged per track (method ``x-seedN`` ->
+    ``x``); ``attrs["seeds"]``: method -> number of seeds pooled."""
+    from .stats import split_seed
+
+    base = medians["method"].map(lambda name: split_seed(name)[0])
+    if base.equals(medians["method"]):
+        return medians
+    counts = medians.assign(base=base).groupby("base")["method"].nunique().to_dict()
+    pooled = (medians.assign(method=base)
+              .groupby(["method", "track", "target", "metric"], as_index=False, sort=False)["score"].mean())
+    pooled.attrs["seeds"] = {name: int(n) for name, n in counts.items() if n > 1}
+    return pooled
 
 
 _PAIRED_COLUMNS = ["model", "baseline", "target", "metric", "n_songs", "n_seeds", "median_diff",
