@@ -81,3 +81,22 @@ def test_dataset_table_measures_loudness_and_vocal_activity(tmp_path):
     assert row["vocals_db"] == pytest.approx(20 * np.log10(0.5 * np.sqrt(0.5)), abs=0.01)
     assert row["other_db"] == pytest.approx(20 * np.log10(0.1 / np.sqrt(2)), abs=0.01)
     assert row["vocals_active"] == 0.5
+
+
+@pytest.mark.parametrize("seeds", [[42], [1, 2]])
+def test_examples_are_titled_for_a_reader_with_one_seed_per_model(tmp_path, seeds):
+    run = make_run(tmp_path, seeds)
+    folder = run.paths.root / study.EXAMPLES_DIR / "Some Song"
+    folder.mkdir(parents=True)
+    rate = 8000
+    names = ["mixture", "vocals"] + [f"{item.method}_vocals" for item in study.model_runs(run)]
+    for index, name in enumerate(names):
+        sf.write(folder / f"{name}.wav", np.full((rate, 2), 0.01 * (index + 1), dtype=np.float32), rate)
+    song, panels, found_rate = study.load_examples(run)
+    seed = f", seed {seeds[0]}" if len(seeds) > 1 else ""
+    assert song == "Some Song" and found_rate == rate
+    assert list(panels) == ["Mixture", "True vocals", f"Open-Unmix (baseline){seed}: vocals estimate",
+                            f"MelUnmix (mel, proposed){seed}: vocals estimate"]
+    # each title holds its own file's audio: the first seed's estimate, not another's
+    first = f"{study.model_runs(run)[0].method}_vocals"
+    assert panels[list(panels)[2]][0, 0] == pytest.approx(0.01 * (names.index(first) + 1), abs=1e-4)

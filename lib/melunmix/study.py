@@ -719,18 +719,32 @@ def save_examples(run: Run, track, start: float = 0.0, duration: float = 10.0) -
 
 
 def load_examples(run: Run) -> tuple[str, dict[str, np.ndarray], int]:
-    """The saved excerpt: (track name, name -> audio (channels, samples), rate)."""
+    """The saved excerpt: (track name, title -> audio (channels, samples), rate).
+
+    The mixture, the true vocals and each model's vocals estimate, titled for a reader
+    ("Open-Unmix (baseline), seed 1: vocals estimate"); with several seeds, the first
+    seed's (the figure shows what a model does, the tables how seeds differ).
+    """
     import soundfile as sf
+
+    from .stats import method_label
 
     folders = sorted(p for p in (run.paths.root / EXAMPLES_DIR).glob("*") if p.is_dir())
     if not folders:
         raise FileNotFoundError(f"no examples under {run.paths.root / EXAMPLES_DIR}; run notebook 05 first")
     folder = folders[0]
+    order = {"mixture": "Mixture", "vocals": "True vocals"}
+    shown_models: set[str] = set()
+    for item in model_runs(run):
+        if item.model in shown_models:
+            continue
+        shown_models.add(item.model)
+        seed = f", seed {item.seed}" if item.method != item.model else ""
+        order[f"{item.method}_vocals"] = f"{method_label(item.model)}{seed}: vocals estimate"
     panels, rate = {}, None
-    order = ["mixture", "vocals"] + [f"{m.method}_vocals" for m in model_runs(run)]
-    for name in order:
+    for name, title in order.items():
         path = folder / f"{name}.wav"
         if path.exists():
             audio, rate = sf.read(path, dtype="float32", always_2d=True)
-            panels[name] = audio.T
+            panels[title] = audio.T
     return folder.name, panels, rate
