@@ -55,6 +55,17 @@ def test_reproduce_runs_in_order_and_stops_at_the_failing_cell(study_dir, tmp_pa
     assert manifest["packages"]["torch"] and manifest["packages"]["museval"]
 
 
+def test_an_unregistered_kernel_is_one_line_with_the_command_and_nothing_is_written(study_dir, tmp_path):
+    results = tmp_path / "results"
+    with pytest.raises(ValueError, match=r"kernel 'melunmix-nowhere' that runs the notebooks is not registered; "
+                                         r"register it with `.* -m ipykernel install --sys-prefix --name "
+                                         r"melunmix-nowhere`") as err:
+        pipeline.reproduce("smoke", results_dir=results, notebooks_dir=study_dir, kernel_name="melunmix-nowhere",
+                           progress=False)
+    assert "\n" not in str(err.value)
+    assert not results.exists()  # no manifest, no step left "running"
+
+
 def test_reproduce_only_selected(study_dir, tmp_path):
     runs = pipeline.reproduce("smoke", results_dir=tmp_path / "r", notebooks_dir=study_dir, only=["01"],
                               progress=False)

@@ -162,6 +162,21 @@ def _describe_failure(notebook: Path, output: Path, err: Exception) -> str:
     )
 
 
+def _check_kernel(kernel_name: str) -> None:
+    """Refuse in one line, before anything is written, when the notebooks' Jupyter kernel
+    is not registered (a pip or conda install without ``make setup``)."""
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    try:
+        KernelSpecManager().get_kernel_spec(kernel_name)
+    except NoSuchKernel:
+        raise ValueError(
+            f"the Jupyter kernel {kernel_name!r} that runs the notebooks is not registered; register it with "
+            f"`{sys.executable} -m ipykernel install --sys-prefix --name {kernel_name}` (`make setup` does it), "
+            "then rerun"
+        ) from None
+
+
 def reproduce(
     profile: str = "demo",
     data_root: str | os.PathLike | None = None,
@@ -225,6 +240,7 @@ def reproduce(
     is_stand_in = datasets.check_study_root(resolved, settings.name, settings.data.needs_musdb, stand_in)
     paths = run_paths(settings, results_dir)
     notebooks = study_notebooks(notebooks_dir)
+    _check_kernel(kernel_name)
     if only:
         unknown = [p for p in only if not any(nb.name.startswith(p) for nb in notebooks)]
         if unknown:
