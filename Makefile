@@ -18,13 +18,14 @@ LIMITED_ISA := ATEN_CPU_CAPABILITY=default ONEDNN_MAX_CPU_ISA=SSE41 MKL_ENABLE_I
 NBVAL = $(PY) -m pytest --nbval --nbval-current-env --nbval-sanitize-with notebooks/nbval_sanitize.cfg \
 	-p no:cacheprovider notebooks/*.ipynb $(PYTEST_ARGS)
 
-.PHONY: help setup reproduce test lab bench
+.PHONY: help setup reproduce test lab bench gpu-check
 
 help:
 	@echo "make reproduce [PROFILE=demo|study|smoke|poster|umx] [MUSDB_ROOT=/path/to/musdb18] [STAND_IN=1]"
 	@echo "make test      unit tests + notebook regression checks (pytest --nbval)"
 	@echo "make lab       open the notebooks in JupyterLab"
 	@echo "make bench     benchmarks beside Open-Unmix and museval (bench/README.md)"
+	@echo "make gpu-check on a CUDA machine: CUDA tests, poster-size step, separation and scoring times"
 
 setup:
 	@bash scripts/setup_env.sh
@@ -52,3 +53,8 @@ lab: setup
 # without its dependencies (torchaudio is never called by the parts compared; bench/README.md).
 bench: setup
 	$(PY) bench/run_all.py $(BENCH_ARGS)
+
+# The first run on a CUDA machine: the set-up, the CUDA-only tests, a poster-size training
+# step, a 3-minute song separated and scored; one table (scripts/gpu_check.py).
+gpu-check: setup
+	$(PY) scripts/gpu_check.py --json-out build/gpu_check.json $(GPU_CHECK_ARGS)
