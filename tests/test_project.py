@@ -74,11 +74,30 @@ def _markdown_rows(text: str) -> dict[str, list[str]]:
     return rows
 
 
+def _report_answer_block(profile: str) -> list[str]:
+    """Every comparison the committed report opens with: the answer line and the bullets after it."""
+    lines = (ROOT / "results" / profile / "REPORT.md").read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("**Answer:** "))
+    block = [lines[start][len("**Answer:** "):]]
+    for line in lines[start + 1:]:
+        if line.startswith("## ") or line.startswith("Half against full"):
+            break
+        if line.startswith("- "):
+            block.append(line[2:])
+    return block
+
+
 def test_readme_quotes_the_committed_study_answer_and_table():
-    """The README opens the study with the answer its REPORT opens with, and its table rows
-    are the committed main table's (the first columns): numbers never typed by hand."""
+    """The README opens the study with the answer its REPORT opens with (every comparison),
+    and its table rows are the committed main table's (the first columns): numbers never
+    typed by hand."""
     readme = (ROOT / "README.md").read_text()
     assert f"> {_report_answer('study')}\n" in readme
+    section = readme[readme.index("## The answer"):readme.index("## Results of the demo profile")]
+    block = _report_answer_block("study")
+    assert len(block) >= 7  # four models against the baseline (the first is the answer), the proposed model against three controls
+    for line in block[1:]:
+        assert f"> - {line}\n" in section, line
     section = readme[readme.index("## The answer"):readme.index("## Results of the demo profile")]
     main = _markdown_rows((ROOT / "results" / "study" / "tables" / "main.md").read_text())
     table = section[section.index("| model | seeds | params"):]
