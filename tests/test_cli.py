@@ -12,10 +12,10 @@ from melunmix.config import PROFILES_DIR
 
 
 @pytest.mark.parametrize("code, reason, advice", [
-    (errno.EROFS, "Read-only file system", "read-only file system; the file system is read-only: choose an output "
+    (errno.EROFS, "Read-only file system", "Read-only file system; the file system is read-only: choose an output "
                                            "folder on a writable disk (--out, --results-dir"),
-    (errno.ENOSPC, "No space left on device", "no space left on device; the disk is full: free space"),
-    (errno.EACCES, "Permission denied", "permission denied; no permission: choose a folder you can write"),
+    (errno.ENOSPC, "No space left on device", "No space left on device; the disk is full: free space"),
+    (errno.EACCES, "Permission denied", "Permission denied; no permission: choose a folder you can write"),
 ])
 def test_os_errors_a_user_can_fix_name_the_file_and_the_fix(code, reason, advice):
     line = cli._os_error_line(OSError(code, reason, "/results/demo/REPORT.md"))

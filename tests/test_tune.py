@@ -266,7 +266,8 @@ def test_trial_stft_is_the_profile_scaled_to_the_tuning_rate(profile):
     settings = load_profile(profile)
     trial = trial_settings(settings, {})
     full_rate, rate = settings.data.sample_rate, trial.data.sample_rate
-    assert (full_rate, rate) == (44100, 16000)
+    # MUSDB18's rate tuned at 16 kHz; the demo (as the study) is rendered at 16 kHz and tuned at 8.
+    assert (full_rate, rate) == ((16000, 8000) if profile == "demo" else (44100, 16000))
     ratio = rate / full_rate
     # n_fft and hop: the nearest even integers to the durations kept at the lower rate.
     for name in ("n_fft", "n_hop"):
@@ -274,7 +275,8 @@ def test_trial_stft_is_the_profile_scaled_to_the_tuning_rate(profile):
         assert scaled % 2 == 0 and abs(scaled - full * ratio) <= 1
         assert abs(scaled / rate - full / full_rate) <= 1 / rate  # the same duration, to a sample
     # The bandwidth keeps its fraction of the band, below the lower Nyquist frequency.
-    assert trial.stft.bandwidth == pytest.approx(settings.stft.bandwidth * ratio) and trial.stft.bandwidth < rate / 2
+    # (the demo's bandwidth is its Nyquist frequency: every bin, at either rate)
+    assert trial.stft.bandwidth == pytest.approx(settings.stft.bandwidth * ratio) and trial.stft.bandwidth <= rate / 2
     max_bin = bandwidth_to_max_bin(rate, trial.stft.n_fft, trial.stft.bandwidth)
     full_max_bin = bandwidth_to_max_bin(full_rate, settings.stft.n_fft, settings.stft.bandwidth)
     assert max_bin == int(trial.stft.bandwidth * trial.stft.n_fft / rate) + 1  # bins k with k*rate/n_fft <= bw
@@ -478,7 +480,9 @@ def test_two_workers_on_one_journal_run_each_trial_once_and_retry_a_killed_worke
         assert history["epoch"] == list(range(1, epochs + 1))
     reported = [line.split(" trial ")[1].split("/")[0] for line in (out + victim_out).splitlines()
                 if line.startswith("tuning openunmix trial ")]
-    assert sorted(int(n) - 1 for n in reported) == sorted(slots)
+    # Each slot's place k of "trial k/N", once: never beyond N, although a surplus trial took
+    # a number (the roots here can be e.g. 0-3 and 5; they used to print "6/5").
+    assert sorted(int(n) for n in reported) == list(range(1, nb_trials + 1))
     assert all(trials[n].state.name == "FAIL" for n in surplus)  # asked at the same moment, never run
     rows = _read_csv(folder / TRIALS_CSV_NAME)
     assert [int(r["trial"]) for r in rows] == list(slots) and {r["state"] for r in rows} == {"COMPLETE"}

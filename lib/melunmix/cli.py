@@ -269,7 +269,7 @@ def _os_error_line(err: OSError) -> str:
     if advice is None:
         where = f" ({path})" if path and str(path) not in str(err) else ""
         return f"{err}{where}"
-    return f"{path}: {reason.lower()}; {advice}" if path else f"{reason.lower()}; {advice}"
+    return f"{path}: {reason}; {advice}" if path else f"{reason}; {advice}"
 
 
 def main(argv: list[str] | None = None) -> int:
