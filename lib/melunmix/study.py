@@ -584,31 +584,36 @@ def load_histories(run: Run) -> dict[str, pd.DataFrame]:
     """Per-epoch history (``epoch, train_loss, valid_loss, lr, epoch_time``, ...) of every
     trained model, with ``step``: optimiser steps at the epoch's end (from
     ``history.json``'s ``steps_per_epoch``, when recorded)."""
-    from .files import read_json
-    from .train import HISTORY_CSV_NAME, HISTORY_JSON_NAME
+    from .train import HISTORY_CSV_NAME
 
     histories = {}
     for item in model_runs(run):
         path = item.out_dir / HISTORY_CSV_NAME
         if path.exists():
             history = pd.read_csv(path)
-            steps = (read_json(item.out_dir / HISTORY_JSON_NAME) or {}).get("steps_per_epoch") \
-                if (item.out_dir / HISTORY_JSON_NAME).exists() else None
+            steps = _steps_per_epoch(item.out_dir)
             if steps:
                 history["step"] = history["epoch"] * int(steps)
             histories[item.method] = history
     return histories
 
 
+def _steps_per_epoch(out_dir: Path) -> int | None:
+    """A run's optimiser steps per epoch (``history.json``), None when not recorded."""
+    from .files import read_json
+    from .train import HISTORY_JSON_NAME
+
+    path = out_dir / HISTORY_JSON_NAME
+    return (read_json(path) or {}).get("steps_per_epoch") if path.exists() else None
+
+
 def half_training_step(run: Run) -> int | None:
     """Optimiser steps at the end of the half-training epoch (``train.epochs // 2``), the
     matched-steps comparison; None before any run recorded its steps per epoch."""
-    from .files import read_json
-    from .train import HISTORY_JSON_NAME, half_epoch
+    from .train import half_epoch
 
     for item in model_runs(run):
-        path = item.out_dir / HISTORY_JSON_NAME
-        steps = (read_json(path) or {}).get("steps_per_epoch") if path.exists() else None
+        steps = _steps_per_epoch(item.out_dir)
         if steps:
             return half_epoch(run.settings.train.epochs) * int(steps)
     return None
