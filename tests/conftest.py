@@ -1,8 +1,17 @@
 """Shared test set-up."""
 
 import os
+from pathlib import Path
 
-import matplotlib
+# numba writes librosa's compiled functions (cache=True) next to librosa in the venv. Two
+# pytest-xdist workers compiling the same gufunc at once race on those files, and the loser
+# can segfault (numba issue 10128: a worker "crashed while running" librosa.yin on a fresh
+# venv). Each worker keeps its own cache, kept between runs; set before numba is imported.
+if os.environ.get("PYTEST_XDIST_WORKER") and "NUMBA_CACHE_DIR" not in os.environ:
+    os.environ["NUMBA_CACHE_DIR"] = str(Path(__file__).resolve().parents[1] / ".pytest_cache" / "numba"
+                                        / os.environ["PYTEST_XDIST_WORKER"])
+
+import matplotlib  # noqa: E402
 
 matplotlib.use("Agg")  # tests only: the library itself never picks a backend
 

@@ -5,6 +5,7 @@ import subprocess
 import tomllib
 from pathlib import Path
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -122,3 +123,15 @@ def test_license_and_citation_match_pyproject():
     citation = yaml.safe_load((ROOT / "CITATION.cff").read_text())
     assert citation["license"] == project["license"] and citation["version"] == project["version"]
     assert {"10.21105/joss.01667", "10.5281/zenodo.1117372"} <= {ref.get("doi") for ref in citation["references"]}
+
+
+def test_each_test_worker_compiles_numba_into_its_own_cache():
+    """Two xdist workers sharing librosa's numba cache can segfault (numba issue 10128)."""
+    import os
+
+    import numba
+
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker is None:
+        pytest.skip("one process: nothing to race with (make test runs pytest-xdist workers)")
+    assert Path(numba.config.CACHE_DIR) == ROOT / ".pytest_cache" / "numba" / worker
