@@ -277,3 +277,27 @@ def test_study_parts_name_known_kinds_of_items(tmp_path):
     sections = sections_of(text)
     assert all(sections[p.heading].strip() == report.NOT_RUN for p in report.STUDY_PARTS)
     assert "Other figures and tables" not in sections
+
+
+def test_matched_steps_compares_models_at_the_epochs_every_run_reached():
+    def history(epochs, sdr, losses):
+        epoch = np.arange(1, epochs + 1)
+        valid_sdr = [sdr.get(e, np.nan) for e in epoch]
+        return pd.DataFrame({"epoch": epoch, "step": epoch * 10, "valid_loss": losses[:epochs],
+                             "valid_sdr": valid_sdr})
+
+    losses = np.linspace(1.0, 0.5, 12)
+    histories = {
+        "openunmix-seed1": history(12, {4: 1.0, 8: 2.0, 12: 3.0}, losses),
+        "openunmix-seed2": history(9, {4: 3.0, 8: 4.0}, losses - 0.1),  # stopped early: no epoch 12
+        "melunmix-seed1": history(12, {4: 5.0, 8: 6.0, 12: 7.0}, losses),
+    }
+    table = report.matched_steps(histories)
+    assert list(table.index) == ["openunmix", "melunmix"]
+    assert list(table.columns) == ["valid SDR at step 40 (dB)", "valid SDR at step 80 (dB)", "best valid loss",
+                                   "runs"]
+    assert table.loc["openunmix", "valid SDR at step 40 (dB)"] == f"2.00 ± {np.std([1, 3], ddof=1):.2f}"
+    assert table.loc["melunmix", "valid SDR at step 80 (dB)"] == "6.00"  # one run: no spread
+    best = [0.5, losses[8] - 0.1]  # each run's minimum over the epochs it trained
+    assert table.loc["openunmix", "best valid loss"] == f"{np.mean(best):.3f} ± {np.std(best, ddof=1):.3f}"
+    assert table.loc["openunmix", "runs"] == 2

@@ -224,7 +224,8 @@ class TuneSettings:
 
     ``model`` is the model searched with (the proposed one, as the poster tuned "with our
     proposed model"); with ``per_model`` every model of ``train.models`` is searched
-    separately (``tuning/<model>/``) and each trains with its own best values. The trials
+    separately (``tuning/<model>/``) and each trains with its own best values, or with
+    ``shared_recipe`` all with one recipe that the searches show suits each. The trials
     run at ``sample_rate`` with the profile's STFT scaled to that rate (see
     :func:`melunmix.tune.trial_settings`). ``transfer_epochs`` > 0 adds a check at the
     data's full rate: that many epochs with the tuned values beside the untuned ones
@@ -235,6 +236,12 @@ class TuneSettings:
     sample_rate: float = 16000.0
     model: str = "melunmix"
     per_model: bool = False
+    # With per_model: every model trains with one shared recipe, the values that do best on
+    # average (each model's loss over its own best) among those every model's search tried
+    # (the sampler's seeded start-up draws), instead of each with its own best
+    # (melunmix.hyperparameters.shared_recipe; how far it is from each model's own best is
+    # in tuning/recipe_fit.csv).
+    shared_recipe: bool = False
     nb_trials: int = 8
     # Random trials before the sampler's model of the earlier trials chooses (Optuna's
     # TPE default, 10); a search of nb_trials <= startup_trials is a random search.

@@ -13,15 +13,26 @@ the tuner (the tuner imports training to run its trials).
 
 from __future__ import annotations
 
+import csv
 import dataclasses
+import math
 import os
 from pathlib import Path
 from typing import Any
 
 from .config import Settings, TrainSettings, run_paths
-from .files import read_json
+from .files import read_json, write_json, write_text
 
 BEST_PARAMS_NAME = "best_params.json"
+TRIALS_CSV_NAME = "trials.csv"
+#: ``tune.shared_recipe``: the one recipe every model trains with, in the tuning folder.
+SHARED_RECIPE_NAME = "shared_recipe.json"
+#: ``tune.shared_recipe``: per model, the shared recipe's loss against the model's own best.
+RECIPE_FIT_NAME = "recipe_fit.csv"
+RECIPE_FIT_COLUMNS = ["model", "shared_valid_loss", "own_best_valid_loss", "gap_pct", "shared_rank",
+                      "nb_complete", "own_best_trial", "own_best_params"]
+SHARED_RULE = ("among the values every model's search tried, the lowest mean over models of the "
+               "validation loss divided by that model's own best")
 
 
 def tuned_models(settings: Settings) -> list[str]:
@@ -110,6 +121,104 @@ def load_search_summary(tuning_dir: str | os.PathLike) -> dict[str, Any] | None:
     return summary if isinstance(summary, dict) else None
 
 
+def _complete_trials(path: Path, names: list[str]) -> list[tuple[int, tuple[float, ...], float]]:
+    """(trial, parameter values, best validation loss) of the finished trials in ``trials.csv``."""
+    rows = []
+    with open(path, newline="") as handle:
+        for row in csv.DictReader(handle):
+            try:
+                values = tuple(float(row[name]) for name in names)
+                loss = float(row["best_valid_loss"])
+            except (KeyError, TypeError, ValueError):
+                continue
+            if row.get("state") == "COMPLETE" and math.isfinite(loss):
+                rows.append((int(row["trial"]), values, loss))
+    return rows
+
+
+def shared_recipe(settings: Settings, tuning_dir: str | os.PathLike | None = None) -> dict[str, Any] | None:
+    """One recipe for every model, chosen from the per-model searches (``tune.shared_recipe``).
+
+    Every model's search (``settings.tune.per_model``) draws its seeded start-up values
+    alike, so those points are tried by every model. Of the points every model finished,
+    the recipe is the one with the lowest mean over models of its validation loss divided
+    by that model's own best (so each model weighs the same, whatever its loss level);
+    ties go to the earliest trial. How well it suits each model -- its loss against the
+    model's own best, and its rank among the model's trials -- is written beside it.
+
+    Parameters
+    ----------
+    settings : Settings
+    tuning_dir : path, optional
+        The tuning folder; default ``results/<profile>/tuning``.
+
+    Returns
+    -------
+    dict or None
+        ``{"params": {...}, "fit": [row per model]}`` (:data:`RECIPE_FIT_COLUMNS`), also
+        written to ``<tuning_dir>/shared_recipe.json`` and ``recipe_fit.csv``; None while a
+        model's search has not finished (no ``best_params.json``).
+
+    Raises
+    ------
+    ValueError
+        No values were finished by every model (the message says how to fix the search).
+    """
+    root = Path(tuning_dir) if tuning_dir is not None else run_paths(settings).tuning
+    names = list(settings.tune.space)
+    models = tuned_models(settings)
+    trials, summaries = {}, {}
+    for model in models:
+        folder = search_dir(settings, model, root)
+        summary = load_search_summary(folder)
+        if summary is None or not (folder / TRIALS_CSV_NAME).exists():
+            return None
+        summaries[model] = summary
+        trials[model] = _complete_trials(folder / TRIALS_CSV_NAME, names)
+    losses = {model: {values: loss for _, values, loss in rows} for model, rows in trials.items()}
+    best = {model: min(loss.values(), default=math.nan) for model, loss in losses.items()}
+    common = set.intersection(*(set(loss) for loss in losses.values())) if losses else set()
+    if not common:
+        raise ValueError(
+            f"no values of {names} were finished by every model's search in {root}, so no recipe can be "
+            "shared; keep tune.startup_trials >= 1 and tune.seed the same for every model (the start-up "
+            "draws are then alike), or set tune.shared_recipe to false"
+        )
+    first = {values: number for number, values, _ in reversed(trials[models[0]])}
+    chosen = min(common, key=lambda v: (sum(losses[m][v] / best[m] for m in models) / len(models), first.get(v, 0)))
+    params = dict(zip(names, chosen))
+    fit = []
+    for model in models:
+        own_number, own_values, own_loss = min(trials[model], key=lambda row: (row[2], row[0]))
+        shared_loss = losses[model][chosen]
+        fit.append({
+            "model": model, "shared_valid_loss": shared_loss, "own_best_valid_loss": own_loss,
+            "gap_pct": round(100.0 * (shared_loss / own_loss - 1.0), 3),
+            "shared_rank": 1 + sum(loss < shared_loss for loss in losses[model].values()),
+            "nb_complete": len(trials[model]), "own_best_trial": own_number,
+            "own_best_params": " ".join(f"{n}={v:.4g}" for n, v in zip(names, own_values)),
+        })
+    reference = summaries[models[0]]
+    content = {
+        **params,
+        "search": {
+            "rule": SHARED_RULE, "models": models, "candidates": len(common),
+            "mean_loss_over_own_best": sum(losses[m][chosen] / best[m] for m in models) / len(models),
+            **{key: reference[key] for key in ("sample_rate", "data_sample_rate", "stft", "lr_schedule",
+                                               "epochs", "samples_per_track") if key in reference},
+        },
+    }
+    path = root / SHARED_RECIPE_NAME
+    if not path.exists() or not (root / RECIPE_FIT_NAME).exists() or read_json(path) != content:
+        write_json(path, content)
+        lines = [",".join(RECIPE_FIT_COLUMNS)]
+        for row in fit:
+            lines.append(",".join(repr(v) if isinstance(v, float) else str(v) for v in
+                                  (row[c] for c in RECIPE_FIT_COLUMNS)))
+        write_text(root / RECIPE_FIT_NAME, "\n".join(lines) + "\n")
+    return {"params": params, "fit": fit}
+
+
 def resolve_hyperparameters(
     settings: Settings, tuning_dir: str | os.PathLike | None = None, model_name: str | None = None,
 ) -> tuple[TrainSettings, dict[str, Any] | None, Path | None]:
@@ -145,11 +254,20 @@ def resolve_hyperparameters(
     """
     if not settings.train.use_tuned:
         return settings.train, None, None
-    folder = search_dir(settings, model_name, tuning_dir)
-    tuned = load_best_params(folder)
-    if not tuned:
-        return settings.train, None, None
-    source = folder / BEST_PARAMS_NAME
+    if settings.tune.per_model and settings.tune.shared_recipe:
+        folder = Path(tuning_dir) if tuning_dir is not None else run_paths(settings).tuning
+        recipe = shared_recipe(settings, folder)
+        if recipe is None:
+            return settings.train, None, None
+        tuned, source = recipe["params"], folder / SHARED_RECIPE_NAME
+        summary_folder = search_dir(settings, tuned_models(settings)[0], folder)
+    else:
+        folder = search_dir(settings, model_name, tuning_dir)
+        tuned = load_best_params(folder)
+        if not tuned:
+            return settings.train, None, None
+        source = folder / BEST_PARAMS_NAME
+        summary_folder = folder
     known = {f.name for f in dataclasses.fields(TrainSettings)}
     unknown = sorted(set(tuned) - known)
     if unknown:
@@ -157,7 +275,7 @@ def resolve_hyperparameters(
             f"{source} sets {unknown}, which are not training settings (valid: {sorted(known)}); "
             "fix settings.tune.space and rerun the tuning, or set train.use_tuned to false"
         )
-    schedule = (load_search_summary(folder) or {}).get("lr_schedule")
+    schedule = (load_search_summary(summary_folder) or {}).get("lr_schedule")
     if "lr_decay_gamma" in tuned and schedule is not None and schedule != settings.train.lr_schedule:
         raise ValueError(
             f"{source} holds an lr_decay_gamma searched with train.lr_schedule {schedule!r}, but this run "

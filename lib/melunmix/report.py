@@ -388,6 +388,62 @@ def loss_summary(histories: Mapping[str, pd.DataFrame],
     return out
 
 
+def matched_steps(histories: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    """The models side by side at matched optimiser steps, from their validation histories.
+
+    At the first four epochs with a validation vocals SDR (``valid_sdr``) that every run
+    reached, and at each run's best validation loss (its plateau), the mean ± sd over a model's
+    runs (seeds). All runs of a study see the same data, so an epoch is the same number of
+    steps for each; the column names give the steps where ``step`` is recorded.
+
+    Parameters
+    ----------
+    histories : dict of str -> DataFrame
+        Method (``<model>-seed<N>`` or ``<model>``) -> history with ``epoch``,
+        ``valid_loss`` and optionally ``valid_sdr`` and ``step``.
+
+    Returns
+    -------
+    DataFrame
+        Index model; columns ``valid SDR at step <n> (dB)`` for each matched epoch, then
+        ``best valid loss`` and ``runs``. Empty without histories.
+    """
+    if not histories:
+        return pd.DataFrame()
+    reached = min(int(df["epoch"].max()) for df in histories.values())
+    epochs = None
+    for df in histories.values():
+        if "valid_sdr" not in df.columns:
+            epochs = set()
+            break
+        recorded = set(df.loc[df["valid_sdr"].notna() & (df["epoch"] <= reached), "epoch"].astype(int))
+        epochs = recorded if epochs is None else epochs & recorded
+    by_model: dict[str, list[pd.DataFrame]] = {}
+    for method, df in histories.items():
+        by_model.setdefault(split_seed(str(method))[0], []).append(df.sort_values("epoch"))
+
+    def spread(values: list[float], digits: int) -> str:
+        values = np.asarray(values, dtype=float)
+        sd = values.std(ddof=1) if len(values) > 1 else float("nan")
+        return f"{values.mean():.{digits}f}" + (f" ± {sd:.{digits}f}" if np.isfinite(sd) else "")
+
+    rows = {}
+    for model in order_methods(list(by_model)):
+        runs = by_model[model]
+        row = {}
+        for epoch in sorted(epochs or ())[:4]:  # early in training: the first four matched points
+            at = [df.loc[df["epoch"] == epoch].iloc[0] for df in runs]
+            step = at[0].get("step") if "step" in runs[0].columns else None
+            label = f"step {int(step)}" if step is not None and np.isfinite(step) else f"epoch {epoch}"
+            row[f"valid SDR at {label} (dB)"] = spread([a["valid_sdr"] for a in at], 2)
+        row["best valid loss"] = spread([df["valid_loss"].min() for df in runs], 3)
+        row["runs"] = len(runs)
+        rows[model] = row
+    out = pd.DataFrame.from_dict(rows, orient="index")
+    out.index.name = "model"
+    return out
+
+
 #: First line of a report on generated stand-in data (manifest ``"stand_in": true``).
 STAND_IN_WARNING = ("**Stand-in data: every number in this report is on generated stand-in "
                     "data, not MUSDB18.**")
@@ -413,6 +469,9 @@ class StudyPart:
     heading: str
     items: tuple[str, ...]
     text: str = ""
+    #: ``(setting, text)``: shown instead of "not run" when the run's ``section.name``
+    #: setting is false (the profile chose not to produce this part).
+    off: tuple[str, str] | None = None
 
 
 #: The study report after its opening answer, section by section, naming every file it
@@ -427,15 +486,22 @@ STUDY_PARTS = (
               "by song (same seed paired): median over songs, bootstrap interval resampling songs "
               "and seeds (crossed), Wilcoxon p over songs, a t-test over seeds, Holm over the "
               "full-training rows, and the verdict with its equivalence test at ±0.2 dB."),
-    StudyPart("Training", ("losses", "figures/learning_curves.png", "figures/loss_curves.png"),
+    StudyPart("Training", ("losses", "tables/matched_steps", "figures/learning_curves.png",
+                           "figures/loss_curves.png"),
               "Learning curves: validation loss and SDR against optimiser steps, each seed a thin "
-              "line, the median over seeds a thick one."),
+              "line, the median over seeds a thick one. Matched steps: the models' validation "
+              "vocals SDR at the same optimiser steps early in training, and their best validation "
+              "loss (the plateau), mean ± sd over seeds."),
     StudyPart("Scores per method and seed",
               ("figures/boxplots_vocals.png", "figures/boxplots_accompaniment.png",
                "figures/metric_table.png", "tables/poster", "tables/seeds", "tables/wilcoxon",
                "tables/per_track")),
     StudyPart("Training length: half against full training",
-              ("figures/training_length.png", "tables/model_medians")),
+              ("figures/training_length.png", "tables/model_medians"),
+              off=("evaluate.half_training",
+                   "*Not run by this profile (`evaluate.half_training: false`): the models are "
+                   "compared early in training at matched optimiser steps on their validation "
+                   "curves (Training), not by scoring half-trained weights on the test songs.*")),
     StudyPart("Tuning", ("tuning", "figures/tuning_search_space.png", "figures/tuning_lr_curves.png",
                          "figures/tuning_transfer.png")),
     StudyPart("Data", ("figures/example_mixture.png", "figures/example_vocals.png",
@@ -568,8 +634,10 @@ def _values_used(run_dir: Path) -> pd.DataFrame | None:
         except (OSError, ValueError):
             continue
         train = saved.get("train") or {}
-        tuned_from = Path(saved["tuned_from"]).parent if saved.get("tuned_from") else None
-        source = "profile" if tuned_from is None else "tuning" if tuned_from.name == "tuning" \
+        tuned_file = Path(saved["tuned_from"]) if saved.get("tuned_from") else None
+        tuned_from = tuned_file.parent if tuned_file is not None else None
+        source = "profile" if tuned_from is None else f"tuning/{tuned_file.name}" \
+            if tuned_file.name == "shared_recipe.json" else "tuning" if tuned_from.name == "tuning" \
             else f"tuning/{tuned_from.name}"
         rows.append({
             "model": saved.get("model"), "seed": saved.get("seed"),
@@ -604,6 +672,16 @@ def _tuning_markdown(run_dir: Path) -> str | None:
         table = pd.concat(frames, ignore_index=True).set_index(["model", "trial"])
         out.append("**trials of each model's search** (*sampler*: a random start-up draw or chosen by "
                    "TPE from the trials before)\n\n" + _limited_table(table, ".3g", max_rows=100))
+    shared = tuning / "shared_recipe.json"
+    fit = tuning / "recipe_fit.csv"
+    if shared.is_file() and fit.is_file():
+        recipe = read_json(shared)
+        values = ", ".join(f"{k} = {v:.3g}" for k, v in recipe.items() if isinstance(v, (int, float)))
+        out.append(f"**one recipe for every model** ({values}): {recipe['search']['rule']} "
+                   f"({recipe['search']['candidates']} candidates). How it suits each model: its "
+                   "validation loss against the model's own best (*gap*, %) and its rank among the "
+                   "model's finished trials.\n\n"
+                   + markdown_table(pd.read_csv(fit).set_index("model"), floatfmt=".3g"))
     for figure in sorted((run_dir / "figures").glob("tuning_search_space_*.png")):
         out.append(_image(run_dir, f"figures/{figure.name}"))
     best = tuning / "best_params.json"
@@ -707,6 +785,15 @@ def _provenance(manifest: Mapping) -> Section:
     return provenance
 
 
+def _not_run(part: StudyPart, settings: Mapping | None) -> str:
+    """What a part with no files says: why, when the profile turned it off."""
+    if part.off is not None and settings:
+        section, name = part.off[0].split(".")
+        if (settings.get(section) or {}).get(name) is False:
+            return part.off[1]
+    return NOT_RUN
+
+
 def build_study_report(run_dir: str | os.PathLike, settings=None,
                        title: str | None = None, stand_in: bool | None = None) -> Path:
     """Write the study's REPORT.md from what exists under ``run_dir``.
@@ -753,7 +840,7 @@ def build_study_report(run_dir: str | os.PathLike, settings=None,
         rendered = [text for text in (_render_item(run_dir, item) for item in part.items) if text]
         if rendered and part.text:
             rendered.insert(0, part.text + "\n")
-        sections.append(Section(heading=part.heading, text="\n".join(rendered) or NOT_RUN))
+        sections.append(Section(heading=part.heading, text="\n".join(rendered) or _not_run(part, settings_dict)))
     others = _other_files(run_dir, STUDY_PARTS)
     if others:
         rendered = [_render_item(run_dir, item) for item in others]

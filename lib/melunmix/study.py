@@ -628,7 +628,9 @@ def stop_reasons(run: Run) -> dict[str, str | None]:
 
 
 def loss_table(run: Run, histories: dict[str, pd.DataFrame] | None = None) -> pd.DataFrame:
-    """Final and best losses of every trained model, written to ``tables/losses.csv``.
+    """Final and best losses of every trained model, written to ``tables/losses.csv``
+    (and the models at matched steps, :func:`melunmix.report.matched_steps`, to
+    ``tables/matched_steps.csv``).
 
     Parameters
     ----------
@@ -643,11 +645,14 @@ def loss_table(run: Run, histories: dict[str, pd.DataFrame] | None = None) -> pd
         table the report shows under "Training".
     """
     from .files import atomic_path
-    from .report import loss_summary
+    from .report import loss_summary, matched_steps
 
-    losses = loss_summary(load_histories(run) if histories is None else histories, stop_reasons(run))
+    histories = load_histories(run) if histories is None else histories
+    losses = loss_summary(histories, stop_reasons(run))
     with atomic_path(run.paths.tables / "losses.csv") as tmp:
         losses.to_csv(tmp)
+    with atomic_path(run.paths.tables / "matched_steps.csv") as tmp:
+        matched_steps(histories).to_csv(tmp)
     return losses
 
 

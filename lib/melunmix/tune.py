@@ -80,15 +80,18 @@ from .config import Settings, STFTSettings, TrainSettings, run_paths
 from .files import read_json, write_json, write_text
 from .hyperparameters import (  # noqa: F401  (re-exported: what a search leaves, read by training too)
     BEST_PARAMS_NAME,
+    RECIPE_FIT_NAME,
+    SHARED_RECIPE_NAME,
+    TRIALS_CSV_NAME,
     load_best_params,
     load_search_summary,
     search_dir,
+    shared_recipe,
     tuned_models,
 )
 
 logger = logging.getLogger(__name__)
 
-TRIALS_CSV_NAME = "trials.csv"
 HISTORIES_CSV_NAME = "trial_histories.csv"
 STORAGE_NAME = "study.db"
 STUDY_NAME = "melunmix-tune"
@@ -265,7 +268,7 @@ def _search_signature(settings: Settings, model: str, fingerprint: str | None) -
     # Raising nb_trials continues a finished search; the transfer check, the folder
     # layout and where and how the workers keep the trials do not change what a trial
     # computes; the model searched is recorded below.
-    for name in ("enabled", "nb_trials", "transfer_epochs", "per_model", "model", "storage",
+    for name in ("enabled", "nb_trials", "transfer_epochs", "per_model", "shared_recipe", "model", "storage",
                  "heartbeat_interval", "grace_period"):
         tune_settings.pop(name)
     fixed = dataclasses.asdict(settings.train)
@@ -846,11 +849,14 @@ def tune_all(
         By canonical model name, in the order searched.
     """
     root = Path(out_dir) if out_dir is not None else run_paths(settings).tuning
-    return {
+    results = {
         model: tune(settings, data_root, search_dir(settings, model, root), progress,
                     stats_dir=root / "features", model=model)
         for model in tuned_models(settings)
     }
+    if settings.tune.per_model and settings.tune.shared_recipe:
+        shared_recipe(settings, root)  # writes shared_recipe.json and recipe_fit.csv
+    return results
 
 
 def load_trial_histories(settings: Settings, tuning_dir: str | os.PathLike | None = None):
