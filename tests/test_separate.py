@@ -380,3 +380,44 @@ def test_partial_file_of_a_killed_run_is_removed_by_the_rerun(model, songs, tmp_
     report = separate_files([songs["good"]], [model_path], tmp_path / "out", progress=False, device="cpu")
     assert not report["failed"]
     assert sorted(p.name for p in song_dir.iterdir()) == ["accompaniment.wav", "vocals.wav"]
+
+
+def test_cli_separate_takes_folders_m4a_targets_and_output_formats(model, tmp_path, capsys):
+    """What a umx user reaches for: --version, a folder of songs (an .m4a among them, decoded by
+    ffmpeg), a model folder, --targets, --ext/--subtype, --device, one line per song."""
+    import subprocess
+
+    from melunmix import __version__
+    from melunmix.cli import main
+
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0 and capsys.readouterr().out.strip() == f"melunmix {__version__}"
+
+    folder = tmp_path / "songs"
+    folder.mkdir()
+    sf.write(folder / "a.wav", noise((4000, 2), seed=3).numpy(), 8000)
+    sf.write(tmp_path / "b.wav", noise((4000, 2), seed=4).numpy(), 8000)
+    subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-i", str(tmp_path / "b.wav"), "-c:a", "aac",
+                    str(folder / "b.m4a")], check=True)
+    (folder / "notes.txt").write_text("not a song")
+    models = tmp_path / "models"
+    save_model(model, models / "vocals.pt", target="vocals")
+    save_model(model, models / "drums.pth", target="drums")
+    out = tmp_path / "out"
+    status = main(["separate", str(folder), "--model", str(models), "--targets", "vocals", "--ext", "flac",
+                   "--subtype", "PCM_16", "--device", "cpu", "--out", str(out), "--no-progress"])
+    assert status == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 2 and lines[0].startswith(str(folder / "a.wav")) and "b.m4a" in lines[1]
+    for song in ("a", "b"):
+        assert sorted(p.name for p in (out / song).iterdir()) == ["accompaniment.flac", "vocals.flac"]
+        info = sf.info(out / song / "vocals.flac")
+        assert (info.format, info.subtype, info.samplerate) == ("FLAC", "PCM_16", 8000)
+    # m4a (AAC) decodes to about the same length; the WAV is exact
+    assert sf.info(out / "a" / "vocals.flac").frames == 4000
+    assert abs(sf.info(out / "b" / "vocals.flac").frames - 4000) < 2048
+    with pytest.raises(ValueError, match=r"no model for target\(s\) \['bass'\]"):
+        separate_files([folder / "a.wav"], [models], tmp_path / "o2", targets=["bass"], progress=False)
+    with pytest.raises(ValueError, match="not one of"):
+        separate_files([folder / "a.wav"], [models], tmp_path / "o2", ext="flac", subtype="FLOAT", progress=False)

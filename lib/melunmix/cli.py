@@ -38,7 +38,8 @@ def _cmd_separate(args: argparse.Namespace) -> int:
 
     report = separate_files(
         args.songs, args.model, args.out, niter=args.niter, softmask=args.softmask,
-        progress=not args.no_progress,
+        progress=not args.no_progress, device=args.device, targets=args.targets, ext=args.ext,
+        subtype=args.subtype,
     )
     failed = report.get("failed", {}) if isinstance(report, dict) else {}
     return 1 if failed else 0
@@ -161,17 +162,32 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     parser = argparse.ArgumentParser(prog="melunmix", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--version", action="version", version=f"melunmix {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("separate", help="separate songs into vocals and accompaniment")
-    p.add_argument("songs", nargs="+", type=Path, help="audio files (WAV, FLAC, OGG...)")
+    p.add_argument("songs", nargs="+", type=Path,
+                   help="audio files (WAV, FLAC, OGG, MP3; with ffmpeg also .m4a, .stem.mp4 and others) or "
+                        "folders of them")
     p.add_argument("--model", required=True, type=Path, action="append",
-                   help="trained model file (.pth, from training); repeat for several targets")
+                   help="a melunmix model file (.pth, from training) or a folder of them, an Open-Unmix model "
+                        "folder (<target>.json + <target>.pth, as its train.py writes) or an Open-Unmix "
+                        "weights file (e.g. vocals-b62c91ce.pth); repeat for several targets")
     p.add_argument("--out", required=True, type=Path, help="output folder; one sub-folder per song")
+    p.add_argument("--targets", nargs="+", default=None, metavar="TARGET",
+                   help="separate only these of the models' targets (default: all; the accompaniment, "
+                        "the mixture minus them, is always written)")
+    p.add_argument("--ext", choices=["wav", "flac"], default="wav", help="output file type (default wav)")
+    p.add_argument("--subtype", choices=["FLOAT", "PCM_16", "PCM_24"], default=None,
+                   help="sample format (default: FLOAT for wav, PCM_24 for flac)")
+    p.add_argument("--device", default=None,
+                   help="cpu, cuda or cuda:N (default: cuda when available, else cpu)")
     p.add_argument("--niter", type=int, default=1, help="Wiener EM iterations (0: masks only; default 1)")
     p.add_argument("--softmask", action="store_true", help="initialise Wiener with soft masks")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar (logs)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (one line per song)")
     p.set_defaults(func=_cmd_separate)
 
     p = sub.add_parser("make-dataset", help="generate the built-in MUSDB18-format dataset")

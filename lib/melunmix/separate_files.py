@@ -12,7 +12,7 @@ import os
 import shutil
 import sys
 from pathlib import Path
-from typing import Dict, Iterable, Sequence, Tuple, Union
+from typing import Dict, Iterable, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -29,8 +29,9 @@ def read_audio(path: PathLike) -> Tuple[np.ndarray, int]:
     Parameters
     ----------
     path : str or PathLike
-        Any file soundfile reads (WAV, FLAC, OGG, ...), or a MUSDB18 ``.stem.mp4``, whose
-        mixture stream is decoded with ffmpeg.
+        Any file soundfile reads (WAV, FLAC, OGG, ...); a MUSDB18 ``.stem.mp4``, whose
+        mixture stream is decoded with ffmpeg; or any other file ffmpeg decodes (its first
+        audio stream: ``.m4a``, ``.aac``...), when ffmpeg is installed.
 
     Returns
     -------
@@ -56,11 +57,23 @@ def read_audio(path: PathLike) -> Tuple[np.ndarray, int]:
 
             data, rate = read_stem_mixture(path)
         else:
-            data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+            try:
+                data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+            except sf.LibsndfileError as err:
+                if shutil.which("ffmpeg") is None:
+                    raise
+                from .datasets import read_stem_mixture  # any format ffmpeg decodes: its first audio stream
+
+                try:
+                    data, rate = read_stem_mixture(path)
+                except ValueError:
+                    raise ValueError(f"{path}: cannot read audio: neither soundfile ({err}) nor ffmpeg decodes "
+                                     "it; if the file is intact, convert it to WAV") from None
     except (sf.LibsndfileError, RuntimeError, TypeError) as err:
         raise ValueError(f"{path}: cannot read audio ({err}); soundfile reads WAV, FLAC, OGG and "
-                         "(libsndfile >= 1.1) MP3: if the file is intact but in another format, "
-                         "convert it first, e.g. ffmpeg -i INPUT OUTPUT.wav") from err
+                         "(libsndfile >= 1.1) MP3, and ffmpeg (when installed) most other formats: if "
+                         "the file is intact, install ffmpeg or convert it first, e.g. ffmpeg -i INPUT "
+                         "OUTPUT.wav") from err
     if data.size == 0:
         raise ValueError(f"{path}: the file contains no audio samples")
     if not np.isfinite(data).all():
@@ -68,20 +81,94 @@ def read_audio(path: PathLike) -> Tuple[np.ndarray, int]:
     return np.ascontiguousarray(data.T), rate
 
 
-def _load_target_models(model_paths: Sequence[PathLike], device: torch.device) -> dict:
+def _melunmix_model(path: Path, device: torch.device):
+    """(target, model) of a melunmix model file."""
     from .models import load_model, load_model_info
 
+    info = load_model_info(path)
+    target = (info.get("extra") or {}).get("target")
+    if not target:
+        raise ValueError(f"model file {path} does not name its target; save it with "
+                         "melunmix.models.save_model(model, path, target='vocals')")
+    return target, load_model(path, map_location=device)
+
+
+def _models_at(path: Path, device: torch.device) -> list:
+    """(target, model) pairs of one --model: a melunmix model file, a folder of them, an
+    Open-Unmix model folder or an Open-Unmix weights file (:mod:`melunmix.umx_files`)."""
+    from .models import FILE_FORMAT
+    from .umx_files import load_openunmix
+
+    if path.is_dir():
+        ours = [p for p in sorted([*path.glob("*.pth"), *path.glob("*.pt")]) if _is_melunmix_file(p, FILE_FORMAT)]
+        if ours:  # a training run's folder also holds e.g. the half-training weights: <target>.pth wins
+            chosen: dict = {}
+            for file in ours:
+                target, model = _melunmix_model(file, device)
+                if target not in chosen or file.stem == target:
+                    chosen[target] = model
+            return list(chosen.items())
+        return [(target, model.to(device)) for target, model in load_openunmix(path).items()]
+    if not path.is_file():
+        raise FileNotFoundError(f"model {path}: no such file or folder")
+    if _is_melunmix_file(path, FILE_FORMAT):
+        return [_melunmix_model(path, device)]
+    try:
+        return [(target, model.to(device)) for target, model in load_openunmix(path).items()]
+    except ValueError as err:
+        raise ValueError(f"{err}. A model is a melunmix model file (from training), a folder of them, an "
+                         "Open-Unmix model folder (<target>.json + <target>.pth) or an Open-Unmix weights "
+                         "file (e.g. vocals-b62c91ce.pth)") from None
+
+
+def _is_melunmix_file(path: Path, file_format: str) -> bool:
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # foreign or corrupt: the loaders below say what is wrong
+        return False
+    return isinstance(payload, dict) and payload.get("format") == file_format
+
+
+def _load_target_models(model_paths: Sequence[PathLike], device: torch.device) -> dict:
     models = {}
     for path in model_paths:
-        info = load_model_info(path)
-        target = (info.get("extra") or {}).get("target")
-        if not target:
-            raise ValueError(f"model file {path} does not name its target; save it with "
-                             "melunmix.models.save_model(model, path, target='vocals')")
-        if target in models:
-            raise ValueError(f"two model files are for target {target!r}; give one per target")
-        models[target] = load_model(path, map_location=device)
+        for target, model in _models_at(Path(path), device):
+            if target in models:
+                raise ValueError(f"two models are for target {target!r} ({path} and an earlier --model); "
+                                 "give one per target")
+            models[target] = model
     return models
+
+
+#: What a folder given as songs stands for: the audio files in it (not in sub-folders).
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".m4a", ".aac", ".aif", ".aiff", ".opus", ".stem.mp4")
+#: Sample formats by file type, the default first.
+SUBTYPES = {"wav": ("FLOAT", "PCM_16", "PCM_24"), "flac": ("PCM_24", "PCM_16")}
+
+
+def _expand_songs(paths: list) -> list:
+    """Songs as given, a folder replaced by its audio files (sorted)."""
+    songs = []
+    for path in paths:
+        folder = Path(path)
+        if folder.is_dir():
+            found = sorted(p for p in folder.iterdir() if p.is_file() and p.name.lower().endswith(AUDIO_SUFFIXES))
+            if not found:
+                raise FileNotFoundError(f"{folder}: no audio files in this folder (looked for "
+                                        f"{', '.join(AUDIO_SUFFIXES)})")
+            songs.extend(found)
+        else:
+            songs.append(path)
+    return songs
+
+
+def _check_format(ext: str, subtype: Optional[str]) -> str:
+    if ext not in SUBTYPES:
+        raise ValueError(f"output type {ext!r} is not one of {sorted(SUBTYPES)}")
+    subtype = (subtype or SUBTYPES[ext][0]).upper()
+    if subtype not in SUBTYPES[ext]:
+        raise ValueError(f"sample format {subtype!r} is not one of {list(SUBTYPES[ext])} for {ext}")
+    return subtype
 
 
 def song_name(path: PathLike) -> str:
@@ -98,23 +185,34 @@ def song_name(path: PathLike) -> str:
 def separate_files(paths: Union[PathLike, Iterable[PathLike]],
                    model_paths: Union[PathLike, Iterable[PathLike]], out_dir: PathLike,
                    niter: int = 1, softmask: bool = False, progress: bool = True,
-                   device=None) -> dict:
-    """Separate audio files and write one WAV per target and song.
+                   device=None, targets: Optional[Sequence[str]] = None, ext: str = "wav",
+                   subtype: Optional[str] = None) -> dict:
+    """Separate audio files and write one file per target and song.
 
-    Writes ``<out_dir>/<song>/<target>.wav`` (e.g. ``vocals.wav`` and
-    ``accompaniment.wav``) as 32-bit float WAV at the song's sample rate and length;
-    ``<song>`` is the file name without extension, or the folder name for a
-    MUSDB18-HQ-layout ``<track>/mixture.wav``.
+    Writes ``<out_dir>/<song>/<target>.<ext>`` (e.g. ``vocals.wav`` and
+    ``accompaniment.wav``) at the song's sample rate and length, 32-bit float WAV by
+    default; ``<song>`` is the file name without extension, or the folder name for a
+    MUSDB18-HQ-layout ``<track>/mixture.wav``. One line per song written goes to stdout.
     A song that cannot be read, is empty or holds NaN / infinite samples gets one error
     line on stderr naming the file, and the remaining songs are still processed.
 
     Parameters
     ----------
     paths : path or iterable of paths
-        Songs in any format soundfile reads (WAV, FLAC, OGG, MP3 with libsndfile >= 1.1).
+        Songs in any format soundfile reads (WAV, FLAC, OGG, MP3 with libsndfile >= 1.1)
+        or, through ffmpeg, any other it decodes (``.m4a``, ``.stem.mp4``...); a folder
+        stands for the audio files in it (:data:`AUDIO_SUFFIXES`).
     model_paths : path or iterable of paths
         Model files written by :func:`melunmix.models.save_model` with a ``target``
-        (e.g. ``target="vocals"``), one per target.
+        (e.g. ``target="vocals"``), folders of them, Open-Unmix model folders or
+        Open-Unmix weights files (:mod:`melunmix.umx_files`); one model per target.
+    targets : sequence of str, optional
+        Separate only these of the models' targets (the residual ``accompaniment`` is
+        always written); default all.
+    ext : {"wav", "flac"}
+    subtype : str, optional
+        Sample format: ``FLOAT``, ``PCM_16`` or ``PCM_24`` (WAV; default ``FLOAT``),
+        ``PCM_16`` or ``PCM_24`` (FLAC; default ``PCM_24``).
     out_dir : path
         Output folder (created).
     niter, softmask
@@ -142,15 +240,21 @@ def separate_files(paths: Union[PathLike, Iterable[PathLike]],
 
     from .files import atomic_path, remove_stale_temporaries
 
-    paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+    paths = _expand_songs([paths] if isinstance(paths, (str, os.PathLike)) else list(paths))
     if isinstance(model_paths, (str, os.PathLike)):
         model_paths = [model_paths]
     model_paths = list(model_paths)
     if not model_paths:
         raise ValueError("no model file given; pass at least one (e.g. --model vocals.pt)")
+    subtype = _check_format(ext, subtype)
     device = resolve_device(device)
-    separator = Separator(_load_target_models(model_paths, device), niter=niter,
-                          softmask=softmask).to(device)
+    loaded = _load_target_models(model_paths, device)
+    if targets:
+        absent = [t for t in targets if t not in loaded]
+        if absent:
+            raise ValueError(f"no model for target(s) {absent}: the models given are for {sorted(loaded)}")
+        loaded = {t: loaded[t] for t in targets}
+    separator = Separator(loaded, niter=niter, softmask=softmask).to(device)
     out_dir = Path(out_dir)
 
     report = {"written": {}, "failed": {}}
@@ -165,11 +269,11 @@ def separate_files(paths: Union[PathLike, Iterable[PathLike]],
             estimates = _separate_with(separator, audio, rate)
             written = {}
             for target, estimate in estimates.items():
-                wav = song_dir / f"{target}.wav"
+                wav = song_dir / f"{target}.{ext}"
                 remove_stale_temporaries(wav)  # a hidden partial file of a killed run
                 try:
                     with atomic_path(wav) as tmp:
-                        sf.write(str(tmp), estimate.T, rate, subtype="FLOAT", format="WAV")
+                        sf.write(str(tmp), estimate.T, rate, subtype=subtype, format=ext.upper())
                 except (RuntimeError, OSError) as err:  # libsndfile says only "System error."
                     free = shutil.disk_usage(song_dir).free if song_dir.exists() else None
                     hint = "the disk is full" if free is not None and free < estimate.nbytes else \
@@ -178,6 +282,7 @@ def separate_files(paths: Union[PathLike, Iterable[PathLike]],
                 written[target] = str(wav)
             used_folders[song_dir] = str(song)
             report["written"][str(song)] = written
+            tqdm.write(f"{song} -> {song_dir}{os.sep} ({', '.join(written)})", file=sys.stdout)
         except Exception as err:  # one bad song must not stop the others
             message = str(err) if isinstance(err, (OSError, ValueError)) else f"{type(err).__name__}: {err}"
             if str(song) not in message:  # every line names the song it is about
