@@ -82,8 +82,10 @@ def test_cli_score_prints_the_median_table_and_names_missing_files(data_root, es
     sf.write(broken / first.name / "vocals.wav", np.zeros((10, 2)), RATE)
     assert cli.main(["score", str(broken), "--data-root", str(data_root), "--out", str(tmp_path / "e2"),
                      "--jobs", "1", "--no-progress"]) == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "accompaniment.wav is missing" in err
+    err = capsys.readouterr().err.strip().splitlines()
+    # one warning for the song without estimates, one error for the song without a scorable set
+    assert len(err) == 2 and err[0].startswith("melunmix score: warning: no estimates for 1 of the 2")
+    assert "holds ['vocals.wav']; it needs vocals.wav and accompaniment.wav" in err[1]
     assert cli.main(["score", str(tmp_path / "nope"), "--data-root", str(data_root), "--out", str(out)]) == 2
     assert "estimates folder" in capsys.readouterr().err
 
@@ -162,3 +164,128 @@ def test_bad_shards_are_named(text, environ, message):
 def test_overwrite_with_a_shard_is_refused(data_root, estimates, tmp_path):
     with pytest.raises(ValueError, match="delete the other shards' scores"):
         score_folder(estimates, data_root, tmp_path / "e", shard=(0, 2), overwrite=True, progress=False)
+
+
+# --------------------------------------------------------------------------- museval's own command, drop-in
+def _four_stem_song(seed: int, rate: int, seconds: float = 3.0) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    kernel = np.hanning(9) / np.hanning(9).sum()  # band-limited: AAC codes it well
+    n = int(seconds * rate)
+    return {s: (0.2 * np.stack([np.convolve(rng.standard_normal(n), kernel, "same") for _ in range(2)], 1))
+            .astype(np.float32) for s in ("vocals", "drums", "bass", "other")}
+
+
+def _system_estimates(stems: dict[str, np.ndarray], seed: int) -> dict[str, np.ndarray]:
+    """A system's estimates: each stem with some of the others leaking in, plus noise."""
+    rng = np.random.default_rng(seed)
+    names = list(stems)
+    out = {}
+    for i, name in enumerate(names):
+        leak = stems[names[(i + 1) % 4]]
+        out[name] = (0.9 * stems[name] + 0.2 * leak + 0.01 * rng.standard_normal(stems[name].shape)).astype(np.float32)
+    out["accompaniment"] = out["drums"] + out["bass"] + out["other"]
+    return out
+
+
+def _write_hq_song(folder, stems, rate):
+    """A MUSDB18-HQ song: 16-bit PCM WAV stems and mixture."""
+    folder.mkdir(parents=True)
+    for name, audio in {**stems, "mixture": sum(stems.values())}.items():
+        sf.write(folder / f"{name}.wav", audio, rate, subtype="PCM_16")
+
+
+@pytest.mark.parametrize("kind", ["wav", "stem.mp4"])
+def test_four_stems_in_museval_layout_score_as_musdb_and_museval_do(kind, tmp_path, temporary_cache):
+    """museval's layout <estimates>/test/<track>/, four stems + accompaniment (+ demucs' no_vocals):
+    the scores equal musdb + museval.eval_mus_track's on every window, within 0.01 dB, on a
+    MUSDB18-HQ-like root (16-bit WAV) and a MUSDB18-like one (.stem.mp4, AAC)."""
+    import musdb
+    from test_roots_any_folder import write_stem_mp4
+
+    rate, root, estimates = 44100, tmp_path / "root", tmp_path / "estimates"
+    names = ["A - One", "B - Two"]
+    written = {}
+    for seed, name in enumerate(names):
+        stems = _four_stem_song(seed, rate)
+        if kind == "wav":
+            _write_hq_song(root / "test" / name, stems, rate)
+        else:
+            write_stem_mp4(root / "test" / f"{name}.stem.mp4", stems, rate)
+        written[name] = _system_estimates(stems, seed + 10)
+    # song A: the four stems and the accompaniment; song B: two stems and demucs' no_vocals
+    for name, files in (("A - One", ("vocals", "drums", "bass", "other", "accompaniment")),
+                        ("B - Two", ("vocals", "drums", "accompaniment"))):
+        folder = estimates / "test" / name
+        folder.mkdir(parents=True)
+        for target in files:
+            filename = "no_vocals" if (name == "B - Two" and target == "accompaniment") else target
+            sf.write(folder / f"{filename}.wav", written[name][target], rate, subtype="FLOAT")
+
+    out = tmp_path / "eval" / "mine"
+    table = score_folder(estimates, root, out, jobs=1, progress=False, method="My System")
+    assert list(table.index) == ["My System"]
+    mus = musdb.DB(root=str(root), subsets="test", is_wav=kind == "wav")
+    for track in mus.tracks:
+        ours = json.loads((out / "test" / f"{track.name}.json").read_text())
+        folder = estimates / "test" / track.name
+        theirs_estimates = {}
+        for path in folder.glob("*.wav"):
+            target = "accompaniment" if path.stem == "no_vocals" else path.stem
+            audio, _ = sf.read(path, dtype="float64", always_2d=True)
+            theirs_estimates[target] = audio
+        theirs = json.loads(museval.eval_mus_track(track, theirs_estimates, mode="v4").json)
+        expected = {"A - One": {"vocals", "drums", "bass", "other", "accompaniment"},
+                    "B - Two": {"vocals", "drums", "accompaniment"}}[track.name]
+        assert {t["name"] for t in ours["targets"]} == {t["name"] for t in theirs["targets"]} == expected
+        for mine, ref in zip(ours["targets"], theirs["targets"]):
+            assert mine["name"] == ref["name"]
+            assert len(mine["frames"]) == len(ref["frames"])
+            for a, b in zip(mine["frames"], ref["frames"]):
+                for metric in ("SDR", "SIR", "ISR", "SAR"):
+                    x, y = a["metrics"][metric], b["metrics"][metric]
+                    assert (x is None and y is None) or abs(x - y) < 0.01, (track.name, mine["name"], metric)
+
+
+def test_score_skips_songs_without_estimates_and_chooses_tracks(data_root, estimates, tmp_path, capsys):
+    partial = tmp_path / "partial"
+    names = sorted(p.name for p in estimates.iterdir())
+    shutil.copytree(estimates / names[0], partial / names[0])
+    out = tmp_path / "eval" / "partial"
+    assert cli.main(["score", str(partial), "--data-root", str(data_root), "--out", str(out), "--jobs", "1",
+                     "--no-progress", "--method", "IRM1 copy"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err.count("warning") == 1 and names[1] in captured.err
+    assert "IRM1 copy" in captured.out and sorted(p.stem for p in (out / "test").glob("*.json")) == [names[0]]
+    # --tracks chooses; an unknown name is refused in the flag's terms
+    chosen = tmp_path / "eval" / "chosen"
+    assert cli.main(["score", str(estimates), "--data-root", str(data_root), "--out", str(chosen), "--jobs", "1",
+                     "--no-progress", "--tracks", names[1]]) == 0
+    assert sorted(p.stem for p in (chosen / "test").glob("*.json")) == [names[1]]
+    capsys.readouterr()
+    assert cli.main(["score", str(estimates), "--data-root", str(data_root), "--out", str(chosen),
+                     "--tracks", "No Such Song"]) == 2
+    assert "--tracks ['No Such Song'] are not test tracks" in capsys.readouterr().err
+
+
+def test_another_scorer_or_target_set_is_refused_naming_the_flag_and_a_failed_run_blocks_nothing(
+        data_root, estimates, tmp_path, capsys):
+    out = tmp_path / "eval" / "m"
+    args = ["score", str(estimates), "--data-root", str(data_root), "--out", str(out), "--jobs", "1", "--no-progress"]
+    assert cli.main(args) == 0
+    capsys.readouterr()
+    assert cli.main([*args, "--scorer", "museval"]) == 2
+    err = capsys.readouterr().err
+    assert "bss_eval" in err and "pass --overwrite to rescore, or choose another --out" in err
+    assert cli.main([*args, "--scorer", "museval", "--overwrite"]) == 0
+    # a run that fails before scoring anything leaves settings that block nothing
+    failed = tmp_path / "eval" / "f"
+    broken = tmp_path / "broken"
+    for name in sorted(p.name for p in estimates.iterdir()):
+        (broken / name).mkdir(parents=True)
+        sf.write(broken / name / "vocals.wav", np.zeros((10, 2)), RATE)  # no accompaniment: fails
+    assert cli.main(["score", str(broken), "--data-root", str(data_root), "--out", str(failed), "--jobs", "1",
+                     "--no-progress"]) == 2
+    assert (failed / "evaluation.json").is_file() and not list((failed / "test").glob("*.json"))
+    capsys.readouterr()
+    assert cli.main(["score", str(estimates), "--data-root", str(data_root), "--out", str(failed), "--jobs", "1",
+                     "--no-progress"]) == 0

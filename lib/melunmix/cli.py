@@ -84,7 +84,8 @@ def _cmd_score(args: argparse.Namespace) -> int:
     shard = parse_shard(args.shard) if args.shard else None
     table = score_folder(args.estimates, args.data_root, args.out, scorer=args.scorer, jobs=args.jobs,
                          subset=args.subset, progress=not args.no_progress, overwrite=args.overwrite,
-                         shard=shard, aggregate_only=args.aggregate)
+                         shard=shard, aggregate_only=args.aggregate, method=args.method, tracks=args.tracks,
+                         warn=lambda line: print(f"melunmix score: warning: {line}", file=sys.stderr))
     if table is None:  # one shard: the tables wait for every shard (score --aggregate)
         print(f"shard {shard[0]}/{shard[1]}: museval JSON of its tracks in {args.out / args.subset}; "
               "when every shard is done, run the same command with --aggregate instead of --shard")
@@ -201,7 +202,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_make_dataset)
 
     p = sub.add_parser("score", help="score estimates of any system with BSS Eval v4 (museval's numbers)")
-    p.add_argument("estimates", type=Path, help="folder of <track>/vocals.wav and <track>/accompaniment.wav")
+    p.add_argument("estimates", type=Path,
+                   help="folder of <track>/<target>.wav, or museval's <estimates>/test/<track>/<target>.wav: "
+                        "vocals and accompaniment (or no_vocals), drums, bass, other, whichever are there "
+                        "(at least the pair or two stems); tracks without a folder are skipped")
+    p.add_argument("--method", default=None, help="the method's name in the tables (default: the --out folder's name)")
+    p.add_argument("--tracks", nargs="+", default=None, metavar="TRACK",
+                   help="score only these tracks (default: every track with estimates)")
     p.add_argument("--data-root", required=True, type=Path, help="MUSDB18 / MUSDB18-HQ root with the true stems")
     p.add_argument("--out", required=True, type=Path, help="receives <out>/<subset>/<track>.json (museval JSON)")
     p.add_argument("--scorer", choices=("fast", "museval"), default="fast",

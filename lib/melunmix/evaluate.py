@@ -275,20 +275,27 @@ def _check_method_name(method: str) -> str:
     return method
 
 
-def _prepare_method_dir(method_dir: Path, settings: dict, overwrite: bool, subset: str = SUBSET) -> None:
-    """Record the settings; refuse (or, with ``overwrite``, delete) scores made otherwise."""
+def _prepare_method_dir(method_dir: Path, settings: dict, overwrite: bool, subset: str = SUBSET,
+                        rescore_hint: str = "pass overwrite=True to rescore, or use another method name") -> None:
+    """Record the settings; refuse (or, with ``overwrite``, delete) scores made otherwise.
+
+    Settings left by a run that scored nothing (it failed first) protect nothing and are
+    replaced."""
     settings_path = method_dir / SETTINGS_FILE
     previous = read_json(settings_path) if settings_path.is_file() else None
     # The scorer is left out: both give museval's numbers (to 1e-4 dB), so switching
-    # scorers continues a folder instead of rescoring it.
+    # scorers continues a folder instead of rescoring it (melunmix score records it
+    # under another key to rescore or refuse).
     ignored = ("files", "scorer")
     comparable = {k: v for k, v in settings.items() if k not in ignored}
     stale = previous is not None and {k: v for k, v in previous.items() if k not in ignored} != comparable
+    if stale and not any((method_dir / subset).glob("*.json")):
+        stale = False  # nothing scored under the old settings
     if stale and not overwrite:
         changed = sorted(k for k in comparable if previous.get(k) != comparable[k])
         raise ValueError(
             f"{method_dir} holds scores made with other settings ({', '.join(changed)} differ, see "
-            f"{settings_path}); pass overwrite=True to rescore, or use another method name"
+            f"{settings_path}); {rescore_hint}"
         )
     if overwrite or stale:
         shutil.rmtree(method_dir / subset, ignore_errors=True)
@@ -312,7 +319,7 @@ def _decode_stem_tracks(todo: list[_TrackJob], progress: bool) -> None:
 def _evaluate(
     separation, method: str, tracks: Sequence[Any], eval_dir, settings: dict,
     jobs: int | None, progress: bool, overwrite: bool, win: float, hop: float, scorer: str = "fast",
-    subset: str = SUBSET,
+    subset: str = SUBSET, rescore_hint: str | None = None,
 ) -> list[Path]:
     from tqdm import tqdm
 
@@ -333,7 +340,8 @@ def _evaluate(
     settings = {**settings, "scorer": scorer}
 
     method_dir = Path(eval_dir) / method
-    _prepare_method_dir(method_dir, settings, overwrite, subset)
+    _prepare_method_dir(method_dir, settings, overwrite, subset,
+                        **({"rescore_hint": rescore_hint} if rescore_hint else {}))
     paths = [track_json_path(eval_dir, method, name, subset) for name in names]
     todo = [
         _TrackJob(track, name, path, separation, float(win), float(hop), scorer)

@@ -30,8 +30,12 @@ from typing import Mapping
 import numpy as np
 
 from .files import atomic_path
-from .oracles import SCORED_SOURCES
+from .oracles import SCORED_SOURCES, STEMS
 from .track_audio import TrackAudio
+
+#: Every target museval scores, in musdb's order (``track.targets``): the four stems, then
+#: the accompaniment (drums + bass + other).
+MUSDB_TARGETS = (*STEMS, "accompaniment")
 
 #: BSS Eval v4 implementations that give museval's numbers (see :func:`score_estimates`).
 SCORERS = ("fast", "museval")
@@ -39,14 +43,30 @@ SCORERS = ("fast", "museval")
 SUBSET = "test"
 
 
-def as_musdb_track(audio: TrackAudio):
-    """An in-memory musdb track (what ``museval.eval_mus_track`` reads) holding ``audio``."""
+def references_for(audio: TrackAudio, targets) -> dict[str, np.ndarray]:
+    """The true audio of ``targets`` (musdb's order): the scored pair from
+    ``audio.references``, drums, bass and other from ``audio.stems``."""
+    out = {}
+    for target in MUSDB_TARGETS:
+        if target in targets:
+            reference = audio.references.get(target)
+            if reference is None:
+                reference = audio.stems.get(target)
+            if reference is None:
+                raise ValueError(f"track '{audio.name}' has no true {target} to score an estimate against")
+            out[target] = reference
+    return out
+
+
+def as_musdb_track(audio: TrackAudio, references: Mapping[str, np.ndarray] | None = None):
+    """An in-memory musdb track (what ``museval.eval_mus_track`` reads) holding ``audio``
+    (its ``references``, or those given)."""
     import musdb
 
     track = musdb.MultiTrack(path="", name=audio.name, subset=SUBSET, is_wav=True)
     track.rate = audio.rate
     track.sources, track.targets = {}, {}
-    for target, reference in audio.references.items():
+    for target, reference in (audio.references if references is None else references).items():
         source = musdb.Source(track, name=target, path="")
         source.audio = reference
         track.sources[target] = source
@@ -62,15 +82,21 @@ def score_estimates(
     source: str = "the estimates",
     scorer: str = "fast",
 ):
-    """BSS Eval v4 scores of one track's vocals / accompaniment estimates, as museval gives them.
+    """BSS Eval v4 scores of one track's estimates, as museval gives them.
+
+    As ``museval.eval_mus_track``: the estimated stems (vocals, drums, bass, other) are
+    scored together when there are at least two, and vocals with accompaniment as a pair
+    (the vocals' scores then come from the pair). The study scores the pair only.
 
     Parameters
     ----------
     audio : TrackAudio
         The track (:func:`melunmix.track_audio.load_track`).
     estimates : dict of str to np.ndarray, shape (nb_samples, nb_channels)
-        ``"vocals"`` and ``"accompaniment"`` with exactly the mixture's shape; museval
-        itself would silently pad or cut an estimate of another length.
+        ``"vocals"`` and ``"accompaniment"``, and any of ``"drums"``, ``"bass"``,
+        ``"other"`` (at least the pair or two stems), with exactly the mixture's shape;
+        museval itself would silently pad or cut an estimate of another length. Other
+        keys are ignored, as museval does.
     win, hop : float
         museval window and hop in seconds (SiSEC: 1 and 1).
     source : str
@@ -83,7 +109,7 @@ def score_estimates(
     Returns
     -------
     museval.TrackStore
-        Frame-wise SDR, SIR, ISR, SAR (dB) of both targets; ``.json`` is museval's file.
+        Frame-wise SDR, SIR, ISR, SAR (dB) of every scored target; ``.json`` is museval's file.
 
     Raises
     ------
@@ -92,15 +118,16 @@ def score_estimates(
     """
     if scorer not in SCORERS:
         raise ValueError(f"scorer must be one of {list(SCORERS)}, got {scorer!r}")
-    for target in SCORED_SOURCES:
-        if target not in estimates:
-            raise ValueError(
-                f"{source} give no {target!r} estimate for track '{audio.name}' (got {sorted(estimates)}); "
-                "vocals and accompaniment are scored as a pair: separate with residual=True or "
-                "provide an accompaniment model"
-            )
+    present = [t for t in MUSDB_TARGETS if t in estimates]
+    if not all(t in present for t in SCORED_SOURCES) and len([t for t in present if t in STEMS]) < 2:
+        missing = [t for t in SCORED_SOURCES if t not in present]
+        raise ValueError(
+            f"{source} give no {missing[0]!r} estimate for track '{audio.name}' (got {sorted(estimates)}); "
+            "vocals and accompaniment are scored as a pair (or at least two of the stems "
+            f"{', '.join(STEMS)} together): separate with residual=True or provide an accompaniment model"
+        )
     checked = {}
-    for target in SCORED_SOURCES:
+    for target in present:
         estimate = np.asarray(estimates[target])
         if estimate.shape != audio.mixture.shape:
             raise ValueError(
@@ -128,12 +155,13 @@ def score_estimates(
         if scorer == "fast":
             from .bsseval import track_store
 
-            store = track_store(audio.references, checked, audio.rate, win, hop, track_name=audio.name)
+            store = track_store(references_for(audio, checked), checked, audio.rate, win, hop,
+                                track_name=audio.name)
         else:
             import museval
 
-            store = museval.eval_mus_track(as_musdb_track(audio), checked, output_dir=None, mode="v4",
-                                           win=win, hop=hop)
+            store = museval.eval_mus_track(as_musdb_track(audio, references_for(audio, checked)), checked,
+                                           output_dir=None, mode="v4", win=win, hop=hop)
     store.validate()
     return store
 

@@ -21,6 +21,7 @@ Example
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from dataclasses import dataclass
@@ -30,19 +31,48 @@ import numpy as np
 
 from .oracles import SCORED_SOURCES
 
-#: What an estimate folder must hold per track: the pair that is scored.
+logger = logging.getLogger(__name__)
+
+#: The pair an estimate folder holds per track (or two stems, :func:`scorable`).
 REQUIRED_TARGETS = SCORED_SOURCES
 #: Folder of the method folder that receives the tables (``<out>/tables/``).
 TABLES_DIR_NAME = "tables"
+
+
+#: Estimate file names per target: musdb's, and demucs' two-stem ``no_vocals`` for the
+#: accompaniment.
+ESTIMATE_FILES = {"vocals": ("vocals",), "drums": ("drums",), "bass": ("bass",), "other": ("other",),
+                  "accompaniment": ("accompaniment", "no_vocals")}
+NEEDED = ("vocals.wav and accompaniment.wav (or no_vocals.wav), or at least two of vocals.wav, drums.wav, "
+          "bass.wav and other.wav")
+
+
+def estimate_targets(folder: str | os.PathLike) -> dict[str, Path]:
+    """The estimate files of one track folder, by target (:data:`ESTIMATE_FILES`)."""
+    folder = Path(folder)
+    found = {}
+    for target, names in ESTIMATE_FILES.items():
+        paths = [folder / f"{name}.wav" for name in names if (folder / f"{name}.wav").is_file()]
+        if len(paths) > 1:
+            raise ValueError(f"{folder} holds both {paths[0].name} and {paths[1].name} for the {target}; keep one")
+        if paths:
+            found[target] = paths[0]
+    return found
+
+
+def scorable(targets) -> bool:
+    """Whether museval scores these targets: vocals with accompaniment, or two stems."""
+    return all(t in targets for t in REQUIRED_TARGETS) or len([t for t in targets if t != "accompaniment"]) >= 2
 
 
 @dataclass(frozen=True)
 class EstimateFiles:
     """Estimates read from ``<folder>/<track>/<target>.wav`` (picklable, for the workers).
 
-    An estimate longer or shorter than the mixture is cut or zero-padded to the
-    mixture's length, as ``museval.eval_mus_track`` does; another sample rate or channel
-    count is an error naming the file.
+    Every target found is read (:func:`estimate_targets`): vocals, drums, bass, other and
+    accompaniment (or demucs' ``no_vocals``). An estimate longer or shorter than the
+    mixture is cut or zero-padded to the mixture's length, as ``museval.eval_mus_track``
+    does; another sample rate or channel count is an error naming the file.
     """
 
     folder: str
@@ -53,14 +83,16 @@ class EstimateFiles:
     def __call__(self, audio) -> dict[str, np.ndarray]:
         import soundfile as sf
 
+        folder = Path(self.folder) / audio.name
+        files = estimate_targets(folder)
+        if not scorable(files):
+            held = sorted(p.name for p in folder.glob("*.wav")) if folder.is_dir() else []
+            raise FileNotFoundError(
+                f"no estimates to score for track '{audio.name}': {folder} holds {held or 'nothing'}; it needs "
+                f"{NEEDED}"
+            )
         out = {}
-        for target in REQUIRED_TARGETS:
-            path = Path(self.folder) / audio.name / f"{target}.wav"
-            if not path.is_file():
-                raise FileNotFoundError(
-                    f"no {target} estimate for track '{audio.name}': {path} is missing; the estimates "
-                    f"folder needs <track>/{'.wav and <track>/'.join(REQUIRED_TARGETS)}.wav per test track"
-                )
+        for target, path in files.items():
             try:
                 estimate, rate = sf.read(path, dtype="float64", always_2d=True)
             except (RuntimeError, sf.LibsndfileError) as err:
@@ -81,6 +113,14 @@ class EstimateFiles:
         return out
 
 
+def estimates_root(estimates_dir: Path, subset: str) -> Path:
+    """museval's layout ``<estimates>/<subset>/<track>/`` or the flat ``<estimates>/<track>/``."""
+    nested = estimates_dir / subset
+    if nested.is_dir() and any(p.is_dir() for p in nested.iterdir()):
+        return nested
+    return estimates_dir
+
+
 def score_folder(
     estimates_dir: str | os.PathLike,
     data_root: str | os.PathLike,
@@ -92,14 +132,20 @@ def score_folder(
     overwrite: bool = False,
     shard: tuple[int, int] | None = None,
     aggregate_only: bool = False,
+    method: str | None = None,
+    tracks: list[str] | None = None,
+    warn=None,
 ):
     """Score a folder of estimates against a MUSDB18-format root; write museval JSON and tables.
 
     Parameters
     ----------
     estimates_dir : path
-        ``<estimates_dir>/<track>/{vocals,accompaniment}.wav``, one folder per track of
-        ``subset`` (musdb's estimates layout).
+        ``<estimates_dir>/<track>/<target>.wav`` or museval's
+        ``<estimates_dir>/<subset>/<track>/<target>.wav``: vocals and accompaniment (or
+        demucs' ``no_vocals``), drums, bass, other, whichever are there (at least the pair
+        or two stems; :class:`EstimateFiles`). Tracks without a folder are skipped with one
+        warning naming them, as museval scores what is there.
     data_root : path
         Any MUSDB18-format root (``.stem.mp4``, decoded once to the cache, or WAV folders)
         with the true stems; only ``<data_root>/<subset>`` is read (no ``train/`` needed
@@ -121,6 +167,12 @@ def score_folder(
         wait for every shard.
     aggregate_only : bool
         Score nothing; make the tables from the JSON the shards wrote.
+    method : str, optional
+        The method's name in the tables (default: the last part of ``out_dir``).
+    tracks : list of str, optional
+        Score only these tracks of the subset (default: every track with estimates).
+    warn : callable, optional
+        Receives the line naming skipped tracks (default: this module's logger).
 
     Returns
     -------
@@ -151,22 +203,40 @@ def score_folder(
             "folder once, then run the shards without --overwrite"
         )
     found = sorted(datasets.find_tracks(Path(data_root).expanduser().resolve(), subset), key=lambda t: t.name)
+    if tracks:
+        unknown = sorted(set(tracks) - {t.name for t in found})
+        if unknown:
+            raise ValueError(f"--tracks {unknown} are not {subset} tracks of {data_root}")
+        found = [t for t in found if t.name in set(tracks)]
+    root = estimates_root(estimates_dir, subset)
+    present = [t for t in found if (root / t.name).is_dir()]
+    absent = [t.name for t in found if t not in present]
+    if not present:
+        raise FileNotFoundError(
+            f"no estimates for any {subset} track in {root}: it needs one folder per track, named as the track "
+            f"(e.g. {root / (found[0].name if found else '<track>')}/), holding {NEEDED}"
+        )
+    if absent and not aggregate_only:
+        (warn or logger.warning)(f"no estimates for {len(absent)} of the {len(found)} {subset} tracks in {root}, "
+                                 f"skipped: {', '.join(absent)}")
     if not aggregate_only:
-        mine = shard_tracks(found, *shard) if shard is not None else found
+        targets = sorted({target for t in present for target in estimate_targets(root / t.name)})
+        mine = shard_tracks(present, *shard) if shard is not None else present
         if mine:
             # Decoded once to the cache and checked: a mixture that is not the sum of its stems
             # gets a warning line, as in the study.
             mine = datasets.prepare_tracks(mine, progress=progress)
-            settings = {"kind": "estimates", "estimates": str(estimates_dir.resolve()),
-                        "museval": {"mode": "v4", "win": 1.0, "hop": 1.0}}
-            _evaluate(EstimateFiles(str(estimates_dir.resolve())), out_dir.name, mine, out_dir.parent, settings,
-                      jobs, progress, overwrite, 1.0, 1.0, scorer, subset=subset)
+            settings = {"kind": "estimates", "estimates": str(root.resolve()), "targets": targets,
+                        "bss_eval": scorer, "museval": {"mode": "v4", "win": 1.0, "hop": 1.0}}
+            _evaluate(EstimateFiles(str(root.resolve())), out_dir.name, mine, out_dir.parent, settings,
+                      jobs, progress, overwrite, 1.0, 1.0, scorer, subset=subset,
+                      rescore_hint="pass --overwrite to rescore, or choose another --out")
         if shard is not None:
             return None
-    return aggregate(out_dir, [t.name for t in found], subset)
+    return aggregate(out_dir, [t.name for t in present], subset, method=method)
 
 
-def aggregate(out_dir: str | os.PathLike, tracks: list[str], subset: str = "test"):
+def aggregate(out_dir: str | os.PathLike, tracks: list[str], subset: str = "test", method: str | None = None):
     """Tables of one method's scores, refused while a track has no JSON.
 
     Parameters
@@ -177,6 +247,8 @@ def aggregate(out_dir: str | os.PathLike, tracks: list[str], subset: str = "test
     tracks : list of str
         Every track of the subset.
     subset : str
+    method : str, optional
+        The method's name in the tables (default: the last part of ``out_dir``).
 
     Returns
     -------
@@ -194,7 +266,9 @@ def aggregate(out_dir: str | os.PathLike, tracks: list[str], subset: str = "test
     scores = (stats.load_scores(out_dir.parent, [out_dir.name], subset=subset) if scored
               else pd.DataFrame(columns=["method", "track", "target", "metric", "time", "score"]))
     scores = scores[scores["track"].isin(scored)]
-    stats.write_tables(scores, out_dir / TABLES_DIR_NAME, methods=[out_dir.name], tracks=tracks)
+    if method:
+        scores = scores.assign(method=method)
+    stats.write_tables(scores, out_dir / TABLES_DIR_NAME, methods=[method or out_dir.name], tracks=tracks)
     return stats.poster_table(scores)
 
 

@@ -34,8 +34,10 @@ from .tracks import STEM_NAMES, TrackInfo
 
 #: Name of the key file inside a cached track folder; written last, so it marks completion.
 KEY_FILE = "cache.json"
-#: How decoded stems are stored (part of the key: a cache of another format is rebuilt).
-DECODED_FORMAT = "pcm_s16le"
+#: How decoded stems are stored (part of the key: a cache of another format is rebuilt):
+#: 16-bit, at the whole decoded length (the AAC encoder's last-frame padding included),
+#: the samples and length musdb reads.
+DECODED_FORMAT = "pcm_s16le-decoded-length"
 
 
 def default_cache_dir(root: str | os.PathLike) -> Path:
@@ -75,7 +77,9 @@ def decode_to_wav_cache(
     -------
     list of TrackInfo
         Same order; ``stems`` point at WAV files and ``nb_samples`` is the decoded
-        length (the AAC tail padding is cut to the length the container declares).
+        length: what musdb reads, the AAC encoder's last-frame padding included (up to
+        a codec frame, 1024 samples, beyond the length the container declares), so that
+        scores are museval's on musdb's tracks.
     """
     base = Path(cache_dir) / "decoded"
     out: list[TrackInfo | None] = []
@@ -296,9 +300,12 @@ def _decode_stems(track: TrackInfo) -> dict[str, np.ndarray]:
                     f"{track.path}, the container declares {track.nb_samples} at {track.rate} Hz; "
                     "the file is damaged, re-download it"
                 )
-            # The AAC encoder pads the last frame; the container's declared length is the real one.
-            stems[stem] = audio[: track.nb_samples]
-    return stems
+            stems[stem] = audio
+    # The AAC encoder pads the last frame; musdb keeps that padding (its track.audio is the
+    # whole decoded stream), and so does the cache, so that scores equal museval's on
+    # musdb's tracks. Streams that decode to different lengths are cut to the shortest.
+    length = min(audio.shape[0] for audio in stems.values())
+    return {stem: audio[:length] for stem, audio in stems.items()}
 
 
 def read_stem_mixture(path: str | os.PathLike) -> tuple[np.ndarray, int]:
