@@ -66,6 +66,17 @@ def test_an_unregistered_kernel_is_one_line_with_the_command_and_nothing_is_writ
     assert not results.exists()  # no manifest, no step left "running"
 
 
+def test_cli_reproduce_takes_a_kernel_and_refuses_an_unknown_one_in_one_line(study_dir, tmp_path, capsys):
+    from melunmix.cli import main
+
+    results = tmp_path / "results"
+    assert main(["reproduce", "--profile", "smoke", "--kernel", "melunmix-nowhere", "--results-dir", str(results),
+                 "--notebooks-dir", str(study_dir)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "kernel 'melunmix-nowhere'" in err and "--name melunmix-nowhere" in err
+    assert not results.exists()
+
+
 def test_reproduce_only_selected(study_dir, tmp_path):
     runs = pipeline.reproduce("smoke", results_dir=tmp_path / "r", notebooks_dir=study_dir, only=["01"],
                               progress=False)

@@ -62,7 +62,8 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
 
     try:
         runs = reproduce(args.profile, data_root=args.data_root, results_dir=args.results_dir, only=args.only,
-                         stand_in=args.stand_in, notebooks_dir=args.notebooks_dir)
+                         stand_in=args.stand_in, notebooks_dir=args.notebooks_dir,
+                         **({"kernel_name": args.kernel} if args.kernel else {}))
     except NotebookFailed as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
@@ -248,6 +249,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "generated dataset when no MUSDB18 root is given; the results say so")
     p.add_argument("--notebooks-dir", type=Path, default=None, help="folder of the numbered notebooks "
                    "(default: notebooks/ of the source checkout holding the working directory)")
+    p.add_argument("--kernel", default=None, help="Jupyter kernel that runs the notebooks (default: the one "
+                   "`make setup` registers; any kernel of an environment with melunmix installed)")
     p.set_defaults(func=_cmd_reproduce)
     return parser
 
