@@ -472,3 +472,36 @@ def test_settings_file_records_the_provenance_module(reference_run):
     assert saved["versions"]["torch"] == torch.__version__
     info = models.load_model_info(reference_run.weights)
     assert info["versions"] == saved["versions"]  # one record for model files and runs
+
+
+def test_init_weights_fine_tunes_the_baseline_and_starts_a_two_branch_models_shared_layers(
+        data, reference_run, tmp_path):
+    """train.init_weights: a melunmix file or Open-Unmix's own files (a train.py folder)."""
+    trained = models.load_model(reference_run.out_dir / "vocals.pth")
+    state = trained.state_dict()
+    # Open-Unmix's train.py folder holding the same weights (its layer names are ours)
+    umx = tmp_path / "umx"
+    umx.mkdir()
+    torch.save(state, umx / "vocals.pth")
+    (umx / "vocals.json").write_text(json.dumps({"args": {"nfft": N_FFT, "nhop": N_HOP, "hidden_size": 16,
+                                                          "nb_channels": 2}}))
+    (umx / "separator.json").write_text(json.dumps({"sample_rate": SAMPLE_RATE, "nfft": N_FFT, "nhop": N_HOP,
+                                                    "nb_channels": 2}))
+    for source in (reference_run.out_dir / "vocals.pth", umx):
+        settings = make_settings(train={"init_weights": str(source)})
+        baseline = build_training_model("openunmix", settings, data)
+        for name, value in baseline.state_dict().items():
+            assert torch.equal(value, state[name]), name  # everything, the normalisation included
+        torch.manual_seed(3)
+        proposed = build_training_model("melunmix", settings, data).state_dict()
+        torch.manual_seed(3)
+        fresh = build_training_model("melunmix", make_settings(), data).state_dict()
+        assert torch.equal(proposed["lstm.weight_ih_l0"], state["lstm.weight_ih_l0"])
+        assert torch.equal(proposed["fc3.weight"], state["fc3.weight"])
+        assert torch.equal(proposed["lstm_mel.weight_ih_l0"], fresh["lstm_mel.weight_ih_l0"])  # branch from scratch
+    # fine-tuning runs, and starts where the source ended (its first validation loss is the source's best)
+    tuned = train("openunmix", make_settings(train={"init_weights": str(umx), "epochs": 1}), data, tmp_path / "ft")
+    assert tuned.history["valid_loss"][0] < reference_run.history["valid_loss"][0]
+    (umx / "separator.json").write_text(json.dumps({"sample_rate": 44100, "nfft": N_FFT, "nhop": N_HOP}))
+    with pytest.raises(ValueError, match="its sample_rate is 44100, this run's model has 16000"):
+        build_training_model("openunmix", make_settings(train={"init_weights": str(umx)}), data)

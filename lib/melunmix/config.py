@@ -206,6 +206,11 @@ class TrainSettings:
     # model and record their median vocals SDR (dB, BSS Eval v4 via melunmix.bsseval) in
     # the history (column valid_sdr) and the loss figure; 0: never. Does not change training.
     valid_sdr_every: int = 0
+    # Start from trained weights instead of random ones (fine-tuning): a melunmix model file,
+    # an Open-Unmix model folder or weights file (melunmix.umx_files). Every tensor whose
+    # name and shape match is copied, so a two-branch model starts its shared layers (the
+    # baseline's) from an Open-Unmix model and its second branch from scratch.
+    init_weights: str | None = None
 
     def __post_init__(self):
         if self.lr_schedule not in LR_SCHEDULES:

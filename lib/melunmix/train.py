@@ -332,11 +332,15 @@ def _branch_feature(model_name: str) -> str | None:
     return models.MODELS[canonical_model_name(model_name)][1].get("feature")
 
 
-def build_training_model(model_name: str, settings: Settings, data: TrainingData) -> torch.nn.Module:
+def build_training_model(model_name: str, settings: Settings, data: TrainingData,
+                         target: str | None = None) -> torch.nn.Module:
     """Build the model with its input (and mel-branch) statistics from ``data``.
 
     The proposed model's branch statistics are computed with the model's own
-    ``mel_features`` transform, so they are exactly what the branch normalises.
+    ``mel_features`` transform, so they are exactly what the branch normalises. With
+    ``settings.train.init_weights`` the model starts from those weights
+    (:func:`copy_initial_weights`; ``target``, default the first of
+    ``settings.data.targets``, picks the model of an Open-Unmix folder).
     """
     from . import models
 
@@ -349,7 +353,62 @@ def build_training_model(model_name: str, settings: Settings, data: TrainingData
             probe = models.build_model(model_name, **config)
         params = {k: config[k] for k in ("feature", "n_mels", "n_mfcc")}
         stats["mel_mean"], stats["mel_scale"] = data.branch_stats(probe.mel_features, **params)
-    return models.build_model(model_name, **config, **stats)
+    model = models.build_model(model_name, **config, **stats)
+    if settings.train.init_weights:
+        copy_initial_weights(model, settings.train.init_weights, target=target or settings.data.targets[0])
+    return model
+
+
+def copy_initial_weights(model: torch.nn.Module, source: str | os.PathLike, target: str = "vocals") -> list[str]:
+    """Start ``model`` from trained weights (``train.init_weights``): every tensor of the
+    source whose name and shape match ``model``'s is copied (the input and output scaling
+    included, so a fine-tuned model keeps its source's normalisation).
+
+    Parameters
+    ----------
+    model : nn.Module
+        A freshly built model (:func:`build_training_model`).
+    source : path
+        A melunmix model file, or an Open-Unmix model folder or weights file
+        (:func:`melunmix.umx_files.load_openunmix`; its ``target`` model).
+    target : str
+        Which model of an Open-Unmix folder.
+
+    Returns
+    -------
+    list of str
+        The names copied.
+
+    Raises
+    ------
+    ValueError
+        The source's STFT or sample rate differs from the model's, or nothing matches.
+    """
+    from .models import FILE_FORMAT, load_model
+    from .umx_files import load_openunmix
+
+    path = Path(source).expanduser()
+    payload = torch.load(path, map_location="cpu", weights_only=True) if path.is_file() else None
+    if isinstance(payload, dict) and payload.get("format") == FILE_FORMAT:
+        trained = load_model(path)
+    else:
+        found = load_openunmix(path, targets=None if path.is_file() else [target])
+        trained = found.get(target) or next(iter(found.values()))
+    for name in ("sample_rate", "n_fft", "n_hop"):
+        ours, theirs = getattr(model, name, None), getattr(trained, name, None)
+        if ours is not None and theirs is not None and float(ours) != float(theirs):
+            raise ValueError(f"train.init_weights {path}: its {name} is {theirs:g}, this run's model has {ours:g}; "
+                             "train at the weights' rate and STFT (data.sample_rate, stft.n_fft, stft.n_hop)")
+    state, wanted = trained.state_dict(), model.state_dict()
+    copied = [name for name, value in state.items() if name in wanted and wanted[name].shape == value.shape]
+    if not copied:
+        raise ValueError(f"train.init_weights {path}: none of its tensors fits {type(model).__name__} "
+                         "(other layer sizes: hidden_size, nb_channels, bandwidth)")
+    with torch.no_grad():
+        for name in copied:
+            wanted[name].copy_(state[name])
+    logger.info("started from %s: %d of %d tensors copied", path, len(copied), len(wanted))
+    return copied
 
 # --------------------------------------------------------------------------- schedule, early stopping
 class EarlyStopping:
@@ -997,7 +1056,7 @@ class Trainer:
         from .features import STFT
 
         _seed_everything(self.seed)
-        self.model = build_training_model(self.model_name, self.settings, self.data).to(self.device)
+        self.model = build_training_model(self.model_name, self.settings, self.data, self.target).to(self.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.hp.lr, weight_decay=self.hp.weight_decay)
         self.scheduler = make_scheduler(self.optimizer, self.hp)
         self.stopper = EarlyStopping(self.hp.patience)
