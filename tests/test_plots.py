@@ -158,6 +158,10 @@ def test_feature_panel_shows_librosas_stft_mel_and_mfcc(tmp_path):
     fig = plots.feature_panel(audio, RATE, n_fft, n_hop, n_mels, n_mfcc, path=path,
                               title="excerpt")
     assert_png(path)
+    from PIL import Image
+
+    width, height = Image.open(path).size
+    assert width / height < 2.5  # a 2 x 2 grid: readable at page width (one row of four was 4.4:1)
     assert len(fig.axes) == 7  # 4 panels + 3 colour bars
     wave, stft_ax, mel_ax, mfcc_ax = fig.axes[:4]  # the colour bars come after the panels
     assert len(wave.lines) == 2

@@ -40,7 +40,7 @@ EXAMPLES_DIR = "examples"
 #: keep :data:`melunmix.plots.DEFAULT_DPI`.
 INLINE_DPI_ENV = "MELUNMIX_INLINE_DPI"
 #: The inline resolution of the committed notebooks.
-COMMITTED_INLINE_DPI = 45
+COMMITTED_INLINE_DPI = 72  # a screen's normal resolution: the metric table's numbers stay readable
 #: pandas' display options in the notebooks (their tables are compared as text by nbval).
 PANDAS_OPTIONS = {"display.width": 160, "display.max_columns": 20}
 
