@@ -375,6 +375,8 @@ def test_paired_differences_figure_draws_each_models_median_and_interval(tmp_pat
     # rows with other counts: the counts move into the labels
     mixed = pd.concat([paired_table(("melunmix",)), paired_table(("mfccunmix",), songs=12)])
     fig = plots.paired_differences_figure(mixed)
+    width, height = fig.get_size_inches()
+    assert width / height <= 4.2  # two lines: still readable at page width
     assert [t.get_text() for t in fig.axes[0].get_yticklabels()][1].endswith("(12x3)")
     # the proposed model against a control: a line of its own below the models, "A - B"
     control = paired_table(("melunmix",)).assign(baseline="linunmix", median_diff=0.3)

@@ -924,7 +924,7 @@ def paired_differences_figure(paired, path=None, target: str = "vocals",
     labels = [label(m, b) for m, b in comparisons]
 
     fig, axes = _new_figure(1, len(metrics), figsize=(2.6 * len(metrics) + 2.6 + 1.2 * (
-        len(comparisons) > len(models)), 0.42 * len(comparisons) + 1.9), sharey=True)
+        len(comparisons) > len(models)), max(0.42 * len(comparisons) + 1.9, 3.4)), sharey=True)  # never flatter than ~4:1
     positions = np.arange(len(comparisons))
     for ax, metric in zip(axes[0], metrics):
         by_pair = rows[rows["metric"] == metric].set_index(["model", "baseline"])
