@@ -408,6 +408,17 @@ def settings_from_dict(values: dict[str, Any], where: str = "profile") -> Settin
     return _build(Settings, values, where)
 
 
+def flat_keys(values: Any, prefix: str = "") -> dict[str, Any]:
+    """A nested settings dict as dotted keys: ``{"train": {"lr": 1}}`` -> ``{"train.lr": 1}``
+    (what differs between two runs' records is then named by its profile key)."""
+    if isinstance(values, dict):
+        out: dict[str, Any] = {}
+        for key, value in values.items():
+            out.update(flat_keys(value, f"{prefix}{key}."))
+        return out
+    return {prefix[:-1]: values}
+
+
 def _deep_merge(base: dict, override: dict) -> dict:
     out = dict(base)
     for key, value in (override or {}).items():

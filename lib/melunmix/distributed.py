@@ -46,6 +46,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from .config import flat_keys
+
 #: How long a rank waits in a collective (e.g. while rank 0 validates) before giving up.
 TIMEOUT = datetime.timedelta(minutes=60)
 #: Environment variables a launcher sets for every rank (torchrun, Slurm via srun + torchrun).
@@ -198,15 +200,6 @@ def broadcast(values: list[Any], ranks: Ranks) -> list[Any]:
     return values
 
 
-def _flat(values: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(values, dict):
-        out: dict[str, Any] = {}
-        for key, value in values.items():
-            out.update(_flat(value, f"{prefix}{key}."))
-        return out
-    return {prefix[:-1]: values}
-
-
 def agree(record: dict[str, Any], ranks: Ranks, what: str = "run") -> None:
     """Every rank's ``record`` (nested dict: settings, data fingerprint, runs) is rank 0's,
     or every rank raises before the first step.
@@ -223,7 +216,7 @@ def agree(record: dict[str, Any], ranks: Ranks, what: str = "run") -> None:
     """
     if not ranks.is_distributed:
         return
-    mine = _flat(record)
+    mine = flat_keys(record)
     (reference,) = broadcast([mine], ranks)
     differences = sorted(key for key in set(mine) | set(reference) if mine.get(key) != reference.get(key))
     found = [None] * ranks.world_size

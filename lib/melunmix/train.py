@@ -68,7 +68,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from . import distributed, provenance
-from .config import Settings, TrainSettings, run_paths
+from .config import Settings, TrainSettings, flat_keys, run_paths
 from .devices import resolve_device
 from .files import atomic_path, read_json, write_json, write_text
 from .hyperparameters import resolve_hyperparameters
@@ -712,15 +712,6 @@ def _load_checkpoint(path: Path, signature: dict, out_dir: Path, device: torch.d
     return state
 
 
-def _flatten(values: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(values, dict):
-        out = {}
-        for key, value in values.items():
-            out.update(_flatten(value, f"{prefix}{key}."))
-        return out
-    return {prefix[:-1]: values}
-
-
 def _normalise(values: dict) -> dict:
     """Round-trip through JSON so tuples/lists and numpy scalars compare as equal."""
     return json.loads(json.dumps(values, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)))
@@ -731,7 +722,7 @@ def check_run_signature(found: dict, expected: dict, path: Path, out_dir: Path, 
 
     The message names the file and tells the user to delete ``out_dir`` or choose another.
     """
-    found, expected = _flatten(_normalise(found)), _flatten(_normalise(expected))
+    found, expected = flat_keys(_normalise(found)), flat_keys(_normalise(expected))
     differences = [
         f"{key}: {found.get(key, '(missing)')!r} there, {expected.get(key, '(missing)')!r} here"
         for key in sorted(set(found) | set(expected))
