@@ -15,9 +15,9 @@ machine to machine:
   and papermill's record (``execution``, ``papermill``); papermill's empty tag lists are
   not written;
 - audio players (base64 WAV, megabytes per notebook) are replaced by one line of text,
-  ``[audio players: run the notebook to listen]``. They may only appear in cells marked
-  ``# NBVAL_IGNORE_OUTPUT``, whose outputs nbval does not compare; a player in any other
-  cell stops the script, naming the cell.
+  ``[audio players: run the notebook to listen]``. They may only appear in cells tagged
+  ``nbval-ignore-output`` (or marked ``# NBVAL_IGNORE_OUTPUT``), whose outputs nbval does
+  not compare; a player in any other cell stops the script, naming the cell.
 
 An output that still holds this checkout's absolute path is reported (it would differ on
 another machine). A notebook that fails leaves its committed copy as it was.
