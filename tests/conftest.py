@@ -7,7 +7,9 @@ from pathlib import Path
 # pytest-xdist workers compiling the same gufunc at once race on those files, and the loser
 # can segfault (numba issue 10128: a worker "crashed while running" librosa.yin on a fresh
 # venv). Each worker keeps its own cache, kept between runs; set before numba is imported.
-if os.environ.get("PYTEST_XDIST_WORKER") and "NUMBA_CACHE_DIR" not in os.environ:
+#: Whether this conftest chose the numba cache (not the caller's NUMBA_CACHE_DIR).
+NUMBA_CACHE_CHOSEN_HERE = bool(os.environ.get("PYTEST_XDIST_WORKER")) and "NUMBA_CACHE_DIR" not in os.environ
+if NUMBA_CACHE_CHOSEN_HERE:
     os.environ["NUMBA_CACHE_DIR"] = str(Path(__file__).resolve().parents[1] / ".pytest_cache" / "numba"
                                         / os.environ["PYTEST_XDIST_WORKER"])
 

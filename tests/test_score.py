@@ -277,6 +277,16 @@ def test_another_scorer_or_target_set_is_refused_naming_the_flag_and_a_failed_ru
     err = capsys.readouterr().err
     assert "bss_eval" in err and "pass --overwrite to rescore, or choose another --out" in err
     assert cli.main([*args, "--scorer", "museval", "--overwrite"]) == 0
+    # another set of targets (a drums estimate added) is refused the same way
+    more = tmp_path / "more"
+    shutil.copytree(estimates, more)
+    first = sorted(p for p in more.iterdir())[0]
+    sf.write(first / "drums.wav", sf.read(first / "accompaniment.wav")[0], RATE, subtype="FLOAT")
+    capsys.readouterr()
+    assert cli.main(["score", str(more), "--data-root", str(data_root), "--out", str(out), "--jobs", "1",
+                     "--no-progress", "--scorer", "museval"]) == 2
+    err = capsys.readouterr().err
+    assert "targets" in err and "estimates" in err and "--overwrite" in err
     # a run that fails before scoring anything leaves settings that block nothing
     failed = tmp_path / "eval" / "f"
     broken = tmp_path / "broken"

@@ -421,3 +421,28 @@ def test_cli_separate_takes_folders_m4a_targets_and_output_formats(model, tmp_pa
         separate_files([folder / "a.wav"], [models], tmp_path / "o2", targets=["bass"], progress=False)
     with pytest.raises(ValueError, match="not one of"):
         separate_files([folder / "a.wav"], [models], tmp_path / "o2", ext="flac", subtype="FLOAT", progress=False)
+
+
+def test_song_folders_a_musdb_hq_track_is_its_mixture_and_a_folder_without_audio_fails_alone(model, tmp_path,
+                                                                                            capsys):
+    track = tmp_path / "HQ Song"
+    track.mkdir()
+    for name in ("mixture", "vocals", "drums"):
+        sf.write(track / f"{name}.wav", noise((3000, 2), seed=len(name)).numpy(), 8000)
+    empty = tmp_path / "nothing here"
+    empty.mkdir()
+    model_path = save_model(model, tmp_path / "vocals.pt", target="vocals")
+    report = separate_files([track, empty], [model_path], tmp_path / "out", progress=False, device="cpu")
+    assert list(report["written"]) == [str(track / "mixture.wav")]  # the mixture only, not the stems
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["HQ Song"]
+    assert "a folder without audio files" in report["failed"][str(empty)]
+
+
+def test_pcm_output_is_clipped_to_full_scale_with_a_warning(model, tmp_path, capsys):
+    loud = tmp_path / "loud.wav"
+    sf.write(loud, 3.0 * noise((4000, 2), seed=9).numpy(), 8000, subtype="FLOAT")  # peaks far above 1
+    model_path = save_model(model, tmp_path / "vocals.pt", target="vocals")
+    separate_files([loud], [model_path], tmp_path / "out", progress=False, device="cpu", subtype="PCM_16")
+    assert "clipped to full scale for PCM_16" in capsys.readouterr().err
+    audio, _ = sf.read(tmp_path / "out" / "loud" / "accompaniment.wav", always_2d=True)
+    assert np.abs(audio).max() <= 1.0 and np.abs(audio).max() > 0.99

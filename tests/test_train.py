@@ -499,9 +499,21 @@ def test_init_weights_fine_tunes_the_baseline_and_starts_a_two_branch_models_sha
         assert torch.equal(proposed["lstm.weight_ih_l0"], state["lstm.weight_ih_l0"])
         assert torch.equal(proposed["fc3.weight"], state["fc3.weight"])
         assert torch.equal(proposed["lstm_mel.weight_ih_l0"], fresh["lstm_mel.weight_ih_l0"])  # branch from scratch
-    # fine-tuning runs, and starts where the source ended (its first validation loss is the source's best)
+    # fine-tuning runs, and starts from the source: after one epoch it is below the source's own first epoch
     tuned = train("openunmix", make_settings(train={"init_weights": str(umx), "epochs": 1}), data, tmp_path / "ft")
     assert tuned.history["valid_loss"][0] < reference_run.history["valid_loss"][0]
+    # refused in one line: another target's model, layers of other sizes, a file that is no model
+    drums = umx / "drums-1a2b3c4d.pth"  # beside separator.json, as on Zenodo with a JSON
+    torch.save(state, drums)
+    with pytest.raises(ValueError, match="is a 'drums' model, this run trains 'vocals'"):
+        build_training_model("openunmix", make_settings(train={"init_weights": str(drums)}), data)
+    with pytest.raises(ValueError, match=r"other sizes than this run's model: fc1.weight \(16, "):
+        build_training_model("openunmix", make_settings(model={"hidden_size": 24, "nb_layers": 2, "n_mels": 16},
+                                                        train={"init_weights": str(umx)}), data)
+    junk = tmp_path / "junk.pth"
+    junk.write_text("not a model")
+    with pytest.raises(ValueError, match="junk.pth: not a model file"):
+        build_training_model("openunmix", make_settings(train={"init_weights": str(junk)}), data)
     (umx / "separator.json").write_text(json.dumps({"sample_rate": 44100, "nfft": N_FFT, "nhop": N_HOP}))
     with pytest.raises(ValueError, match="its sample_rate is 44100, this run's model has 16000"):
         build_training_model("openunmix", make_settings(train={"init_weights": str(umx)}), data)

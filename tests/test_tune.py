@@ -330,14 +330,14 @@ def test_per_model_search_writes_one_folder_per_model_and_training_reads_its_own
 def _write_search(folder, rows):
     """A finished per-model search as the tuner leaves it: trials.csv and best_params.json."""
     folder.mkdir(parents=True)
-    lines = ["trial,state,sampler,lr,lr_decay_gamma,best_valid_loss"]
-    lines += [f"{n},{state},random,{lr!r},{gamma!r},{loss}" for n, (state, lr, gamma, loss) in enumerate(rows)]
+    lines = ["trial,state,sampler,lr,lr_decay_gamma,batch_size,best_valid_loss"]
+    lines += [f"{n},{state},random,{lr!r},{gamma!r},4,{loss}" for n, (state, lr, gamma, loss) in enumerate(rows)]
     (folder / TRIALS_CSV_NAME).write_text("\n".join(lines) + "\n")
     (folder / BEST_PARAMS_NAME).write_text(json.dumps({"lr": 1.0, "search": {"lr_schedule": "exponential"}}))
 
 
 def test_shared_recipe_is_the_common_values_best_on_average_and_training_reads_it(tmp_path):
-    space = {"lr": [1e-3, 3e-2, "log"], "lr_decay_gamma": [0.5, 1.0, "linear"]}
+    space = {"lr": [1e-3, 3e-2, "log"], "lr_decay_gamma": [0.5, 1.0, "linear"], "batch_size": [2, 8, "linear"]}
     settings = make_settings(train={"models": ["openunmix", "melunmix"], "use_tuned": True},
                              tune={"per_model": True, "shared_recipe": True, "space": space})
     tuning = tmp_path / "tuning"
@@ -350,7 +350,8 @@ def test_shared_recipe_is_the_common_values_best_on_average_and_training_reads_i
     # mean of loss / own best: b (0.4/0.1 + 0.8/0.45) / 2 = 2.89 beats a (0.5/0.1 + 0.5/0.45) / 2 = 3.06,
     # though a is the better of the two for melunmix: each model weighs by its own best
     recipe = shared_recipe(settings, tuning)
-    assert recipe["params"] == {"lr": b[0], "lr_decay_gamma": b[1]}
+    assert recipe["params"] == {"lr": b[0], "lr_decay_gamma": b[1], "batch_size": 4}
+    assert type(recipe["params"]["batch_size"]) is int  # an integer setting stays one (read from text)
     fit = {row["model"]: row for row in _read_csv(tuning / RECIPE_FIT_NAME)}
     assert float(fit["openunmix"]["gap_pct"]) == pytest.approx(300.0)  # 0.40 against its own 0.10
     assert int(fit["openunmix"]["shared_rank"]) == 3 and int(fit["openunmix"]["own_best_trial"]) == 3
@@ -360,7 +361,7 @@ def test_shared_recipe_is_the_common_values_best_on_average_and_training_reads_i
     assert saved["search"]["candidates"] == 2 and saved["search"]["models"] == ["openunmix", "melunmix"]
     for model in ("openunmix", "melunmix"):
         hp, tuned, source = resolve_hyperparameters(settings, tuning, model_name=model)
-        assert source == tuning / SHARED_RECIPE_NAME and (hp.lr, hp.lr_decay_gamma) == b
+        assert source == tuning / SHARED_RECIPE_NAME and (hp.lr, hp.lr_decay_gamma, hp.batch_size) == (*b, 4)
     # one search unfinished: no recipe yet, training keeps the profile's values
     (tuning / "melunmix" / BEST_PARAMS_NAME).unlink()
     assert shared_recipe(settings, tuning) is None

@@ -186,7 +186,9 @@ def shared_recipe(settings: Settings, tuning_dir: str | os.PathLike | None = Non
         )
     first = {values: number for number, values, _ in reversed(trials[models[0]])}
     chosen = min(common, key=lambda v: (sum(losses[m][v] / best[m] for m in models) / len(models), first.get(v, 0)))
-    params = dict(zip(names, chosen))
+    # trials.csv holds text: an integer setting (batch_size...) goes back to an int
+    kinds = {f.name: type(f.default) for f in dataclasses.fields(TrainSettings)}
+    params = {name: int(value) if kinds.get(name) is int else value for name, value in zip(names, chosen)}
     fit = []
     for model in models:
         own_number, own_values, own_loss = min(trials[model], key=lambda row: (row[2], row[0]))
@@ -209,13 +211,15 @@ def shared_recipe(settings: Settings, tuning_dir: str | os.PathLike | None = Non
         },
     }
     path = root / SHARED_RECIPE_NAME
-    if not path.exists() or not (root / RECIPE_FIT_NAME).exists() or read_json(path) != content:
+    if not path.exists() or read_json(path) != content:
         write_json(path, content)
-        lines = [",".join(RECIPE_FIT_COLUMNS)]
-        for row in fit:
-            lines.append(",".join(repr(v) if isinstance(v, float) else str(v) for v in
-                                  (row[c] for c in RECIPE_FIT_COLUMNS)))
-        write_text(root / RECIPE_FIT_NAME, "\n".join(lines) + "\n")
+    lines = [",".join(RECIPE_FIT_COLUMNS)]
+    for row in fit:
+        lines.append(",".join(repr(v) if isinstance(v, float) else str(v) for v in (row[c] for c in RECIPE_FIT_COLUMNS)))
+    text = "\n".join(lines) + "\n"
+    fit_path = root / RECIPE_FIT_NAME
+    if not fit_path.exists() or fit_path.read_text() != text:  # more trials move the ranks, not the recipe
+        write_text(fit_path, text)
     return {"params": params, "fit": fit}
 
 

@@ -94,7 +94,7 @@ def score_estimates(
         The track (:func:`melunmix.track_audio.load_track`).
     estimates : dict of str to np.ndarray, shape (nb_samples, nb_channels)
         ``"vocals"`` and ``"accompaniment"``, and any of ``"drums"``, ``"bass"``,
-        ``"other"`` (at least the pair or two stems), with exactly the mixture's shape;
+        ``"other"`` (at least the pair, or any two targets), with exactly the mixture's shape;
         museval itself would silently pad or cut an estimate of another length. Other
         keys are ignored, as museval does.
     win, hop : float
@@ -119,12 +119,12 @@ def score_estimates(
     if scorer not in SCORERS:
         raise ValueError(f"scorer must be one of {list(SCORERS)}, got {scorer!r}")
     present = [t for t in MUSDB_TARGETS if t in estimates]
-    if not all(t in present for t in SCORED_SOURCES) and len([t for t in present if t in STEMS]) < 2:
+    if not all(t in present for t in SCORED_SOURCES) and len(present) < 2:  # museval's rule
         missing = [t for t in SCORED_SOURCES if t not in present]
         raise ValueError(
             f"{source} give no {missing[0]!r} estimate for track '{audio.name}' (got {sorted(estimates)}); "
-            "vocals and accompaniment are scored as a pair (or at least two of the stems "
-            f"{', '.join(STEMS)} together): separate with residual=True or provide an accompaniment model"
+            "vocals and accompaniment are scored as a pair (or any two targets together): separate with "
+            "residual=True or provide an accompaniment model"
         )
     checked = {}
     for target in present:

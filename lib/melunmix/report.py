@@ -408,6 +408,7 @@ def matched_steps(histories: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
         Index model; columns ``valid SDR at step <n> (dB)`` for each matched epoch, then
         ``best valid loss`` and ``runs``. Empty without histories.
     """
+    histories = {method: df for method, df in histories.items() if len(df)}
     if not histories:
         return pd.DataFrame()
     reached = min(int(df["epoch"].max()) for df in histories.values())
@@ -427,15 +428,22 @@ def matched_steps(histories: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
         sd = values.std(ddof=1) if len(values) > 1 else float("nan")
         return f"{values.mean():.{digits}f}" + (f" ± {sd:.{digits}f}" if np.isfinite(sd) else "")
 
+    matched = sorted(epochs or ())[:4]  # early in training: the first four matched points
+    # one label per epoch for every model: the steps where any run recorded them
+    steps = {}
+    for df in histories.values():
+        if "step" in df.columns:
+            for epoch, step in zip(df["epoch"], df["step"]):
+                if int(epoch) in matched and np.isfinite(step):
+                    steps.setdefault(int(epoch), int(step))
+    labels = {e: f"valid SDR at {'step ' + str(steps[e]) if e in steps else 'epoch ' + str(e)} (dB)" for e in matched}
     rows = {}
     for model in order_methods(list(by_model)):
         runs = by_model[model]
         row = {}
-        for epoch in sorted(epochs or ())[:4]:  # early in training: the first four matched points
+        for epoch in matched:
             at = [df.loc[df["epoch"] == epoch].iloc[0] for df in runs]
-            step = at[0].get("step") if "step" in runs[0].columns else None
-            label = f"step {int(step)}" if step is not None and np.isfinite(step) else f"epoch {epoch}"
-            row[f"valid SDR at {label} (dB)"] = spread([a["valid_sdr"] for a in at], 2)
+            row[labels[epoch]] = spread([a["valid_sdr"] for a in at], 2)
         row["best valid loss"] = spread([df["valid_loss"].min() for df in runs], 3)
         row["runs"] = len(runs)
         rows[model] = row

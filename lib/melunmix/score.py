@@ -44,7 +44,7 @@ TABLES_DIR_NAME = "tables"
 ESTIMATE_FILES = {"vocals": ("vocals",), "drums": ("drums",), "bass": ("bass",), "other": ("other",),
                   "accompaniment": ("accompaniment", "no_vocals")}
 NEEDED = ("vocals.wav and accompaniment.wav (or no_vocals.wav), or at least two of vocals.wav, drums.wav, "
-          "bass.wav and other.wav")
+          "bass.wav, other.wav and accompaniment.wav")
 
 
 def estimate_targets(folder: str | os.PathLike) -> dict[str, Path]:
@@ -61,8 +61,9 @@ def estimate_targets(folder: str | os.PathLike) -> dict[str, Path]:
 
 
 def scorable(targets) -> bool:
-    """Whether museval scores these targets: vocals with accompaniment, or two stems."""
-    return all(t in targets for t in REQUIRED_TARGETS) or len([t for t in targets if t != "accompaniment"]) >= 2
+    """Whether ``museval.eval_mus_track`` scores these targets: vocals with accompaniment
+    (a pair), or any two targets (e.g. drums with the accompaniment)."""
+    return all(t in targets for t in REQUIRED_TARGETS) or len(list(targets)) >= 2
 
 
 @dataclass(frozen=True)

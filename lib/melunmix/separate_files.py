@@ -22,6 +22,11 @@ from .separate import PathLike, Separator, _separate_with
 
 __all__ = ["read_audio", "song_name", "separate_files"]
 
+#: What a folder given as songs stands for: the audio files in it (not in sub-folders).
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".m4a", ".aac", ".aif", ".aiff", ".opus", ".stem.mp4")
+#: Sample formats by file type, the default first.
+SUBTYPES = {"wav": ("FLOAT", "PCM_16", "PCM_24"), "flac": ("PCM_24", "PCM_16")}
+
 
 def read_audio(path: PathLike) -> Tuple[np.ndarray, int]:
     """Read an audio file for separation.
@@ -49,6 +54,8 @@ def read_audio(path: PathLike) -> Tuple[np.ndarray, int]:
     import soundfile as sf
 
     path = Path(path)
+    if path.is_dir():
+        raise FileNotFoundError(f"{path}: a folder without audio files (looked for {', '.join(AUDIO_SUFFIXES)})")
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
     try:
@@ -140,23 +147,18 @@ def _load_target_models(model_paths: Sequence[PathLike], device: torch.device) -
     return models
 
 
-#: What a folder given as songs stands for: the audio files in it (not in sub-folders).
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".m4a", ".aac", ".aif", ".aiff", ".opus", ".stem.mp4")
-#: Sample formats by file type, the default first.
-SUBTYPES = {"wav": ("FLOAT", "PCM_16", "PCM_24"), "flac": ("PCM_24", "PCM_16")}
-
-
 def _expand_songs(paths: list) -> list:
-    """Songs as given, a folder replaced by its audio files (sorted)."""
+    """Songs as given, a folder replaced by its audio files (sorted); a MUSDB18-HQ track
+    folder (holding ``mixture.wav``) is its mixture, not its stems. A folder without audio
+    stays in the list, to fail on its own (:func:`read_audio` names it)."""
     songs = []
     for path in paths:
         folder = Path(path)
-        if folder.is_dir():
+        if folder.is_dir() and (folder / "mixture.wav").is_file():
+            songs.append(folder / "mixture.wav")
+        elif folder.is_dir():
             found = sorted(p for p in folder.iterdir() if p.is_file() and p.name.lower().endswith(AUDIO_SUFFIXES))
-            if not found:
-                raise FileNotFoundError(f"{folder}: no audio files in this folder (looked for "
-                                        f"{', '.join(AUDIO_SUFFIXES)})")
-            songs.extend(found)
+            songs.extend(found or [path])
         else:
             songs.append(path)
     return songs
@@ -268,6 +270,12 @@ def separate_files(paths: Union[PathLike, Iterable[PathLike]],
             audio, rate = read_audio(song)
             estimates = _separate_with(separator, audio, rate)
             written = {}
+            if subtype != "FLOAT":  # integer samples: above full scale would wrap or fail
+                peak = max(float(np.max(np.abs(e))) for e in estimates.values())
+                if peak > 1.0:
+                    tqdm.write(f"warning: {song}: estimates reach {20 * np.log10(peak):+.1f} dBFS; clipped to "
+                               f"full scale for {subtype} (--subtype FLOAT keeps them)", file=sys.stderr)
+                    estimates = {t: np.clip(e, -1.0, 1.0) for t, e in estimates.items()}
             for target, estimate in estimates.items():
                 wav = song_dir / f"{target}.{ext}"
                 remove_stale_temporaries(wav)  # a hidden partial file of a killed run

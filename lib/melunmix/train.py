@@ -381,29 +381,47 @@ def copy_initial_weights(model: torch.nn.Module, source: str | os.PathLike, targ
 
     Raises
     ------
+    FileNotFoundError
+        No such source.
     ValueError
-        The source's STFT or sample rate differs from the model's, or nothing matches.
+        Not a model; a model of another target; another STFT or sample rate; a layer of
+        the same name with another size (hidden size, channels, bandwidth); nothing shared.
     """
-    from .models import FILE_FORMAT, load_model
+    from .models import FILE_FORMAT, load_model, load_model_info
     from .umx_files import load_openunmix
 
     path = Path(source).expanduser()
-    payload = torch.load(path, map_location="cpu", weights_only=True) if path.is_file() else None
+    if not path.exists():
+        raise FileNotFoundError(f"train.init_weights {path}: no such file or folder")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True) if path.is_file() else None
+    except Exception:  # not a torch file: the message below, not torch's advice
+        raise ValueError(f"train.init_weights {path}: not a model file (corrupt, not a torch file, or more than "
+                         "tensors); give a melunmix model file or Open-Unmix's files") from None
     if isinstance(payload, dict) and payload.get("format") == FILE_FORMAT:
         trained = load_model(path)
+        theirs = (load_model_info(path).get("extra") or {}).get("target")
     else:
         found = load_openunmix(path, targets=None if path.is_file() else [target])
-        trained = found.get(target) or next(iter(found.values()))
+        theirs, trained = next(iter(found.items()))
+    if theirs and theirs != target:
+        raise ValueError(f"train.init_weights {path} is a {theirs!r} model, this run trains {target!r}; "
+                         f"give the {target} model")
     for name in ("sample_rate", "n_fft", "n_hop"):
         ours, theirs = getattr(model, name, None), getattr(trained, name, None)
         if ours is not None and theirs is not None and float(ours) != float(theirs):
             raise ValueError(f"train.init_weights {path}: its {name} is {theirs:g}, this run's model has {ours:g}; "
                              "train at the weights' rate and STFT (data.sample_rate, stft.n_fft, stft.n_hop)")
     state, wanted = trained.state_dict(), model.state_dict()
-    copied = [name for name, value in state.items() if name in wanted and wanted[name].shape == value.shape]
+    misfits = [f"{name} {tuple(value.shape)} (here {tuple(wanted[name].shape)})" for name, value in state.items()
+               if name in wanted and wanted[name].shape != value.shape]
+    if misfits:  # half a model copied would pass for a fine-tuned one
+        raise ValueError(f"train.init_weights {path}: its layers have other sizes than this run's model: "
+                         f"{', '.join(misfits[:3])}{' ...' if len(misfits) > 3 else ''}; set model.hidden_size, "
+                         "the channels and stft.bandwidth as the weights were trained")
+    copied = [name for name in state if name in wanted]
     if not copied:
-        raise ValueError(f"train.init_weights {path}: none of its tensors fits {type(model).__name__} "
-                         "(other layer sizes: hidden_size, nb_channels, bandwidth)")
+        raise ValueError(f"train.init_weights {path}: none of its tensors is a layer of {type(model).__name__}")
     with torch.no_grad():
         for name in copied:
             wanted[name].copy_(state[name])

@@ -244,12 +244,14 @@ def trial_settings(settings: Settings, params: dict[str, Any]) -> Settings:
 
 def _short_run_settings(settings: Settings, epochs: int, seed: int, params: dict[str, Any]) -> Settings:
     """What a trial and a transfer run share: ``settings.tune.samples_per_track`` items per
-    track, ``epochs`` epochs, one ``seed``, ``params`` applied, no tuned values read and no
-    validation SDR (the search ranks by validation loss)."""
+    track, ``epochs`` epochs, one ``seed``, ``params`` applied, no tuned values read, no
+    validation SDR (the search ranks by validation loss) and no ``train.init_weights`` (a
+    trial trains from scratch, at the tuning rate, where weights of the full rate do not fit)."""
     run = copy.deepcopy(settings)
     run.data.samples_per_track = int(settings.tune.samples_per_track)
     run.train = dataclasses.replace(
-        run.train, epochs=int(epochs), use_tuned=False, seeds=[int(seed)], valid_sdr_every=0, **params
+        run.train, epochs=int(epochs), use_tuned=False, seeds=[int(seed)], valid_sdr_every=0, init_weights=None,
+        **params
     )
     return run
 
@@ -273,6 +275,7 @@ def _search_signature(settings: Settings, model: str, fingerprint: str | None) -
         tune_settings.pop(name)
     fixed = dataclasses.asdict(settings.train)
     for name in ("models", "seeds", "device", "jobs", "progress", "use_tuned", "epochs", "valid_sdr_every",
+                 "init_weights",
                  *settings.tune.space):
         fixed.pop(name, None)
     return {
