@@ -217,7 +217,7 @@ def test_mismatched_checkpoint_is_refused_with_the_file_named(reference_run, dat
     other_stft = make_settings(stft={"n_hop": 64})
     other_data = prepare_data(other_stft, data_root=dataset_root, stats_dir=tmp_path / "features",
                               progress=False)
-    with pytest.raises(ValueError, match=r"config.n_hop: 128 there, 64 here.*choose another out_dir"):
+    with pytest.raises(ValueError, match=r"config.n_hop: 128 there, 64 here.*another output folder \(--results-dir\)"):
         train("openunmix", other_stft, other_data, out_dir)
 
     broken = tmp_path / "broken"

@@ -711,7 +711,7 @@ class RunFiles:
 def _load_checkpoint(path: Path, signature: dict, out_dir: Path, device: torch.device) -> dict | None:
     if not path.exists():
         return None
-    again = f"Delete the folder {out_dir} to train from scratch, or choose another out_dir."
+    again = f"Delete the folder {out_dir} to train from scratch, or choose another output folder (--results-dir)."
     try:
         state = torch.load(path, map_location=device, weights_only=True)
     except Exception as err:  # a truncated or foreign file: torch raises many kinds
@@ -749,7 +749,7 @@ def check_run_signature(found: dict, expected: dict, path: Path, out_dir: Path, 
     if differences:
         raise ValueError(
             f"{path} belongs to another {what} ({'; '.join(differences)}). "
-            f"Delete the folder {out_dir} to start over, or choose another out_dir."
+            f"Delete the folder {out_dir} to start over, or choose another output folder (--results-dir)."
         )
 
 
