@@ -14,6 +14,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from PIL import Image
+
 from melunmix import plots, stats
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -144,6 +146,11 @@ def test_learning_curves_show_each_seed_and_the_median_over_steps_every_seed_rea
     np.testing.assert_array_equal(sdr_median.get_xdata(), [20])
     np.testing.assert_allclose(sdr_median.get_ydata(), [0.8])
     assert any(list(line.get_xdata()) == [20, 20] for line in loss_ax.lines)  # the half-training mark
+    assert "dotted: the half-training comparison" in fig._suptitle.get_text()
+    # Without half-training weights scored, no dotted line and no word of it.
+    plain = plots.learning_curves(histories)
+    assert not any(line.get_linestyle() == ":" for ax in plain.axes for line in ax.lines)
+    assert plain._suptitle.get_text() == "Thin: one seed; thick: median over seeds"
     with pytest.raises(ValueError, match="valid_loss"):
         plots.learning_curves({"openunmix": histories["openunmix-seed1"].drop(columns="valid_loss")})
 
@@ -225,6 +232,16 @@ def test_spectrogram_comparison_shares_one_db_scale(tmp_path):
     np.testing.assert_allclose(db[1], np.maximum(db[0] - 20.0, -80.0), atol=1e-3)
     np.testing.assert_allclose(db[2], np.maximum(db[0] - 40.0, -80.0), atol=1e-3)
     assert db[0].max() == pytest.approx(0.0)
+    # Five signals: a 3 x 2 grid in reading order (the sixth cell removed), one colour bar.
+    five = {f"signal {i}": loud * 0.5 ** i for i in range(5)}
+    path = tmp_path / "five.png"
+    grid = plots.spectrogram_comparison(five, RATE, 256, 64, path=path, dpi=40)
+    assert len(grid.axes) == 5 + 1 and [ax.get_title() for ax in grid.axes[:5]] == list(five)
+    corners = [ax.get_position() for ax in grid.axes[:5]]
+    assert corners[0].x0 < corners[1].x0 and corners[0].y0 == pytest.approx(corners[1].y0)  # side by side
+    assert corners[2].y0 < corners[0].y0 and corners[2].x0 == pytest.approx(corners[0].x0)  # next row
+    width, height = Image.open(path).size
+    assert width / height > 1.0, (width, height)
     with pytest.raises(ValueError, match="different lengths"):
         plots.spectrogram_comparison({"a": loud, "b": loud[:, :-10]}, RATE, 256, 64)
     with pytest.raises(ValueError, match="non-empty"):
@@ -486,6 +503,25 @@ def test_stem_loudness_plot_bars_per_track_and_stem(tmp_path):
         plots.stem_loudness_plot(wide.drop(columns="bass"))
 
 
+def test_stem_loudness_of_many_tracks_is_columns_not_a_tower(tmp_path):
+    names = [f"song {i:02d}" for i in range(60)]
+    levels = -30.0 + np.arange(60) / 4
+    wide = pd.DataFrame({"track": names, "vocals": levels, "drums": levels - 1, "bass": levels - 2,
+                         "other": levels - 3})
+    path = tmp_path / "loudness.png"
+    fig = plots.stem_loudness_plot(wide, path=path, dpi=40)
+    assert len(fig.axes) == 3  # 60 songs: three columns of 20
+    assert [len(ax.patches) for ax in fig.axes] == [80, 80, 80]
+    assert [ax.get_yticklabels()[0].get_text() for ax in fig.axes] == ["song 00", "song 20", "song 40"]
+    # Each column's vocals bars end at its songs' levels, in the table's order.
+    vocals = [p.get_x() + p.get_width() for p in fig.axes[1].patches[:20]]
+    np.testing.assert_allclose(vocals, levels[20:40])
+    width, height = Image.open(path).size
+    assert 0.8 < width / height < 3.0, (width, height)
+    # 21 songs: two columns of 11 and 10, not 20 and 1.
+    assert [len(ax.get_yticks()) for ax in plots.stem_loudness_plot(wide.iloc[:21]).axes] == [11, 10]
+
+
 def test_boxplots_mark_residue_as_inf_and_keep_it_off_the_axis():
     """MIX's SAR (~147 dB of float residue, as written by museval or an older table) is not
     drawn on the dB axis, whose range stays the models'; an "inf" mark stands in its place."""
@@ -524,3 +560,32 @@ def test_boxplots_are_a_grid_and_pool_a_models_seeds_per_track():
         # per track the mean of the seeds (2, 3, 7), then the median over tracks
         assert median.get_ydata()[0] == pytest.approx(3.0)
     assert "mean over its 2 seeds" in fig._suptitle.get_text()
+
+
+def test_tuning_curves_of_many_models_are_columns(tmp_path):
+    rows = []
+    models = ["openunmix", "melunmix", "mfccunmix", "linunmix", "wideunmix"]
+    for model in models:
+        for trial, lr in enumerate([0.01, 0.003]):
+            for epoch in (1, 2, 3):
+                rows.append(dict(model=model, trial=trial, epoch=epoch, lr=lr * 0.9 ** (epoch - 1),
+                                 valid_loss=1.0 / epoch + trial))
+    path = tmp_path / "curves.png"
+    fig = plots.plot_tuning_curves(pd.DataFrame(rows), path=path, dpi=40)
+    panels = fig.axes[:-1]  # the last is the trial colour bar
+    assert len(panels) == 10
+    titles = [ax.get_title() for ax in panels]
+    # Row 0: each model's learning rate; row 1: its validation loss, the same column.
+    for model in models:
+        lr_ax = panels[titles.index(f"{plots.method_label(model)}: learning rate")]
+        loss_ax = panels[titles.index(f"{plots.method_label(model)}: validation loss")]
+        assert lr_ax.get_position().x0 == pytest.approx(loss_ax.get_position().x0)
+        assert lr_ax.get_position().y0 > loss_ax.get_position().y0
+        assert lr_ax.get_yscale() == "log"
+        np.testing.assert_allclose(sorted(loss_ax.lines[0].get_ydata()), [1 / 3, 1 / 2, 1.0])
+    width, height = Image.open(path).size
+    assert width / height > 1.5, (width, height)
+    # Two models keep one row each: learning rate left, loss right.
+    two = plots.plot_tuning_curves(pd.DataFrame([r for r in rows if r["model"] in models[:2]]))
+    first, second = two.axes[0].get_position(), two.axes[1].get_position()
+    assert first.y0 == pytest.approx(second.y0) and first.x0 < second.x0

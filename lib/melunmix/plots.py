@@ -411,9 +411,8 @@ def learning_curves(histories: Mapping[str, pd.DataFrame], path=None, half_step:
     if with_sdr:
         axes[0, 1].set_title("Validation vocals SDR (BSS Eval v4)")
     axes[0, -1].legend(fontsize="small", loc="lower right" if with_sdr else "upper right")
-    if half_step is not None:
-        fig.suptitle("Thin: one seed; thick: median over seeds; dotted: the half-training comparison",
-                     fontsize="medium")
+    fig.suptitle("Thin: one seed; thick: median over seeds"
+                 + ("; dotted: the half-training comparison" if half_step is not None else ""), fontsize="medium")
     return _finish(fig, path, dpi)
 
 
@@ -560,7 +559,8 @@ def spectrogram_comparison(panels: Mapping[str, np.ndarray], sample_rate: float,
     Parameters
     ----------
     panels : dict of str -> array, shape (nb_channels, nb_samples) or (nb_samples,)
-        Title -> audio, in display order (top to bottom); all of the same length.
+        Title -> audio, in display order (top to bottom; more than three panels fill two
+        columns row by row); all of the same length.
     sample_rate : float
         Hz.
     n_fft, n_hop : int
@@ -575,7 +575,7 @@ def spectrogram_comparison(panels: Mapping[str, np.ndarray], sample_rate: float,
     Returns
     -------
     matplotlib.figure.Figure
-        One row per panel and a shared colour bar (``len(panels) + 1`` axes).
+        One axes per panel and a shared colour bar (``len(panels) + 1`` axes).
     """
     sample_rate = _check_rate(sample_rate)
     if not isinstance(panels, Mapping) or not panels:
@@ -589,15 +589,23 @@ def spectrogram_comparison(panels: Mapping[str, np.ndarray], sample_rate: float,
     ref = max(float(p.max()) for p in powers.values())
     duration = next(iter(lengths.values())) / sample_rate
 
-    fig, axes = _new_figure(len(powers), 1, figsize=(10.0, 2.3 * len(powers) + 0.8),
+    # Up to three panels one above the other; more fill two columns row by row, so six
+    # signals make a 3 x 2 grid instead of a tower.
+    ncols = 1 if len(powers) <= 3 else 2
+    nrows = int(np.ceil(len(powers) / ncols))
+    fig, axes = _new_figure(nrows, ncols, figsize=(10.0 if ncols == 1 else 12.0, 2.3 * nrows + 0.8),
                             sharex=True, sharey=True)
-    for ax, (name, power) in zip(axes[:, 0], powers.items()):
+    used = list(axes.ravel()[:len(powers)])
+    for ax in axes.ravel()[len(powers):]:
+        fig.delaxes(ax)
+    for ax, (name, power) in zip(used, powers.items()):
         im = _spectrogram_image(ax, _to_db(power, ref), duration, sample_rate, max_freq,
                                 vmin=-_TOP_DB, vmax=0.0)
         ax.set_title(name)
-    axes[-1, 0].set_xlabel("Time (s)")
-    axes[-1, 0].set_xlim(0.0, duration)
-    fig.colorbar(im, ax=list(axes[:, 0]), label="dB (re loudest bin of all panels)")
+    for ax in used[-ncols:]:
+        ax.set_xlabel("Time (s)")
+    used[-1].set_xlim(0.0, duration)
+    fig.colorbar(im, ax=used, label="dB (re loudest bin of all panels)")
     if title:
         fig.suptitle(title)
     return _finish(fig, path, dpi)
@@ -1115,6 +1123,10 @@ def search_space_plot(trials, x: str = "lr", y: str | None = "lr_decay_gamma",
 
 
 # --------------------------------------------------------------------------- data
+#: Most songs in one column of :func:`stem_loudness_plot`.
+TRACKS_PER_COLUMN = 20
+
+
 def stem_loudness_plot(table, path=None, stems=("vocals", "drums", "bass", "other"),
                        value: str = "rms_dbfs", title: str = "Stem loudness per track",
                        dpi: int = DEFAULT_DPI):
@@ -1138,8 +1150,9 @@ def stem_loudness_plot(table, path=None, stems=("vocals", "drums", "bass", "othe
     Returns
     -------
     matplotlib.figure.Figure
-        One axes with ``nb_tracks * len(stems)`` bars. Silent stems (``-inf`` dBFS) are
-        drawn hatched at the left edge of the axis.
+        ``nb_tracks * len(stems)`` bars, in columns of at most :data:`TRACKS_PER_COLUMN`
+        tracks (one axes each, first track on top). Silent stems (``-inf`` dBFS) are drawn
+        hatched at the left edge of the axis.
     """
     df = _read_table(table, "stem loudness table")
     stems = list(stems)
@@ -1157,30 +1170,39 @@ def stem_loudness_plot(table, path=None, stems=("vocals", "drums", "bass", "othe
     floor = (np.floor(finite.min() / 10.0) * 10.0 - 10.0) if finite.size else -100.0
     nb_tracks = len(df)
     height = 0.8 / len(stems)
-
-    fig, axes = _new_figure(figsize=(8.0, 1.5 + 0.25 * nb_tracks * max(len(stems), 2) / 2))
-    ax = axes[0, 0]
-    positions = np.arange(nb_tracks)
-    for k, stem in enumerate(stems):
-        level = levels[:, k]
-        silent = ~np.isfinite(level)
-        bars = ax.barh(positions + (k - (len(stems) - 1) / 2) * height,
-                       np.where(silent, 0.0, level - floor), left=floor, height=height,
-                       color=STEM_COLORS.get(stem, method_color(stem)), label=stem)
-        for bar, is_silent in zip(bars, silent):
-            if is_silent:  # visible placeholder so a silent stem is not mistaken for missing
-                bar.set_width(-floor * 0.02 if floor < 0 else 1.0)
-                bar.set_hatch("///")
-                bar.set_facecolor("white")
-                bar.set_edgecolor(STEM_COLORS.get(stem, "black"))
-    ax.set_yticks(positions)
-    ax.set_yticklabels([str(t) for t in df.index])
-    ax.invert_yaxis()  # first track on top, as in the table
-    ax.set_xlim(floor, max(0.0, finite.max() + 3.0) if finite.size else 0.0)
-    ax.set_xlabel("RMS level (dBFS)")
-    ax.set_title(title)
-    ax.grid(True, axis="x", alpha=0.3)
-    ax.legend(title="stem", fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    # Columns of at most TRACKS_PER_COLUMN songs side by side, so a large dataset stays a
+    # page-shaped figure (60 songs in one column were 960 x 3540 px).
+    per_column = int(np.ceil(nb_tracks / int(np.ceil(nb_tracks / TRACKS_PER_COLUMN))))
+    ncols = int(np.ceil(nb_tracks / per_column))
+    per_track = 0.125 * max(len(stems), 2)
+    fig, axes = _new_figure(ncols=ncols, figsize=(8.0 if ncols == 1 else 4.6 * ncols, 1.5 + per_track * per_column),
+                            sharex=True)
+    for column, ax in enumerate(axes[0]):
+        rows = slice(column * per_column, min(nb_tracks, (column + 1) * per_column))
+        positions = np.arange(rows.stop - rows.start)
+        for k, stem in enumerate(stems):
+            level = levels[rows, k]
+            silent = ~np.isfinite(level)
+            bars = ax.barh(positions + (k - (len(stems) - 1) / 2) * height,
+                           np.where(silent, 0.0, level - floor), left=floor, height=height,
+                           color=STEM_COLORS.get(stem, method_color(stem)), label=stem)
+            for bar, is_silent in zip(bars, silent):
+                if is_silent:  # visible placeholder so a silent stem is not mistaken for missing
+                    bar.set_width(-floor * 0.02 if floor < 0 else 1.0)
+                    bar.set_hatch("///")
+                    bar.set_facecolor("white")
+                    bar.set_edgecolor(STEM_COLORS.get(stem, "black"))
+        ax.set_yticks(positions)
+        ax.set_yticklabels([str(t) for t in df.index[rows]], fontsize="small" if ncols > 1 else None)
+        ax.set_ylim(per_column - 0.5, -0.5)  # first track on top, as in the table; columns alike
+        ax.set_xlim(floor, max(0.0, finite.max() + 3.0) if finite.size else 0.0)
+        ax.set_xlabel("RMS level (dBFS)")
+        ax.grid(True, axis="x", alpha=0.3)
+    if ncols == 1:
+        axes[0, 0].set_title(title)
+    else:
+        fig.suptitle(title)
+    axes[0, -1].legend(title="stem", fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return _finish(fig, path, dpi)
 
 
@@ -1338,7 +1360,9 @@ def plot_tuning_curves(histories, path: str | os.PathLike | None = None, dpi: in
     Returns
     -------
     matplotlib.figure.Figure
-        Two axes per model: learning rate (log scale) and validation loss, per epoch.
+        Two axes per model: learning rate (log scale) and validation loss, per epoch; side
+        by side in one row per model for up to two models, else one above the other in one
+        column per model.
     """
     import matplotlib.pyplot as plt
     from matplotlib.cm import ScalarMappable
@@ -1351,8 +1375,16 @@ def plot_tuning_curves(histories, path: str | os.PathLike | None = None, dpi: in
     if "model" not in df.columns:
         df = df.assign(model="")
     models = list(dict.fromkeys(df["model"]))
-    fig, axes = plt.subplots(len(models), 2, figsize=(10.0, 3.6 * len(models)), squeeze=False,
-                             layout="constrained")
+    # One row per model (learning rate, loss) for one or two models; with more, one column
+    # per model (learning rate above loss), so five models make a wide figure, not a tower.
+    by_column = len(models) > 2
+    if by_column:
+        fig, grid = plt.subplots(2, len(models), figsize=(3.4 * len(models) + 1.0, 6.4), squeeze=False,
+                                 layout="constrained")
+        axes = grid.T
+    else:
+        fig, axes = plt.subplots(len(models), 2, figsize=(10.0, 3.6 * len(models)), squeeze=False,
+                                 layout="constrained")
     trials = sorted(pd.unique(df["trial"]))
     norm = Normalize(vmin=min(trials), vmax=max(max(trials), min(trials) + 1))
     cmap = plt.get_cmap("viridis")
@@ -1374,7 +1406,8 @@ def plot_tuning_curves(histories, path: str | os.PathLike | None = None, dpi: in
             ax.set_xlabel("epoch")
             ax.set_xticks(sorted(pd.unique(part["epoch"])))
             ax.grid(True, alpha=0.3)
-    bar = fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=axes[:, -1].tolist(), label="trial")
+    bar = fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=(axes[-1] if by_column else axes[:, -1]).tolist(),
+                       label="trial")
     bar.ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     fig.suptitle(f"Tuning trials per epoch ({len(trials)} trials, one colour each)")
     if path is not None:
