@@ -44,6 +44,21 @@ def test_four_models_and_half_training_methods(tmp_path):
                                            "openunmix-half-seed2"]
 
 
+def test_half_training_step_only_where_half_trained_weights_are_scored(tmp_path):
+    from melunmix.files import write_json
+    from melunmix.train import HISTORY_JSON_NAME
+
+    settings = load_profile("smoke", overrides={"train": {"seeds": [1], "epochs": 6}})
+    run = study.Run(settings, run_paths(settings, tmp_path), tmp_path / "data")
+    assert study.half_training_step(run) is None  # nothing trained yet
+    out_dir = study.model_runs(run)[0].out_dir
+    out_dir.mkdir(parents=True)
+    write_json(out_dir / HISTORY_JSON_NAME, {"steps_per_epoch": 14})
+    assert study.half_training_step(run) == 3 * 14
+    off = load_profile("smoke", overrides={"train": {"seeds": [1], "epochs": 6}, "evaluate": {"half_training": False}})
+    assert study.half_training_step(study.Run(off, run.paths, run.data_root)) is None
+
+
 def test_model_runs_follow_the_profile_target(tmp_path):
     settings = load_profile("smoke", overrides={"data": {"targets": ["drums"]}})
     runs = study.model_runs(study.Run(settings, run_paths(settings, tmp_path), tmp_path / "data"), half=True)

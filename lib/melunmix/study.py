@@ -608,10 +608,13 @@ def _steps_per_epoch(out_dir: Path) -> int | None:
 
 
 def half_training_step(run: Run) -> int | None:
-    """Optimiser steps at the end of the half-training epoch (``train.epochs // 2``), the
-    matched-steps comparison; None before any run recorded its steps per epoch."""
+    """Optimiser steps at the end of the half-training epoch (``train.epochs // 2``), where
+    half-trained weights are scored; None when the profile scores none
+    (``evaluate.half_training: false``) or before any run recorded its steps per epoch."""
     from .train import half_epoch
 
+    if not run.settings.evaluate.half_training:
+        return None
     for item in model_runs(run):
         steps = _steps_per_epoch(item.out_dir)
         if steps:
