@@ -53,3 +53,36 @@ def test_scoring_loads_models_where_separation_runs(tmp_path):
     path = save_model(model, tmp_path / "vocals.pth", target="vocals")
     loaded = evaluate._loaded_models(evaluate.ModelSeparation((("vocals", str(path)),)))
     assert next(loaded["vocals"].parameters()).device.type == resolve_device(None).type
+
+
+def test_the_device_asked_for_comes_from_the_flag_else_the_environment(monkeypatch):
+    from melunmix.devices import DEVICE_ENV, device_overrides, requested_device
+
+    monkeypatch.delenv(DEVICE_ENV, raising=False)
+    assert requested_device(None) is None and device_overrides(None) is None  # the profile's stands
+    assert device_overrides("cpu") == {"train": {"device": "cpu"}}
+    monkeypatch.setenv(DEVICE_ENV, "cpu")
+    assert requested_device(None) == "cpu"
+    assert requested_device("auto") == "auto"  # the flag wins over the environment
+    with pytest.raises(ValueError, match=r"^--device: device 'gpu' is not a torch device"):
+        requested_device("gpu")
+    monkeypatch.setenv(DEVICE_ENV, "tpu")
+    with pytest.raises(ValueError, match=r"^\$MELUNMIX_DEVICE: device 'tpu' is not a torch device"):
+        requested_device(None)
+
+
+def test_open_run_and_the_commands_take_the_device(tmp_path, monkeypatch, capsys):
+    from melunmix import cli, study
+    from melunmix.devices import DEVICE_ENV
+
+    monkeypatch.delenv(DEVICE_ENV, raising=False)
+    assert study.open_run("smoke", results_dir=tmp_path).settings.train.device == "auto"
+    assert study.open_run("smoke", results_dir=tmp_path, device="cpu").settings.train.device == "cpu"
+    monkeypatch.setenv(DEVICE_ENV, "cpu")  # what `reproduce --device cpu` gives the notebooks' kernels
+    assert study.open_run("smoke", results_dir=tmp_path).settings.train.device == "cpu"
+    monkeypatch.delenv(DEVICE_ENV)
+    for command in ("train", "tune"):
+        assert cli.main([command, "--profile", "smoke", "--results-dir", str(tmp_path), "--device", "gpu"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.splitlines() == [f"melunmix {command}: error: --device: device 'gpu' is not a torch device; "
+                                    "use 'auto', 'cpu' or 'cuda[:N]'"]

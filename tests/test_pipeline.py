@@ -449,3 +449,19 @@ def test_a_kernel_killed_from_outside_is_one_notebook_failed_line(study_dir, tmp
     manifest = json.loads((results / "smoke" / "manifest.json").read_text())
     assert manifest["steps"][-1]["status"] == "failed"
     assert manifest["notebooks"]["02_second.ipynb"]["status"] == "failed"
+
+
+def test_reproduce_device_reaches_the_kernels_and_a_bad_one_stops_before_anything(tmp_path):
+    from melunmix.devices import DEVICE_ENV
+
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    write_notebook(notebooks / "01_device.ipynb", "import os, pathlib\n"
+                   f"pathlib.Path(results_dir, profile, 'device').write_text(os.environ.get('{DEVICE_ENV}', 'unset'))")
+    results = tmp_path / "results"
+    with pytest.raises(ValueError, match=r"^--device: device 'gpu' is not a torch device"):
+        pipeline.reproduce("smoke", results_dir=results, notebooks_dir=notebooks, device="gpu", progress=False)
+    assert not results.exists()
+    pipeline.reproduce("smoke", results_dir=results, notebooks_dir=notebooks, device="cpu", progress=False)
+    assert (results / "smoke" / "device").read_text() == "cpu"
+    assert DEVICE_ENV not in os.environ  # restored after the run

@@ -62,7 +62,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
 
     try:
         runs = reproduce(args.profile, data_root=args.data_root, results_dir=args.results_dir, only=args.only,
-                         stand_in=args.stand_in, notebooks_dir=args.notebooks_dir,
+                         stand_in=args.stand_in, notebooks_dir=args.notebooks_dir, device=args.device,
                          **({"kernel_name": args.kernel} if args.kernel else {}))
     except NotebookFailed as err:
         print(f"error: {err}", file=sys.stderr)
@@ -104,7 +104,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     try:
         results = train_profile(args.profile, data_root=args.data_root, results_dir=args.results_dir,
                                 models=args.model, seeds=args.seed, stand_in=args.stand_in,
-                                progress=False if args.no_progress else None)
+                                progress=False if args.no_progress else None, device=args.device)
     except RuntimeError as err:
         lost = _lost_peer(err)
         if lost is None:
@@ -143,7 +143,7 @@ def _cmd_tune(args: argparse.Namespace) -> int:
 
     results = tune_profile(args.profile, data_root=args.data_root, results_dir=args.results_dir,
                            storage=args.storage, stand_in=args.stand_in,
-                           progress=False if args.no_progress else None)
+                           progress=False if args.no_progress else None, device=args.device)
     for model, result in results.items():
         shown = ", ".join(f"{k}={v:.4g}" for k, v in result.best_params.items())
         print(f"{model}: best trial trials/trial_{result.best_trial:03d} ({shown}), valid loss {result.best_valid_loss:.5g}; "
@@ -151,6 +151,8 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     return 0
 
 
+DEVICE_HELP = ("cpu, cuda or cuda:N for training and separation (default: the profile's train.device, "
+               "'auto': cuda when available, else cpu)")
 RESULTS_DIR_HELP = ("parent of the run folder (default: $MELUNMIX_RESULTS_DIR, else results/ of the checkout "
                     "or of the working directory)")
 
@@ -160,6 +162,7 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-root", type=Path, default=None, help="MUSDB18 or MUSDB18-HQ root")
     p.add_argument("--results-dir", type=Path, default=None, help=RESULTS_DIR_HELP)
     p.add_argument("--stand-in", action="store_true", help="a MUSDB18 profile on the generated dataset")
+    p.add_argument("--device", default=None, help=DEVICE_HELP)
     p.add_argument("--no-progress", action="store_true")
 
 
@@ -249,6 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "generated dataset when no MUSDB18 root is given; the results say so")
     p.add_argument("--notebooks-dir", type=Path, default=None, help="folder of the numbered notebooks "
                    "(default: notebooks/ of the source checkout holding the working directory)")
+    p.add_argument("--device", default=None, help=DEVICE_HELP)
     p.add_argument("--kernel", default=None, help="Jupyter kernel that runs the notebooks (default: the one "
                    "`make setup` registers; any kernel of an environment with melunmix installed)")
     p.set_defaults(func=_cmd_reproduce)

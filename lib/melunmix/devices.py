@@ -18,6 +18,9 @@ import torch
 
 #: What a profile writes for "CUDA when present, else CPU" (``train.device``).
 AUTO = "auto"
+#: Environment variable that overrides every profile's ``train.device`` (what
+#: ``--device`` of ``train``, ``tune`` and ``reproduce`` sets for the notebooks' kernels).
+DEVICE_ENV = "MELUNMIX_DEVICE"
 
 
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
@@ -49,3 +52,31 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
             f"device {str(device)!r} was asked for but CUDA is not available here; use device 'auto' or 'cpu'"
         )
     return resolved
+
+
+def requested_device(device: str | None = None) -> str | None:
+    """The device asked for on the command line (``device``) or in ``$MELUNMIX_DEVICE``.
+
+    Returns
+    -------
+    str or None
+        ``device`` when given, else the environment variable's value, else None (the
+        profile's ``train.device`` stands). A name :func:`resolve_device` refuses is
+        refused here, in one line.
+    """
+    import os
+
+    wanted = device if device else os.environ.get(DEVICE_ENV) or None
+    if wanted is not None:
+        try:
+            resolve_device(wanted)
+        except ValueError as err:
+            origin = "--device" if device else f"${DEVICE_ENV}"
+            raise ValueError(f"{origin}: {err}") from None
+    return wanted
+
+
+def device_overrides(device: str | None = None) -> dict | None:
+    """Profile overrides for :func:`requested_device` (``{"train": {"device": ...}}``), or None."""
+    wanted = requested_device(device)
+    return None if wanted is None else {"train": {"device": str(wanted)}}

@@ -186,6 +186,7 @@ def reproduce(
     kernel_name: str = KERNEL_NAME,
     progress: bool = True,
     stand_in: bool = False,
+    device: str | None = None,
 ) -> list[NotebookRun]:
     """Execute the study's notebooks in order for ``profile``.
 
@@ -208,6 +209,10 @@ def reproduce(
     stand_in : bool
         Let a MUSDB18 profile (``poster``, ``umx``) run on the generated dataset when no
         MUSDB18 root is given; the manifest records ``"stand_in": true``.
+    device : str, optional
+        ``cpu``, ``cuda`` or ``cuda:N`` for every notebook's training and separation
+        (``$MELUNMIX_DEVICE`` for the kernels; each notebook's settings record it as
+        ``train.device``); default the profile's.
 
     Returns
     -------
@@ -234,6 +239,9 @@ def reproduce(
 
     # Nothing is written before the notebooks, the profile and the data root are known good.
     notebooks_dir = Path(notebooks_dir) if notebooks_dir is not None else NOTEBOOKS_DIR or default_notebooks_dir()
+    from .devices import DEVICE_ENV, requested_device
+
+    device = requested_device(device)  # an unknown or absent device stops here, in one line
     settings = load_profile(profile)  # validates the profile before any work
     # A MUSDB18 profile without a MUSDB18 root stops here, before any kernel starts.
     resolved = datasets.resolve_data_root(data_root or settings.data.root, settings.data.generated)
@@ -267,7 +275,8 @@ def reproduce(
               "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv else ""}
     # The kernels run in notebooks_dir; they place data, cache and results where this
     # process does (its working directory may be elsewhere): MELUNMIX_HOME, unless set.
-    with hold_lock(paths.lock, holder), _StopSignals() as stop, _environment(HOME_ENV, str(home_dir())):
+    with (hold_lock(paths.lock, holder), _StopSignals() as stop, _environment(HOME_ENV, str(home_dir())),
+          _environment(DEVICE_ENV, device, replace=True)):
         manifest_path = paths.manifest
         manifest: dict | None = None  # None until read: a signal may come first
         runs: list[NotebookRun] = []
@@ -342,9 +351,10 @@ def reproduce(
 
 
 @contextlib.contextmanager
-def _environment(name: str, value: str) -> Iterator[None]:
-    """``os.environ[name] = value`` inside the block when it is not set already; restored after."""
-    if os.environ.get(name):
+def _environment(name: str, value: str | None, replace: bool = False) -> Iterator[None]:
+    """``os.environ[name] = value`` inside the block when it is not set already (or always,
+    with ``replace``); restored after. ``value`` None: nothing changes."""
+    if value is None or (os.environ.get(name) and not replace):
         yield
         return
     previous = os.environ.get(name)

@@ -118,6 +118,7 @@ def open_run(
     results_dir: str | os.PathLike | None = None,
     progress: bool | None = None,
     stand_in: bool = False,
+    device: str | None = None,
 ) -> Run:
     """Load a profile and make sure its dataset exists (the built-in one is generated once).
 
@@ -134,6 +135,9 @@ def open_run(
     stand_in : bool
         Run a MUSDB18 profile (``data.needs_musdb``) on the generated dataset when no
         MUSDB18 root is given; without it such a run is refused.
+    device : str, optional
+        Overrides the profile's ``train.device`` (``cpu``, ``cuda``, ``cuda:N``); default
+        ``$MELUNMIX_DEVICE`` when set (``melunmix reproduce --device``), else the profile's.
 
     Any folder in the MUSDB18 layout is a root (:func:`melunmix.datasets.check_root`):
     it needs songs in ``test/`` at the profile's ``data.sample_rate``; ``train/`` is needed
@@ -149,8 +153,11 @@ def open_run(
     """
     from . import datasets
 
-    overrides = {"data": {"root": str(data_root)}} if data_root else None
-    settings = load_profile(profile, overrides=overrides)
+    from .devices import device_overrides
+
+    overrides = {"data": {"root": str(data_root)}} if data_root else {}
+    overrides.update(device_overrides(device) or {})
+    settings = load_profile(profile, overrides=overrides or None)
     paths = run_paths(settings, results_dir)
     _warn_if_in_use(paths)
     progress = settings.train.progress if progress is None else progress
@@ -432,6 +439,7 @@ def train_profile(
     seeds: list[int] | None = None,
     stand_in: bool = False,
     progress: bool | None = None,
+    device: str | None = None,
 ) -> dict[str, TrainResult]:
     """Train a profile's models and seeds (what notebook 04 trains), in one or several processes.
 
@@ -455,6 +463,8 @@ def train_profile(
         Train only these seeds of the profile (default: all of ``train.seeds``).
     progress : bool, optional
         Progress bars (rank 0 only); default ``settings.train.progress``.
+    device : str, optional
+        Overrides the profile's ``train.device`` (as :func:`open_run`).
 
     Returns
     -------
@@ -473,8 +483,10 @@ def train_profile(
     from .side_by_side import RunSpec, train_side_by_side
     from .train import canonical_model_name, prepare_data, train
 
+    from .devices import device_overrides
+
     # Bad arguments fail in every process before any joins the group.
-    settings = load_profile(profile)
+    settings = load_profile(profile, overrides=device_overrides(device))
     known_models = [canonical_model_name(m) for m in settings.train.models]
     wanted_models = None if not models else [canonical_model_name(m) for m in models]
     unknown = [m for m in wanted_models or [] if m not in known_models]
@@ -489,7 +501,7 @@ def train_profile(
     try:
         show = (settings.train.progress if progress is None else bool(progress)) and ranks.is_main
         with distributed.main_first(ranks):
-            run = open_run(profile, data_root, results_dir, progress=show, stand_in=stand_in)
+            run = open_run(profile, data_root, results_dir, progress=show, stand_in=stand_in, device=device)
             data = prepare_data(run.settings, run.data_root, stats_dir=run.paths.features, progress=show)
         specs = [RunSpec(item.method, item.model, item.seed, item.out_dir) for item in model_runs(run)
                  if (wanted_models is None or item.model in wanted_models)
@@ -515,6 +527,7 @@ def tune_profile(
     storage: str | None = None,
     stand_in: bool = False,
     progress: bool | None = None,
+    device: str | None = None,
 ) -> dict[str, TuneResult]:
     """One tuning worker: every search of a profile (:func:`melunmix.tune.tune_all`) into
     its tuning folder.
@@ -536,6 +549,8 @@ def tune_profile(
         :func:`melunmix.tune.open_storage`).
     progress : bool, optional
         Progress bars; default ``settings.train.progress``.
+    device : str, optional
+        Overrides the profile's ``train.device`` for the trials (as :func:`open_run`).
 
     Returns
     -------
@@ -552,7 +567,7 @@ def tune_profile(
     # Workers started together make the dataset (first use) one at a time.
     lock = _exclusive(run_paths(loaded, results_dir).tuning / PREPARE_LOCK_NAME) if shared else contextlib.nullcontext()
     with lock:
-        run = open_run(profile, data_root, results_dir, progress=progress, stand_in=stand_in)
+        run = open_run(profile, data_root, results_dir, progress=progress, stand_in=stand_in, device=device)
     settings = run.settings
     if storage is not None:
         settings = copy.deepcopy(settings)
@@ -676,7 +691,7 @@ def evaluate_all(run: Run, test_tracks=None) -> pd.DataFrame:
             niter=ev.niter, softmask=ev.softmask, residual=ev.residual, wiener_win_len=ev.wiener_win_len,
             jobs=ev.jobs, progress=run.settings.train.progress, win=ev.win, hop=ev.hop,
             expected_model=item.model, n_fft=run.settings.stft.n_fft, n_hop=run.settings.stft.n_hop,
-            scorer=ev.scorer,
+            scorer=ev.scorer, device=run.settings.train.device,
         )
     for name in ev.oracles:
         evaluate.evaluate_oracle(name, test_tracks, run.paths.eval, jobs=ev.jobs,
