@@ -487,7 +487,8 @@ def test_init_weights_fine_tunes_the_baseline_and_starts_a_two_branch_models_sha
                                                           "nb_channels": 2}}))
     (umx / "separator.json").write_text(json.dumps({"sample_rate": SAMPLE_RATE, "nfft": N_FFT, "nhop": N_HOP,
                                                     "nb_channels": 2}))
-    for source in (reference_run.out_dir / "vocals.pth", umx):
+    # a model file, the run's folder (its vocals.pth, not the checkpoint or the half-training weights), Open-Unmix's
+    for source in (reference_run.out_dir / "vocals.pth", reference_run.out_dir, umx):
         settings = make_settings(train={"init_weights": str(source)})
         baseline = build_training_model("openunmix", settings, data)
         for name, value in baseline.state_dict().items():

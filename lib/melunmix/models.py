@@ -592,20 +592,43 @@ def save_model(model: nn.Module, path: Union[str, os.PathLike], **extra: Any) ->
     return path
 
 
-def _read(path: Union[str, os.PathLike], map_location) -> dict:
+def read_torch_file(path: Union[str, os.PathLike], map_location: Any = "cpu") -> Any:
+    """``torch.load(path, weights_only=True)``: tensors and plain values only, no code runs.
+
+    Raises
+    ------
+    FileNotFoundError
+        No such file.
+    ValueError
+        Not readable so (corrupt, not a torch file, or a pickle of more than tensors), in
+        one line. torch's own text advises ``weights_only=False``, which runs the file's
+        code: it is never repeated.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"model file not found: {path}")
     try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
+        return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # torch raises many types for truncated / foreign files
-        # torch's own text advises weights_only=False, which runs the file's code: never
-        # repeated here. A pickle that is not plain tensors is not a melunmix model file.
-        raise ValueError(f"cannot read model file {path}: it is corrupt, not a torch file, or holds more "
-                         f"than tensors and plain values (torch: {type(err).__name__}); pass a model file "
-                         "written by melunmix (train, or melunmix.models.save_model)") from None
+        raise UnreadableModelFile(path, f"it is corrupt, not a torch file, or holds more than tensors and plain "
+                                        f"values (torch: {type(err).__name__})") from None
 
-    if not isinstance(payload, dict) or payload.get("format") != FILE_FORMAT:
+
+class UnreadableModelFile(ValueError):
+    """A file :func:`read_torch_file` cannot read: ``path`` and ``reason``."""
+
+    def __init__(self, path: Path, reason: str):
+        super().__init__(f"{path}: not a model file: {reason}")
+        self.path, self.reason = path, reason
+
+
+def is_model_payload(payload: Any) -> bool:
+    """Whether a loaded torch file is a melunmix model file (:func:`save_model`)."""
+    return isinstance(payload, dict) and payload.get("format") == FILE_FORMAT
+
+
+def _checked(payload: Any, path: Union[str, os.PathLike]) -> dict:
+    if not is_model_payload(payload):
         raise ValueError(f"{path} is not a melunmix model file (written by "
                          "melunmix.models.save_model); a plain state dict or another "
                          "project's checkpoint cannot be loaded with load_model")
@@ -617,6 +640,30 @@ def _read(path: Union[str, os.PathLike], map_location) -> dict:
         raise ValueError(f"{path} is an incomplete or unknown melunmix model file "
                          f"(missing {missing}, class {payload.get('class_name')!r})")
     return payload
+
+
+def _read(path: Union[str, os.PathLike], map_location) -> dict:
+    try:
+        payload = read_torch_file(path, map_location)
+    except UnreadableModelFile as err:
+        raise ValueError(f"cannot read model file {path}: {err.reason}; pass a model file written by melunmix "
+                         "(train, or melunmix.models.save_model)") from None
+    return _checked(payload, path)
+
+
+def model_from_payload(payload: dict, path: Union[str, os.PathLike], map_location: Any = "cpu") -> nn.Module:
+    """The model of a loaded melunmix model file (what :func:`load_model` builds), without
+    reading the file again; ``path`` names it in errors."""
+    payload = _checked(payload, path)
+    cls = _CLASSES[payload["class_name"]]
+    try:
+        model = cls(**payload["kwargs"])
+        model.load_state_dict(payload["state_dict"])
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise ValueError(f"cannot rebuild {payload['class_name']} from {path}: {err}") from err
+    if isinstance(map_location, (str, torch.device)):
+        model = model.to(map_location)
+    return model.eval()
 
 
 def load_model_info(path: Union[str, os.PathLike]) -> dict:
@@ -650,13 +697,4 @@ def load_model(path: Union[str, os.PathLike], map_location: Any = "cpu") -> nn.M
     OpenUnmix or MelUnmix
         In eval mode (call ``.train()`` to fine-tune); metadata in :func:`load_model_info`.
     """
-    payload = _read(path, map_location)
-    cls = _CLASSES[payload["class_name"]]
-    try:
-        model = cls(**payload["kwargs"])
-        model.load_state_dict(payload["state_dict"])
-    except (TypeError, ValueError, RuntimeError) as err:
-        raise ValueError(f"cannot rebuild {payload['class_name']} from {path}: {err}") from err
-    if isinstance(map_location, (str, torch.device)):
-        model = model.to(map_location)
-    return model.eval()
+    return model_from_payload(_read(path, map_location), path, map_location)

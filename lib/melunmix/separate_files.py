@@ -88,52 +88,15 @@ def read_audio(path: PathLike) -> Tuple[np.ndarray, int]:
     return np.ascontiguousarray(data.T), rate
 
 
-def _melunmix_model(path: Path, device: torch.device):
-    """(target, model) of a melunmix model file."""
-    from .models import load_model, load_model_info
+def _models_at(path: Path, device: torch.device) -> list:
+    """(target, model) pairs of one --model (:func:`melunmix.model_files.models_at`)."""
+    from .model_files import models_at
 
-    info = load_model_info(path)
-    target = (info.get("extra") or {}).get("target")
-    if not target:
+    found = models_at(path, map_location=device)
+    if any(target is None for target, _ in found):
         raise ValueError(f"model file {path} does not name its target; save it with "
                          "melunmix.models.save_model(model, path, target='vocals')")
-    return target, load_model(path, map_location=device)
-
-
-def _models_at(path: Path, device: torch.device) -> list:
-    """(target, model) pairs of one --model: a melunmix model file, a folder of them, an
-    Open-Unmix model folder or an Open-Unmix weights file (:mod:`melunmix.umx_files`)."""
-    from .models import FILE_FORMAT
-    from .umx_files import load_openunmix
-
-    if path.is_dir():
-        ours = [p for p in sorted([*path.glob("*.pth"), *path.glob("*.pt")]) if _is_melunmix_file(p, FILE_FORMAT)]
-        if ours:  # a training run's folder also holds e.g. the half-training weights: <target>.pth wins
-            chosen: dict = {}
-            for file in ours:
-                target, model = _melunmix_model(file, device)
-                if target not in chosen or file.stem == target:
-                    chosen[target] = model
-            return list(chosen.items())
-        return [(target, model.to(device)) for target, model in load_openunmix(path).items()]
-    if not path.is_file():
-        raise FileNotFoundError(f"model {path}: no such file or folder")
-    if _is_melunmix_file(path, FILE_FORMAT):
-        return [_melunmix_model(path, device)]
-    try:
-        return [(target, model.to(device)) for target, model in load_openunmix(path).items()]
-    except ValueError as err:
-        raise ValueError(f"{err}. A model is a melunmix model file (from training), a folder of them, an "
-                         "Open-Unmix model folder (<target>.json + <target>.pth) or an Open-Unmix weights "
-                         "file (e.g. vocals-b62c91ce.pth)") from None
-
-
-def _is_melunmix_file(path: Path, file_format: str) -> bool:
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # foreign or corrupt: the loaders below say what is wrong
-        return False
-    return isinstance(payload, dict) and payload.get("format") == file_format
+    return found
 
 
 def _load_target_models(model_paths: Sequence[PathLike], device: torch.device) -> dict:

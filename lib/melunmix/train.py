@@ -387,23 +387,15 @@ def copy_initial_weights(model: torch.nn.Module, source: str | os.PathLike, targ
         Not a model; a model of another target; another STFT or sample rate; a layer of
         the same name with another size (hidden size, channels, bandwidth); nothing shared.
     """
-    from .models import FILE_FORMAT, load_model, load_model_info
-    from .umx_files import load_openunmix
+    from .model_files import models_at
 
     path = Path(source).expanduser()
     if not path.exists():
         raise FileNotFoundError(f"train.init_weights {path}: no such file or folder")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True) if path.is_file() else None
-    except Exception:  # not a torch file: the message below, not torch's advice
-        raise ValueError(f"train.init_weights {path}: not a model file (corrupt, not a torch file, or more than "
-                         "tensors); give a melunmix model file or Open-Unmix's files") from None
-    if isinstance(payload, dict) and payload.get("format") == FILE_FORMAT:
-        trained = load_model(path)
-        theirs = (load_model_info(path).get("extra") or {}).get("target")
-    else:
-        found = load_openunmix(path, targets=None if path.is_file() else [target])
-        theirs, trained = next(iter(found.items()))
+        (theirs, trained), *_ = models_at(path, targets=None if path.is_file() else [target])
+    except (FileNotFoundError, ValueError) as err:
+        raise type(err)(f"train.init_weights {err}") from None
     if theirs and theirs != target:
         raise ValueError(f"train.init_weights {path} is a {theirs!r} model, this run trains {target!r}; "
                          f"give the {target} model")

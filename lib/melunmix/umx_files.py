@@ -55,12 +55,16 @@ def is_openunmix_state(state: Any) -> bool:
         and all(isinstance(state[key], torch.Tensor) for key in REQUIRED_KEYS)
 
 
-def _read_state(path: Path) -> dict:
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises many types for foreign files
-        raise ValueError(f"cannot read {path} as Open-Unmix weights: it is corrupt, not a torch file, or "
-                         f"holds more than tensors (torch: {type(err).__name__})") from None
+def _read_state(path: Path, payload: Any = None) -> dict:
+    """The Open-Unmix state dict of ``path`` (``payload``: the file, already loaded)."""
+    from .models import UnreadableModelFile, read_torch_file
+
+    if payload is None:
+        try:
+            payload = read_torch_file(path)
+        except UnreadableModelFile as err:
+            raise ValueError(f"cannot read {path} as Open-Unmix weights: {err.reason}") from None
+    state = payload
     if isinstance(state, Mapping) and "state_dict" in state and is_openunmix_state(state["state_dict"]):
         state = state["state_dict"]  # Open-Unmix's <target>.chkpnt
     if not is_openunmix_state(state):
@@ -150,7 +154,7 @@ def _target_of(path: Path) -> str:
     return re.sub(r"-[0-9a-f]{6,}$", "", path.stem)
 
 
-def load_openunmix(path: str | os.PathLike, targets: Optional[list[str]] = None) -> dict:
+def load_openunmix(path: str | os.PathLike, targets: Optional[list[str]] = None, payload: Any = None) -> dict:
     """Open-Unmix models as :class:`melunmix.models.OpenUnmix`, by target.
 
     Parameters
@@ -161,6 +165,9 @@ def load_openunmix(path: str | os.PathLike, targets: Optional[list[str]] = None)
         name before its hash).
     targets : list of str, optional
         The targets to load from a folder; default every target it holds.
+    payload : optional
+        The weights file, already loaded (``torch.load(weights_only=True)``), so that it is
+        not read twice (:mod:`melunmix.model_files`).
 
     Returns
     -------
@@ -179,7 +186,7 @@ def load_openunmix(path: str | os.PathLike, targets: Optional[list[str]] = None)
         target = _target_of(path)
         if targets is not None and target not in targets:
             raise ValueError(f"{path} is the {target!r} model, not one of {targets}")
-        return {target: _build(_read_state(path), path.parent, target, path)}
+        return {target: _build(_read_state(path, payload), path.parent, target, path)}
     if not path.is_dir():
         raise FileNotFoundError(f"{path}: no such model file or folder")
     found = sorted({p.stem for p in path.glob("*.json") if p.name != "separator.json"
