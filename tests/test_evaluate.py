@@ -244,6 +244,44 @@ def test_retrained_model_is_not_mixed_with_old_scores(eval_dir, tracks, model_fi
         ev.evaluate_model({"vocals": retrained}, tracks, resumed, "openunmix-seed1", jobs=1, progress=False)
 
 
+def test_a_model_trained_elsewhere_scores_as_one_more_method(eval_dir, tracks, model_file, tmp_path):
+    """evaluate.models: Open-Unmix's train.py folder holding the same weights as the model
+    scored as openunmix-seed1 gets the same numbers, window by window."""
+    from melunmix.models import load_model
+
+    umx = tmp_path / "umx"
+    umx.mkdir()
+    torch.save(load_model(model_file).state_dict(), umx / "vocals.pth")
+    (umx / "vocals.json").write_text(json.dumps({"args": {"nfft": N_FFT, "nhop": N_HOP, "hidden_size": 8,
+                                                          "nb_channels": 2}}))
+    (umx / "separator.json").write_text(json.dumps({"sample_rate": RATE, "nfft": N_FFT, "nhop": N_HOP,
+                                                    "nb_channels": 2}))
+    out = tmp_path / "eval"
+    ev.evaluate_pretrained(umx, tracks, out, "umx-folder", sample_rate=RATE, jobs=1, progress=False)
+    ours = stats.load_scores(eval_dir, ["openunmix-seed1"])
+    theirs = stats.load_scores(out, ["umx-folder"])
+    keys = ["track", "target", "metric", "time"]
+    joined = ours.merge(theirs, on=keys, suffixes=("_ours", "_theirs"))
+    assert len(joined) == len(ours) == len(theirs) > 0
+    np.testing.assert_allclose(joined["score_theirs"], joined["score_ours"], atol=1e-6)
+    settings = json.loads((out / "umx-folder" / ev.SETTINGS_FILE).read_text())
+    assert settings["kind"] == "pretrained" and settings["files"] == {"vocals": str(umx.resolve())}
+    # Other weights under the same name are not mixed with the old scores.
+    torch.save({k: v + 0.01 if v.is_floating_point() else v for k, v in torch.load(umx / "vocals.pth").items()},
+               umx / "vocals.pth")
+    with pytest.raises(ValueError, match="models differ"):
+        ev.evaluate_pretrained(umx, tracks, out, "umx-folder", sample_rate=RATE, jobs=1, progress=False)
+    # Refused in one line naming the method and the path: another rate, no vocals model, nothing there.
+    with pytest.raises(ValueError, match=r"model 'umx-folder' .* separates at 8000 Hz, the test songs are at 44100 Hz"):
+        ev.evaluate_pretrained(umx, tracks, out, "umx-folder", sample_rate=44100, progress=False)
+    drums = tmp_path / "drums.pt"
+    _save_tiny_model(drums, target="drums")
+    with pytest.raises(ValueError, match=r"model 'drums' .* holds no vocals model \(it has \['drums'\]\)"):
+        ev.evaluate_pretrained(drums, tracks, out, "drums", progress=False)
+    with pytest.raises(FileNotFoundError, match="model 'gone'"):
+        ev.evaluate_pretrained(tmp_path / "gone", tracks, out, "gone", progress=False)
+
+
 # --------------------------------------------------------------------------- bad input
 
 

@@ -115,3 +115,12 @@ def test_examples_are_titled_for_a_reader_with_one_seed_per_model(tmp_path, seed
     # each title holds its own file's audio: the first seed's estimate, not another's
     first = f"{study.model_runs(run)[0].method}_vocals"
     assert panels[list(panels)[2]][0, 0] == pytest.approx(0.01 * (names.index(first) + 1), abs=1e-4)
+
+
+def test_a_model_trained_elsewhere_may_not_take_a_trained_models_or_an_oracles_name(tmp_path):
+    for name in ("openunmix", "IRM1"):
+        settings = load_profile("smoke", overrides={"evaluate": {"models": {name: str(tmp_path / "umxhq")}}})
+        run = study.Run(settings, run_paths(settings, tmp_path), tmp_path / "data")
+        with pytest.raises(ValueError, match=rf"evaluate.models: \['{name}'\] is also the name of a trained model "
+                                             "or an oracle"):
+            study.evaluate_all(run, test_tracks=[])

@@ -280,6 +280,10 @@ class EvalSettings:
     jobs: int | None = None  # None -> number of cores
     oracles: list[str] = field(default_factory=lambda: ["MIX", "IRM1", "IRM2", "IBM", "MWF"])
     half_training: bool = True  # also score each run's best weights up to epoch epochs // 2
+    # Models trained elsewhere scored as more methods: name -> model file or folder
+    # (Open-Unmix's published weights or train.py folder, another run's vocals model);
+    # melunmix.evaluate.evaluate_pretrained. E.g. {umxhq: /models/umxhq}.
+    models: dict[str, str] = field(default_factory=dict)
     # BSS Eval v4 implementation: "fast" (melunmix.bsseval) or "museval" (the reference);
     # both give museval's numbers (largest difference measured: 3e-5 dB).
     scorer: str = "fast"

@@ -138,7 +138,7 @@ _MODEL_CACHE: dict[tuple, dict[str, Any]] = {}
 
 def _loaded_models(separation: ModelSeparation) -> dict[str, Any]:
     from .devices import resolve_device
-    from .models import load_model
+    from .model_files import models_at
 
     key = tuple(
         (target, path, os.stat(path).st_size, os.stat(path).st_mtime_ns, separation.device)
@@ -147,7 +147,8 @@ def _loaded_models(separation: ModelSeparation) -> dict[str, Any]:
     if key not in _MODEL_CACHE:
         _MODEL_CACHE.clear()
         device = resolve_device(separation.device)  # where separate() runs them
-        _MODEL_CACHE[key] = {target: load_model(path, map_location=device)
+        # A model file, or a folder (Open-Unmix's, a run's) read for this target.
+        _MODEL_CACHE[key] = {target: models_at(path, targets=[target], map_location=device)[0][1]
                              for target, path in separation.model_paths}
     return _MODEL_CACHE[key]
 
@@ -488,6 +489,83 @@ def evaluate_model(
                      overwrite, win, hop, scorer)
 
 
+def evaluate_pretrained(
+    path: str | os.PathLike,
+    tracks: Sequence[Any],
+    eval_dir: str | os.PathLike,
+    method_name: str,
+    sample_rate: float | None = None,
+    niter: int = 1,
+    softmask: bool = False,
+    residual: bool = True,
+    wiener_win_len: int | None = 300,
+    jobs: int | None = None,
+    progress: bool = True,
+    device: str | None = None,
+    win: float = 1.0,
+    hop: float = 1.0,
+    overwrite: bool = False,
+    scorer: str = "fast",
+) -> list[Path]:
+    """Score a vocals model trained elsewhere as one more method: Open-Unmix's published
+    weights, an Open-Unmix ``train.py`` folder, another run's model file or folder
+    (:func:`melunmix.model_files.models_at`); a profile's ``evaluate.models``.
+
+    Its vocals model separates each test track (the accompaniment is the residual, as for
+    the study's models, with the same Wiener settings) and is scored as
+    :func:`evaluate_model` scores; the settings record the weights' fingerprint, so other
+    weights under the same name are refused (or rescored with ``overwrite``).
+
+    Parameters
+    ----------
+    path : path
+        What holds the model (a file or a folder); it needs a vocals model.
+    method_name : str
+        Its name in the tables, e.g. ``"umxhq"``.
+    sample_rate : float, optional
+        The test songs' rate: a model made for another rate is refused (melunmix does not
+        resample for scoring).
+    tracks, eval_dir, niter, softmask, residual, wiener_win_len, jobs, progress, device, win, hop, overwrite, scorer
+        As :func:`evaluate_model`.
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        No such path, no vocals model in it, another rate than the songs'; the message
+        names the method and the path.
+    """
+    from .model_files import model_fingerprint, models_at
+
+    _check_method_name(method_name)
+    path = Path(path).expanduser().resolve()
+    what = f"model {method_name!r} ({path})"
+    try:
+        found = models_at(path)
+    except (FileNotFoundError, ValueError) as err:
+        raise type(err)(f"{what}: {err}") from None
+    targets = [target for target, _ in found]
+    if "vocals" not in targets and not (len(found) == 1 and targets == [None]):
+        raise ValueError(f"{what} holds no vocals model (it has {targets}); the study scores vocals and the "
+                         "accompaniment (the mixture minus the vocals)")
+    model = dict(found).get("vocals", found[0][1])
+    rate = getattr(model, "sample_rate", None)
+    if sample_rate is not None and rate is not None and float(rate) != float(sample_rate):
+        raise ValueError(f"{what} separates at {float(rate):g} Hz, the test songs are at {float(sample_rate):g} Hz; "
+                         "score it on a dataset at its rate (the profile's data.sample_rate)")
+    separation = ModelSeparation((("vocals", str(path)),), int(niter), bool(softmask), bool(residual),
+                                 None if wiener_win_len is None else int(wiener_win_len), device)
+    settings = {
+        "kind": "pretrained",
+        "models": {"vocals": model_fingerprint(path)},
+        "separation": {"niter": int(niter), "softmask": bool(softmask), "residual": bool(residual),
+                       "wiener_win_len": separation.wiener_win_len},
+        "museval": {"mode": "v4", "win": float(win), "hop": float(hop)},
+        "files": {"vocals": str(path)},
+    }
+    return _evaluate(separation, method_name, tracks, eval_dir, settings, jobs, progress,
+                     overwrite, win, hop, scorer)
+
+
 def evaluate_oracle(
     name: str,
     tracks: Sequence[Any],
@@ -553,5 +631,5 @@ def evaluate_oracle(
 
 __all__ = [
     "SETTINGS_FILE", "check_model_files", "ModelSeparation", "OracleSeparation", "evaluate_model",
-    "evaluate_oracle",
+    "evaluate_oracle", "evaluate_pretrained",
 ]

@@ -24,7 +24,7 @@ from typing import Any, Optional
 
 from torch import nn
 
-__all__ = ["MODEL_KINDS", "models_at"]
+__all__ = ["MODEL_KINDS", "models_at", "model_fingerprint"]
 
 #: What a model path may be, for error messages.
 MODEL_KINDS = ("a melunmix model file (from training), a folder of them, an Open-Unmix model folder "
@@ -111,3 +111,20 @@ def models_at(path: str | os.PathLike, targets: Optional[list[str]] = None,
     except ValueError as err:
         raise ValueError(f"{err}. A model is {MODEL_KINDS}") from None
     return [(target, model.to(map_location)) for target, model in found.items()]
+
+
+def model_fingerprint(path: str | os.PathLike) -> str:
+    """SHA-256 of what a model path holds: the file's bytes, or of a folder every model and
+    JSON file's name and bytes (what :func:`models_at` may read), so scores made with other
+    weights are told apart."""
+    import hashlib
+
+    from .files import sha256_file
+
+    path = Path(path)
+    if path.is_file():
+        return sha256_file(path)
+    digest = hashlib.sha256()
+    for file in sorted(p for p in path.iterdir() if p.suffix in (".pth", ".pt", ".json") and p.is_file()):
+        digest.update(f"{file.name}\0{sha256_file(file)}\n".encode())
+    return digest.hexdigest()

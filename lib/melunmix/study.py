@@ -675,13 +675,19 @@ def loss_table(run: Run, histories: dict[str, pd.DataFrame] | None = None) -> pd
 
 
 def evaluate_all(run: Run, test_tracks=None) -> pd.DataFrame:
-    """Score every trained model and every oracle of the profile on the test tracks.
+    """Score every trained model, every model of ``evaluate.models`` (trained elsewhere) and
+    every oracle of the profile on the test tracks.
 
     Tracks already scored are skipped. Returns museval's long table of frame scores.
     """
     from . import evaluate, stats
 
     ev = run.settings.evaluate
+    trained = [item.method for item in model_runs(run, half=ev.half_training)]
+    clash = [name for name in ev.models if name in trained or name in ev.oracles]
+    if clash:
+        raise ValueError(f"evaluate.models: {clash} is also the name of a trained model or an oracle of this profile; "
+                         "give the model another name")
     test_tracks = tracks(run, "test") if test_tracks is None else test_tracks
     for item in model_runs(run, half=ev.half_training):
         if item.half and not item.weights.exists():
@@ -693,12 +699,19 @@ def evaluate_all(run: Run, test_tracks=None) -> pd.DataFrame:
             expected_model=item.model, n_fft=run.settings.stft.n_fft, n_hop=run.settings.stft.n_hop,
             scorer=ev.scorer, device=run.settings.train.device,
         )
+    for name, path in ev.models.items():
+        evaluate.evaluate_pretrained(
+            path, test_tracks, run.paths.eval, name, sample_rate=run.settings.data.sample_rate,
+            niter=ev.niter, softmask=ev.softmask, residual=ev.residual, wiener_win_len=ev.wiener_win_len,
+            jobs=ev.jobs, progress=run.settings.train.progress, device=run.settings.train.device, win=ev.win,
+            hop=ev.hop, scorer=ev.scorer,
+        )
     for name in ev.oracles:
         evaluate.evaluate_oracle(name, test_tracks, run.paths.eval, jobs=ev.jobs,
                                  progress=run.settings.train.progress, win=ev.win, hop=ev.hop,
                                  scorer=ev.scorer)
     methods = [item.method for item in model_runs(run, half=ev.half_training) if item.weights.exists()]
-    methods += list(ev.oracles)
+    methods += list(ev.models) + list(ev.oracles)
     return stats.load_scores(run.paths.eval, methods)
 
 
