@@ -100,6 +100,12 @@ def test_a_silent_estimate_is_named_with_its_track(data_root, estimates, tmp_pat
                      "--jobs", "1", "--no-progress"]) != 0
     err = capsys.readouterr().err.strip()
     assert f"vocals estimate of track '{first.name}' is silent" in err, err
+    # A WAV with no samples at all: one line naming the file.
+    sf.write(first / "vocals.wav", np.zeros((0, vocals.shape[1])), rate, subtype="FLOAT")
+    assert cli.main(["score", str(silent), "--data-root", str(data_root), "--out", str(tmp_path / "e2"),
+                     "--jobs", "1", "--no-progress"]) != 0
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(first / "vocals.wav") in err, err
     assert "underdetermined" not in err  # mir_eval's text, which names no track
 
 

@@ -104,6 +104,9 @@ class EstimateFiles:
                     "estimates at the track's rate"
                 )
             nb_samples, nb_channels = audio.mixture.shape
+            if len(estimate) == 0:
+                raise ValueError(f"{path} holds no samples (track '{audio.name}' has {nb_samples}); write the "
+                                 "separated audio into it, or leave the file out")
             if estimate.shape[1] != nb_channels:
                 raise ValueError(
                     f"{path} has {estimate.shape[1]} channel(s) but track '{audio.name}' has {nb_channels}"
