@@ -124,3 +124,14 @@ def test_a_model_trained_elsewhere_may_not_take_a_trained_models_or_an_oracles_n
         with pytest.raises(ValueError, match=rf"evaluate.models: \['{name}'\] is also the name of a trained model "
                                              "or an oracle"):
             study.evaluate_all(run, test_tracks=[])
+
+
+def test_a_run_says_which_code_made_it_where_its_results_are_and_what_smoke_numbers_mean(tmp_path):
+    import re
+
+    described = make_run(tmp_path, [42]).describe().splitlines()
+    assert re.fullmatch(r"code: melunmix \S+(, commit [0-9a-f]{12}(-dirty)?)?", described[3]), described
+    assert described[4] == f"results: {tmp_path / 'smoke'}"
+    assert "numbers mean nothing" in described[5] and "results/study/REPORT.md" in described[5]
+    demo = load_profile("demo")
+    assert "numbers mean nothing" not in study.Run(demo, run_paths(demo, tmp_path), tmp_path / "data").describe()

@@ -103,13 +103,25 @@ class Run:
         origin = "generated" if is_generated_root(self.data_root) else "user-provided"
         if self.stand_in:
             origin = "generated STAND-IN for MUSDB18: these numbers are not MUSDB18's"
-        return (
-            f"profile {s.name!r}: {s.description}\n"
-            f"data: {self.data_root.name} ({origin})\n"
+        from . import __version__
+        from .provenance import git_commit
+
+        commit = git_commit()
+        lines = [
+            f"profile {s.name!r}: {s.description}",
+            f"data: {self.data_root.name} ({origin})",
             f"STFT n_fft={s.stft.n_fft} hop={s.stft.n_hop} at {s.data.sample_rate:g} Hz; "
             f"models {', '.join(s.train.models)} (hidden {s.model.hidden_size}); "
-            f"{s.train.epochs} epochs, seeds {s.train.seeds}"
-        )
+            f"{s.train.epochs} epochs, seeds {s.train.seeds}",
+            f"code: melunmix {__version__}" + (f", commit {commit[:12]}{'-dirty' if commit.endswith('-dirty') else ''}"
+                                               if commit else ""),
+            f"results: {self.paths.root}",
+        ]
+        if s.name == "smoke":  # what the committed notebooks show
+            lines.append("These outputs are the smoke profile's: a check that every step runs, on tiny data and "
+                         "models; its numbers mean nothing. The study's results: results/study/REPORT.md; the "
+                         "demo's: results/demo/REPORT.md.")
+        return "\n".join(lines)
 
 
 def open_run(
