@@ -1,6 +1,8 @@
 """Project-level invariants: one dependency list, set-up files that agree, lib/ tracked, the
 README quoting the committed results."""
 
+import json
+import re
 import subprocess
 import tomllib
 from pathlib import Path
@@ -139,3 +141,55 @@ def test_each_test_worker_compiles_numba_into_its_own_cache():
     if not conftest.NUMBA_CACHE_CHOSEN_HERE:
         pytest.skip("the caller set NUMBA_CACHE_DIR")
     assert Path(numba.config.CACHE_DIR) == ROOT / ".pytest_cache" / "numba" / worker
+
+
+#: Decimals a results section may name that are settings, not results (sample rates in kHz).
+SETTINGS_NOT_RESULTS = {"44.1"}
+
+
+def _committed_text(profile: str) -> str:
+    """A run's committed summaries: its report, its Markdown tables, the matched-steps and
+    loss tables and the tuning's recipe records (not the per-song CSVs, whose thousands of
+    numbers would match anything)."""
+    root = ROOT / "results" / profile
+    files = [root / "REPORT.md", *sorted((root / "tables").glob("*.md")), root / "tables" / "matched_steps.csv",
+             root / "tables" / "losses.csv", *sorted((root / "tuning").glob("*.*"))]
+    return "\n".join(p.read_text() for p in files if p.is_file() and p.suffix in (".md", ".csv", ".json"))
+
+
+def _decimals(text: str) -> list[str]:
+    """The decimal numbers of a README passage (``-0.08``, ``0.849``), signs dropped."""
+    return re.findall(r"(?<![\w.])\d+\.\d+(?![\w.])", text)
+
+
+def _numbers_in(value: str, committed: str) -> bool:
+    """Whether a decimal of the README appears in the committed files, as written or as a
+    longer unrounded value that rounds to it (a CSV's 0.84934 for the README's 0.849)."""
+    if re.search(rf"(?<![\d.]){re.escape(value)}(?!\d)", committed):
+        return True
+    places = len(value.split(".")[1])
+    return any(f"{float(x):.{places}f}" == value for x in re.findall(r"\d+\.\d{%d,}" % (places + 1), committed))
+
+
+@pytest.mark.parametrize("profile, start, end", [("study", "## The answer", "### The study's scale"),
+                                                 ("demo", "## Results of the demo profile", "## Deviations")])
+def test_every_decimal_in_the_readmes_results_comes_from_the_committed_files(profile, start, end):
+    """No hand-typed result: each decimal number the README's results section states is in
+    that run's committed report, tables or tuning records."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index(start):readme.index(end)]
+    committed = _committed_text(profile)
+    decimals = [value for value in _decimals(section) if value not in SETTINGS_NOT_RESULTS]
+    assert len(decimals) >= 10
+    missing = sorted({value for value in decimals if not _numbers_in(value, committed)})
+    assert not missing, f"README's {profile} numbers not in results/{profile}/: {missing}"
+
+
+@pytest.mark.parametrize("profile", ["demo", "study"])
+def test_the_profile_tables_times_are_the_manifests(profile):
+    """The profiles table's time for a committed run is its manifest's notebook time."""
+    manifest = json.loads((ROOT / "results" / profile / "manifest.json").read_text())
+    readme = (ROOT / "README.md").read_text()
+    row = next(line for line in readme.splitlines() if line.startswith(f"| `{profile}`"))
+    minutes = int(re.search(r"\| (\d+) min of notebooks", row).group(1))
+    assert minutes == round(manifest["total_seconds"] / 60), (row, manifest["total_seconds"])
