@@ -47,7 +47,7 @@ __all__ = [
 _ENVELOPE_FLOOR = 1e-11
 
 
-def _check_positive_int(name: str, value, allow_none: bool = False) -> None:
+def check_positive_int(name: str, value, allow_none: bool = False) -> None:
     """The package's check of a positive whole number (``None`` too when ``allow_none``)."""
     if value is None and allow_none:
         return
@@ -56,8 +56,8 @@ def _check_positive_int(name: str, value, allow_none: bool = False) -> None:
 
 
 def _check_stft_settings(n_fft: int, n_hop: int) -> None:
-    _check_positive_int("n_fft", n_fft)
-    _check_positive_int("n_hop", n_hop)
+    check_positive_int("n_fft", n_fft)
+    check_positive_int("n_hop", n_hop)
     if n_hop > n_fft:
         raise ValueError(
             f"n_hop ({n_hop}) must not exceed n_fft ({n_fft}); otherwise samples between "
@@ -246,7 +246,7 @@ class ISTFT(nn.Module):
         if nb_frames_ < 1:
             raise ValueError("ISTFT needs at least one frame")
         if length is not None:
-            _check_positive_int("length", length)
+            check_positive_int("length", length)
 
         batch_shape = X.shape[:-2]
         X = X.reshape(-1, nb_bins, nb_frames_)
@@ -317,8 +317,8 @@ def _check_mel_settings(sample_rate: float, n_fft: int, n_mels: int, fmin: float
                         fmax: Optional[float], norm) -> float:
     if not sample_rate or sample_rate <= 0:
         raise ValueError(f"sample_rate must be positive (Hz), got {sample_rate!r}")
-    _check_positive_int("n_fft", n_fft)
-    _check_positive_int("n_mels", n_mels)
+    check_positive_int("n_fft", n_fft)
+    check_positive_int("n_mels", n_mels)
     nyquist = sample_rate / 2.0
     fmax_ = nyquist if fmax is None else float(fmax)
     if fmin < 0 or fmin >= fmax_:
@@ -571,8 +571,8 @@ def dct_matrix(n_mfcc: int, n_mels: int, dtype: torch.dtype = torch.float32) -> 
     -------
     Tensor, shape (n_mfcc, n_mels); ``D @ x`` transforms along the mel axis.
     """
-    _check_positive_int("n_mfcc", n_mfcc)
-    _check_positive_int("n_mels", n_mels)
+    check_positive_int("n_mfcc", n_mfcc)
+    check_positive_int("n_mels", n_mels)
     if n_mfcc > n_mels:
         raise ValueError(f"n_mfcc ({n_mfcc}) cannot exceed n_mels ({n_mels})")
     k = torch.arange(n_mfcc, dtype=torch.float64)[:, None]
@@ -684,7 +684,7 @@ def bandwidth_to_max_bin(sample_rate: float, n_fft: int, bandwidth: float) -> in
     """
     if not sample_rate or sample_rate <= 0:
         raise ValueError(f"sample_rate must be positive (Hz), got {sample_rate!r}")
-    _check_positive_int("n_fft", n_fft)
+    check_positive_int("n_fft", n_fft)
     if bandwidth < 0:
         raise ValueError(f"bandwidth must be non-negative (Hz), got {bandwidth}")
     freqs = np.linspace(0, float(sample_rate) / 2, n_fft // 2 + 1, endpoint=True)

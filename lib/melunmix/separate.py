@@ -37,7 +37,7 @@ import torch
 from torch import Tensor, nn
 
 from .devices import resolve_device
-from .features import ISTFT, STFT, _check_positive_int
+from .features import ISTFT, STFT, check_positive_int
 from .features import nb_frames as count_frames
 from .wiener import wiener
 
@@ -123,8 +123,8 @@ class Separator(nn.Module):
                                  f"melunmix.separate.separate) a model file, got {type(model).__name__}")
         if isinstance(niter, bool) or not isinstance(niter, (int, np.integer)) or niter < 0:
             raise ValueError(f"niter must be a non-negative integer, got {niter!r}")
-        _check_positive_int("wiener_win_len", wiener_win_len)
-        _check_positive_int("model_win_len", model_win_len, allow_none=True)
+        check_positive_int("wiener_win_len", wiener_win_len)
+        check_positive_int("model_win_len", model_win_len, allow_none=True)
         if isinstance(model_context, bool) or not isinstance(model_context, (int, np.integer)) \
                 or model_context < 0:
             raise ValueError(f"model_context must be a non-negative integer, got {model_context!r}")
@@ -360,7 +360,7 @@ def _fit_length(audio: np.ndarray, length: int) -> np.ndarray:
     return np.pad(audio, ((0, 0), (0, length - audio.shape[-1])))
 
 
-def _separate_with(separator: Separator, audio: np.ndarray, rate: float) -> Dict[str, np.ndarray]:
+def separate_with(separator: Separator, audio: np.ndarray, rate: float) -> Dict[str, np.ndarray]:
     """Run ``separator`` on validated float32 audio (nb_channels, nb_samples) at ``rate``."""
     nb_channels, nb_samples = audio.shape
     model_channels = separator.nb_channels
@@ -435,4 +435,4 @@ def separate(audio, rate: float, models: Mapping[str, Union[nn.Module, PathLike]
     separator = Separator(_load_models(models, device), niter=niter, softmask=softmask,
                           residual=residual, wiener_win_len=wiener_win_len,
                           model_win_len=model_win_len, model_context=model_context).to(device)
-    return _separate_with(separator, audio, rate)
+    return separate_with(separator, audio, rate)

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from .devices import resolve_device
-from .separate import PathLike, Separator, _separate_with
+from .separate import PathLike, Separator, separate_with
 
 __all__ = ["read_audio", "song_name", "separate_files"]
 
@@ -231,7 +231,7 @@ def separate_files(paths: Union[PathLike, Iterable[PathLike]],
                 raise ValueError(f"{song}: its output folder {song_dir} is already used by "
                                  f"{used_folders[song_dir]}; rename one of the files")
             audio, rate = read_audio(song)
-            estimates = _separate_with(separator, audio, rate)
+            estimates = separate_with(separator, audio, rate)
             written = {}
             if subtype != "FLOAT":  # integer samples: above full scale would wrap or fail
                 peak = max(float(np.max(np.abs(e))) for e in estimates.values())

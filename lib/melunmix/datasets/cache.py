@@ -89,7 +89,7 @@ def decode_to_wav_cache(
             out.append(track)
             continue
         dest = base / track.subset / track.name
-        key = _file_key({"stem.mp4": Path(track.path)}) | {"rate": track.rate, "stem_ids": track.stem_ids,
+        key = file_key({"stem.mp4": Path(track.path)}) | {"rate": track.rate, "stem_ids": track.stem_ids,
                                                             "format": DECODED_FORMAT}
         cached = _cached(dest, key)
         out.append(_from_cache(track, dest, track.rate) if cached else None)
@@ -132,7 +132,7 @@ def resample_wav_cache(
             continue
         sources = {stem: track.wav(stem) for stem in STEM_NAMES}
         dest = base / track.subset / track.name
-        key = _file_key(sources) | {"source_rate": track.rate, "rate": rate}
+        key = file_key(sources) | {"source_rate": track.rate, "rate": rate}
         cached = _cached(dest, key)
         out.append(_from_cache(track, dest, rate) if cached else None)
         if not cached:
@@ -198,7 +198,7 @@ def _check_rate(sample_rate: float) -> int:
     return rate
 
 
-def _file_key(files: dict[str, Path]) -> dict:
+def file_key(files: dict[str, Path]) -> dict:
     """Size and modification time of each file: the cheap identity of a source."""
     key = {}
     for name, path in files.items():

@@ -99,12 +99,12 @@ def check_mixtures(
     list of dict
         Per track: ``track``, ``subset``, ``rate`` (Hz), ``snr_db``, ``ok``.
     """
-    from .cache import _file_key
+    from .cache import file_key
 
     records = []
     for track in tracks:
         files = {stem: track.wav(stem) for stem in ("mixture", *SOURCE_NAMES)}
-        key = _file_key(files)
+        key = file_key(files)
         path = _record_path(cache_dir, track.subset, int(track.rate), track.name)
         record = _read_record(path, key)
         if record is None:
@@ -286,7 +286,7 @@ def check_root(
         name, songs at another rate than ``sample_rate``.
     """
     from .splits import validation_split
-    from .tracks import _read_setup, _setup_path, find_tracks
+    from .tracks import read_setup, setup_file_path, find_tracks
 
     root = Path(root).expanduser().absolute()
     if not root.is_dir():
@@ -305,8 +305,8 @@ def check_root(
             "models only, run notebooks 05-06 (`melunmix reproduce --only 05 06`) or `melunmix score`"
         )
     if has_train:
-        setup_path = _setup_path(root, None)
-        split = validation_split(root, _read_setup(setup_path)["validation_tracks"], valid_tracks, is_wav,
+        setup_path = setup_file_path(root, None)
+        split = validation_split(root, read_setup(setup_path)["validation_tracks"], valid_tracks, is_wav,
                                  setup_path, strict=needs_train)
     rates = song_rates(root, is_wav)
     if not rates.get("test"):

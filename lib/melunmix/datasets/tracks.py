@@ -157,8 +157,8 @@ def find_tracks(
         raise FileNotFoundError(
             f"{subset_dir} does not exist; a MUSDB18 root holds train/ and test/ ({_fix_hint(root)})"
         )
-    setup_path = _setup_path(root, setup_file)
-    setup = _read_setup(setup_path)
+    setup_path = setup_file_path(root, setup_file)
+    setup = read_setup(setup_path)
     if is_wav is None:
         is_wav = _detect_is_wav(subset_dir)
 
@@ -196,7 +196,7 @@ def find_tracks(
     return tracks
 
 
-def _setup_path(root: Path, setup_file: str | os.PathLike | None) -> Path | None:
+def setup_file_path(root: Path, setup_file: str | os.PathLike | None) -> Path | None:
     if setup_file is None:
         candidate = root / "setup.yaml"
         return candidate if candidate.is_file() else None
@@ -207,7 +207,7 @@ def _setup_path(root: Path, setup_file: str | os.PathLike | None) -> Path | None
     return path
 
 
-def _read_setup(setup_path: Path | None) -> dict:
+def read_setup(setup_path: Path | None) -> dict:
     if setup_path is None:
         import importlib.util
 

@@ -27,17 +27,17 @@ MIN_DURATION = 4.0
 #: Longest song (seconds); stems are held in memory while rendering.
 MAX_DURATION = 600.0
 #: Split name -> number mixed into the per-song seed (never reorder: it changes every song).
-_SPLIT_CODES = {"train": 0, "valid": 1, "test": 2}
+SPLIT_CODES = {"train": 0, "valid": 1, "test": 2}
 # The room of a song: reverberation time (s), high-frequency damping (Hz); per stem: the
 # reverberation time's spread around the room's, pre-delay (s) and wet level (dB re dry).
-_RT60_RANGE = (0.3, 0.8)
+RT60_RANGE = (0.3, 0.8)
 _RT60_SPREAD = (0.9, 1.1)
-_DAMPING_RANGE_HZ = (4000.0, 10000.0)
-_PREDELAY_RANGE = (0.005, 0.03)
-_WET_RANGE_DB = (-18.0, -8.0)
+DAMPING_RANGE_HZ = (4000.0, 10000.0)
+PREDELAY_RANGE = (0.005, 0.03)
+WET_RANGE_DB = (-18.0, -8.0)
 
 _SCALES = {"major": (0, 2, 4, 5, 7, 9, 11), "minor": (0, 2, 3, 5, 7, 8, 10)}
-_KEY_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
+KEY_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
 # Chord progressions as 0-based scale degrees of diatonic triads (I-V-vi-IV is (0, 4, 5, 3)).
 _PROGRESSIONS = {
     "major": ((0, 4, 5, 3), (5, 3, 0, 4), (0, 5, 3, 4), (0, 3, 4, 3), (1, 4, 0, 0), (0, 3, 0, 4),
@@ -59,9 +59,9 @@ _SUNG_SECTIONS = ("verse", "chorus", "bridge")
 _VOICE_PROGRAMS = (52, 53, 54, 85)  # Choir Aahs, Voice Oohs, Synth Vox, Solo Vox
 # Backing vocals: how often a song has them, and the harmony intervals (scale steps from the
 # lead: a third above or below, a fifth below) with their names.
-_BACKING_PROBABILITY = 0.4
-_HARMONIES = {2: "a third above", -2: "a third below", -4: "a fifth below"}
-_BACKING_GAIN_DB = (-10.0, -5.0)
+BACKING_PROBABILITY = 0.4
+HARMONIES = {2: "a third above", -2: "a third below", -4: "a fifth below"}
+BACKING_GAIN_DB = (-10.0, -5.0)
 _BASS_PROGRAMS = (32, 33, 34, 35, 36, 38, 39)
 _DRUM_KITS = (0, 8, 16, 24, 25, 32)  # bank 128: Standard, Room, Power, Electronic, TR 808, Jazz
 _HARMONY_PROGRAMS = {
@@ -176,7 +176,7 @@ class Song:
 
 def _song_rng(seed: int, split: str, index: int) -> np.random.Generator:
     return np.random.default_rng(
-        np.random.SeedSequence([_ARRANGEMENT_SEED_VERSION, seed, _SPLIT_CODES[split], index])
+        np.random.SeedSequence([_ARRANGEMENT_SEED_VERSION, seed, SPLIT_CODES[split], index])
     )
 
 
@@ -286,9 +286,9 @@ def _draw_voices(rng: np.random.Generator, vocal_parts: list[Part], sections: li
         syllables.extend(lyrics[key])
     lead.syllables = syllables
 
-    if rng.random() >= _BACKING_PROBABILITY:
+    if rng.random() >= BACKING_PROBABILITY:
         return
-    steps = int(rng.choice(list(_HARMONIES)))
+    steps = int(rng.choice(list(HARMONIES)))
     in_chorus = [i for i, n in enumerate(notes)
                  if any(s.sung and s.name == "chorus" and s.start <= n.start < s.end for s in sections)]
     if not in_chorus:
@@ -306,18 +306,18 @@ def _draw_voices(rng: np.random.Generator, vocal_parts: list[Part], sections: li
     vocal_parts.append(Part(
         name="", bank=0, program=lead.program, pan=int(np.clip(lead.pan + offset, 10, 117)), notes=backing_notes,
         legato=True, singer=singer, syllables=[syllables[i] for i in in_chorus],
-        gain_db=float(rng.uniform(*_BACKING_GAIN_DB)), harmony=_HARMONIES[steps],
+        gain_db=float(rng.uniform(*BACKING_GAIN_DB)), harmony=HARMONIES[steps],
     ))
 
 
 def _draw_reverb(rng: np.random.Generator) -> dict[str, Reverb]:
     """One room per song (reverberation time, damping); pre-delay, level and noise per stem."""
-    room_rt60 = float(rng.uniform(*_RT60_RANGE))
-    damping_hz = float(rng.uniform(*_DAMPING_RANGE_HZ))
+    room_rt60 = float(rng.uniform(*RT60_RANGE))
+    damping_hz = float(rng.uniform(*DAMPING_RANGE_HZ))
     return {
         name: Reverb(
-            rt60=room_rt60 * float(rng.uniform(*_RT60_SPREAD)), predelay=float(rng.uniform(*_PREDELAY_RANGE)),
-            wet_db=float(rng.uniform(*_WET_RANGE_DB)), damping_hz=damping_hz, seed=int(rng.integers(2**63)),
+            rt60=room_rt60 * float(rng.uniform(*_RT60_SPREAD)), predelay=float(rng.uniform(*PREDELAY_RANGE)),
+            wet_db=float(rng.uniform(*WET_RANGE_DB)), damping_hz=damping_hz, seed=int(rng.integers(2**63)),
         )
         for name in SOURCE_NAMES
     }

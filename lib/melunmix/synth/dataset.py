@@ -25,10 +25,10 @@ from ..datasets.roots import GENERATED_FORMAT
 from ..files import sha256_file, write_text
 from ..provenance import package_versions
 from .arrangement import (
-    _BACKING_GAIN_DB, _BACKING_PROBABILITY, _DAMPING_RANGE_HZ, _HARMONIES, _PREDELAY_RANGE, _RT60_RANGE,
-    _KEY_NAMES, _SPLIT_CODES, _WET_RANGE_DB, MAX_DURATION, MIN_DURATION, SOURCE_NAMES, Song, arrange_song,
+    BACKING_GAIN_DB, BACKING_PROBABILITY, DAMPING_RANGE_HZ, HARMONIES, PREDELAY_RANGE, RT60_RANGE,
+    KEY_NAMES, SPLIT_CODES, WET_RANGE_DB, MAX_DURATION, MIN_DURATION, SOURCE_NAMES, Song, arrange_song,
 )
-from .rendering import PEAK_LIMIT, REVERB_TAIL, SOUNDFONT_FILE, _name_parts, render_song, soundfont_path
+from .rendering import PEAK_LIMIT, REVERB_TAIL, SOUNDFONT_FILE, name_parts, render_song, soundfont_path
 
 #: Every file of a track folder.
 TRACK_FILES = ("mixture.wav",) + tuple(f"{name}.wav" for name in SOURCE_NAMES)
@@ -239,7 +239,7 @@ def make_dataset(
     from tqdm import tqdm
 
     for song in songs:
-        _name_parts(song)
+        name_parts(song)
     todo = [(t, s) for t, s in zip(plan, songs) if not _track_complete(out_dir / t.subset / s.name)]
     with tqdm(total=len(plan), initial=len(plan) - len(todo), desc="make-dataset", unit="song",
               disable=not progress) as bar:
@@ -272,7 +272,7 @@ def _manifest(out_dir: Path, params: dict, plan, songs) -> dict:
             "duration": song.duration,
             "nb_samples": int(round(song.duration * params["sample_rate"])),
             "bpm": song.bpm,
-            "key": f"{_KEY_NAMES[song.key]} {song.mode}",
+            "key": f"{KEY_NAMES[song.key]} {song.mode}",
             "sections": [{"name": s.name, "start": s.start, "end": s.end, "vocals": s.sung} for s in song.sections],
             "instruments": {stem: [p.name for p in song.parts[stem]] for stem in SOURCE_NAMES},
             "voice": _voice_entry(song),
@@ -314,11 +314,11 @@ def _voice_summary(song: Song) -> str:
 
 
 def _data_card(params: dict, plan, songs, manifest: dict) -> str:
-    counts = {split: sum(t.split == split for t in plan) for split in _SPLIT_CODES}
+    counts = {split: sum(t.split == split for t in plan) for split in SPLIT_CODES}
     total_minutes = len(plan) * params["duration"] / 60
     versions = manifest["software"]
     rows = "\n".join(
-        f"| {s.name} | {t.subset} | {t.split} | {s.bpm:.0f} | {_KEY_NAMES[s.key]} {s.mode} | "
+        f"| {s.name} | {t.subset} | {t.split} | {s.bpm:.0f} | {KEY_NAMES[s.key]} {s.mode} | "
         f"{' '.join(x.name for x in s.sections)} | {_voice_summary(s)} | {', '.join(p.name for p in s.parts['other'])} |"
         for t, s in zip(plan, songs)
     )
@@ -351,9 +351,9 @@ singer. Drums, bass and other are rendered stem by stem with tinysoundfont
 {versions['tinysoundfont']} from the General MIDI soundfont `{SOUNDFONT_FILE}` (sha256
 `{manifest['soundfont']['sha256'][:16]}...`); the vocals are sung (see "The voice" below):
 - **vocals**: a monophonic melody in the song's scale, in phrases with rests, sung on
-  syllables by the song's singer; in {_BACKING_PROBABILITY:.0%} of the songs a second singer
-  adds a harmony ({', '.join(_HARMONIES.values())}, in the song's scale) in the choruses,
-  {-_BACKING_GAIN_DB[1]:g}-{-_BACKING_GAIN_DB[0]:g} dB below the lead and panned apart;
+  syllables by the song's singer; in {BACKING_PROBABILITY:.0%} of the songs a second singer
+  adds a harmony ({', '.join(HARMONIES.values())}, in the song's scale) in the choruses,
+  {-BACKING_GAIN_DB[1]:g}-{-BACKING_GAIN_DB[0]:g} dB below the lead and panned apart;
   a presence boost near 3 kHz; silent (exact zeros) in the intro, breaks and outro, except
   for the reverb tail of the section before (at most {REVERB_TAIL:g} s, see below).
 - **drums**: a kit (bank 128) playing grooves, fills at section ends, crashes on downbeats.
@@ -363,10 +363,10 @@ singer. Drums, bass and other are rendered stem by stem with tinysoundfont
 - **reverb**: every stem, after panning, gets its own small room, fed the mean of the
   stem's two channels (as in most studio reverbs): an impulse response of
   Gaussian noise drawn independently for the left and the right channel, low-passed
-  ({_DAMPING_RANGE_HZ[0] / 1000:g}-{_DAMPING_RANGE_HZ[1] / 1000:g} kHz per song), decaying by 60 dB over RT60
-  ({_RT60_RANGE[0]:g}-{_RT60_RANGE[1]:g} s per song, within +-10 % per stem) and cut there, after a
-  {_PREDELAY_RANGE[0] * 1000:g}-{_PREDELAY_RANGE[1] * 1000:g} ms pre-delay, at {_WET_RANGE_DB[0]:g} to
-  {_WET_RANGE_DB[1]:g} dB relative to the dry sound (per stem; values in `dataset.json`). A stem is
+  ({DAMPING_RANGE_HZ[0] / 1000:g}-{DAMPING_RANGE_HZ[1] / 1000:g} kHz per song), decaying by 60 dB over RT60
+  ({RT60_RANGE[0]:g}-{RT60_RANGE[1]:g} s per song, within +-10 % per stem) and cut there, after a
+  {PREDELAY_RANGE[0] * 1000:g}-{PREDELAY_RANGE[1] * 1000:g} ms pre-delay, at {WET_RANGE_DB[0]:g} to
+  {WET_RANGE_DB[1]:g} dB relative to the dry sound (per stem; values in `dataset.json`). A stem is
   exactly silent from {REVERB_TAIL:g} s after its last sound at the latest. Without it each
   stem's channels would be one signal panned (linearly dependent), which makes BSS Eval
   v4's split into SIR and ISR numerically unstable (swings of up to 20 dB when the

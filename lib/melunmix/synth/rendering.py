@@ -334,7 +334,7 @@ def _preset_names() -> dict[tuple[int, int], str]:
     return {key: name for key, name in names.items() if name}
 
 
-def _name_parts(song: Song) -> None:
+def name_parts(song: Song) -> None:
     """Fill every part's ``name`` with its preset's name, or a sung part's with its singer
     (for the manifest and the data card)."""
     for stem_parts in song.parts.values():
