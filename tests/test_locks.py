@@ -61,3 +61,31 @@ def test_lock_refused_while_held_and_free_once_the_holder_ends(tmp_path, ends):
 
 def test_lock_holder_of_a_folder_never_locked(tmp_path):
     assert lock_holder(tmp_path / "run.lock") is None
+
+
+def test_a_waiting_lock_takes_its_turn_instead_of_refusing(tmp_path):
+    """``wait=True`` (tuning workers preparing data in turn): the second holder blocks until
+    the first releases, then holds the lock; without it, the second is refused."""
+    import threading
+    import time
+
+    lock = tmp_path / ".prepare.lock"
+    order, held = [], threading.Event()
+
+    def first():
+        with hold_lock(lock, {"pid": 1}, wait=True):
+            held.set()
+            time.sleep(0.3)
+            order.append("first released")
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    held.wait(5)
+    with pytest.raises(FolderInUse):
+        with hold_lock(lock, {"pid": 2}):
+            pass
+    with hold_lock(lock, {"pid": 2}, wait=True):
+        order.append("second holds")
+        assert lock_holder(lock) == {"pid": 2}
+    thread.join()
+    assert order == ["first released", "second holds"]

@@ -317,11 +317,16 @@ def _decode_stem_tracks(todo: list[_TrackJob], progress: bool) -> None:
         todo[i] = dataclasses.replace(todo[i], track=track)
 
 
-def _evaluate(
+def evaluate_separation(
     separation, method: str, tracks: Sequence[Any], eval_dir, settings: dict,
     jobs: int | None, progress: bool, overwrite: bool, win: float, hop: float, scorer: str = "fast",
     subset: str = SUBSET, rescore_hint: str | None = None,
 ) -> list[Path]:
+    """Score what ``separation`` (a picklable callable: track audio -> estimates) gives for
+    every track into ``<eval_dir>/<method>/<subset>/<track>.json``, in ``jobs`` worker
+    processes, skipping tracks already scored with the same ``settings`` (refused, or with
+    ``overwrite`` deleted, when they differ). What :func:`evaluate_model`,
+    :func:`evaluate_pretrained`, :func:`evaluate_oracle` and ``melunmix score`` share."""
     from tqdm import tqdm
 
     _check_method_name(method)
@@ -485,7 +490,7 @@ def evaluate_model(
         "museval": {"mode": "v4", "win": float(win), "hop": float(hop)},
         "files": dict(resolved),
     }
-    return _evaluate(separation, method_name, tracks, eval_dir, settings, jobs, progress,
+    return evaluate_separation(separation, method_name, tracks, eval_dir, settings, jobs, progress,
                      overwrite, win, hop, scorer)
 
 
@@ -562,7 +567,7 @@ def evaluate_pretrained(
         "museval": {"mode": "v4", "win": float(win), "hop": float(hop)},
         "files": {"vocals": str(path)},
     }
-    return _evaluate(separation, method_name, tracks, eval_dir, settings, jobs, progress,
+    return evaluate_separation(separation, method_name, tracks, eval_dir, settings, jobs, progress,
                      overwrite, win, hop, scorer)
 
 
@@ -626,10 +631,10 @@ def evaluate_oracle(
         "stft": {"nperseg": NPERSEG, "hop": HOP} if name != "MIX" else None,
         "museval": {"mode": "v4", "win": float(win), "hop": float(hop)},
     }
-    return _evaluate(separation, name, tracks, eval_dir, settings, jobs, progress, overwrite, win, hop, scorer)
+    return evaluate_separation(separation, name, tracks, eval_dir, settings, jobs, progress, overwrite, win, hop, scorer)
 
 
 __all__ = [
     "SETTINGS_FILE", "check_model_files", "ModelSeparation", "OracleSeparation", "evaluate_model",
-    "evaluate_oracle", "evaluate_pretrained",
+    "evaluate_oracle", "evaluate_pretrained", "evaluate_separation",
 ]

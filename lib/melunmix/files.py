@@ -132,8 +132,10 @@ def describe_holder(holder: Mapping) -> str:
 
 
 @contextlib.contextmanager
-def hold_lock(path: str | os.PathLike, details: Mapping) -> Iterator[Path]:
-    """Hold an exclusive lock on ``path`` for the duration of the block.
+def hold_lock(path: str | os.PathLike, details: Mapping, wait: bool = False) -> Iterator[Path]:
+    """Hold an exclusive lock on ``path`` for the duration of the block: the project's one
+    lock (``fcntl.flock``, released by the kernel when the process dies). Without ``fcntl``
+    (Windows) the block runs unlocked.
 
     Parameters
     ----------
@@ -143,11 +145,15 @@ def hold_lock(path: str | os.PathLike, details: Mapping) -> Iterator[Path]:
     details : mapping
         Who holds the lock (pid, host, start time, ...), written into the file as JSON
         for the message another process gets; the file is emptied on release.
+    wait : bool
+        Wait until the lock is free (workers that take turns, e.g. preparing a tuning
+        search's data) instead of refusing.
 
     Raises
     ------
     FolderInUse
-        Another live process holds the lock (it names that process and ``path``).
+        Another live process holds the lock (it names that process and ``path``); never
+        with ``wait``.
     """
     path = Path(path)
     if fcntl is None:
@@ -157,7 +163,7 @@ def hold_lock(path: str | os.PathLike, details: Mapping) -> Iterator[Path]:
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)  # not inherited by child processes
     try:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
         except BlockingIOError:
             raise FolderInUse(path, _read_holder(path)) from None
         os.ftruncate(fd, 0)

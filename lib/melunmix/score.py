@@ -194,7 +194,7 @@ def score_folder(
         would delete the others' scores).
     """
     from . import datasets, stats
-    from .evaluate import _evaluate
+    from .evaluate import evaluate_separation
 
     estimates_dir, out_dir = Path(estimates_dir), Path(out_dir)
     if not estimates_dir.is_dir():
@@ -232,7 +232,7 @@ def score_folder(
             mine = datasets.prepare_tracks(mine, progress=progress)
             settings = {"kind": "estimates", "estimates": str(root.resolve()), "targets": targets,
                         "bss_eval": scorer, "museval": {"mode": "v4", "win": 1.0, "hop": 1.0}}
-            _evaluate(EstimateFiles(str(root.resolve())), out_dir.name, mine, out_dir.parent, settings,
+            evaluate_separation(EstimateFiles(str(root.resolve())), out_dir.name, mine, out_dir.parent, settings,
                       jobs, progress, overwrite, 1.0, 1.0, scorer, subset=subset,
                       rescore_hint="pass --overwrite to rescore, or choose another --out")
         if shard is not None:

@@ -572,12 +572,12 @@ def tune_profile(
     import contextlib
     import copy
 
-    from .tune import PREPARE_LOCK_NAME, _exclusive, tune_all
+    from .tune import preparing_lock, tune_all
 
     loaded = load_profile(profile)
     shared = (storage or loaded.tune.storage) is not None
     # Workers started together make the dataset (first use) one at a time.
-    lock = _exclusive(run_paths(loaded, results_dir).tuning / PREPARE_LOCK_NAME) if shared else contextlib.nullcontext()
+    lock = preparing_lock(run_paths(loaded, results_dir).tuning) if shared else contextlib.nullcontext()
     with lock:
         run = open_run(profile, data_root, results_dir, progress=progress, stand_in=stand_in, device=device)
     settings = run.settings

@@ -77,7 +77,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import Settings, STFTSettings, TrainSettings, run_paths
-from .files import read_json, write_json, write_text
+from .files import hold_lock, read_json, write_json, write_text
 from .hyperparameters import (  # noqa: F401  (re-exported: what a search leaves, read by training too)
     BEST_PARAMS_NAME,
     RECIPE_FIT_NAME,
@@ -111,6 +111,17 @@ SURPLUS_ATTR = "melunmix:surplus"
 MAX_RETRIES = 3
 #: Lock file in the search folder: workers prepare the data one at a time.
 PREPARE_LOCK_NAME = ".prepare.lock"
+
+
+def preparing_lock(tuning_dir: str | os.PathLike):
+    """The lock workers on a shared storage take in turn to prepare a search's data
+    (:func:`melunmix.files.hold_lock`, waiting)."""
+    import socket
+
+    return hold_lock(Path(tuning_dir) / PREPARE_LOCK_NAME, {"pid": os.getpid(), "host": socket.gethostname(),
+                                                           "job": "preparing the tuning data"}, wait=True)
+
+
 #: A storage given as a URL (an RDB storage); anything else is a journal file path.
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
@@ -503,7 +514,7 @@ class _Search:
             )
         # Workers sharing the folder prepare the data one after the other: the first fills
         # the resample cache and the statistics, the others read them.
-        with _exclusive(out_dir / PREPARE_LOCK_NAME) if shared else contextlib.nullcontext():
+        with preparing_lock(out_dir) if shared else contextlib.nullcontext():
             data = prepare_data(trial_settings(settings, {}), data_root=data_root, stats_dir=stats_dir,
                                 sample_rate=settings.tune.sample_rate, progress=progress)
         try:
@@ -808,24 +819,6 @@ def _history_summary(history: dict[str, Any]) -> dict[str, Any]:
     clean = history_for_json(history)
     keys = ("epoch", "train_loss", "valid_loss", "lr", "epoch_time", "best_epoch", "best_valid_loss", "stop_reason")
     return {key: clean.get(key) for key in keys}
-
-
-@contextlib.contextmanager
-def _exclusive(path: Path):
-    """Hold an exclusive lock on ``path`` (``fcntl.flock``; released by the kernel when the
-    process dies). Without ``fcntl`` (Windows) the block runs unlocked."""
-    try:
-        import fcntl
-    except ImportError:
-        yield
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def tune_all(
