@@ -19,7 +19,7 @@ Example
 >>> item_mix, item_vocals = datasets.TrainDataset(train)[0]     # doctest: +SKIP
 """
 
-from .cache import decode_to_wav_cache, default_cache_dir, prepare_tracks, read_stem_mixture, resample_wav_cache
+from .cache import decode_to_wav_cache, default_cache_dir, read_stem_mixture, resample_wav_cache
 from .checks import (
     MIXTURE_SNR_THRESHOLD_DB,
     check_mixtures,
@@ -28,6 +28,7 @@ from .checks import (
     mixture_snr_db,
     root_record,
 )
+from .prepare import prepare_tracks
 from .reading import read_chunk
 from .roots import (
     check_study_root,

@@ -21,11 +21,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from ..dataset_format import GENERATED_FORMAT, GENERATOR_VERSION
+
 #: Files whose presence marks a finished generated dataset (the generator writes them last).
 GENERATED_MARKERS = ("dataset.json", "setup.yaml")
-#: The ``format`` field of the generator's ``dataset.json``: what tells the project's own
-#: folders from a user's (which may hold a musdb ``setup.yaml`` too).
-GENERATED_FORMAT = "melunmix generated dataset (MUSDB18-HQ layout)"
 
 #: Audio files that make up a dataset, for the fingerprint of datasets without a dataset.json.
 AUDIO_SUFFIXES = (".wav", ".stem.mp4")
@@ -53,7 +52,6 @@ def generated_dataset_name(generated: Mapping[str, Any] | Any | None = None) -> 
 
     defaults = dataclasses.asdict(GeneratedData())
     p = {**defaults, **p}
-    from melunmix.synth import GENERATOR_VERSION
 
     # The generator version is part of the name: new generator code never reuses (or
     # refuses) a dataset an older version rendered; it renders its own next to it.

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .cache import prepare_tracks
+from .prepare import prepare_tracks
 from .reading import read_frames
 from .tracks import TrackInfo
 

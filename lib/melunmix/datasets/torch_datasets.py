@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from .cache import prepare_tracks
+from .prepare import prepare_tracks
 from .reading import read_chunk, read_native
 from .tracks import SOURCE_NAMES, TrackInfo
 

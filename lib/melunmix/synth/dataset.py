@@ -21,7 +21,7 @@ from typing import Any
 import scipy.io.wavfile
 import yaml
 
-from ..datasets.roots import GENERATED_FORMAT
+from ..dataset_format import GENERATED_FORMAT, GENERATOR_VERSION
 from ..files import sha256_file, write_text
 from ..provenance import package_versions
 from .arrangement import (
@@ -32,11 +32,6 @@ from .rendering import PEAK_LIMIT, REVERB_TAIL, SOUNDFONT_FILE, name_parts, rend
 
 #: Every file of a track folder.
 TRACK_FILES = ("mixture.wav",) + tuple(f"{name}.wav" for name in SOURCE_NAMES)
-#: Bumped whenever a change alters the audio written for the same arguments; a dataset made
-#: by another version is refused (see :func:`make_dataset`). 2: per-stem stereo reverb.
-#: 3: the vocals sung by :mod:`melunmix.voice` instead of a General MIDI voice preset.
-#: 4: each room fed the mean of a stem's two channels (one FFT for both tails: the CPU limit).
-GENERATOR_VERSION = 4
 #: Libraries whose versions the dataset card records (the generator's output depends on them).
 SOFTWARE_PACKAGES = ("tinysoundfont", "pretty_midi", "numpy", "scipy")
 _MARKER = "dataset.json"
