@@ -272,7 +272,7 @@ def test_find_tracks_rejects_broken_tracks(tmp_path, problem, error, message):
 
 
 def test_generated_dataset_errors_say_regenerate(tmp_path):
-    from melunmix.datasets.roots import GENERATED_FORMAT
+    from melunmix.dataset_format import GENERATED_FORMAT
 
     root = tmp_path / "gen"
     folder = write_track(root, "train", "Song - 1", noise_stems(np.random.default_rng(2), 400))

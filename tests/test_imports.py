@@ -102,3 +102,97 @@ def test_a_scoring_worker_imports_no_statistics(scoring_inputs, tmp_path):
     unwanted = DRAWING | RUNNER | {"melunmix.stats"}
     assert not loaded & unwanted, sorted(loaded & unwanted)
     assert {"melunmix.track_audio", "melunmix.museval_scores", "melunmix.bsseval"} <= loaded  # it did score
+
+
+# --------------------------------------------------------------------------- the static graph
+def _package_graph():
+    """Every import of one package module by another, read from the source, those inside
+    functions included (only a module's ``if __name__ == "__main__":`` script part is left
+    out: it runs as a program, never on import). Returns (edges, private imports)."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "lib" / "melunmix"
+
+    def name_of(path):
+        parts = list(path.relative_to(root.parent).with_suffix("").parts)
+        return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+    modules = {name_of(p): p for p in root.rglob("*.py")}
+    edges, private = {m: set() for m in modules}, []
+    for name, path in modules.items():
+        tree = ast.parse(path.read_text())
+        tree.body = [node for node in tree.body
+                     if not (isinstance(node, ast.If) and "__main__" in ast.unparse(node.test))]
+        package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom):
+                if node.level:
+                    base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                    target = ".".join(base + ([node.module] if node.module else []))
+                else:
+                    target = node.module or ""
+                for alias in node.names:
+                    full = f"{target}.{alias.name}"
+                    imported = full if full in modules else target
+                    if imported in modules and imported != name:
+                        edges[name].add(imported)
+                    if imported == target in modules and alias.name.startswith("_") \
+                            and not alias.name.startswith("__"):
+                        private.append(f"{name} imports {target}.{alias.name}")
+            elif isinstance(node, ast.Import):
+                edges[name].update(a.name for a in node.names if a.name in modules and a.name != name)
+    return edges, private
+
+
+def _cycles(edges):
+    """Strongly connected components of more than one module (Tarjan)."""
+    index, low, stack, on_stack, found, counter = {}, {}, [], set(), [], [0]
+
+    def visit(v):
+        index[v] = low[v] = counter[0]
+        counter[0] += 1
+        stack.append(v)
+        on_stack.add(v)
+        for w in edges[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for v in edges:
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_no_import_cycle_even_counting_imports_inside_functions():
+    edges, _ = _package_graph()
+    assert len(edges) > 40 and "melunmix.names" in edges["melunmix.stats"]  # the graph was read
+    assert _cycles(edges) == []
+
+
+def test_the_cycle_finder_finds_a_cycle():
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_no_module_imports_another_modules_private_names():
+    _, private = _package_graph()
+    assert private == []
+
+
+def test_the_vocabulary_and_the_tables_sit_at_the_bottom():
+    edges, _ = _package_graph()
+    assert edges["melunmix.names"] == set() and edges["melunmix.dataset_format"] == set()
+    assert edges["melunmix.markdown"] == {"melunmix.names"}

@@ -79,7 +79,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
 
 
 def _cmd_score(args: argparse.Namespace) -> int:
-    from .report import markdown_table
+    from .markdown import markdown_table
     from .score import TABLES_DIR_NAME, parse_shard, score_folder
 
     shard = parse_shard(args.shard) if args.shard else None

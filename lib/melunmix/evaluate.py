@@ -55,6 +55,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from .names import HALF_SUFFIX, split_seed
 from .files import read_json, sha256_file, write_json
 from .museval_scores import SCORERS, SUBSET, is_scored, score_estimates, track_json_path, write_track_scores
 from .oracles import DEFINITION, HOP, NPERSEG, SCORED_SOURCES, STEMS, check_oracle_name, oracle_estimates
@@ -465,7 +466,6 @@ def evaluate_model(
     about 0.1 GB beyond the audio and 1.5 s for such a track, so separation dominates.
     """
     from .models import MODEL_ALIASES
-    from .stats import HALF_SUFFIX, split_seed  # here, not at the top: scoring workers never import stats
 
     _check_method_name(method_name)
     # "<model>-half[-seed<N>]" holds the half-training weights of <model>.

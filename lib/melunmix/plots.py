@@ -362,7 +362,7 @@ def learning_curves(histories: Mapping[str, pd.DataFrame], path=None, half_step:
         validation SDR. A circle marks each run's best validation loss; the median line
         runs as long as every seed of the model still trains.
     """
-    from .stats import split_seed
+    from .names import split_seed
 
     if not isinstance(histories, Mapping) or not histories:
         raise ValueError("histories must be a non-empty dict of method name -> history DataFrame")
@@ -841,7 +841,7 @@ def metric_boxplots(scores, target: str = "vocals", metrics=("SDR", "SIR", "ISR"
 def _seeds_pooled(medians: pd.DataFrame) -> pd.DataFrame:
     """Per-track medians with each model's seeds averaged per track (method ``x-seedN`` ->
     ``x``); ``attrs["seeds"]``: method -> number of seeds pooled."""
-    from .stats import split_seed
+    from .names import split_seed
 
     base = medians["method"].map(lambda name: split_seed(name)[0])
     if base.equals(medians["method"]):
@@ -1438,7 +1438,7 @@ def plot_transfer(table, tuning_dir: str | os.PathLike, path: str | os.PathLike 
     """
     import matplotlib.pyplot as plt
 
-    from .train import HISTORY_CSV_NAME
+    from .names import HISTORY_CSV_NAME
 
     df = _read_table(table, "transfer table")
     _require_columns(df, ["model", "variant", "run_dir"], "transfer table")

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import numbers
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,12 +27,13 @@ import pandas as pd
 import yaml
 
 from .files import read_json, write_text
-from .stats import (BASELINE, HALF_SUFFIX, PROPOSED, RESIDUE_DB, answer_sentence, at_plateau,
-                    last_quarter_gain, order_methods, split_seed)
+from .markdown import escape, format_cell
+from .markdown import markdown_table as markdown_table  # noqa: F401  (re-exported: the report's API)
+from .names import HISTORY_CSV_NAME
+from .names import HALF_SUFFIX, split_seed
+from .stats import BASELINE, PROPOSED, answer_sentence, at_plateau, last_quarter_gain, order_methods
 
 #: The line under a table that shows ``inf`` (stats.mark_residue).
-RESIDUE_NOTE = (f"*inf: above {RESIDUE_DB:g} dB, a ratio to floating-point residue, not a measurement "
-                "(MIX's SAR: the mixture carries no artefacts); never part of a comparison.*")
 
 __all__ = ["Section", "StudyPart", "STUDY_PARTS", "LINKED_ONLY", "markdown_table", "read_table",
            "write_report", "build_study_report", "study_answer", "loss_summary", "NOT_RUN",
@@ -54,79 +54,6 @@ SUMMARY_SETTINGS = (
 
 
 # --------------------------------------------------------------------------- tables
-def _escape(text: str) -> str:
-    """Make ``text`` safe inside a Markdown table cell."""
-    return str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\r\n", "<br>").replace("\n", "<br>")
-
-
-def _format_cell(value: Any, floatfmt: str, na_rep: str) -> str:
-    if isinstance(value, (list, tuple)):
-        return _escape(", ".join(str(v) for v in value))
-    if isinstance(value, Mapping):
-        return _escape(", ".join(f"{k}: {v}" for k, v in value.items()))
-    if value is None or (np.ndim(value) == 0 and pd.isna(value)):
-        return na_rep
-    if isinstance(value, (bool, np.bool_)):
-        return str(bool(value))
-    if isinstance(value, numbers.Integral):
-        return str(int(value))
-    if isinstance(value, numbers.Real):
-        return format(float(value), floatfmt)
-    return _escape(value)
-
-
-def _label(key: Any) -> str:
-    """Column or index label; tuples of a MultiIndex joined by a space (``vocals SDR``)."""
-    if isinstance(key, tuple):
-        return " ".join(str(k) for k in key if str(k) != "")
-    return "" if key is None else str(key)
-
-
-def markdown_table(df: pd.DataFrame, floatfmt: str = ".2f", index: bool | None = None,
-                   na_rep: str = "n/a") -> str:
-    """Render a DataFrame as a GitHub-flavoured Markdown table.
-
-    Parameters
-    ----------
-    df : DataFrame
-        Any frame; MultiIndex columns (e.g. ``(target, metric)``) are joined with a space,
-        so ``("vocals", "SDR")`` becomes the header ``vocals SDR``.
-    floatfmt : str
-        Format spec of real numbers (``".2f"``: dB with 2 decimals); integers are written
-        without decimals, booleans as ``True``/``False``.
-    index : bool, optional
-        Include the index as the first column. Default: yes unless it is the default
-        ``0..n-1`` range.
-    na_rep : str
-        Text of missing values (NaN, None).
-
-    Returns
-    -------
-    str
-        Header, alignment row (numbers right-aligned) and one line per row, ending in a
-        newline. Pipes and newlines inside cells are escaped. A table holding ``inf``
-        (residue, :func:`melunmix.stats.mark_residue`) is followed by :data:`RESIDUE_NOTE`.
-    """
-    if not isinstance(df, pd.DataFrame):
-        raise ValueError(f"markdown_table needs a pandas DataFrame, got {type(df).__name__}")
-    if index is None:
-        index = not isinstance(df.index, pd.RangeIndex) or df.index.name is not None
-    header = [_escape(_label(c)) for c in df.columns]
-    numeric = [pd.api.types.is_numeric_dtype(df.iloc[:, j]) and
-               not pd.api.types.is_bool_dtype(df.iloc[:, j]) for j in range(df.shape[1])]
-    rows = [[_format_cell(v, floatfmt, na_rep) for v in row]
-            for row in df.itertuples(index=False, name=None)]
-    if index:
-        names = [n for n in df.index.names if n is not None]
-        header = [_escape(" / ".join(map(str, names)))] + header
-        numeric = [False] + numeric
-        rows = [[_escape(_label(key))] + row for key, row in zip(df.index, rows)]
-    align = ["---:" if is_number else ":---" for is_number in numeric]
-    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(align) + " |"]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    residue = any(isinstance(v, numbers.Real) and v == np.inf
-                  for row in df.itertuples(index=False, name=None) for v in row)
-    return "\n".join(lines) + "\n" + (f"\n{RESIDUE_NOTE}\n" if residue else "")
 
 
 def read_table(path: str | os.PathLike) -> pd.DataFrame:
@@ -231,7 +158,7 @@ def _settings_markdown(settings: dict | None) -> str:
         values = settings.get(section)
         if isinstance(values, Mapping) and key in values:
             # None means "resolved at run time" (data root from the environment, ...)
-            rows.append({"setting": f"{section}.{key}", "value": _format_cell(values[key], "g", "auto")})
+            rows.append({"setting": f"{section}.{key}", "value": format_cell(values[key], "g", "auto")})
     text = ""
     if settings.get("description"):
         text += f"{settings['description']}\n\n"
@@ -261,7 +188,7 @@ def _render_section(section: Section, run_dir: Path) -> str:
         for item in items:
             caption, path = _captioned(item)
             target, exists = _link_target(run_dir, path)
-            name = _escape(caption or Path(path).stem.replace("_", " "))
+            name = escape(caption or Path(path).stem.replace("_", " "))
             if not exists:
                 out.append(f"*{kind} not produced: `{Path(path).as_posix()}`*\n")
             elif kind == "image":
@@ -326,7 +253,6 @@ def write_report(run_dir: str | os.PathLike, title: str,
 # --------------------------------------------------------------------------- the study
 def _history_files(run_dir: Path) -> dict[str, Path]:
     """Model name (``openunmix`` or ``openunmix/seed42``) -> its history CSV."""
-    from .train import HISTORY_CSV_NAME
 
     models = run_dir / "models"
     found = {}
@@ -603,7 +529,7 @@ def study_answer(run_dir: str | os.PathLike, target: str = "vocals", metric: str
 
 def _image(run_dir: Path, relative: str) -> str:
     target, _ = _link_target(run_dir, relative)
-    return f"![{_escape(Path(relative).stem.replace('_', ' '))}]({target})\n"
+    return f"![{escape(Path(relative).stem.replace('_', ' '))}]({target})\n"
 
 
 def _table_markdown(run_dir: Path, name: str, floatfmt: str = ".2f") -> str | None:

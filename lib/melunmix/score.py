@@ -193,7 +193,7 @@ def score_folder(
         :func:`melunmix.stats.require_tracks`); ``overwrite`` with ``shard`` (one shard
         would delete the others' scores).
     """
-    from . import datasets, stats
+    from . import datasets
     from .evaluate import evaluate_separation
 
     estimates_dir, out_dir = Path(estimates_dir), Path(out_dir)

@@ -52,7 +52,6 @@ References
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
@@ -60,19 +59,15 @@ import numpy as np
 import pandas as pd
 
 from .files import write_text
+from .markdown import markdown_table
+from .names import ANY_SEED, HALF_SUFFIX, RESIDUE_DB, RESIDUE_NOTE, split_seed
+from .names import seed_method_name as seed_method_name  # noqa: F401  (re-exported)
 from .models import MODEL_ALIASES, MODEL_NAMES
 from .oracles import ORACLES, SCORED_SOURCES
 
 #: museval's metrics, in the order the poster reports them.
 METRICS = ("SDR", "SIR", "ISR", "SAR")
 
-#: Above this a BSS Eval ratio (dB) measures floating-point residue, not the signal. An
-#: estimate that carries no artefacts (the mixture, MIX: it lies exactly in the span of the
-#: references, so its SAR divides by the residue of the projection) or that equals its
-#: reference scores 140-150 dB in float32 and moves with the CPU's rounding; no signal
-#: that went through 16-bit audio can be measured above about 96 dB. Such frames are read
-#: as ``+inf`` (:func:`mark_residue`): shown as ``inf``, never part of a comparison.
-RESIDUE_DB = 100.0
 
 #: The plateau rule (REFERENCE.md, "Plateau"): a run is at its plateau when early stopping
 #: ended it, or when its last quarter of epochs improved its best validation loss by less
@@ -90,9 +85,6 @@ MIN_SEEDS_EQUIVALENCE = 5
 #: The two sources scored as a pair (SiSEC's vocals/accompaniment scenario).
 TARGETS = SCORED_SOURCES
 
-_SEED_NAME = re.compile(r"^(?P<base>.+)-seed(?P<seed>\d+)$")
-# a seed appended as the evaluation does ("-seed42"), as a model folder ("/seed42") or "_seed42"
-_ANY_SEED = re.compile(r"^(?P<base>.+?)[-_/]seed(?P<seed>\d+)$")
 
 # --------------------------------------------------------------------------- methods
 
@@ -102,8 +94,6 @@ BASELINE = "openunmix"
 PROPOSED = "melunmix"
 #: The study's models in reporting order: :data:`melunmix.models.MODELS`, their one home.
 MODELS = MODEL_NAMES
-#: Suffix of a model's checkpoint at half training: ``melunmix-half`` (``-half-seed<N>``).
-HALF_SUFFIX = "-half"
 #: Reference methods in table order: the oracles, then the mixture (SiSEC's MIX).
 REFERENCES = ("IRM1", "IRM2", "IBM", "MWF", "MIX")
 #: Every known method in the order of tables and figures: each model followed by its
@@ -133,17 +123,8 @@ METHOD_LABELS = {
 METHOD_ALIASES = MODEL_ALIASES
 
 
-def seed_method_name(model_name: str, seed: int) -> str:
-    """Method name of one training seed of a model, e.g. ``openunmix-seed42``."""
-    return f"{model_name}-seed{int(seed)}"
 
 
-def split_seed(method: str) -> tuple[str, int | None]:
-    """``"openunmix-seed42"`` -> ``("openunmix", 42)``; a name without a seed -> ``(name, None)``."""
-    match = _SEED_NAME.match(method)
-    if match is None:
-        return method, None
-    return match["base"], int(match["seed"])
 
 
 def canonical_method(name: str) -> str | None:
@@ -154,7 +135,7 @@ def canonical_method(name: str) -> str | None:
     ``"baseline"`` -> ``"openunmix"``, ``"my_model"`` -> None.
     """
     name = str(name)
-    match = _ANY_SEED.match(name)
+    match = ANY_SEED.match(name)
     known = {m.lower(): m for m in METHOD_ORDER}
     for candidate in dict.fromkeys([name, match["base"] if match else name]):
         lower = candidate.lower()
@@ -169,7 +150,7 @@ def canonical_method(name: str) -> str | None:
 
 def method_seed(name: str) -> int | None:
     """Seed number in a method or model-folder name (``-seed42``, ``/seed42``), or None."""
-    match = _ANY_SEED.match(str(name))
+    match = ANY_SEED.match(str(name))
     return int(match["seed"]) if match else None
 
 
@@ -697,7 +678,6 @@ def main_table(df: pd.DataFrame, params=None, methods: Sequence[str] | None = No
 def main_table_markdown(table: pd.DataFrame, floatfmt: str = ".2f") -> str:
     """:func:`main_table` as Markdown: labels, ``mean ± sd`` cells (dB), parameter counts;
     residue (:func:`mark_residue`) as ``inf``, with the report's note under the table."""
-    from .report import RESIDUE_NOTE, markdown_table
 
     shown = pd.DataFrame(index=pd.Index([method_label(m) for m in table.index], name="model"))
     if "seeds" in table.columns:
@@ -1207,7 +1187,6 @@ def answer_sentence(
 
 def paired_differences_markdown(paired: pd.DataFrame) -> str:
     """:func:`paired_differences` as a Markdown table: labels, ``[low, high]`` intervals."""
-    from .report import markdown_table
 
     def interval(lows, highs):
         return [f"[{lo:+.2f}, {hi:+.2f}]" if np.isfinite(lo) and np.isfinite(hi) else "n/a"
@@ -1345,7 +1324,6 @@ def write_tables(
     ValueError
         With ``tracks``: a method lacks the scores of one of them (the message names it).
     """
-    from .report import markdown_table
 
     tables_dir = Path(tables_dir)
     if methods is not None:

@@ -413,7 +413,7 @@ def model_runs(run: Run, half: bool = False) -> list[ModelRun]:
     ``half=True`` adds, after them, the half-training weights of each (``openunmix-half``,
     ``openunmix-half-seed42``).
     """
-    from .stats import HALF_SUFFIX, seed_method_name
+    from .names import HALF_SUFFIX, seed_method_name
     from .train import canonical_model_name
 
     seeds = list(run.settings.train.seeds)

@@ -68,6 +68,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from . import distributed, provenance
+from .names import CHECKPOINT_NAME, HISTORY_CSV_NAME, HISTORY_JSON_NAME, SETTINGS_JSON_NAME
 from .config import Settings, TrainSettings, flat_keys, run_paths
 from .devices import resolve_device
 from .files import atomic_path, read_json, write_json, write_text
@@ -76,10 +77,6 @@ from .models import canonical_model_name
 
 logger = logging.getLogger(__name__)
 
-CHECKPOINT_NAME = "checkpoint.pt"
-HISTORY_JSON_NAME = "history.json"
-HISTORY_CSV_NAME = "history.csv"
-SETTINGS_JSON_NAME = "settings.json"
 #: Version of the checkpoint layout; a file of another version is refused, not guessed at.
 CHECKPOINT_FORMAT = 1
 #: What a checkpoint holds, every entry read on resume (``epoch`` is where it continues).

@@ -352,7 +352,7 @@ def _position(slots: dict[int, Any], root: int) -> int:
 
 
 def _read_history(run_dir: Path) -> dict | None:
-    from .train import HISTORY_JSON_NAME
+    from .names import HISTORY_JSON_NAME
 
     path = run_dir / HISTORY_JSON_NAME
     return read_json(path) if path.exists() else None

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ..dataset_format import GENERATED_FORMAT, GENERATOR_VERSION
+from ..dataset_format import GENERATOR_VERSION
 
 #: Files whose presence marks a finished generated dataset (the generator writes them last).
 GENERATED_MARKERS = ("dataset.json", "setup.yaml")

@@ -17,7 +17,7 @@ from pathlib import Path
 import soundfile as sf
 import yaml
 
-from .roots import GENERATED_FORMAT
+from ..dataset_format import GENERATED_FORMAT
 
 #: Stem names of a MUSDB18 track, mixture first.
 STEM_NAMES = ("mixture", "vocals", "drums", "bass", "other")

@@ -1,0 +1,62 @@
+"""The study's vocabulary, at the bottom of the import graph: how a method is named (a
+trained network per seed, a checkpoint at half training), what a training run's folder
+holds, and where a BSS Eval ratio stops measuring the signal.
+
+Every module that parses or writes these names reads them here (the statistics, the
+scorer, the plots, the report, training, tuning), so that none has to import another
+for a name. It imports nothing of the package.
+
+Example
+-------
+>>> from melunmix.names import seed_method_name, split_seed
+>>> split_seed(seed_method_name("openunmix", 42))
+('openunmix', 42)
+"""
+
+from __future__ import annotations
+
+import re
+
+# --------------------------------------------------------------------------- method names
+#: Suffix of a model's checkpoint at half training: ``melunmix-half`` (``-half-seed<N>``).
+HALF_SUFFIX = "-half"
+#: A method of one training seed, as the evaluation names it: ``<model>-seed<N>``.
+SEED_NAME = re.compile(r"^(?P<base>.+)-seed(?P<seed>\d+)$")
+#: A seed appended as the evaluation does (``-seed42``), as a model folder (``/seed42``) or ``_seed42``.
+ANY_SEED = re.compile(r"^(?P<base>.+?)[-_/]seed(?P<seed>\d+)$")
+
+
+def seed_method_name(model_name: str, seed: int) -> str:
+    """Method name of one training seed of a model, e.g. ``openunmix-seed42``."""
+    return f"{model_name}-seed{int(seed)}"
+
+
+def split_seed(method: str) -> tuple[str, int | None]:
+    """``"openunmix-seed42"`` -> ``("openunmix", 42)``; a name without a seed -> ``(name, None)``."""
+    match = SEED_NAME.match(method)
+    if match is None:
+        return method, None
+    return match["base"], int(match["seed"])
+
+
+# --------------------------------------------------------------------------- a training run's folder
+#: The resumable state of a run (model, optimiser, schedule, early stopping, random state).
+CHECKPOINT_NAME = "checkpoint.pt"
+#: The run's history with its stop reason and steps per epoch.
+HISTORY_JSON_NAME = "history.json"
+#: The run's history, one row per epoch.
+HISTORY_CSV_NAME = "history.csv"
+#: The settings the run trained with (tuned values, seed, versions, commit).
+SETTINGS_JSON_NAME = "settings.json"
+
+# --------------------------------------------------------------------------- scores
+#: Above this a BSS Eval ratio (dB) measures floating-point residue, not the signal. An
+#: estimate that carries no artefacts (the mixture, MIX: it lies exactly in the span of the
+#: references, so its SAR divides by the residue of the projection) or that equals its
+#: reference scores 140-150 dB in float32 and moves with the CPU's rounding; no signal
+#: that went through 16-bit audio can be measured above about 96 dB. Such frames are read
+#: as ``+inf`` (:func:`melunmix.stats.mark_residue`): shown as ``inf``, never part of a comparison.
+RESIDUE_DB = 100.0
+#: The note under every table that shows such a value.
+RESIDUE_NOTE = (f"*inf: above {RESIDUE_DB:g} dB, a ratio to floating-point residue, not a measurement "
+                "(MIX's SAR: the mixture carries no artefacts); never part of a comparison.*")
