@@ -86,3 +86,15 @@ def test_open_run_and_the_commands_take_the_device(tmp_path, monkeypatch, capsys
         err = capsys.readouterr().err.strip()
         assert err.splitlines() == [f"melunmix {command}: error: --device: device 'gpu' is not a torch device; "
                                     "use 'auto', 'cpu' or 'cuda[:N]'"]
+
+
+def test_only_cpu_and_cuda_are_devices_here():
+    with pytest.raises(ValueError, match=r"^device 'meta': melunmix runs on 'cpu' or 'cuda\[:N\]'"):
+        resolve_device("meta")
+
+
+@pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA device")
+def test_a_cuda_index_beyond_the_machines_is_refused():
+    count = torch.cuda.device_count()
+    with pytest.raises(ValueError, match=f"this machine has {count} CUDA device"):
+        resolve_device(f"cuda:{count}")

@@ -25,8 +25,9 @@ def test_a_run_folder_gives_each_target_its_own_file_over_the_half_training_one(
     run = tmp_path / "run"
     run.mkdir()
     vocals, half, drums = _model(1), _model(2), _model(3)
-    save_model(half, run / "vocals_half.pth", target="vocals")  # sorts after vocals.pth: order must not matter
+    save_model(half, run / "vocals-half.pth", target="vocals")  # sorts before vocals.pth: the name decides
     save_model(vocals, run / "vocals.pth", target="vocals")
+    torch.save({"not": "a model"}, run / "checkpoint.pt")  # a run's checkpoint is never read as a model
     save_model(drums, run / "drums.pth", target="drums")
     (run / "notes.pth").write_text("not a model")  # a stray file in a folder is passed over
     found = dict(models_at(run))
@@ -76,3 +77,28 @@ def test_the_cli_says_the_same_for_separate(tmp_path, capsys):
     assert main(["separate", str(song), "--model", str(text), "--out", str(tmp_path / "out"), "--no-progress"]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and "README.md: not a model file" in lines[0] and "weights_only" not in lines[0]
+
+
+def test_a_folder_refuses_a_broken_target_file_and_a_file_without_target(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    save_model(_model(2), run / "vocals-half.pth", target="vocals")
+    (run / "vocals.pth").write_bytes(b"cut short")
+    with pytest.raises(ValueError, match=r"vocals.pth cannot be read .* not taken in its place"):
+        models_at(run)
+    (run / "vocals.pth").unlink()
+    save_model(_model(3), run / "anonymous.pth")
+    with pytest.raises(ValueError, match=r"anonymous.pth does not name its target"):
+        models_at(run)
+
+
+def test_the_fingerprint_is_the_weights_used_not_the_rest_of_the_folder(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    save_model(_model(1), run / "vocals.pth", target="vocals")
+    before = model_files.model_fingerprint(run)
+    save_model(_model(2), run / "drums.pth", target="drums")
+    (run / "history.json").write_text("{}")
+    assert model_files.model_fingerprint(run) == before  # other targets, a resumed run's files: the same
+    save_model(_model(3), run / "vocals.pth", target="vocals")
+    assert model_files.model_fingerprint(run) != before  # other vocals weights: another fingerprint

@@ -147,42 +147,64 @@ def test_each_test_worker_compiles_numba_into_its_own_cache():
 SETTINGS_NOT_RESULTS = {"44.1"}
 
 
-def _committed_text(profile: str) -> str:
-    """A run's committed summaries: its report, its Markdown tables, the matched-steps and
-    loss tables and the tuning's recipe records (not the per-song CSVs, whose thousands of
-    numbers would match anything)."""
+def _committed_text(profile: str) -> tuple[str, str]:
+    """A run's committed summaries: (its report and Markdown tables, rounded as printed;
+    the matched-steps and loss tables and the tuning's recipe records, unrounded). Not the
+    per-song CSVs, whose thousands of numbers would match anything."""
     root = ROOT / "results" / profile
-    files = [root / "REPORT.md", *sorted((root / "tables").glob("*.md")), root / "tables" / "matched_steps.csv",
-             root / "tables" / "losses.csv", *sorted((root / "tuning").glob("*.*"))]
-    return "\n".join(p.read_text() for p in files if p.is_file() and p.suffix in (".md", ".csv", ".json"))
+    printed = [root / "REPORT.md", *sorted((root / "tables").glob("*.md"))]
+    raw = [root / "tables" / "matched_steps.csv", root / "tables" / "losses.csv",
+           *sorted((root / "tuning").glob("*.csv")), *sorted((root / "tuning").glob("*.json"))]
+    read = lambda files: "\n".join(p.read_text() for p in files if p.is_file())  # noqa: E731
+    return read(printed), read(raw)
 
 
-def _decimals(text: str) -> list[str]:
-    """The decimal numbers of a README passage (``-0.08``, ``0.849``), signs dropped."""
-    return re.findall(r"(?<![\w.])\d+\.\d+(?![\w.])", text)
+def _signed_decimals(text: str) -> list[tuple[str, str]]:
+    """The decimal numbers of a passage with their sign ("-", or "" for + and none); a dash
+    between two numbers (0.29-0.64) is a range, not a sign."""
+    found = []
+    for match in re.finditer(r"(?<![\w.])\d+\.\d+(?![\w.])", text):
+        before = text[max(0, match.start() - 2):match.start()]
+        negative = before[-1:] in ("-", "\u2212") and not before[:1].isalnum()
+        found.append(("-" if negative else "", match.group()))
+    return found
 
 
-def _numbers_in(value: str, committed: str) -> bool:
-    """Whether a decimal of the README appears in the committed files, as written or as a
-    longer unrounded value that rounds to it (a CSV's 0.84934 for the README's 0.849)."""
-    if re.search(rf"(?<![\d.]){re.escape(value)}(?!\d)", committed):
+def _stated_in(sign: str, value: str, printed: str, raw: str) -> bool:
+    """Whether the committed files hold the number with its sign: as printed in the report
+    and Markdown tables, or (records, CSV) an unrounded value that rounds to it."""
+    lead = "-" if sign else r"(?<![\d.\-\u2212])[+]?"
+    if re.search(rf"{lead}{re.escape(value)}(?![\d])", printed):
         return True
     places = len(value.split(".")[1])
-    return any(f"{float(x):.{places}f}" == value for x in re.findall(r"\d+\.\d{%d,}" % (places + 1), committed))
+    for match in re.finditer(r"(?<![\d.])(-?)(\d+\.\d{%d,})" % (places + 1), raw):
+        if match.group(1) == sign and f"{float(match.group(2)):.{places}f}" == value:
+            return True
+    return False
 
 
 @pytest.mark.parametrize("profile, start, end", [("study", "## The answer", "### The study's scale"),
                                                  ("demo", "## Results of the demo profile", "## Deviations")])
 def test_every_decimal_in_the_readmes_results_comes_from_the_committed_files(profile, start, end):
-    """No hand-typed result: each decimal number the README's results section states is in
-    that run's committed report, tables or tuning records."""
+    """No hand-typed result: each decimal number the README's results section states is,
+    with its sign, in that run's committed report, tables or tuning records."""
     readme = (ROOT / "README.md").read_text()
     section = readme[readme.index(start):readme.index(end)]
-    committed = _committed_text(profile)
-    decimals = [value for value in _decimals(section) if value not in SETTINGS_NOT_RESULTS]
+    printed, raw = _committed_text(profile)
+    decimals = [(sign, value) for sign, value in _signed_decimals(section) if value not in SETTINGS_NOT_RESULTS]
     assert len(decimals) >= 10
-    missing = sorted({value for value in decimals if not _numbers_in(value, committed)})
+    missing = sorted({sign + value for sign, value in decimals if not _stated_in(sign, value, printed, raw)})
     assert not missing, f"README's {profile} numbers not in results/{profile}/: {missing}"
+
+
+def test_the_number_check_minds_signs_ranges_and_rounding():
+    assert _signed_decimals("-0.08 dB [-0.38, +0.09], 0.29-0.64 dB") == [
+        ("-", "0.08"), ("-", "0.38"), ("", "0.09"), ("", "0.29"), ("", "0.64")]
+    printed, raw = "| a | -0.08 | +0.09 | 0.29 |", "lr,0.018512\ngamma,-0.84934"
+    assert _stated_in("-", "0.08", printed, raw) and not _stated_in("", "0.08", printed, raw)
+    assert _stated_in("", "0.09", printed, raw) and _stated_in("", "0.29", printed, raw)
+    assert _stated_in("", "0.0185", printed, raw) and not _stated_in("", "0.849", printed, raw)
+    assert _stated_in("-", "0.849", printed, raw) and not _stated_in("", "0.019", printed, "x 0.0185")
 
 
 @pytest.mark.parametrize("profile", ["demo", "study"])

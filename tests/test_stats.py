@@ -250,6 +250,17 @@ def test_identical_methods_give_zero_and_a_zero_interval():
     assert (paired["p_wilcoxon"] == 1.0).all() and (paired["p_holm"] == 1.0).all()
 
 
+def test_a_model_trained_elsewhere_is_a_row_but_never_in_a_comparison_or_the_holm_family():
+    rng = np.random.default_rng(4)
+    base = {f"openunmix-seed{s}": rng.normal(5, 2, size=8) for s in (1, 2, 3)}
+    proposed = {f"melunmix-seed{s}": rng.normal(5.3, 2, size=8) for s in (1, 2, 3)}
+    alone = stats.paired_differences(per_track({**base, **proposed}), n_boot=100, metrics=["SDR"])
+    extra = stats.paired_differences(per_track({**base, **proposed, "umxhq-published": rng.normal(7, 2, size=8)}),
+                                     n_boot=100, metrics=["SDR"])
+    pd.testing.assert_frame_equal(alone, extra)  # same rows, same Holm-adjusted p-values
+    assert not stats.is_study_model("umxhq-published") and stats.is_study_model("wideunmix-half-seed2")
+
+
 def test_a_constant_shift_of_one_db_gives_exactly_one():
     # quarters are exact in binary, so model - baseline is exactly 1.0 in floating point
     rng = np.random.default_rng(1)

@@ -117,13 +117,31 @@ def test_examples_are_titled_for_a_reader_with_one_seed_per_model(tmp_path, seed
     assert panels[list(panels)[2]][0, 0] == pytest.approx(0.01 * (names.index(first) + 1), abs=1e-4)
 
 
-def test_a_model_trained_elsewhere_may_not_take_a_trained_models_or_an_oracles_name(tmp_path):
-    for name in ("openunmix", "IRM1"):
-        settings = load_profile("smoke", overrides={"evaluate": {"models": {name: str(tmp_path / "umxhq")}}})
+def test_a_model_trained_elsewhere_may_not_take_a_name_of_the_studys_methods(tmp_path):
+    weights = tmp_path / "umxhq"
+    weights.mkdir()
+    # A model, an alias of one (umx is Open-Unmix), an oracle in any case, a seed or half suffix.
+    for name in ("openunmix", "umx", "IRM1", "irm1", "mix", "openunmix-seed9", "mine-half"):
+        settings = load_profile("smoke", overrides={"evaluate": {"models": {name: str(weights)}}})
         run = study.Run(settings, run_paths(settings, tmp_path), tmp_path / "data")
-        with pytest.raises(ValueError, match=rf"evaluate.models: \['{name}'\] is also the name of a trained model "
-                                             "or an oracle"):
+        with pytest.raises(ValueError, match=rf"evaluate.models: '{name}' is a name of the study's own methods"):
             study.evaluate_all(run, test_tracks=[])
+    settings = load_profile("smoke", overrides={"evaluate": {"models": {"umxhq-published": "nowhere/umxhq"}}})
+    with pytest.raises(FileNotFoundError, match=r"evaluate.models: 'umxhq-published': .*nowhere/umxhq does not exist"):
+        study.check_external_models(settings)
+    # open_run (every notebook's first step) checks them: notebook 01 stops, not 05 hours later.
+    import yaml
+
+    profile = tmp_path / "mine.yaml"
+    smoke = yaml.safe_load((Path(study.__file__).parent / "profiles" / "smoke.yaml").read_text())
+    smoke.setdefault("evaluate", {})["models"] = {"umxhq-published": "nowhere/umxhq"}
+    profile.write_text(yaml.safe_dump(smoke))
+    with pytest.raises(FileNotFoundError, match="nowhere/umxhq does not exist"):
+        study.open_run(str(profile), results_dir=tmp_path)
+    settings = load_profile("smoke", overrides={"evaluate": {"models": {"umxhq-published": str(weights)}}})
+    assert study.check_external_models(settings) == {"umxhq-published": weights.resolve()}
+    with pytest.raises(ValueError, match="needs the path of a model file or folder, got None"):
+        study.check_external_models(load_profile("smoke", overrides={"evaluate": {"models": {"x": None}}}))
 
 
 def test_a_run_says_which_code_made_it_where_its_results_are_and_what_smoke_numbers_mean(tmp_path):

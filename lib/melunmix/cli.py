@@ -151,8 +151,8 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     return 0
 
 
-DEVICE_HELP = ("cpu, cuda or cuda:N for training and separation (default: the profile's train.device, "
-               "'auto': cuda when available, else cpu)")
+DEVICE_HELP = ("cpu, cuda or cuda:N for training and separation (default: $MELUNMIX_DEVICE when set, else the "
+               "profile's train.device, 'auto': cuda when available, else cpu)")
 RESULTS_DIR_HELP = ("parent of the run folder (default: $MELUNMIX_RESULTS_DIR, else results/ of the checkout "
                     "or of the working directory)")
 

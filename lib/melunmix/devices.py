@@ -47,10 +47,15 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
         resolved = torch.device(device)
     except (RuntimeError, TypeError):
         raise ValueError(f"device {str(device)!r} is not a torch device; use 'auto', 'cpu' or 'cuda[:N]'") from None
+    if resolved.type not in ("cpu", "cuda"):
+        raise ValueError(f"device {str(device)!r}: melunmix runs on 'cpu' or 'cuda[:N]' (or 'auto')")
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(
             f"device {str(device)!r} was asked for but CUDA is not available here; use device 'auto' or 'cpu'"
         )
+    if resolved.type == "cuda" and resolved.index is not None and resolved.index >= torch.cuda.device_count():
+        raise ValueError(f"device {str(device)!r}: this machine has {torch.cuda.device_count()} CUDA device(s), "
+                         f"cuda:0 to cuda:{torch.cuda.device_count() - 1}")
     return resolved
 
 

@@ -268,7 +268,8 @@ def _score_track(job: _TrackJob) -> str:
     return job.name
 
 
-def _check_method_name(method: str) -> str:
+def check_method_name(method: str) -> str:
+    """``method`` when it can name a method's folder and museval's method, else ValueError."""
     if not isinstance(method, str) or not _METHOD_NAME.fullmatch(method):
         raise ValueError(
             f"method name {method!r} must start with a letter or digit and hold only letters, "
@@ -330,7 +331,7 @@ def evaluate_separation(
     :func:`evaluate_pretrained`, :func:`evaluate_oracle` and ``melunmix score`` share."""
     from tqdm import tqdm
 
-    _check_method_name(method)
+    check_method_name(method)
     tracks = list(tracks)
     if not tracks:
         raise ValueError("no test tracks to evaluate (tracks is empty)")
@@ -467,7 +468,7 @@ def evaluate_model(
     """
     from .models import MODEL_ALIASES
 
-    _check_method_name(method_name)
+    check_method_name(method_name)
     # "<model>-half[-seed<N>]" holds the half-training weights of <model>.
     base = split_seed(method_name)[0].removesuffix(HALF_SUFFIX)
     if expected_model is None and base.lower() in MODEL_ALIASES:
@@ -541,7 +542,7 @@ def evaluate_pretrained(
     """
     from .model_files import model_fingerprint, models_at
 
-    _check_method_name(method_name)
+    check_method_name(method_name)
     path = Path(path).expanduser().resolve()
     what = f"model {method_name!r} ({path})"
     try:
@@ -552,6 +553,9 @@ def evaluate_pretrained(
     if "vocals" not in targets and not (len(found) == 1 and targets == [None]):
         raise ValueError(f"{what} holds no vocals model (it has {targets}); the study scores vocals and the "
                          "accompaniment (the mixture minus the vocals)")
+    if not residual:
+        raise ValueError(f"{what}: vocals and accompaniment are scored as a pair and only its vocals model is used; "
+                         "the accompaniment is the residual (evaluate.residual: true)")
     model = dict(found).get("vocals", found[0][1])
     rate = getattr(model, "sample_rate", None)
     if sample_rate is not None and rate is not None and float(rate) != float(sample_rate):

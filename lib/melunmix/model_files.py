@@ -31,6 +31,14 @@ MODEL_KINDS = ("a melunmix model file (from training), a folder of them, an Open
                "(<target>.json + <target>.pth) or an Open-Unmix weights file (e.g. vocals-b62c91ce.pth)")
 
 
+def _candidate_files(folder: Path) -> list[Path]:
+    """A folder's possible model files: ``*.pth`` and ``*.pt`` but a training run's
+    checkpoint (:data:`melunmix.names.CHECKPOINT_NAME`, large and never a model)."""
+    from .names import CHECKPOINT_NAME
+
+    return sorted(p for p in [*folder.glob("*.pth"), *folder.glob("*.pt")] if p.name != CHECKPOINT_NAME)
+
+
 def _target_in(payload: dict) -> Optional[str]:
     return (payload.get("extra") or {}).get("target") or None
 
@@ -78,13 +86,24 @@ def models_at(path: str | os.PathLike, targets: Optional[list[str]] = None,
     path = Path(path).expanduser()
     if path.is_dir():
         ours: dict[Optional[str], tuple[Path, dict]] = {}
-        for file in sorted([*path.glob("*.pth"), *path.glob("*.pt")]):
+        unreadable = []
+        for file in _candidate_files(path):
             payload = _read_or_none(file)
+            if payload is None:
+                unreadable.append(file)
             if not is_model_payload(payload):
                 continue
             target = _target_in(payload)
+            if target is None:
+                raise ValueError(f"model file {file} does not name its target, so a folder cannot say which "
+                                 "model it is; save it with melunmix.models.save_model(model, path, target='vocals')")
             if target not in ours or file.stem == target:
                 ours[target] = (file, payload)
+        # <target>.pth that cannot be read is an error, never replaced by e.g. <target>_half.pth
+        broken = [file for file in unreadable if file.stem in ours and ours[file.stem][0] != file]
+        if broken:
+            raise ValueError(f"{broken[0]} cannot be read (corrupt, or not a torch file); the folder's other "
+                             f"{broken[0].stem} model is not taken in its place: restore or remove the file")
         if not ours:
             found = load_openunmix(path, targets)
             return [(target, model.to(map_location)) for target, model in found.items()]
@@ -113,18 +132,29 @@ def models_at(path: str | os.PathLike, targets: Optional[list[str]] = None,
     return [(target, model.to(map_location)) for target, model in found.items()]
 
 
-def model_fingerprint(path: str | os.PathLike) -> str:
-    """SHA-256 of what a model path holds: the file's bytes, or of a folder every model and
-    JSON file's name and bytes (what :func:`models_at` may read), so scores made with other
-    weights are told apart."""
+def model_fingerprint(path: str | os.PathLike, target: str = "vocals") -> str:
+    """SHA-256 of the files :func:`models_at` reads for ``target``: the model file, or in a
+    folder the ``target`` model's file (and Open-Unmix's ``<target>.json`` and
+    ``separator.json`` beside it), so scores made with other weights are told apart and
+    nothing else in the folder (a checkpoint, other targets) matters."""
     import hashlib
 
     from .files import sha256_file
+    from .models import is_model_payload
+    from .umx_files import weights_file
 
     path = Path(path)
     if path.is_file():
         return sha256_file(path)
+    files = []
+    for file in _candidate_files(path):
+        payload = _read_or_none(file)
+        if is_model_payload(payload) and _target_in(payload) == target:
+            files = [file] if file.stem == target or not files else files
+    if not files:  # an Open-Unmix folder
+        weights = weights_file(path, target)
+        files = [p for p in (weights, path / f"{target}.json", path / "separator.json") if p is not None and p.is_file()]
     digest = hashlib.sha256()
-    for file in sorted(p for p in path.iterdir() if p.suffix in (".pth", ".pt", ".json") and p.is_file()):
+    for file in files:
         digest.update(f"{file.name}\0{sha256_file(file)}\n".encode())
     return digest.hexdigest()

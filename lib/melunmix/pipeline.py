@@ -239,10 +239,10 @@ def reproduce(
 
     # Nothing is written before the notebooks, the profile and the data root are known good.
     notebooks_dir = Path(notebooks_dir) if notebooks_dir is not None else NOTEBOOKS_DIR or default_notebooks_dir()
-    from .devices import DEVICE_ENV, requested_device
+    from .devices import DEVICE_ENV, device_overrides, requested_device
 
     device = requested_device(device)  # an unknown or absent device stops here, in one line
-    settings = load_profile(profile)  # validates the profile before any work
+    settings = load_profile(profile, overrides=device_overrides(device))  # validates it before any work
     # A MUSDB18 profile without a MUSDB18 root stops here, before any kernel starts.
     resolved = datasets.resolve_data_root(data_root or settings.data.root, settings.data.generated)
     is_stand_in = datasets.check_study_root(resolved, settings.name, settings.data.needs_musdb, stand_in)

@@ -602,8 +602,9 @@ def spectrogram_comparison(panels: Mapping[str, np.ndarray], sample_rate: float,
         im = _spectrogram_image(ax, _to_db(power, ref), duration, sample_rate, max_freq,
                                 vmin=-_TOP_DB, vmax=0.0)
         ax.set_title(name)
-    for ax in used[-ncols:]:
+    for ax in used[-ncols:]:  # the bottom panel of each column (with an odd count, one row up on the right)
         ax.set_xlabel("Time (s)")
+        ax.xaxis.set_tick_params(labelbottom=True)
     used[-1].set_xlim(0.0, duration)
     fig.colorbar(im, ax=used, label="dB (re loudest bin of all panels)")
     if title:

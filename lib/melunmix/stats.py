@@ -148,6 +148,14 @@ def canonical_method(name: str) -> str | None:
     return None
 
 
+
+def is_study_model(name: str) -> bool:
+    """Whether ``name`` (a method or its base) is one of the study's models (:data:`MODELS`)
+    or a half-training checkpoint of one; False for the references and for models trained
+    elsewhere (``evaluate.models``)."""
+    known = canonical_method(name)
+    return known is not None and known.removesuffix(HALF_SUFFIX) in MODELS
+
 def method_seed(name: str) -> int | None:
     """Seed number in a method or model-folder name (``-seed42``, ``/seed42``), or None."""
     match = ANY_SEED.match(str(name))
@@ -890,8 +898,10 @@ def paired_differences(
     level : float
         Coverage of the interval, in (0, 1).
     models : sequence of str, optional
-        Base names to compare (default: every method that is not the baseline, an oracle
-        or MIX).
+        Base names to compare (default: every scored model of the study, :data:`MODELS`
+        and their half-training checkpoints, but the baseline; not the oracles, MIX or a
+        model trained elsewhere, ``evaluate.models``, which are rows of the tables only,
+        outside every comparison and the Holm family).
     controls : bool
         Also compare ``proposed`` with every other fully trained model among ``models``.
     proposed : str
@@ -922,8 +932,8 @@ def paired_differences(
     groups = _seed_groups(per_track.index.get_level_values("method").unique())
     if baseline not in groups:
         raise ValueError(f"baseline {baseline!r} has no scores; scored models: {sorted(groups)}")
-    if models is None:
-        models = [m for m in groups if m != baseline and not is_reference(m)]
+    if models is None:  # the study's own models; a model trained elsewhere (evaluate.models) is a table row only
+        models = [m for m in groups if m != baseline and not is_reference(m) and is_study_model(m)]
     else:
         missing = [m for m in models if m not in groups]
         if missing:

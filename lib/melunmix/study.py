@@ -179,7 +179,54 @@ def open_run(
     data = settings.data
     datasets.check_root(root, data.sample_rate, needs_train=False, valid_tracks=data.valid_tracks,
                         is_wav=data.is_wav, profile=settings.name)
+    check_external_models(settings)  # a wrong name or path stops notebook 01, not 05 hours later
     return Run(settings, paths, Path(root), stand_in=is_stand_in)
+
+
+def check_external_models(settings: Settings) -> dict[str, Path]:
+    """The models trained elsewhere that ``evaluate.models`` names, checked before any work.
+
+    Returns
+    -------
+    dict of str to Path
+        Name -> absolute path (a relative path is taken from the checkout,
+        :func:`melunmix.config.home_dir`, where ``make`` and the notebooks' kernels agree).
+
+    Raises
+    ------
+    FileNotFoundError
+        A path that does not exist.
+    ValueError
+        A name the tables would read as one of the study's methods: a model or its alias
+        (``umx`` is Open-Unmix, the baseline), an oracle or MIX, a seed or half-training
+        suffix; or a name that cannot name a folder.
+    """
+    from .config import home_dir
+    from .evaluate import check_method_name
+    from .names import HALF_SUFFIX, split_seed
+    from .stats import canonical_method
+
+    found = {}
+    for name, path in settings.evaluate.models.items():
+        where = f"evaluate.models: {name!r}"
+        if not isinstance(path, str) or not path:
+            raise ValueError(f"{where} needs the path of a model file or folder, got {path!r}")
+        try:
+            check_method_name(name)
+        except ValueError as err:
+            raise ValueError(f"{where}: {err}") from None
+        taken = canonical_method(name)
+        if taken is not None or split_seed(name)[1] is not None or name.lower().endswith(HALF_SUFFIX):
+            reads_as = f" (the tables would read it as {taken!r})" if taken else ""
+            raise ValueError(f"{where} is a name of the study's own methods{reads_as}: a model, its alias, an "
+                             "oracle, MIX, or a seed or -half suffix; give it its own name, e.g. 'umxhq-published'")
+        resolved = Path(path).expanduser()
+        resolved = (resolved if resolved.is_absolute() else home_dir() / resolved).resolve()
+        if not resolved.exists():
+            raise FileNotFoundError(f"{where}: {resolved} does not exist; give the path of a model file or folder "
+                                    "(a relative path is taken from the checkout)")
+        found[name] = resolved
+    return found
 
 
 def _warn_if_in_use(paths: RunPaths) -> None:
@@ -695,11 +742,7 @@ def evaluate_all(run: Run, test_tracks=None) -> pd.DataFrame:
     from . import evaluate, stats
 
     ev = run.settings.evaluate
-    trained = [item.method for item in model_runs(run, half=ev.half_training)]
-    clash = [name for name in ev.models if name in trained or name in ev.oracles]
-    if clash:
-        raise ValueError(f"evaluate.models: {clash} is also the name of a trained model or an oracle of this profile; "
-                         "give the model another name")
+    external = check_external_models(run.settings)
     test_tracks = tracks(run, "test") if test_tracks is None else test_tracks
     for item in model_runs(run, half=ev.half_training):
         if item.half and not item.weights.exists():
@@ -713,7 +756,7 @@ def evaluate_all(run: Run, test_tracks=None) -> pd.DataFrame:
         )
     for name, path in ev.models.items():
         evaluate.evaluate_pretrained(
-            path, test_tracks, run.paths.eval, name, sample_rate=run.settings.data.sample_rate,
+            external[name], test_tracks, run.paths.eval, name, sample_rate=run.settings.data.sample_rate,
             niter=ev.niter, softmask=ev.softmask, residual=ev.residual, wiener_win_len=ev.wiener_win_len,
             jobs=ev.jobs, progress=run.settings.train.progress, device=run.settings.train.device, win=ev.win,
             hop=ev.hop, scorer=ev.scorer,

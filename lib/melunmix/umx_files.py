@@ -141,7 +141,8 @@ def _build(state: dict, folder: Path, target: str, source: Path):
     return model.eval()
 
 
-def _weights_file(folder: Path, target: str) -> Optional[Path]:
+def weights_file(folder: Path, target: str) -> Optional[Path]:
+    """A folder's weights of ``target``: ``<target>.pth``, else the first ``<target>-<hash>.pth``."""
     exact = folder / f"{target}.pth"
     if exact.is_file():
         return exact
@@ -190,7 +191,7 @@ def load_openunmix(path: str | os.PathLike, targets: Optional[list[str]] = None,
     if not path.is_dir():
         raise FileNotFoundError(f"{path}: no such model file or folder")
     found = sorted({p.stem for p in path.glob("*.json") if p.name != "separator.json"
-                    and _weights_file(path, p.stem) is not None})
+                    and weights_file(path, p.stem) is not None})
     if not found:
         found = sorted({_target_of(p) for p in path.glob("*.pth")})
     if targets is not None:
@@ -203,7 +204,7 @@ def load_openunmix(path: str | os.PathLike, targets: Optional[list[str]] = None,
                                 "Open-Unmix's train.py writes them) and no melunmix model file")
     models = {}
     for target in found:
-        weights = _weights_file(path, target)
+        weights = weights_file(path, target)
         if weights is None:
             raise FileNotFoundError(f"{path}: {target}.json has no {target}.pth (or {target}-<hash>.pth) beside it")
         models[target] = _build(_read_state(weights), path, target, weights)
