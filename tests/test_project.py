@@ -183,7 +183,8 @@ def _stated_in(sign: str, value: str, printed: str, raw: str) -> bool:
     return False
 
 
-@pytest.mark.parametrize("profile, start, end", [("study", "## The answer", "### The study's scale"),
+@pytest.mark.parametrize("profile, start, end", [("study", "**The answer**", "## Quick start"),
+                                                 ("study", "## The answer", "### The study's scale"),
                                                  ("demo", "## Results of the demo profile", "## Deviations")])
 def test_every_decimal_in_the_readmes_results_comes_from_the_committed_files(profile, start, end):
     """No hand-typed result: each decimal number the README's results section states is,
@@ -215,3 +216,14 @@ def test_the_profile_tables_times_are_the_manifests(profile):
     row = next(line for line in readme.splitlines() if line.startswith(f"| `{profile}`"))
     minutes = int(re.search(r"\| (\d+) min of notebooks", row).group(1))
     assert minutes == round(manifest["total_seconds"] / 60), (row, manifest["total_seconds"])
+
+
+def test_the_readmes_benchmark_figures_are_the_benchmark_records():
+    """The README's benchmark summary quotes bench/README.md's measured figures."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Benchmarks"):readme.index("## The built-in dataset")]
+    record = (ROOT / "bench" / "README.md").read_text()
+    decimals = _signed_decimals(section)
+    assert len(decimals) >= 4
+    missing = sorted({sign + value for sign, value in decimals if not _stated_in(sign, value, record, record)})
+    assert not missing, f"README's benchmark figures not in bench/README.md: {missing}"
