@@ -554,22 +554,10 @@ def _phrase_controls(notes, syllables, singer: Singer, rng: np.random.Generator,
     the vowel and out, and the consonants' noise bursts."""
     scale = singer.formant_scale * tract_scale(singer.voice_type)
     first, last = notes[0], notes[-1]
-    voicing = _Track()  # linear amplitude of the glottal source
-    aspiration = _Track()  # linear amplitude of noise through the tract (h, plosive release, breath)
-    tract = _Track(15)  # formant frequencies, levels (dB), bandwidths
-    pitch = _Track()  # MIDI pitch (glides)
-    noises: list[tuple[float, float, Consonant, float]] = []  # (start, length, consonant, level)
-
+    controls = _PhraseControls(voicing=_Track(), aspiration=_Track(), tract=_Track(15), pitch=_Track(), noises=[])
     vowel_sets = [singer_formants(singer, s.vowel) for s in syllables]
-    breath_set = singer_formants(singer, "a").copy()
-    breath_set[2] *= 3.0  # an open, damped tract
     if breath > 0:
-        b0 = first.start - breath - 0.01
-        aspiration.add(b0, 0.0)
-        aspiration.add(b0 + 0.4 * breath, _db(singer.breath_db))
-        aspiration.add(first.start - 0.03, 0.0)
-        tract.add(b0, breath_set.ravel())
-        tract.add(first.start - 0.03, breath_set.ravel())
+        _add_breath(controls, singer, first.start, breath)
 
     written = [n_.pitch + singer.transpose + float(rng.normal(0.0, 0.04)) for n_ in notes]
     for k, (note, syllable) in enumerate(zip(notes, syllables)):
@@ -577,18 +565,7 @@ def _phrase_controls(notes, syllables, singer: Singer, rng: np.random.Generator,
         length = e - s
         level = float(_db((note.velocity - 100) * 0.12))
         vowel = vowel_sets[k]
-        # pitch: a glide from the previous note, or a scoop into the phrase's first
-        if k == 0:
-            pitch.add(s, written[k] - singer.vibrato.scoop_cents / 100.0)
-            for frac in (0.5, 1.0, 2.0, 4.0):
-                tau = singer.vibrato.scoop_time * frac
-                pitch.add(s + tau, written[k] - singer.vibrato.scoop_cents / 100.0 * math.exp(-frac))
-        else:
-            glide = min(singer.glide_time, 0.4 * length)
-            pitch.add(s, written[k - 1])
-            pitch.add(s + 0.5 * glide, 0.5 * (written[k - 1] + written[k]))
-            pitch.add(s + glide, written[k])
-        pitch.add(e, written[k])
+        _add_pitch(controls.pitch, singer, written, k, s, e)
 
         onset = CONSONANTS.get(syllable.onset) if not syllable.tied else None
         coda = CONSONANTS.get(syllable.coda) if syllable.coda else None
@@ -598,75 +575,117 @@ def _phrase_controls(notes, syllables, singer: Singer, rng: np.random.Generator,
         vowel_off = e - coda_len
         if onset is None:
             if k == 0:
-                voicing.add(s, 0.0)
-                voicing.add(s + _ATTACK, level)
+                controls.voicing.add(s, 0.0)
+                controls.voicing.add(s + _ATTACK, level)
             else:
-                voicing.add(s, level)
-            tract.add(s, vowel.ravel())
+                controls.voicing.add(s, level)
+            controls.tract.add(s, vowel.ravel())
         else:
-            locus = _consonant_formants(onset, vowel, scale)
-            tract.add(s, locus.ravel())
-            if onset.kind == "plosive":
-                release = s + 0.6 * c_len
-                tract.add(release, locus.ravel())
-                voicing.add(s, 0.0 if not onset.voiced or k == 0 else level * float(_db(onset.voicing_db)))
-                voicing.add(release, level * float(_db(onset.voicing_db)) if onset.voiced else 0.0)
-                noises.append((release, min(0.012, 0.3 * c_len), onset, level * float(_db(onset.noise_db))))
-                if not onset.voiced:
-                    aspiration.add(release, 0.0)
-                    aspiration.add(release + 0.005, level * float(_db(onset.noise_db - 6)))
-                    aspiration.add(vowel_on, 0.0)
-                    voicing.add(vowel_on, 0.0)
-                voicing.add(vowel_on + 0.015, level)
-            elif onset.kind in ("fricative", "aspirate"):
-                if onset.voiced:
-                    voicing.add(s, level * float(_db(onset.voicing_db)))
-                    voicing.add(vowel_on, level * float(_db(onset.voicing_db)))
-                else:
-                    voicing.add(s, 0.0)
-                    voicing.add(vowel_on, 0.0)
-                voicing.add(vowel_on + 0.02, level)
-                if onset.kind == "aspirate":
-                    tract.add(s, vowel.ravel())
-                    aspiration.add(s, 0.0)
-                    aspiration.add(s + 0.3 * c_len, level * float(_db(onset.noise_db)))
-                    aspiration.add(vowel_on, level * float(_db(onset.noise_db)))
-                    aspiration.add(vowel_on + 0.02, 0.0)
-                else:
-                    noises.append((s, c_len, onset, level * float(_db(onset.noise_db))))
-            else:  # nasal, approximant: voiced throughout, formants move into the vowel
-                murmur = level * float(_db(onset.voicing_db))
-                if k == 0:
-                    voicing.add(s, 0.0)
-                    voicing.add(s + min(_ATTACK, 0.5 * c_len), murmur)
-                else:
-                    voicing.add(s, murmur)
-                voicing.add(s + 0.7 * c_len, murmur)
-                tract.add(s + 0.6 * c_len, locus.ravel())
-                voicing.add(vowel_on + 0.01, level)
-            tract.add(vowel_on + min(_TRANSITION, 0.3 * length), vowel.ravel())
-        tract.add(vowel_off - min(0.03, 0.1 * length), vowel.ravel())
-        voicing.add(vowel_off, level)
+            _add_onset(controls, onset, _consonant_formants(onset, vowel, scale), first_note=k == 0, start=s,
+                       c_len=c_len, vowel_on=vowel_on, level=level, vowel=vowel)
+            controls.tract.add(vowel_on + min(_TRANSITION, 0.3 * length), vowel.ravel())
+        controls.tract.add(vowel_off - min(0.03, 0.1 * length), vowel.ravel())
+        controls.voicing.add(vowel_off, level)
         if coda is not None:
-            coda_set = _consonant_formants(coda, vowel, scale)
-            tract.add(vowel_off + 0.4 * coda_len, coda_set.ravel())
-            if coda.kind in ("nasal", "approximant"):
-                voicing.add(vowel_off + 0.5 * coda_len, level * float(_db(coda.voicing_db)))
-                voicing.add(e, level * float(_db(coda.voicing_db)))
-            elif coda.kind == "plosive":
-                voicing.add(vowel_off + 0.4 * coda_len, level * float(_db(coda.voicing_db)) if coda.voiced else 0.0)
-                voicing.add(e - 0.01, level * float(_db(coda.voicing_db)) if coda.voiced else 0.0)
-                noises.append((e - 0.3 * coda_len, min(0.012, 0.3 * coda_len), coda,
-                               level * float(_db(coda.noise_db))))
-            else:  # fricative (h never ends a syllable)
-                voicing.add(vowel_off + 0.4 * coda_len, level * float(_db(coda.voicing_db)) if coda.voiced else 0.0)
-                voicing.add(e, level * float(_db(coda.voicing_db)) if coda.voiced else 0.0)
-                noises.append((vowel_off + 0.2 * coda_len, 0.8 * coda_len, coda, level * float(_db(coda.noise_db))))
-            tract.add(e, coda_set.ravel())
+            _add_coda(controls, coda, _consonant_formants(coda, vowel, scale), end=e, vowel_off=vowel_off,
+                      coda_len=coda_len, level=level)
     # the release after the last note
-    voicing.add(last.end + _RELEASE, 0.0)
+    controls.voicing.add(last.end + _RELEASE, 0.0)
+    return controls
 
-    return _PhraseControls(voicing, aspiration, tract, pitch, noises)
+
+def _add_breath(controls: _PhraseControls, singer: Singer, start: float, breath: float) -> None:
+    """The audible breath before a phrase: aspiration through an open, damped tract."""
+    breath_set = singer_formants(singer, "a").copy()
+    breath_set[2] *= 3.0  # an open, damped tract
+    b0 = start - breath - 0.01
+    controls.aspiration.add(b0, 0.0)
+    controls.aspiration.add(b0 + 0.4 * breath, _db(singer.breath_db))
+    controls.aspiration.add(start - 0.03, 0.0)
+    controls.tract.add(b0, breath_set.ravel())
+    controls.tract.add(start - 0.03, breath_set.ravel())
+
+
+def _add_pitch(pitch: _Track, singer: Singer, written: list[float], k: int, start: float, end: float) -> None:
+    """A note's pitch: a scoop into the phrase's first note, else a glide from the previous one."""
+    if k == 0:
+        pitch.add(start, written[k] - singer.vibrato.scoop_cents / 100.0)
+        for frac in (0.5, 1.0, 2.0, 4.0):
+            tau = singer.vibrato.scoop_time * frac
+            pitch.add(start + tau, written[k] - singer.vibrato.scoop_cents / 100.0 * math.exp(-frac))
+    else:
+        glide = min(singer.glide_time, 0.4 * (end - start))
+        pitch.add(start, written[k - 1])
+        pitch.add(start + 0.5 * glide, 0.5 * (written[k - 1] + written[k]))
+        pitch.add(start + glide, written[k])
+    pitch.add(end, written[k])
+
+
+def _add_onset(controls: _PhraseControls, onset: Consonant, locus: np.ndarray, first_note: bool, start: float,
+               c_len: float, vowel_on: float, level: float, vowel: np.ndarray) -> None:
+    """A syllable's opening consonant: the formants from its locus, the voicing, aspiration
+    and noise its kind makes (plosive, fricative or aspirate, nasal or approximant)."""
+    voicing, aspiration, tract, noises = controls.voicing, controls.aspiration, controls.tract, controls.noises
+    s = start
+    tract.add(s, locus.ravel())
+    if onset.kind == "plosive":
+        release = s + 0.6 * c_len
+        tract.add(release, locus.ravel())
+        voicing.add(s, 0.0 if not onset.voiced or first_note else level * float(_db(onset.voicing_db)))
+        voicing.add(release, level * float(_db(onset.voicing_db)) if onset.voiced else 0.0)
+        noises.append((release, min(0.012, 0.3 * c_len), onset, level * float(_db(onset.noise_db))))
+        if not onset.voiced:
+            aspiration.add(release, 0.0)
+            aspiration.add(release + 0.005, level * float(_db(onset.noise_db - 6)))
+            aspiration.add(vowel_on, 0.0)
+            voicing.add(vowel_on, 0.0)
+        voicing.add(vowel_on + 0.015, level)
+    elif onset.kind in ("fricative", "aspirate"):
+        if onset.voiced:
+            voicing.add(s, level * float(_db(onset.voicing_db)))
+            voicing.add(vowel_on, level * float(_db(onset.voicing_db)))
+        else:
+            voicing.add(s, 0.0)
+            voicing.add(vowel_on, 0.0)
+        voicing.add(vowel_on + 0.02, level)
+        if onset.kind == "aspirate":
+            tract.add(s, vowel.ravel())
+            aspiration.add(s, 0.0)
+            aspiration.add(s + 0.3 * c_len, level * float(_db(onset.noise_db)))
+            aspiration.add(vowel_on, level * float(_db(onset.noise_db)))
+            aspiration.add(vowel_on + 0.02, 0.0)
+        else:
+            noises.append((s, c_len, onset, level * float(_db(onset.noise_db))))
+    else:  # nasal, approximant: voiced throughout, formants move into the vowel
+        murmur = level * float(_db(onset.voicing_db))
+        if first_note:
+            voicing.add(s, 0.0)
+            voicing.add(s + min(_ATTACK, 0.5 * c_len), murmur)
+        else:
+            voicing.add(s, murmur)
+        voicing.add(s + 0.7 * c_len, murmur)
+        tract.add(s + 0.6 * c_len, locus.ravel())
+        voicing.add(vowel_on + 0.01, level)
+
+
+def _add_coda(controls: _PhraseControls, coda: Consonant, coda_set: np.ndarray, end: float, vowel_off: float,
+              coda_len: float, level: float) -> None:
+    """A syllable's closing consonant: the formants into it, its voicing and noise."""
+    voicing, tract, noises = controls.voicing, controls.tract, controls.noises
+    e = end
+    tract.add(vowel_off + 0.4 * coda_len, coda_set.ravel())
+    if coda.kind in ("nasal", "approximant"):
+        voicing.add(vowel_off + 0.5 * coda_len, level * float(_db(coda.voicing_db)))
+        voicing.add(e, level * float(_db(coda.voicing_db)))
+    elif coda.kind == "plosive":
+        voicing.add(vowel_off + 0.4 * coda_len, level * float(_db(coda.voicing_db)) if coda.voiced else 0.0)
+        voicing.add(e - 0.01, level * float(_db(coda.voicing_db)) if coda.voiced else 0.0)
+        noises.append((e - 0.3 * coda_len, min(0.012, 0.3 * coda_len), coda, level * float(_db(coda.noise_db))))
+    else:  # fricative (h never ends a syllable)
+        voicing.add(vowel_off + 0.4 * coda_len, level * float(_db(coda.voicing_db)) if coda.voiced else 0.0)
+        voicing.add(e, level * float(_db(coda.voicing_db)) if coda.voiced else 0.0)
+        noises.append((vowel_off + 0.2 * coda_len, 0.8 * coda_len, coda, level * float(_db(coda.noise_db))))
+    tract.add(e, coda_set.ravel())
 
 
 def _glottal_excitation(controls: _PhraseControls, notes, singer: Singer, rng: np.random.Generator, i0: int,
