@@ -247,29 +247,14 @@ def reproduce(
     resolved = datasets.resolve_data_root(data_root or settings.data.root, settings.data.generated)
     is_stand_in = datasets.check_study_root(resolved, settings.name, settings.data.needs_musdb, stand_in)
     paths = run_paths(settings, results_dir)
-    notebooks = study_notebooks(notebooks_dir)
+    notebooks = _select_notebooks(study_notebooks(notebooks_dir), only)
     _check_kernel(kernel_name)
-    if only:
-        unknown = [p for p in only if not any(nb.name.startswith(p) for nb in notebooks)]
-        if unknown:
-            raise ValueError(f"--only {' '.join(unknown)}: no such notebook; the study's notebooks are "
-                             f"{', '.join(nb.name for nb in notebooks)}")
-        notebooks = [nb for nb in notebooks if any(nb.name.startswith(p) for p in only)]
     # A user's root is checked (and a derived validation split printed) before any kernel
     # starts; the generated one is made by notebook 01 and recorded after it.
     needs_train = any(not nb.name.startswith(SCORING_NOTEBOOKS) for nb in notebooks)
     data_record = {} if datasets.is_generated_root(resolved) else datasets.root_record(resolved, settings, needs_train)
 
-    # The kernels run in notebooks/: a profile given as a path relative to the caller's
-    # working directory is passed on resolved, or notebook 01 would not find it.
-    profile_arg = Path(profile)
-    parameters = {"profile": str(profile_arg.resolve()) if profile_arg.suffix in (".yaml", ".yml") else str(profile)}
-    if data_root is not None:
-        parameters["data_root"] = str(Path(data_root).expanduser().resolve())
-    if results_dir is not None:
-        parameters["results_dir"] = str(Path(results_dir).resolve())
-    if stand_in:
-        parameters["stand_in"] = True
+    parameters = _kernel_parameters(profile, data_root, results_dir, stand_in)
 
     holder = {"pid": os.getpid(), "host": socket.gethostname(), "started": _now(), "profile": settings.name,
               "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv else ""}
@@ -283,22 +268,9 @@ def reproduce(
         step: dict | None = None  # the step running now, if any
         try:
             paths.notebooks.mkdir(parents=True, exist_ok=True)
-            manifest = read_json(manifest_path) if manifest_path.exists() else {}
-            manifest.update(
-                profile=settings.name,
-                settings=settings.to_dict(),
-                parameters=parameters,
-                stand_in=is_stand_in,
-                data_kind="generated stand-in for MUSDB18" if is_stand_in else (
-                    "generated" if datasets.is_generated_root(resolved) else "user-provided"),
-                git_commit=provenance.git_commit(),
-                packages=provenance.package_versions(MANIFEST_PACKAGES),
-                machine=provenance.machine(),
-            )
-            manifest.update(data_record)
-            manifest.setdefault("notebooks", {})
-            _mark_killed_steps(manifest)
-            steps = manifest.setdefault("steps", [])
+            manifest = _open_manifest(manifest_path, settings, parameters, is_stand_in,
+                                      datasets.is_generated_root(resolved), data_record)
+            steps = manifest["steps"]
 
             for index, notebook in enumerate(notebooks, 1):
                 output = paths.notebooks / notebook.name
@@ -312,17 +284,12 @@ def reproduce(
                     run_notebook(notebook, output, parameters, kernel_name=kernel_name, cwd=notebooks_dir,
                                  progress=progress)
                 except papermill.PapermillExecutionError as err:
-                    error = f"{err.ename}: {err.evalue}"
-                    _end_step(step, "failed", error=error)
-                    manifest["notebooks"][notebook.name] = {"status": "failed", "error": error}
-                    write_json(manifest_path, manifest)
+                    _fail_step(manifest, manifest_path, step, notebook, f"{err.ename}: {err.evalue}")
                     raise NotebookFailed(_describe_failure(notebook, output, err)) from None
                 except DeadKernelError as err:
                     stop.check()  # the kernel was stopped by the signal that stops this run
                     error = f"the kernel died ({err}); was it killed, or out of memory?"
-                    _end_step(step, "failed", error=error)
-                    manifest["notebooks"][notebook.name] = {"status": "failed", "error": error}
-                    write_json(manifest_path, manifest)
+                    _fail_step(manifest, manifest_path, step, notebook, error)
                     raise NotebookFailed(f"notebook {notebook.name} failed: {error}; the executed notebook "
                                          f"is {output}") from None
                 stop.check()  # a signal that papermill swallowed
@@ -348,6 +315,61 @@ def reproduce(
         manifest["total_seconds"] = round(sum(v.get("seconds", 0) for v in manifest["notebooks"].values()), 1)
         write_json(manifest_path, manifest)
     return runs
+
+
+def _select_notebooks(notebooks: list[Path], only: list[str] | None) -> list[Path]:
+    """The notebooks ``--only`` names by prefix (all without it); an unknown prefix is refused."""
+    if not only:
+        return notebooks
+    unknown = [p for p in only if not any(nb.name.startswith(p) for nb in notebooks)]
+    if unknown:
+        raise ValueError(f"--only {' '.join(unknown)}: no such notebook; the study's notebooks are "
+                         f"{', '.join(nb.name for nb in notebooks)}")
+    return [nb for nb in notebooks if any(nb.name.startswith(p) for p in only)]
+
+
+def _kernel_parameters(profile: str, data_root, results_dir, stand_in: bool) -> dict:
+    """What papermill injects into every notebook. The kernels run in notebooks/: a profile
+    given as a path relative to the caller's working directory is passed on resolved, or
+    notebook 01 would not find it."""
+    profile_arg = Path(profile)
+    parameters = {"profile": str(profile_arg.resolve()) if profile_arg.suffix in (".yaml", ".yml") else str(profile)}
+    if data_root is not None:
+        parameters["data_root"] = str(Path(data_root).expanduser().resolve())
+    if results_dir is not None:
+        parameters["results_dir"] = str(Path(results_dir).resolve())
+    if stand_in:
+        parameters["stand_in"] = True
+    return parameters
+
+
+def _open_manifest(path: Path, settings, parameters: dict, is_stand_in: bool, is_generated: bool,
+                   data_record: dict) -> dict:
+    """The run's manifest as this run starts: the previous one's notebooks and steps kept
+    (steps left ``running`` by a killed run marked ``killed``), the rest made current."""
+    manifest = read_json(path) if path.exists() else {}
+    manifest.update(
+        profile=settings.name,
+        settings=settings.to_dict(),
+        parameters=parameters,
+        stand_in=is_stand_in,
+        data_kind="generated stand-in for MUSDB18" if is_stand_in else ("generated" if is_generated else "user-provided"),
+        git_commit=provenance.git_commit(),
+        packages=provenance.package_versions(MANIFEST_PACKAGES),
+        machine=provenance.machine(),
+    )
+    manifest.update(data_record)
+    manifest.setdefault("notebooks", {})
+    _mark_killed_steps(manifest)
+    manifest.setdefault("steps", [])
+    return manifest
+
+
+def _fail_step(manifest: dict, path: Path, step: dict, notebook: Path, error: str) -> None:
+    """Record a failed notebook in its step and the manifest, and write the manifest."""
+    _end_step(step, "failed", error=error)
+    manifest["notebooks"][notebook.name] = {"status": "failed", "error": error}
+    write_json(path, manifest)
 
 
 @contextlib.contextmanager
