@@ -483,16 +483,24 @@ def evaluate_model(
     resolved = tuple((target, str(Path(path).resolve())) for target, path in model_paths.items())
     separation = ModelSeparation(resolved, int(niter), bool(softmask), bool(residual),
                                  None if wiener_win_len is None else int(wiener_win_len), device)
-    settings = {
-        "kind": "model",
-        "models": {target: sha256_file(path) for target, path in resolved},
-        "separation": {"niter": int(niter), "softmask": bool(softmask), "residual": bool(residual),
-                       "wiener_win_len": separation.wiener_win_len},
-        "museval": {"mode": "v4", "win": float(win), "hop": float(hop)},
-        "files": dict(resolved),
-    }
+    settings = _model_settings("model", {target: sha256_file(path) for target, path in resolved}, dict(resolved),
+                               separation, win, hop)
     return evaluate_separation(separation, method_name, tracks, eval_dir, settings, jobs, progress,
                      overwrite, win, hop, scorer)
+
+
+def _model_settings(kind: str, fingerprints: dict, files: dict, separation: ModelSeparation, win: float,
+                    hop: float) -> dict:
+    """What a model method's scores depend on (its settings file): the weights' fingerprints,
+    the Wiener settings and museval's framing; ``files`` says where the weights were."""
+    return {
+        "kind": kind,
+        "models": fingerprints,
+        "separation": {"niter": separation.niter, "softmask": separation.softmask, "residual": separation.residual,
+                       "wiener_win_len": separation.wiener_win_len},
+        "museval": {"mode": "v4", "win": float(win), "hop": float(hop)},
+        "files": files,
+    }
 
 
 def evaluate_pretrained(
@@ -563,14 +571,8 @@ def evaluate_pretrained(
                          "score it on a dataset at its rate (the profile's data.sample_rate)")
     separation = ModelSeparation((("vocals", str(path)),), int(niter), bool(softmask), bool(residual),
                                  None if wiener_win_len is None else int(wiener_win_len), device)
-    settings = {
-        "kind": "pretrained",
-        "models": {"vocals": model_fingerprint(path)},
-        "separation": {"niter": int(niter), "softmask": bool(softmask), "residual": bool(residual),
-                       "wiener_win_len": separation.wiener_win_len},
-        "museval": {"mode": "v4", "win": float(win), "hop": float(hop)},
-        "files": {"vocals": str(path)},
-    }
+    settings = _model_settings("pretrained", {"vocals": model_fingerprint(path)}, {"vocals": str(path)},
+                               separation, win, hop)
     return evaluate_separation(separation, method_name, tracks, eval_dir, settings, jobs, progress,
                      overwrite, win, hop, scorer)
 
