@@ -158,8 +158,9 @@ def machine_paths(nb, path: str | os.PathLike = ROOT) -> list[str]:
     return found
 
 
-def refresh(path: Path, progress: bool = True) -> None:
-    """Execute the committed notebook ``path`` and rewrite it in place, commit-ready (see the module)."""
+def execute(path: Path, progress: bool = True):
+    """Execute the committed notebook ``path`` (into a temporary copy) and return it
+    commit-ready (see the module); ``path`` itself is not touched."""
     from melunmix.pipeline import run_notebook
 
     source = nbformat.read(path, as_version=4)
@@ -169,11 +170,21 @@ def refresh(path: Path, progress: bool = True) -> None:
         executed = nbformat.read(executed_path, as_version=4)
     ready = commit_ready(source, executed, path.name)
     nbformat.validate(ready)
+    return ready
+
+
+def write(path: Path, ready) -> None:
+    """Replace the committed notebook ``path`` with ``ready`` (atomically)."""
     partial = path.with_name(f".{path.name}.refresh")
     nbformat.write(ready, partial)
     os.replace(partial, path)
     for where in machine_paths(ready):
         print(f"warning: {path.name} {where}: an output holds the absolute path {ROOT}", file=sys.stderr)
+
+
+def refresh(path: Path, progress: bool = True) -> None:
+    """Execute the committed notebook ``path`` and rewrite it in place, commit-ready (see the module)."""
+    write(path, execute(path, progress))
 
 
 def main(argv=None) -> int:
@@ -190,18 +201,24 @@ def main(argv=None) -> int:
 
     if args.fresh:
         shutil.rmtree(results_root() / "smoke", ignore_errors=True)
+    # Every notebook is executed before any is rewritten: the checkout stays as it was while
+    # they run, so each records the same commit (not "-dirty" from its predecessors' rewrite),
+    # and a failure leaves every committed copy unchanged.
+    ready = []
     for path in sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")):
         if args.only and not any(path.name.startswith(p) for p in args.only):
             continue
         print(f"executing {path.name}", flush=True)
         try:
-            refresh(path)
+            ready.append((path, execute(path)))
         except Exception as err:  # noqa: BLE001 - one line per failing notebook, then stop
             ename = getattr(err, "ename", type(err).__name__)
             evalue = getattr(err, "evalue", str(err))
-            print(f"refresh_notebooks: {path.name} failed ({ename}: {evalue}); its committed copy is unchanged",
+            print(f"refresh_notebooks: {path.name} failed ({ename}: {evalue}); every committed copy is unchanged",
                   file=sys.stderr)
             return 1
+    for path, notebook in ready:
+        write(path, notebook)
     return 0
 
 

@@ -149,7 +149,11 @@ def test_a_run_says_which_code_made_it_where_its_results_are_and_what_smoke_numb
 
     described = make_run(tmp_path, [42]).describe().splitlines()
     assert re.fullmatch(r"code: melunmix \S+(, commit [0-9a-f]{12}(-dirty)?)?", described[3]), described
-    assert described[4] == f"results: {tmp_path / 'smoke'}"
+    assert described[4] == f"results: {tmp_path / 'smoke'}"  # outside the checkout: as it is
+    from melunmix.config import home_dir
+
+    inside = study.Run(load_profile("smoke"), run_paths(load_profile("smoke"), home_dir() / "results"), tmp_path)
+    assert inside.describe().splitlines()[4] == "results: results/smoke"  # inside: no machine's folders
     assert "numbers mean nothing" in described[5] and "results/study/REPORT.md" in described[5]
     demo = load_profile("demo")
     assert "numbers mean nothing" not in study.Run(demo, run_paths(demo, tmp_path), tmp_path / "data").describe()

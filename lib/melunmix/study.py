@@ -115,13 +115,24 @@ class Run:
             f"{s.train.epochs} epochs, seeds {s.train.seeds}",
             f"code: melunmix {__version__}" + (f", commit {commit[:12]}{'-dirty' if commit.endswith('-dirty') else ''}"
                                                if commit else ""),
-            f"results: {self.paths.root}",
+            f"results: {_shown_path(self.paths.root)}",
         ]
         if s.name == "smoke":  # what the committed notebooks show
             lines.append("These outputs are the smoke profile's: a check that every step runs, on tiny data and "
                          "models; its numbers mean nothing. The study's results: results/study/REPORT.md; the "
                          "demo's: results/demo/REPORT.md.")
         return "\n".join(lines)
+
+
+def _shown_path(path: Path) -> str:
+    """``path`` relative to the checkout (:func:`melunmix.config.home_dir`) when inside it: what
+    a notebook prints names no machine's folders."""
+    from .config import home_dir
+
+    try:
+        return str(Path(path).resolve().relative_to(home_dir().resolve()))
+    except ValueError:
+        return str(path)
 
 
 def open_run(
