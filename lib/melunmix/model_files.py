@@ -7,7 +7,9 @@ A path is any of
   of the same target, e.g. the half-training ``<target>_half.pth``);
 - an Open-Unmix model folder or weights file (:func:`melunmix.umx_files.load_openunmix`).
 
-Every file is read once, with ``torch.load(weights_only=True)``: tensors only, no code runs.
+Every file is read with ``torch.load(weights_only=True)``: tensors only, no code runs. A
+model file is read once; in a folder of Open-Unmix's files each weights file is read twice
+(once to find it is not melunmix's), and a run's checkpoint never.
 
 Example
 -------
