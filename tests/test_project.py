@@ -193,7 +193,7 @@ def test_every_decimal_in_the_readmes_results_comes_from_the_committed_files(pro
     section = readme[readme.index(start):readme.index(end)]
     printed, raw = _committed_text(profile)
     decimals = [(sign, value) for sign, value in _signed_decimals(section) if value not in SETTINGS_NOT_RESULTS]
-    assert len(decimals) >= 10
+    assert len(decimals) >= 5  # the section was found and states results
     missing = sorted({sign + value for sign, value in decimals if not _stated_in(sign, value, printed, raw)})
     assert not missing, f"README's {profile} numbers not in results/{profile}/: {missing}"
 
