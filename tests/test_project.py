@@ -227,3 +227,15 @@ def test_the_readmes_benchmark_figures_are_the_benchmark_records():
     assert len(decimals) >= 4
     missing = sorted({sign + value for sign, value in decimals if not _stated_in(sign, value, record, record)})
     assert not missing, f"README's benchmark figures not in bench/README.md: {missing}"
+
+
+@pytest.mark.parametrize("profile", ["smoke", "demo", "study"])
+def test_the_profile_tables_disk_is_the_measured_one(profile):
+    """The profiles table's disk for a profile that ran here is bench/README.md's measurement."""
+    readme = (ROOT / "README.md").read_text()
+    row = next(line for line in readme.splitlines() if line.startswith(f"| `{profile}`"))
+    stated = row.split("|")[4].strip()
+    record = (ROOT / "bench" / "README.md").read_text()
+    measured = next(line for line in record[record.index("## Disk a run needs"):].splitlines()
+                    if line.startswith(f"| `{profile}`"))
+    assert stated == measured.split("|")[-2].strip(), (stated, measured)
