@@ -40,9 +40,10 @@ TARGET = "<= 1.0"
 
 def poster_sizes(args: argparse.Namespace) -> dict:
     if args.quick:
-        return dict(hidden=128, seq_dur=2.0, batch=4, n_fft=args.n_fft, n_hop=args.n_hop, n_mels=64)
+        return dict(hidden=128, seq_dur=2.0, batch=4, n_fft=args.n_fft, n_hop=args.n_hop, n_mels=64,
+                    rate=args.rate, bandwidth=args.bandwidth)
     return dict(hidden=args.hidden, seq_dur=args.seq_dur, batch=args.batch, n_fft=args.n_fft,
-                n_hop=args.n_hop, n_mels=args.n_mels)
+                n_hop=args.n_hop, n_mels=args.n_mels, rate=args.rate, bandwidth=args.bandwidth)
 
 
 def make_batch(batch: int, nb_samples: int, device: str, seed: int = 0):
@@ -77,10 +78,10 @@ def build(sizes: dict, device: str, recipe_stft: bool):
     from melunmix import features, models
 
     oum = reference.import_openunmix()
-    rate = 44100.0
+    rate = float(sizes["rate"])
     nb_samples = int(round(sizes["seq_dur"] * rate))
     nb_bins = sizes["n_fft"] // 2 + 1
-    max_bin = features.bandwidth_to_max_bin(rate, sizes["n_fft"], 16000.0)
+    max_bin = features.bandwidth_to_max_bin(rate, sizes["n_fft"], min(float(sizes["bandwidth"]), rate / 2))
     mixture, target = make_batch(sizes["batch"], nb_samples, device)
 
     stft = features.STFT(sizes["n_fft"], sizes["n_hop"]).to(device)
@@ -146,6 +147,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n-fft", type=int, default=4096)
     parser.add_argument("--n-hop", type=int, default=1024)
     parser.add_argument("--n-mels", type=int, default=128, help="mel bands of MelUnmix")
+    parser.add_argument("--rate", type=float, default=44100.0, help="sample rate (Hz) of the excerpts")
+    parser.add_argument("--bandwidth", type=float, default=16000.0,
+                        help="highest frequency (Hz) fed to the network (at most half the rate)")
     parser.add_argument("--recipe-stft", action="store_true",
                         help="reference STFT with center=False as in its train script")
     parser.add_argument("--profile", action="store_true", help="print torch.profiler tables")
@@ -160,7 +164,7 @@ def main(argv: list[str] | None = None) -> None:
     print(harness.machine_line(device))
     print(f"openunmix {info['oum'].version}; sizes: hidden {sizes['hidden']}, {sizes['seq_dur']:g} s excerpts "
           f"({info['nb_samples']} samples), batch {sizes['batch']}, n_fft {sizes['n_fft']}, hop {sizes['n_hop']}, "
-          f"stereo 44.1 kHz, {info['max_bin']} bins into the network, {sizes['n_mels']} mel bands; frames per "
+          f"stereo {sizes['rate'] / 1000:g} kHz, {info['max_bin']} bins into the network, {sizes['n_mels']} mel bands; frames per "
           f"excerpt: ours {info['frames_ours']}, reference {info['frames_ref']}")
     print(f"parameters: OpenUnmix {info['nb_params']:,}, MelUnmix {info['nb_params_mel']:,}; "
           f"same weights: largest relative output difference ours vs reference {info['difference']:.1e}")

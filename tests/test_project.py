@@ -239,3 +239,14 @@ def test_the_profile_tables_disk_is_the_measured_one(profile):
     measured = next(line for line in record[record.index("## Disk a run needs"):].splitlines()
                     if line.startswith(f"| `{profile}`"))
     assert stated == measured.split("|")[-2].strip(), (stated, measured)
+
+
+def test_the_study_scale_step_times_are_the_benchmark_record():
+    """The README's table of training-step costs is bench/README.md's measured one."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("### The study's scale"):readme.index("## Results of the demo profile")]
+    record = (ROOT / "bench" / "README.md").read_text()
+    record = record[record.index("## Training step at the study's candidate scales"):]
+    shown = {label.split(" (")[0]: cells for label, cells in _markdown_rows(section).items() if "kHz" in label}
+    measured = {label.split(" (")[0]: cells for label, cells in _markdown_rows(record).items() if "kHz" in label}
+    assert len(shown) >= 5 and shown == {label: measured[label] for label in shown}
