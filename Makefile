@@ -36,9 +36,10 @@ reproduce: setup
 # Unit tests (one worker per core, each test file in one worker: pytest-xdist), then the
 # committed smoke-profile notebooks re-executed and compared (nbval,
 # numbers within notebooks/conftest.py's tolerance), twice: with this CPU's instructions,
-# then from scratch (a fresh MELUNMIX_HOME: data, cache, results) with them limited.
+# then from scratch (a fresh MELUNMIX_HOME: data, cache, results) with them limited. The
+# unit tests end with their 25 slowest (--durations), where to look when `make test` grows.
 test: setup
-	$(PY) -m pytest tests -n auto --dist loadfile $(PYTEST_ARGS)
+	$(PY) -m pytest tests -n auto --dist loadfile --durations=25 $(PYTEST_ARGS)
 	$(NBVAL)
 	rm -rf build/nbval-limited
 	$(LIMITED_ISA) MELUNMIX_HOME=$(CURDIR)/build/nbval-limited $(NBVAL)

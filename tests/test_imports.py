@@ -196,3 +196,46 @@ def test_the_vocabulary_and_the_tables_sit_at_the_bottom():
     edges, _ = _package_graph()
     assert edges["melunmix.names"] == set() and edges["melunmix.dataset_format"] == set()
     assert edges["melunmix.markdown"] == {"melunmix.names"}
+
+
+# --------------------------------------------------------------------------- function length
+#: A screen: the most code lines (docstrings, comments and blank lines not counted) a
+#: function of the package may have, so that each reads without scrolling.
+SCREEN_LINES = 60
+
+
+def _code_lines(source: str) -> dict[str, int]:
+    """``name (line)`` -> code lines of every function in ``source``, nested ones counted
+    in their own right and inside the function that holds them."""
+    import ast
+
+    tree = ast.parse(source)
+    lines = source.splitlines()
+    docstrings = set()
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if isinstance(body, list) and body and isinstance(body[0], ast.Expr) \
+                and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str):
+            docstrings.update(range(body[0].lineno, body[0].end_lineno + 1))
+    counts = {}
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            counts[f"{node.name} (line {node.lineno})"] = sum(
+                1 for number in range(node.lineno, node.end_lineno + 1)
+                if number not in docstrings and lines[number - 1].strip()
+                and not lines[number - 1].strip().startswith("#"))
+    return counts
+
+
+def test_the_line_counter_leaves_out_docstrings_comments_and_blank_lines():
+    source = 'def f(x):\n    """Doc\n\n    more doc."""\n    # a comment\n\n    y = x\n    return y\n'
+    assert _code_lines(source) == {"f (line 1)": 3}
+
+
+def test_no_function_is_longer_than_a_screen():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "lib" / "melunmix"
+    long = [f"{path.relative_to(root)}: {name}, {n} lines" for path in sorted(root.rglob("*.py"))
+            for name, n in _code_lines(path.read_text()).items() if n > SCREEN_LINES]
+    assert long == []

@@ -166,13 +166,7 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
-
-    parser = argparse.ArgumentParser(prog="melunmix", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--version", action="version", version=f"melunmix {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
-
+def _add_separate_command(sub) -> None:
     p = sub.add_parser("separate", help="separate songs into vocals and accompaniment")
     p.add_argument("songs", nargs="+", type=Path,
                    help="audio files (WAV, FLAC, OGG, MP3; with ffmpeg also .m4a, .stem.mp4 and others) or "
@@ -195,6 +189,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar (one line per song)")
     p.set_defaults(func=_cmd_separate)
 
+
+def _add_make_dataset_command(sub) -> None:
     p = sub.add_parser("make-dataset", help="generate the built-in MUSDB18-format dataset")
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--train", type=int, default=8, help="training songs (validation songs included)")
@@ -205,6 +201,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_cmd_make_dataset)
 
+
+def _add_score_command(sub) -> None:
     p = sub.add_parser("score", help="score estimates of any system with BSS Eval v4 (museval's numbers)")
     p.add_argument("estimates", type=Path,
                    help="folder of <track>/<target>.wav, or museval's <estimates>/test/<track>/<target>.wav: "
@@ -228,6 +226,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "shards' JSON, refusing while a track is missing")
     p.set_defaults(func=_cmd_score)
 
+
+def _add_train_command(sub) -> None:
     p = sub.add_parser("train", help="train the profile's models (several processes under torchrun)")
     p.add_argument("--profile", default="demo", help=f"{', '.join(_profile_names())} or a YAML file (default demo)")
     p.add_argument("--model", action="append", default=None, help="train only this model (repeatable)")
@@ -235,6 +235,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_options(p)
     p.set_defaults(func=_cmd_train)
 
+
+def _add_tune_command(sub) -> None:
     p = sub.add_parser("tune", help="one worker of the profile's tuning search (start several on a shared storage)")
     p.add_argument("--profile", default="demo", help=f"{', '.join(_profile_names())} or a YAML file (default demo)")
     p.add_argument("--storage", default=None, help="database URL or journal file shared by the workers "
@@ -242,6 +244,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_options(p)
     p.set_defaults(func=_cmd_tune)
 
+
+def _add_reproduce_command(sub) -> None:
     p = sub.add_parser("reproduce", help="run the study's notebooks with papermill")
     p.add_argument("--profile", default="demo", help=f"{', '.join(_profile_names())} or a YAML file (default demo)")
     p.add_argument("--data-root", type=Path, default=None, help="MUSDB18 or MUSDB18-HQ root (default: "
@@ -256,6 +260,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kernel", default=None, help="Jupyter kernel that runs the notebooks (default: the one "
                    "`make setup` registers; any kernel of an environment with melunmix installed)")
     p.set_defaults(func=_cmd_reproduce)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = argparse.ArgumentParser(prog="melunmix", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--version", action="version", version=f"melunmix {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_separate_command(sub)
+    _add_make_dataset_command(sub)
+    _add_score_command(sub)
+    _add_train_command(sub)
+    _add_tune_command(sub)
+    _add_reproduce_command(sub)
     return parser
 
 

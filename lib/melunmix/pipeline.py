@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Iterator
 
 from . import provenance
-from .config import HOME_ENV, find_checkout, home_dir, load_profile, run_paths
+from .config import HOME_ENV, RunPaths, Settings, find_checkout, home_dir, load_profile, run_paths
 from .files import hold_lock, read_json, write_json
 
 #: Folder of the study's notebooks; None: ``notebooks/`` of the checkout holding the
@@ -177,6 +177,76 @@ def _check_kernel(kernel_name: str) -> None:
         ) from None
 
 
+@dataclass
+class _RunPlan:
+    """What :func:`reproduce` checked before writing anything."""
+
+    settings: Settings
+    paths: RunPaths
+    notebooks: list[Path]
+    notebooks_dir: Path
+    is_stand_in: bool
+    is_generated: bool
+    needs_train: bool
+    data_record: dict
+
+
+def _plan_run(profile, data_root, results_dir, notebooks_dir, only, kernel_name, stand_in, device) -> _RunPlan:
+    """The profile, data root, notebooks and kernel of a run, each checked (one line when
+    wrong) before anything is written."""
+    from . import datasets
+    from .devices import device_overrides, requested_device
+
+    notebooks_dir = Path(notebooks_dir) if notebooks_dir is not None else NOTEBOOKS_DIR or default_notebooks_dir()
+    device = requested_device(device)  # an unknown or absent device stops here, in one line
+    settings = load_profile(profile, overrides=device_overrides(device))  # validates it before any work
+    # A MUSDB18 profile without a MUSDB18 root stops here, before any kernel starts.
+    resolved = datasets.resolve_data_root(data_root or settings.data.root, settings.data.generated)
+    is_stand_in = datasets.check_study_root(resolved, settings.name, settings.data.needs_musdb, stand_in)
+    paths = run_paths(settings, results_dir)
+    notebooks = _select_notebooks(study_notebooks(notebooks_dir), only)
+    _check_kernel(kernel_name)
+    # A user's root is checked (and a derived validation split printed) before any kernel
+    # starts; the generated one is made by notebook 01 and recorded after it.
+    needs_train = any(not nb.name.startswith(SCORING_NOTEBOOKS) for nb in notebooks)
+    is_generated = datasets.is_generated_root(resolved)
+    data_record = {} if is_generated else datasets.root_record(resolved, settings, needs_train)
+    return _RunPlan(settings, paths, notebooks, notebooks_dir, is_stand_in, is_generated, needs_train, data_record)
+
+
+def _execute_step(notebook: Path, output: Path, parameters: dict, kernel_name: str, notebooks_dir: Path,
+                  progress: bool, record: tuple, stop) -> None:
+    """Run one notebook of the run; a failure marks its step in the manifest (``record``:
+    the manifest, its path and the step) and raises :class:`NotebookFailed`."""
+    import papermill  # heavy import: only when the study actually runs
+    from nbclient.exceptions import DeadKernelError
+
+    manifest, manifest_path, step = record
+    try:
+        run_notebook(notebook, output, parameters, kernel_name=kernel_name, cwd=notebooks_dir, progress=progress)
+    except papermill.PapermillExecutionError as err:
+        _fail_step(manifest, manifest_path, step, notebook, f"{err.ename}: {err.evalue}")
+        raise NotebookFailed(_describe_failure(notebook, output, err)) from None
+    except DeadKernelError as err:
+        stop.check()  # the kernel was stopped by the signal that stops this run
+        error = f"the kernel died ({err}); was it killed, or out of memory?"
+        _fail_step(manifest, manifest_path, step, notebook, error)
+        raise NotebookFailed(f"notebook {notebook.name} failed: {error}; the executed notebook "
+                             f"is {output}") from None
+    stop.check()  # a signal that papermill swallowed
+
+
+def _step_done(manifest: dict, manifest_path: Path, step: dict, seconds: float, settings: Settings, data_root,
+               needs_train: bool) -> None:
+    """Record a notebook that ran to the end, and the data as they are now, in the manifest."""
+    _end_step(step, "ok", seconds=round(seconds, 1))
+    manifest["notebooks"][step["notebook"]] = {"status": "ok", "seconds": round(seconds, 1)}
+    # The data fingerprint is known once the data exist (notebook 01 makes them).
+    manifest["data_fingerprint"] = _data_fingerprint(settings, data_root)
+    manifest.update(_data_record(settings, data_root, needs_train))
+    write_json(manifest_path, manifest)
+
+
 def reproduce(
     profile: str = "demo",
     data_root: str | os.PathLike | None = None,
@@ -229,31 +299,12 @@ def reproduce(
         SIGINT or SIGTERM arrived: every process the run started is stopped, the manifest
         marks the step ``interrupted``, and the message names it; rerunning resumes.
     """
+    from .devices import DEVICE_ENV
     from .processes import current_children
 
     callers = current_children()  # processes started from here on are this run's (see _stop_run)
-    import papermill  # heavy import: only when the study actually runs
-    from nbclient.exceptions import DeadKernelError
-
-    from . import datasets
-
-    # Nothing is written before the notebooks, the profile and the data root are known good.
-    notebooks_dir = Path(notebooks_dir) if notebooks_dir is not None else NOTEBOOKS_DIR or default_notebooks_dir()
-    from .devices import DEVICE_ENV, device_overrides, requested_device
-
-    device = requested_device(device)  # an unknown or absent device stops here, in one line
-    settings = load_profile(profile, overrides=device_overrides(device))  # validates it before any work
-    # A MUSDB18 profile without a MUSDB18 root stops here, before any kernel starts.
-    resolved = datasets.resolve_data_root(data_root or settings.data.root, settings.data.generated)
-    is_stand_in = datasets.check_study_root(resolved, settings.name, settings.data.needs_musdb, stand_in)
-    paths = run_paths(settings, results_dir)
-    notebooks = _select_notebooks(study_notebooks(notebooks_dir), only)
-    _check_kernel(kernel_name)
-    # A user's root is checked (and a derived validation split printed) before any kernel
-    # starts; the generated one is made by notebook 01 and recorded after it.
-    needs_train = any(not nb.name.startswith(SCORING_NOTEBOOKS) for nb in notebooks)
-    data_record = {} if datasets.is_generated_root(resolved) else datasets.root_record(resolved, settings, needs_train)
-
+    plan = _plan_run(profile, data_root, results_dir, notebooks_dir, only, kernel_name, stand_in, device)
+    settings, paths, notebooks, notebooks_dir = plan.settings, plan.paths, plan.notebooks, plan.notebooks_dir
     parameters = _kernel_parameters(profile, data_root, results_dir, stand_in)
 
     holder = {"pid": os.getpid(), "host": socket.gethostname(), "started": _now(), "profile": settings.name,
@@ -268,8 +319,8 @@ def reproduce(
         step: dict | None = None  # the step running now, if any
         try:
             paths.notebooks.mkdir(parents=True, exist_ok=True)
-            manifest = _open_manifest(manifest_path, settings, parameters, is_stand_in,
-                                      datasets.is_generated_root(resolved), data_record)
+            manifest = _open_manifest(manifest_path, settings, parameters, plan.is_stand_in,
+                                      plan.is_generated, plan.data_record)
             steps = manifest["steps"]
 
             for index, notebook in enumerate(notebooks, 1):
@@ -280,30 +331,14 @@ def reproduce(
                 steps.append(step)
                 write_json(manifest_path, manifest)
                 start = time.perf_counter()
-                try:
-                    run_notebook(notebook, output, parameters, kernel_name=kernel_name, cwd=notebooks_dir,
-                                 progress=progress)
-                except papermill.PapermillExecutionError as err:
-                    _fail_step(manifest, manifest_path, step, notebook, f"{err.ename}: {err.evalue}")
-                    raise NotebookFailed(_describe_failure(notebook, output, err)) from None
-                except DeadKernelError as err:
-                    stop.check()  # the kernel was stopped by the signal that stops this run
-                    error = f"the kernel died ({err}); was it killed, or out of memory?"
-                    _fail_step(manifest, manifest_path, step, notebook, error)
-                    raise NotebookFailed(f"notebook {notebook.name} failed: {error}; the executed notebook "
-                                         f"is {output}") from None
-                stop.check()  # a signal that papermill swallowed
+                _execute_step(notebook, output, parameters, kernel_name, notebooks_dir, progress,
+                              (manifest, manifest_path, step), stop)
                 seconds = time.perf_counter() - start
-                _end_step(step, "ok", seconds=round(seconds, 1))
+                _step_done(manifest, manifest_path, step, seconds, settings, data_root, plan.needs_train)
                 step = None
-                manifest["notebooks"][notebook.name] = {"status": "ok", "seconds": round(seconds, 1)}
                 runs.append(NotebookRun(notebook.name, seconds, output))
                 if progress:
                     print(f"[{index}/{len(notebooks)}] {notebook.name} done in {seconds:.0f} s", flush=True)
-                # The data fingerprint is known once the data exist (notebook 01 makes them).
-                manifest["data_fingerprint"] = _data_fingerprint(settings, data_root)
-                manifest.update(_data_record(settings, data_root, needs_train))
-                write_json(manifest_path, manifest)
         except BaseException as err:
             signum = stop.signum or (signal.SIGINT if isinstance(err, KeyboardInterrupt) else None)
             if signum is None:

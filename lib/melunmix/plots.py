@@ -803,40 +803,44 @@ def metric_boxplots(scores, target: str = "vocals", metrics=("SDR", "SIR", "ISR"
         ax.set_visible(False)
     rng = np.random.default_rng(0)  # fixed jitter: the same data give the same picture
     for ax, metric in zip(axes.flat, metrics):
-        rows = medians[medians["metric"] == metric]
-        data, residue = [], []
-        for method in methods:
-            values = rows.loc[rows["method"] == method, "score"].to_numpy(dtype=float)
-            data.append(values[np.isfinite(values)])
-            residue.append(bool(np.any(values == np.inf)))
-        boxes = ax.boxplot(data, patch_artist=True, widths=0.6, showfliers=False,
-                           tick_labels=[method_label(m) for m in methods],
-                           medianprops={"color": "black", "linewidth": 1.5})
-        for box, median, method in zip(boxes["boxes"], boxes["medians"], methods):
-            box.set_facecolor(method_color(method))
-            box.set_alpha(0.55)
-            box.set_gid(f"box {method}")
-            median.set_gid(f"median {method}")  # findable by id in the figure or an SVG
-        for position, (method, values) in enumerate(zip(methods, data), 1):
-            jitter = rng.uniform(-0.15, 0.15, size=len(values))
-            ax.scatter(position + jitter, values, s=10, color=method_color(method),
-                       edgecolors="black", linewidths=0.3, zorder=3)
-        # residue (stats.mark_residue: MIX's SAR) has no place on a dB axis: a mark says so
-        for position, is_residue in enumerate(residue, 1):
-            if is_residue:
-                ax.annotate("inf", xy=(position, 1.0), xycoords=("data", "axes fraction"),
-                            xytext=(0, -4), textcoords="offset points", ha="center", va="top",
-                            fontsize="small", fontweight="bold", gid="residue")
-        ax.set_title(metric)
-        ax.set_ylabel(f"{metric} (dB)")
-        for label in ax.get_xticklabels():
-            label.set(rotation=45, ha="right", rotation_mode="anchor")
-        ax.grid(True, axis="y", alpha=0.3)
+        _boxplot_panel(ax, medians[medians["metric"] == metric], methods, metric, rng)
     nb_tracks = medians["track"].nunique()
     pooled = sorted(set(medians.attrs.get("seeds", {}).values()))
     seeds = f"; a model's box: mean over its {pooled[0]} seeds per track" if len(pooled) == 1 and pooled[0] > 1 else ""
     fig.suptitle(title or f"{target}: per-track median scores ({nb_tracks} tracks{seeds})")
     return _finish(fig, path, dpi)
+
+
+def _boxplot_panel(ax, rows: pd.DataFrame, methods: Sequence[str], metric: str, rng) -> None:
+    """One metric's panel: a box and the tracks' dots per method; residue marked ``inf``."""
+    data, residue = [], []
+    for method in methods:
+        values = rows.loc[rows["method"] == method, "score"].to_numpy(dtype=float)
+        data.append(values[np.isfinite(values)])
+        residue.append(bool(np.any(values == np.inf)))
+    boxes = ax.boxplot(data, patch_artist=True, widths=0.6, showfliers=False,
+                       tick_labels=[method_label(m) for m in methods],
+                       medianprops={"color": "black", "linewidth": 1.5})
+    for box, median, method in zip(boxes["boxes"], boxes["medians"], methods):
+        box.set_facecolor(method_color(method))
+        box.set_alpha(0.55)
+        box.set_gid(f"box {method}")
+        median.set_gid(f"median {method}")  # findable by id in the figure or an SVG
+    for position, (method, values) in enumerate(zip(methods, data), 1):
+        jitter = rng.uniform(-0.15, 0.15, size=len(values))
+        ax.scatter(position + jitter, values, s=10, color=method_color(method),
+                   edgecolors="black", linewidths=0.3, zorder=3)
+    # residue (stats.mark_residue: MIX's SAR) has no place on a dB axis: a mark says so
+    for position, is_residue in enumerate(residue, 1):
+        if is_residue:
+            ax.annotate("inf", xy=(position, 1.0), xycoords=("data", "axes fraction"),
+                        xytext=(0, -4), textcoords="offset points", ha="center", va="top",
+                        fontsize="small", fontweight="bold", gid="residue")
+    ax.set_title(metric)
+    ax.set_ylabel(f"{metric} (dB)")
+    for label in ax.get_xticklabels():
+        label.set(rotation=45, ha="right", rotation_mode="anchor")
+    ax.grid(True, axis="y", alpha=0.3)
 
 
 def _seeds_pooled(medians: pd.DataFrame) -> pd.DataFrame:
@@ -902,18 +906,7 @@ def paired_differences_figure(paired, path=None, target: str = "vocals",
         <model>"`` (x = median difference) and its interval with gid ``"ci <model>"``,
         and the zero line with gid ``"zero"``.
     """
-    df = _read_table(paired, "paired differences")
-    _require_columns(df, _PAIRED_COLUMNS, "paired differences table",
-                     "stats.paired_differences writes it (tables/paired_differences.csv)")
-    rows = df[df["target"] == target]
-    if rows.empty:
-        raise ValueError(f"paired differences: no rows for target {target!r}; targets: "
-                         f"{sorted(df['target'].unique())}")
-    metrics = list(metrics)
-    missing = [m for m in metrics if m not in set(rows["metric"])]
-    if not metrics or missing:
-        raise ValueError(f"paired differences: metric(s) {missing or metrics} not in the "
-                         f"{target!r} rows; available: {sorted(rows['metric'].unique())}")
+    rows, metrics = _paired_rows(paired, target, metrics)
     # one line per comparison: each model against the main baseline (the most frequent
     # reference), then the proposed model against each control ("A - B" labels)
     main_baseline = rows["baseline"].value_counts().index[0]
@@ -930,61 +923,86 @@ def paired_differences_figure(paired, path=None, target: str = "vocals",
         first = rows[(rows["model"] == model) & (rows["baseline"] == reference)].iloc[0]
         return f"{text} ({int(first.n_songs)}x{int(first.n_seeds)})"
 
-    labels = [label(m, b) for m, b in comparisons]
-
     fig, axes = _new_figure(1, len(metrics), figsize=(2.6 * len(metrics) + 2.6 + 1.2 * (
         len(comparisons) > len(models)), max(0.42 * len(comparisons) + 1.9, 3.4)), sharey=True)  # never flatter than ~4:1
     positions = np.arange(len(comparisons))
     for ax, metric in zip(axes[0], metrics):
         by_pair = rows[rows["metric"] == metric].set_index(["model", "baseline"])
         for y, (model, reference) in zip(positions, comparisons):
-            if (model, reference) not in by_pair.index:
-                continue
-            row = by_pair.loc[(model, reference)]
-            gid = model if reference == main_baseline else f"{model} vs {reference}"
-            color = method_color(model)
-            value, low, high = (float(row[c]) for c in ("median_diff", "ci_low", "ci_high"))
-            if "verdict" in row.index and isinstance(row["verdict"], str) and row["verdict"]:
-                # the table's verdict: Holm p below alpha and the crossed interval off zero
-                significant = row["verdict"] in ("higher", "lower")
-            else:
-                significant = np.isfinite(row["p_holm"]) and float(row["p_holm"]) < alpha
-            if np.isfinite(low) and np.isfinite(high):
-                bar = ax.hlines(y, low, high, color=color, linewidth=2.0)
-                bar.set_gid(f"ci {gid}")
-            (point,) = ax.plot([value], [y], linestyle="none",
-                               marker="s" if str(model).endswith(HALF_SUFFIX) else "o",
-                               markersize=7, color=color, markeredgecolor=color,
-                               markerfacecolor=color if significant else "white",
-                               markeredgewidth=1.5, zorder=3)
-            point.set_gid(f"point {gid}")
-        zero = ax.axvline(0.0, color="black", linestyle="--", linewidth=1.0, zorder=1)
-        zero.set_gid("zero")
-        if "delta" in rows.columns and np.isfinite(rows["delta"].astype(float)).any():
-            delta = float(rows["delta"].astype(float).max())  # the equivalence margin
-            for sign in (-1, 1):
-                ax.axvline(sign * delta, color="grey", linestyle=":", linewidth=1.0, zorder=1,
-                           gid="equivalence margin")
-        ax.set_title(metric)
-        ax.set_xlabel(f"{metric} difference (dB)")
-        ax.grid(True, axis="x", alpha=0.3)
+            if (model, reference) in by_pair.index:
+                gid = model if reference == main_baseline else f"{model} vs {reference}"
+                _draw_paired_row(ax, y, by_pair.loc[(model, reference)], model, gid, alpha)
+        _paired_axis(ax, rows, metric)
     axes[0, 0].set_yticks(positions)
-    axes[0, 0].set_yticklabels(labels)
+    axes[0, 0].set_yticklabels([label(m, b) for m, b in comparisons])
     for text, (model, _) in zip(axes[0, 0].get_yticklabels(), comparisons):
         # the full model's colour: the lighter shade of a half checkpoint is hard to read as text
         text.set_color(method_color(str(model).removesuffix(HALF_SUFFIX)))
     axes[0, 0].set_ylim(len(comparisons) - 0.5, -0.5)  # first comparison on top
-    if title is None:
-        baseline = method_label(main_baseline)
-        level = rows["level"].iloc[0] * 100 if "level" in rows.columns else 95
-        title = (f"{target}: model - {baseline}, median over songs of paired differences, "
-                 f"{level:g} % bootstrap CI\n{counts or 'songs x seeds per model in brackets'}; "
-                 + (f"filled: a difference the verdict claims (Holm p < {alpha * 100:g} %, interval "
-                    "off zero, seeds agree); dotted: the equivalence margin"
-                    if "verdict" in rows.columns else
-                    f"filled: significant at {alpha * 100:g} % after Holm correction"))
-    fig.suptitle(title)
+    fig.suptitle(title if title is not None else _paired_title(rows, target, main_baseline, counts, alpha))
     return _finish(fig, path, dpi)
+
+
+def _paired_rows(paired, target: str, metrics: Sequence[str]) -> tuple[pd.DataFrame, list[str]]:
+    """The paired-differences table's rows of ``target``, checked to hold every metric."""
+    df = _read_table(paired, "paired differences")
+    _require_columns(df, _PAIRED_COLUMNS, "paired differences table",
+                     "stats.paired_differences writes it (tables/paired_differences.csv)")
+    rows = df[df["target"] == target]
+    if rows.empty:
+        raise ValueError(f"paired differences: no rows for target {target!r}; targets: "
+                         f"{sorted(df['target'].unique())}")
+    metrics = list(metrics)
+    missing = [m for m in metrics if m not in set(rows["metric"])]
+    if not metrics or missing:
+        raise ValueError(f"paired differences: metric(s) {missing or metrics} not in the "
+                         f"{target!r} rows; available: {sorted(rows['metric'].unique())}")
+    return rows, metrics
+
+
+def _draw_paired_row(ax, y: float, row: pd.Series, model: str, gid: str, alpha: float) -> None:
+    """One comparison's point (filled when the verdict claims a difference) and interval."""
+    color = method_color(model)
+    value, low, high = (float(row[c]) for c in ("median_diff", "ci_low", "ci_high"))
+    if "verdict" in row.index and isinstance(row["verdict"], str) and row["verdict"]:
+        # the table's verdict: Holm p below alpha and the crossed interval off zero
+        significant = row["verdict"] in ("higher", "lower")
+    else:
+        significant = np.isfinite(row["p_holm"]) and float(row["p_holm"]) < alpha
+    if np.isfinite(low) and np.isfinite(high):
+        bar = ax.hlines(y, low, high, color=color, linewidth=2.0)
+        bar.set_gid(f"ci {gid}")
+    (point,) = ax.plot([value], [y], linestyle="none",
+                       marker="s" if str(model).endswith(HALF_SUFFIX) else "o",
+                       markersize=7, color=color, markeredgecolor=color,
+                       markerfacecolor=color if significant else "white",
+                       markeredgewidth=1.5, zorder=3)
+    point.set_gid(f"point {gid}")
+
+
+def _paired_axis(ax, rows: pd.DataFrame, metric: str) -> None:
+    """A panel's zero line, equivalence margin (when the table has one), title and grid."""
+    zero = ax.axvline(0.0, color="black", linestyle="--", linewidth=1.0, zorder=1)
+    zero.set_gid("zero")
+    if "delta" in rows.columns and np.isfinite(rows["delta"].astype(float)).any():
+        delta = float(rows["delta"].astype(float).max())  # the equivalence margin
+        for sign in (-1, 1):
+            ax.axvline(sign * delta, color="grey", linestyle=":", linewidth=1.0, zorder=1,
+                       gid="equivalence margin")
+    ax.set_title(metric)
+    ax.set_xlabel(f"{metric} difference (dB)")
+    ax.grid(True, axis="x", alpha=0.3)
+
+
+def _paired_title(rows: pd.DataFrame, target: str, main_baseline: str, counts: str | None, alpha: float) -> str:
+    baseline = method_label(main_baseline)
+    level = rows["level"].iloc[0] * 100 if "level" in rows.columns else 95
+    return (f"{target}: model - {baseline}, median over songs of paired differences, "
+            f"{level:g} % bootstrap CI\n{counts or 'songs x seeds per model in brackets'}; "
+            + (f"filled: a difference the verdict claims (Holm p < {alpha * 100:g} %, interval "
+               "off zero, seeds agree); dotted: the equivalence margin"
+               if "verdict" in rows.columns else
+               f"filled: significant at {alpha * 100:g} % after Holm correction"))
 
 
 def training_length_figure(medians, path=None, target: str = "vocals", metric: str = "SDR",

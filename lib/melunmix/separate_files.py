@@ -147,6 +147,37 @@ def song_name(path: PathLike) -> str:
     return path.parent.resolve().name if path.stem == "mixture" and path.parent.resolve().name else path.stem
 
 
+def _write_estimates(song, song_dir: Path, estimates: dict, rate: int, ext: str, subtype: str) -> dict:
+    """Write one song's estimates (``<song_dir>/<target>.<ext>``, each file atomically);
+    integer formats clip above full scale, with a warning. Target -> path written."""
+    from tqdm import tqdm
+
+    import soundfile as sf
+
+    from .files import atomic_path, remove_stale_temporaries
+
+    if subtype != "FLOAT":  # integer samples: above full scale would wrap or fail
+        peak = max(float(np.max(np.abs(e))) for e in estimates.values())
+        if peak > 1.0:
+            tqdm.write(f"warning: {song}: estimates reach {20 * np.log10(peak):+.1f} dBFS; clipped to "
+                       f"full scale for {subtype} (--subtype FLOAT keeps them)", file=sys.stderr)
+            estimates = {t: np.clip(e, -1.0, 1.0) for t, e in estimates.items()}
+    written = {}
+    for target, estimate in estimates.items():
+        wav = song_dir / f"{target}.{ext}"
+        remove_stale_temporaries(wav)  # a hidden partial file of a killed run
+        try:
+            with atomic_path(wav) as tmp:
+                sf.write(str(tmp), estimate.T, rate, subtype=subtype, format=ext.upper())
+        except (RuntimeError, OSError) as err:  # libsndfile says only "System error."
+            free = shutil.disk_usage(song_dir).free if song_dir.exists() else None
+            hint = "the disk is full" if free is not None and free < estimate.nbytes else \
+                "check that the folder is writable and the disk not full"
+            raise OSError(f"cannot write {wav}: {err} ({hint})") from None
+        written[target] = str(wav)
+    return written
+
+
 def separate_files(paths: Union[PathLike, Iterable[PathLike]],
                    model_paths: Union[PathLike, Iterable[PathLike]], out_dir: PathLike,
                    niter: int = 1, softmask: bool = False, progress: bool = True,
@@ -201,10 +232,6 @@ def separate_files(paths: Union[PathLike, Iterable[PathLike]],
     """
     from tqdm import tqdm
 
-    import soundfile as sf
-
-    from .files import atomic_path, remove_stale_temporaries
-
     paths = _expand_songs([paths] if isinstance(paths, (str, os.PathLike)) else list(paths))
     if isinstance(model_paths, (str, os.PathLike)):
         model_paths = [model_paths]
@@ -232,25 +259,7 @@ def separate_files(paths: Union[PathLike, Iterable[PathLike]],
                                  f"{used_folders[song_dir]}; rename one of the files")
             audio, rate = read_audio(song)
             estimates = separate_with(separator, audio, rate)
-            written = {}
-            if subtype != "FLOAT":  # integer samples: above full scale would wrap or fail
-                peak = max(float(np.max(np.abs(e))) for e in estimates.values())
-                if peak > 1.0:
-                    tqdm.write(f"warning: {song}: estimates reach {20 * np.log10(peak):+.1f} dBFS; clipped to "
-                               f"full scale for {subtype} (--subtype FLOAT keeps them)", file=sys.stderr)
-                    estimates = {t: np.clip(e, -1.0, 1.0) for t, e in estimates.items()}
-            for target, estimate in estimates.items():
-                wav = song_dir / f"{target}.{ext}"
-                remove_stale_temporaries(wav)  # a hidden partial file of a killed run
-                try:
-                    with atomic_path(wav) as tmp:
-                        sf.write(str(tmp), estimate.T, rate, subtype=subtype, format=ext.upper())
-                except (RuntimeError, OSError) as err:  # libsndfile says only "System error."
-                    free = shutil.disk_usage(song_dir).free if song_dir.exists() else None
-                    hint = "the disk is full" if free is not None and free < estimate.nbytes else \
-                        "check that the folder is writable and the disk not full"
-                    raise OSError(f"cannot write {wav}: {err} ({hint})") from None
-                written[target] = str(wav)
+            written = _write_estimates(song, song_dir, estimates, rate, ext, subtype)
             used_folders[song_dir] = str(song)
             report["written"][str(song)] = written
             tqdm.write(f"{song} -> {song_dir}{os.sep} ({', '.join(written)})", file=sys.stdout)

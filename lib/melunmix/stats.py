@@ -1122,6 +1122,18 @@ def answer_sentence(
     alpha : float
         Significance level.
     """
+    row = _answer_row(paired, model, baseline, target, metric)
+    n_songs = int(row["n_songs"])
+    head = f"{method_label(model)} - {method_label(baseline)}: "
+    if n_songs == 0:
+        return head + f"no song has {target} {metric} scores for both; nothing to compare."
+    percent = f"{alpha * 100:g} %"
+    return (head + _size_clause(row, target, metric) + _test_clause(row, baseline, alpha)
+            + _seed_clause(row) + _equivalence_clause(row, percent) + ".")
+
+
+def _answer_row(paired, model: str, baseline: str, target: str, metric: str) -> pd.Series:
+    """The row of :func:`paired_differences` (a table or its CSV) for this comparison."""
     table = paired
     if isinstance(paired, (str, os.PathLike)):
         path = Path(paired)
@@ -1137,18 +1149,18 @@ def answer_sentence(
         pairs = sorted(set(zip(table["model"], table["baseline"])))
         raise ValueError(f"no paired difference of {model!r} against {baseline!r} on {target} "
                          f"{metric}; the table holds (model, baseline) {pairs}")
-    row = found.iloc[0]
-    percent = f"{alpha * 100:g} %"
+    return found.iloc[0]
+
+
+def _size_clause(row: pd.Series, target: str, metric: str) -> str:
+    """The difference, its interval and what it rests on (songs, seeds, songs left out)."""
     n_songs, n_seeds = int(row["n_songs"]), int(row["n_seeds"])
-    head = f"{method_label(model)} - {method_label(baseline)}: "
-    if n_songs == 0:
-        return head + f"no song has {target} {metric} scores for both; nothing to compare."
     seeds = f"{n_seeds} seed{'s' if n_seeds != 1 else ''}"
     if row["pairing"] == "mean":
         n_base = int(row["n_seeds_baseline"])
         seeds += (f" (baseline {n_base} seed{'s' if n_base != 1 else ''}; no common seed, so "
                   "seed means are compared, not paired)")
-    text = head + f"{row['median_diff']:+.2f} dB median {target} {metric}"
+    text = f"{row['median_diff']:+.2f} dB median {target} {metric}"
     if np.isfinite(row["ci_low"]) and np.isfinite(row["ci_high"]):
         text += f" [{row['level'] * 100:g} % CI {row['ci_low']:+.2f}, {row['ci_high']:+.2f}]"
     text += f", {n_songs} song{'s' if n_songs != 1 else ''} x {seeds}"
@@ -1156,8 +1168,15 @@ def answer_sentence(
     if excluded:
         text += (f", {excluded} song{'s' if excluded != 1 else ''} left out (not scored, or "
                  "no score, for every seed of both)")
+    return text
+
+
+def _test_clause(row: pd.Series, baseline: str, alpha: float) -> str:
+    """The song-level test (Wilcoxon, Holm) and its verdict."""
+    percent = f"{alpha * 100:g} %"
+    n_songs = int(row["n_songs"])
     p, p_holm = float(row["p_wilcoxon"]), float(row["p_holm"])
-    text += f"; Wilcoxon p = {_format_p(p)} (Holm {_format_p(p_holm)}): "
+    text = f"; Wilcoxon p = {_format_p(p)} (Holm {_format_p(p_holm)}): "
     verdict = str(row.get("verdict", "")) if "verdict" in row.index else None
     if verdict not in (None, "", "higher", "lower", "descriptive") and np.isfinite(p_holm) \
             and p_holm < alpha:  # the songs say "different", the trained networks do not
@@ -1175,24 +1194,37 @@ def answer_sentence(
     if 2.0 ** (1 - n_songs) >= alpha:
         text += (f"; with {n_songs} song{'s' if n_songs != 1 else ''} the test cannot reach "
                  f"p < {percent} and a bootstrap interval is unreliable")
-    if "p_seed" in row.index:
-        if n_seeds < 2:
-            text += "; one trained network per model: a demonstration, not evidence"
-        elif np.isfinite(float(row["p_seed"])):
-            test = "t-test" if row["pairing"] == "seed" else "Welch t-test of the seed medians"
-            text += f"; over the {n_seeds} seeds ({test}) p = {_format_p(float(row['p_seed']))}"
-    if {"eq_low", "eq_high", "delta"} <= set(row.index) and np.isfinite(float(row["eq_low"])):
-        low, high, delta = float(row["eq_low"]), float(row["eq_high"]), float(row["delta"])
-        verdict = str(row.get("verdict", ""))
-        interval = f"90 % CI [{low:+.2f}, {high:+.2f}]"
-        if verdict == "equivalent":
-            text += f"; {interval} inside +-{delta:g} dB: equivalent (two one-sided tests at {percent})"
-        elif verdict == "inconclusive":
-            inside = -delta < low and high < delta
-            text += (f"; {interval} {'inside' if inside else 'not inside'} +-{delta:g} dB: inconclusive "
-                     + (f"(equivalence needs {MIN_SEEDS_EQUIVALENCE} seeds or more)" if inside else
-                        "(neither a difference nor equivalence shown)"))
-    return text + "."
+    return text
+
+
+def _seed_clause(row: pd.Series) -> str:
+    """The level of trained networks: the seed-level test, or one network's caveat."""
+    n_seeds = int(row["n_seeds"])
+    if "p_seed" not in row.index:
+        return ""
+    if n_seeds < 2:
+        return "; one trained network per model: a demonstration, not evidence"
+    if np.isfinite(float(row["p_seed"])):
+        test = "t-test" if row["pairing"] == "seed" else "Welch t-test of the seed medians"
+        return f"; over the {n_seeds} seeds ({test}) p = {_format_p(float(row['p_seed']))}"
+    return ""
+
+
+def _equivalence_clause(row: pd.Series, percent: str) -> str:
+    """The equivalence verdict of tables that have one (``eq_low``, ``eq_high``, ``delta``)."""
+    if not ({"eq_low", "eq_high", "delta"} <= set(row.index) and np.isfinite(float(row["eq_low"]))):
+        return ""
+    low, high, delta = float(row["eq_low"]), float(row["eq_high"]), float(row["delta"])
+    verdict = str(row.get("verdict", ""))
+    interval = f"90 % CI [{low:+.2f}, {high:+.2f}]"
+    if verdict == "equivalent":
+        return f"; {interval} inside +-{delta:g} dB: equivalent (two one-sided tests at {percent})"
+    if verdict == "inconclusive":
+        inside = -delta < low and high < delta
+        return (f"; {interval} {'inside' if inside else 'not inside'} +-{delta:g} dB: inconclusive "
+                + (f"(equivalence needs {MIN_SEEDS_EQUIVALENCE} seeds or more)" if inside else
+                   "(neither a difference nor equivalence shown)"))
+    return ""
 
 
 def paired_differences_markdown(paired: pd.DataFrame) -> str:
@@ -1270,6 +1302,29 @@ def require_tracks(df: pd.DataFrame, tracks: Sequence[str], methods: Sequence[st
         )
 
 
+def _write_paired_tables(df: pd.DataFrame, tables_dir: Path, baseline: str, bootstrap: int,
+                         seed: int) -> dict[str, Path]:
+    """``paired_differences.csv`` and ``.md`` when the baseline and another model are scored."""
+    bases = set(_seed_groups(df["method"].unique()))
+    if baseline not in bases or not any(b != baseline and not is_reference(b) for b in bases):
+        return {}
+    paired = paired_differences(df, baseline=baseline, n_boot=bootstrap, seed=seed)
+    return {
+        "paired_differences": _write_csv(paired, tables_dir / "paired_differences.csv"),
+        "paired_differences_md": write_text(
+            tables_dir / "paired_differences.md", paired_differences_markdown(paired)
+            + f"\nModel - {method_label(baseline)}: median over songs of the per-song "
+            "differences of per-track medians (seeds paired by seed number, then averaged), "
+            f"crossed bootstrap interval ({bootstrap} resamples: songs, and one draw of seeds "
+            "for every song), two-sided Wilcoxon signed-rank p over songs, Holm-corrected over "
+            "the fully trained comparisons of each target and metric (half-training rows are "
+            "descriptive); seed-level p: t-test over seeds of the per-seed medians; verdict: "
+            f"'equivalent' when the 90 % interval lies inside +-{EQUIVALENCE_DB:g} dB (two "
+            "one-sided tests), 'inconclusive' when neither a difference nor equivalence is "
+            "shown.\n"),
+    }
+
+
 def write_tables(
     df: pd.DataFrame,
     tables_dir: str | os.PathLike,
@@ -1334,7 +1389,6 @@ def write_tables(
     ValueError
         With ``tracks``: a method lacks the scores of one of them (the message names it).
     """
-
     tables_dir = Path(tables_dir)
     if methods is not None:
         df = df[df["method"].isin(list(methods))]
@@ -1346,21 +1400,7 @@ def write_tables(
     written["main_md"] = write_text(
         tables_dir / "main.md", main_table_markdown(main)
         + "\nMedian over frames, then over tracks (dB); mean ± sd over training seeds.\n")
-    bases = set(_seed_groups(df["method"].unique()))
-    if baseline in bases and any(b != baseline and not is_reference(b) for b in bases):
-        paired = paired_differences(df, baseline=baseline, n_boot=bootstrap, seed=seed)
-        written["paired_differences"] = _write_csv(paired, tables_dir / "paired_differences.csv")
-        written["paired_differences_md"] = write_text(
-            tables_dir / "paired_differences.md", paired_differences_markdown(paired)
-            + f"\nModel - {method_label(baseline)}: median over songs of the per-song "
-            "differences of per-track medians (seeds paired by seed number, then averaged), "
-            f"crossed bootstrap interval ({bootstrap} resamples: songs, and one draw of seeds "
-            "for every song), two-sided Wilcoxon signed-rank p over songs, Holm-corrected over "
-            "the fully trained comparisons of each target and metric (half-training rows are "
-            "descriptive); seed-level p: t-test over seeds of the per-seed medians; verdict: "
-            f"'equivalent' when the 90 % interval lies inside +-{EQUIVALENCE_DB:g} dB (two "
-            "one-sided tests), 'inconclusive' when neither a difference nor equivalence is "
-            "shown.\n")
+    written.update(_write_paired_tables(df, tables_dir, baseline, bootstrap, seed))
     written["model_medians"] = _write_csv(model_medians(df, n_boot=bootstrap, seed=seed),
                                           tables_dir / "model_medians.csv")
     poster = poster_table(df, methods)

@@ -309,14 +309,20 @@ def _voice_summary(song: Song) -> str:
 
 
 def _data_card(params: dict, plan, songs, manifest: dict) -> str:
+    """The dataset's README.md: what it holds, how it was made, the voice, the songs, licences."""
+    versions = manifest["software"]
+    return "".join([
+        _card_contents(params, plan),
+        _card_making(params, manifest, versions),
+        _CARD_VOICE,
+        _card_songs(plan, songs),
+        _card_licences(versions),
+    ])
+
+
+def _card_contents(params: dict, plan) -> str:
     counts = {split: sum(t.split == split for t in plan) for split in SPLIT_CODES}
     total_minutes = len(plan) * params["duration"] / 60
-    versions = manifest["software"]
-    rows = "\n".join(
-        f"| {s.name} | {t.subset} | {t.split} | {s.bpm:.0f} | {KEY_NAMES[s.key]} {s.mode} | "
-        f"{' '.join(x.name for x in s.sections)} | {_voice_summary(s)} | {', '.join(p.name for p in s.parts['other'])} |"
-        for t, s in zip(plan, songs)
-    )
     return f"""# Generated MUSDB18-format dataset
 
 Made by `melunmix.synth.make_dataset` (generator version {GENERATOR_VERSION}); the command
@@ -338,7 +344,11 @@ Made by `melunmix.synth.make_dataset` (generator version {GENERATOR_VERSION}); t
 
 Read it with musdb: `musdb.DB(root, is_wav=True, setup_file="setup.yaml", subsets="train", split="valid")`.
 
-## How it was made
+"""
+
+
+def _card_making(params: dict, manifest: dict, versions: dict) -> str:
+    return f"""## How it was made
 Each song draws from its own random generator, seeded by (seed={params['seed']}, split, index):
 tempo (84-140 BPM), key and mode, a chord progression per section kind, a song form
 (intro, verse, chorus, bridge, break, outro), instruments, panning and levels, and a
@@ -367,7 +377,11 @@ singer. Drums, bass and other are rendered stem by stem with tinysoundfont
   v4's split into SIR and ISR numerically unstable (swings of up to 20 dB when the
   references are rounded to 16 bit); with it the split is stable.
 
-## The voice
+"""
+
+
+#: The card's section on the singing synthesis (no parameters: the same for every dataset).
+_CARD_VOICE = """## The voice
 A source-filter singing synthesis written for this generator with numpy and scipy
 (`melunmix.voice`), not a text-to-speech engine: sustained, pitched vowels on the notes,
 consonants at the syllables' edges.
@@ -404,12 +418,25 @@ consonants at the syllables' edges.
 These are synthetic songs: useful to exercise a separation pipeline end to end and to
 compare methods on equal terms, not a substitute for MUSDB18's recorded music.
 
-## Songs
+"""
+
+
+def _card_songs(plan, songs) -> str:
+    rows = "\n".join(
+        f"| {s.name} | {t.subset} | {t.split} | {s.bpm:.0f} | {KEY_NAMES[s.key]} {s.mode} | "
+        f"{' '.join(x.name for x in s.sections)} | {_voice_summary(s)} | {', '.join(p.name for p in s.parts['other'])} |"
+        for t, s in zip(plan, songs)
+    )
+    return f"""## Songs
 | name | subset | split | BPM | key | form | voice | other |
 |---|---|---|---|---|---|---|---|
 {rows}
 
-## Soundfont and licences
+"""
+
+
+def _card_licences(versions: dict) -> str:
+    return f"""## Soundfont and licences
 - `{SOUNDFONT_FILE}` ("TimGM6mb", a 6 MB General MIDI bank by Tim Brechbill) is read from the
   installed `pretty_midi` {versions['pretty_midi']} package, which ships it as its default
   soundfont. `pretty_midi` is MIT-licensed (its LICENSE.txt, copyright Colin Raffel); its
