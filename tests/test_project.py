@@ -250,3 +250,15 @@ def test_the_study_scale_step_times_are_the_benchmark_record():
     shown = {label.split(" (")[0]: cells for label, cells in _markdown_rows(section).items() if "kHz" in label}
     measured = {label.split(" (")[0]: cells for label, cells in _markdown_rows(record).items() if "kHz" in label}
     assert len(shown) >= 5 and shown == {label: measured[label] for label in shown}
+
+
+def test_the_readmes_rehearsal_figures_are_the_rehearsal_record():
+    """The README's table of the MUSDB18-size rehearsal quotes bench/README.md's record."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("### MUSDB18's size, rehearsed"):readme.index("### Where files go")]
+    record = (ROOT / "bench" / "README.md").read_text()
+    record = record[record.index("## MUSDB18's size, rehearsed"):]
+    decimals = _signed_decimals(section)
+    assert len(decimals) >= 10
+    missing = sorted({sign + value for sign, value in decimals if not _stated_in(sign, value, record, record)})
+    assert not missing, f"README's rehearsal figures not in bench/README.md: {missing}"
