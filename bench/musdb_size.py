@@ -278,11 +278,11 @@ def stage_train(base: Path, steps: int) -> dict:
 
     paths = _paths(base)
     probe = _settings(base)
-    nb_train = len(_tracks(base, "train", "train", probe))
-    samples = max(1, math.ceil(steps * probe.train.batch_size / nb_train))
-    settings = _settings(base, samples_per_track=samples)
-    data = prepare_data(settings, data_root=paths["data"], stats_dir=paths["run"] / "features",
+    # the tracks and statistics do not depend on the excerpts per song: prepared once
+    data = prepare_data(probe, data_root=paths["data"], stats_dir=paths["run"] / "features",
                         cache_dir=paths["cache"], progress=False)
+    samples = max(1, math.ceil(steps * probe.train.batch_size / len(data.train_tracks)))
+    settings = _settings(base, samples_per_track=samples)
     out = {"samples_per_track": samples}
     for model in MODELS:
         out_dir = paths["run"] / "models" / model
