@@ -252,6 +252,21 @@ def test_the_study_scale_step_times_are_the_benchmark_record():
     assert len(shown) >= 5 and shown == {label: measured[label] for label in shown}
 
 
+@pytest.mark.parametrize("start, end", [("- **One rate.**", "## On a cluster"),
+                                        ("`bench/generator_speed.py` measures", "Each dataset has a data card")])
+def test_the_readmes_data_figures_are_the_committed_records(start, end):
+    """The README's generator speed and data-check figures are those of the committed
+    records (bench/records/*.txt, the scripts' output) or bench/README.md's rehearsal."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index(start):readme.index(end)]
+    record = "\n".join(p.read_text() for p in [ROOT / "bench" / "README.md",
+                                                 *sorted((ROOT / "bench" / "records").glob("*.txt"))])
+    decimals = _signed_decimals(section)
+    assert len(decimals) >= 6
+    missing = sorted({sign + value for sign, value in decimals if not _stated_in(sign, value, record, record)})
+    assert not missing, f"README's data figures not in bench/records or bench/README.md: {missing}"
+
+
 def test_the_readmes_rehearsal_figures_are_the_rehearsal_record():
     """The README's table of the MUSDB18-size rehearsal quotes bench/README.md's record."""
     readme = (ROOT / "README.md").read_text()
