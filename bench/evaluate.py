@@ -65,13 +65,14 @@ def museval_serial(root: Path, out_dir: Path, limit: int | None = None) -> int:
     import musdb
     import museval
 
-    from melunmix.oracles import STEMS, oracle_estimates
+    from melunmix.names import SOURCES
+    from melunmix.oracles import oracle_estimates
 
     setup = "setup.yaml" if (root / "setup.yaml").is_file() else None
     mus = musdb.DB(root=str(root), setup_file=setup, is_wav=True, subsets="test")
     tracks = mus.tracks[:limit]
     for track in tracks:
-        stems = {name: track.sources[name].audio for name in STEMS}
+        stems = {name: track.sources[name].audio for name in SOURCES}
         estimates = oracle_estimates(ORACLE, track.audio, stems)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # silent windows: NaN frames, as shipped
@@ -139,12 +140,13 @@ def music_pair(seconds: float):
     estimates (SiSEC 2018, from the four stems), float64, 44.1 kHz stereo."""
     import soundfile as sf
 
-    from melunmix.oracles import STEMS, oracle_estimates
+    from melunmix.names import SOURCES
+    from melunmix.oracles import oracle_estimates
 
     root = generated.generated_root(1, 0, 1, max(seconds, 10.0))
     song = sorted(p for p in (root / "test").iterdir() if p.is_dir())[0]
     n = int(round(seconds * 44100))
-    stems = {name: sf.read(song / f"{name}.wav", always_2d=True, dtype="float64")[0][:n] for name in STEMS}
+    stems = {name: sf.read(song / f"{name}.wav", always_2d=True, dtype="float64")[0][:n] for name in SOURCES}
     mixture = sf.read(song / "mixture.wav", always_2d=True, dtype="float64")[0][:n]
     references = {"vocals": stems["vocals"], "accompaniment": stems["drums"] + stems["bass"] + stems["other"]}
     return references, oracle_estimates(ORACLE, mixture, stems), song.name

@@ -56,6 +56,11 @@ def main(argv=None) -> int:
 
     from melunmix import synth
 
+    try:
+        from melunmix.names import SOURCES
+    except ImportError:  # a generator from before the registry (--lib)
+        SOURCES = synth.SOURCE_NAMES
+
     print(f"generator {Path(synth.__file__).parent} (version {synth.GENERATOR_VERSION}); load average "
           f"{', '.join(f'{v:.1f}' for v in os.getloadavg())} (1/5/15 min; above {os.cpu_count()} cores, "
           "other processes compete)")
@@ -97,7 +102,7 @@ def main(argv=None) -> int:
     backing = sum(len(song.parts["vocals"]) > 1 for song in songs)
     synth.render_stem(songs[0].parts["drums"], 64, rate)  # loads the soundfont once, untimed
     for song in songs:
-        for name in synth.SOURCE_NAMES:
+        for name in SOURCES:
             if name == "vocals":
                 seconds, audio = _cpu(synth.render_vocals, song.parts[name], nb_samples, rate)
                 audio = audio.astype(np.float32)  # render_song reverberates float32 stems

@@ -30,6 +30,7 @@ from pathlib import Path
 import torch
 
 from melunmix import datasets
+from melunmix.names import SOURCES
 
 
 def make_data(out_dir: Path, nb_train: int, duration: float) -> Path:
@@ -75,7 +76,7 @@ def musdb_item_maker(root: Path, seq_dur: float, seed: int):
 
     def make_item(index: int):
         sources = []
-        for name in datasets.SOURCE_NAMES:
+        for name in SOURCES:
             track = rng.choice(db.tracks)
             track.chunk_duration = seq_dur
             track.chunk_start = rng.uniform(0, track.duration - seq_dur)

@@ -50,8 +50,8 @@ def _museval(references, estimates, win, hop):
 
 def _assert_same(ours, theirs, tol=TOL_DB):
     # zip() stops at the shorter input: without this, a scorer that lost a metric would pass
-    assert len(ours) == len(theirs) == len(bsseval.METRICS), (len(ours), len(theirs))
-    for name, a, b in zip(bsseval.METRICS, ours, theirs):
+    assert len(ours) == len(theirs) == len(bsseval.OUTPUT_ORDER), (len(ours), len(theirs))
+    for name, a, b in zip(bsseval.OUTPUT_ORDER, ours, theirs):
         a, b = np.asarray(a), np.asarray(b)
         assert a.shape == b.shape, (name, a.shape, b.shape)
         assert np.array_equal(np.isnan(a), np.isnan(b)), (name, a, b)
@@ -125,7 +125,7 @@ def test_generated_song_with_silent_and_quiet_vocals():
     for target in scores:
         assert list(scores[target]) == ["SDR", "SIR", "ISR", "SAR"]
         assert np.isnan(scores[target]["SDR"][1]) and np.isfinite(scores[target]["SDR"][[0, 2, 3]]).all()
-    ours = tuple(np.stack([scores[t][m] for t in scores]) for m in bsseval.METRICS)
+    ours = tuple(np.stack([scores[t][m] for t in scores]) for m in bsseval.OUTPUT_ORDER)
     _assert_same(ours, _museval([vocals, accomp], [est_v, est_a], RATE, RATE))
     _assert_same_json(refs, ests)
 
@@ -156,7 +156,7 @@ def test_estimate_equal_to_reference():
     refs = [vocals, accomp]
     ours = bsseval.evaluate(refs, [vocals.copy(), accomp.copy()], RATE, RATE)
     theirs = _museval(refs, [vocals.copy(), accomp.copy()], RATE, RATE)
-    assert len(ours) == len(theirs) == len(bsseval.METRICS)
+    assert len(ours) == len(theirs) == len(bsseval.OUTPUT_ORDER)
     assert np.isposinf(ours[0]).all() and np.isposinf(theirs[0]).all()
     for a, b in zip(ours[1:], theirs[1:]):
         assert a.shape == b.shape == (2, 2) and (a > 200).all() and (b > 200).all()

@@ -21,7 +21,7 @@ import soundfile as sf
 import torch
 import yaml
 
-from melunmix import datasets
+from melunmix import datasets, names
 from melunmix.datasets import (
     TrainDataset,
     ValidDataset,
@@ -35,7 +35,7 @@ from melunmix.datasets import (
     resolve_data_root,
 )
 
-STEMS = ("vocals", "drums", "bass", "other")
+STEMS = names.SOURCES  # a test track's source files
 RATE = 8000  # small files; the loader does not care about the rate
 
 
@@ -679,13 +679,13 @@ def test_cache_entry_written_meanwhile_by_another_process_is_kept(tmp_path):
     from melunmix.datasets import cache
 
     dest = tmp_path / "cache" / "song"
-    stems = {name: np.full((100, 2), 0.25, dtype=np.float32) for name in cache.STEM_NAMES}
+    stems = {name: np.full((100, 2), 0.25, dtype=np.float32) for name in names.STEMS}
     key = {"sources": {"mixture": {"path": "/a", "size": 1, "mtime_ns": 1}}}
     cache._write_track(dest, key, stems, 44100)
     inode = dest.stat().st_ino
     mixture = dest / "mixture.wav"
     before = mixture.stat().st_mtime_ns
-    other = {name: np.zeros((100, 2), dtype=np.float32) for name in cache.STEM_NAMES}
+    other = {name: np.zeros((100, 2), dtype=np.float32) for name in names.STEMS}
     cache._write_track(dest, key, other, 44100)  # what a second writer of the same entry does
     assert dest.stat().st_ino == inode and mixture.stat().st_mtime_ns == before
     assert np.all(sf.read(str(mixture), dtype="float32")[0] == 0.25)

@@ -20,6 +20,7 @@ import soundfile as sf
 import yaml
 
 from melunmix import synth
+from melunmix.names import SOURCES
 
 SR = 44100
 DURATION = 6.0
@@ -381,7 +382,7 @@ def test_reverb_makes_every_stems_channels_linearly_independent(dataset, manifes
     written = _read(dataset / entry["subset"] / entry["name"])
     assert entry["reverb"] == {name: {"rt60": r.rt60, "predelay": r.predelay, "wet_db": r.wet_db,
                                       "damping_hz": r.damping_hz} for name, r in song.reverb.items()}
-    for name in synth.SOURCE_NAMES:
+    for name in SOURCES:
         assert _unpredictable_db(*written[name].T) > -30, name
     # Without the reverb (generator version 1) this song's voice is one signal panned.
     dry = synth.render_song(dataclasses.replace(song, reverb=None), SR)["vocals"]

@@ -75,10 +75,13 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import scipy.fft
 
+from .names import METRICS
+
 #: Distortion filter length (taps) of BSS Eval v4, as museval.
 FILTERS_LEN = 512
-#: Metric names in museval's order of ``bss_eval``'s outputs.
-METRICS = ("SDR", "ISR", "SIR", "SAR")
+#: The order of museval's ``bss_eval`` outputs (a tuple), which this module follows; tables use
+#: :data:`melunmix.names.METRICS` (SDR, SIR, ISR, SAR).
+OUTPUT_ORDER = ("SDR", "ISR", "SIR", "SAR")
 
 # FFT length of the correlation blocks; blocks hold BLOCK_FFT - 2 * (FILTERS_LEN - 1) samples.
 _BLOCK_FFT = 16384
@@ -250,7 +253,7 @@ def track_store(
 
     store = museval.TrackStore(win=win, hop=hop, track_name=track_name)
     for target, values in score_track(references, estimates, rate, win, hop).items():
-        store.add_target(target_name=target, values={m: values[m].tolist() for m in ("SDR", "SIR", "ISR", "SAR")})
+        store.add_target(target_name=target, values={m: values[m].tolist() for m in METRICS})
     return store
 
 
@@ -515,7 +518,7 @@ def _window_metrics(refs, ests, starts, length, filters_all, filters_own):
             total -= (flat[..., -2:] * flat[..., -2:]).sum(axis=(0, 2))  # Nyquist bin
         return total / nfft
 
-    out = {m: np.empty((nsrc, nwin)) for m in METRICS}
+    out = {m: np.empty((nsrc, nwin)) for m in OUTPUT_ORDER}
     per_chunk = max(1, min(nwin, _WINDOWS_CHUNK_SAMPLES // max(length, 1)))
     buf = np.zeros((2 * K, per_chunk, nfft))  # references then estimates, zero padded
     own = np.empty((nchan, per_chunk, nfreq), dtype=complex)
@@ -580,4 +583,4 @@ def _db(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     return np.where(den == 0, np.inf, out)
 
 
-__all__ = ["FILTERS_LEN", "METRICS", "bss_eval", "evaluate", "score_track", "track_store", "eval_mus_track"]
+__all__ = ["FILTERS_LEN", "OUTPUT_ORDER", "bss_eval", "evaluate", "score_track", "track_store", "eval_mus_track"]

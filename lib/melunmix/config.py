@@ -32,6 +32,8 @@ from typing import Any
 
 import yaml
 
+from .names import ORACLES
+
 #: The profiles shipped with the package (package data: read, never written).
 PROFILES_DIR = Path(__file__).resolve().parent / "profiles"
 
@@ -278,7 +280,7 @@ class EvalSettings:
     residual: bool = True
     wiener_win_len: int = 300
     jobs: int | None = None  # None -> number of cores
-    oracles: list[str] = field(default_factory=lambda: ["MIX", "IRM1", "IRM2", "IBM", "MWF"])
+    oracles: list[str] = field(default_factory=lambda: list(ORACLES))  # melunmix.names, table order
     half_training: bool = True  # also score each run's best weights up to epoch epochs // 2
     # Models trained elsewhere scored as more methods: name -> model file or folder
     # (Open-Unmix's published weights or train.py folder, another run's vocals model);

@@ -55,10 +55,10 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from .names import HALF_SUFFIX, split_seed
 from .files import read_json, sha256_file, write_json
 from .museval_scores import SCORERS, SUBSET, is_scored, score_estimates, track_json_path, write_track_scores
-from .oracles import DEFINITION, HOP, NPERSEG, SCORED_SOURCES, STEMS, check_oracle_name, oracle_estimates
+from .names import HALF_SUFFIX, SCORED_TARGETS, SOURCES, split_seed
+from .oracles import DEFINITION, HOP, NPERSEG, check_oracle_name, oracle_estimates
 from .processes import children_ignore_sigint, init_pool_worker, kill_pool_workers, one_thread, usable_cores
 from .track_audio import TrackAudio, load_track, track_name
 
@@ -122,7 +122,7 @@ class OracleSeparation:
         return f"oracle {self.name}"
 
     def __call__(self, audio: TrackAudio) -> dict[str, np.ndarray]:
-        missing = [stem for stem in STEMS if stem not in audio.stems]
+        missing = [stem for stem in SOURCES if stem not in audio.stems]
         if missing:
             where = f" ({audio.location})" if audio.location else ""
             raise ValueError(
@@ -474,7 +474,7 @@ def evaluate_model(
     if expected_model is None and base.lower() in MODEL_ALIASES:
         expected_model = base
     check_model_files(model_paths, expected_model, n_fft, n_hop, sample_rate)
-    missing = [t for t in SCORED_SOURCES if t not in model_paths]
+    missing = [t for t in SCORED_TARGETS if t not in model_paths]
     if missing and not (residual and missing == ["accompaniment"]):
         raise ValueError(
             f"method {method_name!r} has models for {sorted(model_paths)} but vocals and accompaniment are "
@@ -596,7 +596,7 @@ def evaluate_oracle(
     Parameters
     ----------
     name : str
-        Oracle name (:data:`melunmix.oracles.ORACLES`); also the method folder name.
+        Oracle name (:data:`melunmix.names.ORACLES`); also the method folder name.
     tracks : sequence of TrackInfo or musdb.MultiTrack
         The test tracks.
     eval_dir : path

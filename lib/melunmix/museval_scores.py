@@ -30,12 +30,8 @@ from typing import Mapping
 import numpy as np
 
 from .files import atomic_path
-from .oracles import SCORED_SOURCES, STEMS
+from .names import SCORED_TARGETS, TARGETS
 from .track_audio import TrackAudio
-
-#: Every target museval scores, in musdb's order (``track.targets``): the four stems, then
-#: the accompaniment (drums + bass + other).
-MUSDB_TARGETS = (*STEMS, "accompaniment")
 
 #: BSS Eval v4 implementations that give museval's numbers (see :func:`score_estimates`).
 SCORERS = ("fast", "museval")
@@ -47,7 +43,7 @@ def references_for(audio: TrackAudio, targets) -> dict[str, np.ndarray]:
     """The true audio of ``targets`` (musdb's order): the scored pair from
     ``audio.references``, drums, bass and other from ``audio.stems``."""
     out = {}
-    for target in MUSDB_TARGETS:
+    for target in TARGETS:
         if target in targets:
             reference = audio.references.get(target)
             if reference is None:
@@ -118,9 +114,9 @@ def score_estimates(
     """
     if scorer not in SCORERS:
         raise ValueError(f"scorer must be one of {list(SCORERS)}, got {scorer!r}")
-    present = [t for t in MUSDB_TARGETS if t in estimates]
-    if not all(t in present for t in SCORED_SOURCES) and len(present) < 2:  # museval's rule
-        missing = [t for t in SCORED_SOURCES if t not in present]
+    present = [t for t in TARGETS if t in estimates]
+    if not all(t in present for t in SCORED_TARGETS) and len(present) < 2:  # museval's rule
+        missing = [t for t in SCORED_TARGETS if t not in present]
         raise ValueError(
             f"{source} give no {missing[0]!r} estimate for track '{audio.name}' (got {sorted(estimates)}); "
             "vocals and accompaniment are scored as a pair (or any two targets together): separate with "
@@ -192,7 +188,7 @@ def is_scored(path: str | os.PathLike) -> bool:
         targets = {t["name"]: t["frames"] for t in data["targets"]}
     except (ValueError, KeyError, TypeError):
         return False
-    return all(isinstance(targets.get(t), list) and targets[t] for t in SCORED_SOURCES)
+    return all(isinstance(targets.get(t), list) and targets[t] for t in SCORED_TARGETS)
 
 
 __all__ = ["SCORERS", "SUBSET", "as_musdb_track", "score_estimates", "track_json_path", "write_track_scores",

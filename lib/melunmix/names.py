@@ -1,4 +1,5 @@
-"""The study's vocabulary, at the bottom of the import graph: how a method is named (a
+"""The study's vocabulary, at the bottom of the import graph: a MUSDB18 track's stems and
+the targets, the oracles, the metrics in their one order, how a method is named (a
 trained network per seed, a checkpoint at half training), what a training run's folder
 holds, and where a BSS Eval ratio stops measuring the signal.
 
@@ -16,6 +17,29 @@ Example
 from __future__ import annotations
 
 import re
+
+# --------------------------------------------------------------------------- stems and targets
+#: A MUSDB18 track's mixture (stream 0 of a ``.stem.mp4``, ``mixture.wav`` in MUSDB18-HQ).
+MIXTURE = "mixture"
+#: MUSDB18's four sources, in the order of musdb's setup file (``sources``; the streams of a
+#: ``.stem.mp4`` are mixture, drums, bass, other, vocals); their sum is the mixture.
+SOURCES = ("vocals", "drums", "bass", "other")
+#: A MUSDB18 track's five stems: the mixture, then the sources.
+STEMS = (MIXTURE, *SOURCES)
+#: The sources summed into the accompaniment (every source but the vocals).
+ACCOMPANIMENT_SOURCES = ("drums", "bass", "other")
+#: What a model can learn and musdb can score, in musdb's order (``track.targets``): the
+#: four sources, then the accompaniment.
+TARGETS = (*SOURCES, "accompaniment")
+#: The study's pair, which every method is scored on (SiSEC's vocals/accompaniment, karaoke).
+SCORED_TARGETS = ("vocals", "accompaniment")
+
+# --------------------------------------------------------------------------- oracles and metrics
+#: SiSEC 2018's oracles (:mod:`melunmix.oracles`), in the order of the tables: the ideal
+#: masks and the multichannel Wiener filter, then the mixture itself (MIX).
+ORACLES = ("IRM1", "IRM2", "IBM", "MWF", "MIX")
+#: BSS Eval v4's four ratios, in the order the poster and every table report them.
+METRICS = ("SDR", "SIR", "ISR", "SAR")
 
 # --------------------------------------------------------------------------- method names
 #: Suffix of a model's checkpoint at half training: ``melunmix-half`` (``-half-seed<N>``).

@@ -4,7 +4,7 @@ The reference rows of the MUSDB18 results table of SiSEC 2018 [1]_ (MIX, IRM1, I
 IBM, MWF) come from the scripts of https://github.com/sigsep/sigsep-mus-oracle
 (``MIX.py``, ``IRM.py``, ``IBM.py``, ``MWF.py``). This module computes the same
 estimates, so that the study's oracle rows can sit beside the published medians. Every
-oracle works on the four MUSDB18 stems (:data:`STEMS`), each channel separately unless
+oracle works on the four MUSDB18 stems (:data:`SOURCES`), each channel separately unless
 said otherwise, and the accompaniment estimate is the sum of the drums, bass and other
 estimates (in the time domain).
 
@@ -85,12 +85,8 @@ from typing import Callable, Iterator, Mapping
 
 import numpy as np
 
-#: Oracle names, in the order SiSEC reports them (best first).
-ORACLES = ("IRM2", "MWF", "IRM1", "IBM", "MIX")
-#: The sources every oracle estimates (what is scored).
-SCORED_SOURCES = ("vocals", "accompaniment")
-#: The four MUSDB18 stems the oracles are defined on (as ``melunmix.datasets.SOURCE_NAMES``).
-STEMS = ("vocals", "drums", "bass", "other")
+from .names import ORACLES, SCORED_TARGETS, SOURCES
+
 #: Which definition the estimates follow (recorded with the scores).
 DEFINITION = "sigsep-mus-oracle (SiSEC 2018)"
 #: STFT frame length of the oracles (``scipy.signal.stft(x, nperseg=2048)``).
@@ -128,7 +124,7 @@ def oracle_estimates(
     mixture : np.ndarray, shape (nb_samples, nb_channels)
         The track's mixture (museval's layout, time first); at least 2048 samples.
     stems : dict of str to np.ndarray, shape (nb_samples, nb_channels)
-        The true ``"vocals"``, ``"drums"``, ``"bass"`` and ``"other"`` (:data:`STEMS`);
+        The true ``"vocals"``, ``"drums"``, ``"bass"`` and ``"other"`` (:data:`SOURCES`);
         other keys are ignored.
     eps : float, optional
         Regulariser of the masks and inverses; default ``np.finfo(np.float64).eps``,
@@ -152,8 +148,8 @@ def oracle_estimates(
     eps = float(np.finfo(np.float64).eps if eps is None else eps)
     if name == "MIX":
         # MIX.py: every stem's estimate is the mixture over the number of stems.
-        quarter = np.asarray(mixture, dtype=np.float64) / len(STEMS)
-        return _sources({stem: quarter for stem in STEMS})
+        quarter = np.asarray(mixture, dtype=np.float64) / len(SOURCES)
+        return _sources({stem: quarter for stem in SOURCES})
     if name == "MWF":
         return _separate(mixture, stems, _mwf_filter(stems, mixture.shape, eps))
     if name == "IBM":
@@ -190,16 +186,16 @@ def _checked_inputs(name: str, mixture, stems) -> tuple[np.ndarray, dict[str, np
         )
     if not isinstance(stems, Mapping):
         raise ValueError(
-            f"stems must be a mapping of stem name to audio with keys {list(STEMS)}, got {type(stems).__name__}"
+            f"stems must be a mapping of stem name to audio with keys {list(SOURCES)}, got {type(stems).__name__}"
         )
-    missing = [stem for stem in STEMS if stem not in stems]
+    missing = [stem for stem in SOURCES if stem not in stems]
     if missing:
         raise ValueError(
-            f"the oracle {name} is defined on the four MUSDB18 stems {list(STEMS)}; missing {missing} "
+            f"the oracle {name} is defined on the four MUSDB18 stems {list(SOURCES)}; missing {missing} "
             f"(got {sorted(stems)})"
         )
     checked = {}
-    for stem in STEMS:
+    for stem in SOURCES:
         audio = np.asarray(stems[stem])
         if audio.shape != mixture.shape:
             raise ValueError(
@@ -277,7 +273,7 @@ def _separate(mixture: np.ndarray, stems: Mapping[str, np.ndarray], block_filter
     frames, each (nb_channels, nb_bins, nb_frames), and returns every stem's estimate.
     """
     nb_samples, nb_channels = mixture.shape
-    out = {source: np.zeros((nb_samples, nb_channels)) for source in SCORED_SOURCES}
+    out = {source: np.zeros((nb_samples, nb_channels)) for source in SCORED_TARGETS}
     for a, b in _frame_blocks(_nb_frames(nb_samples)):
         # Samples whose frames all lie in a-1..b-1: padded positions [a*HOP, b*HOP).
         start, stop = max(a * HOP - NPERSEG // 2, 0), min(b * HOP - NPERSEG // 2, nb_samples)
@@ -285,9 +281,9 @@ def _separate(mixture: np.ndarray, stems: Mapping[str, np.ndarray], block_filter
             continue
         first = max(a - 1, 0)
         X = _stft_frames(mixture, first, b)
-        Y = {stem: _stft_frames(stems[stem], first, b) for stem in STEMS}
+        Y = {stem: _stft_frames(stems[stem], first, b) for stem in SOURCES}
         estimates = block_filter(X, Y)
-        per_stem = {stem: _istft_samples(estimates[stem], first, start, stop) for stem in STEMS}
+        per_stem = {stem: _istft_samples(estimates[stem], first, start, stop) for stem in SOURCES}
         for source, audio in _sources(per_stem).items():
             out[source][start:stop] = audio
     return out
@@ -299,11 +295,11 @@ def _separate(mixture: np.ndarray, stems: Mapping[str, np.ndarray], block_filter
 def _irm_filter(alpha: int, eps: float) -> BlockFilter:
     def block_filter(X, Y):
         # IRM.py: P_j = |Y_j|^alpha, model = eps + sum_j P_j, estimate X * P_j / model.
-        P = {stem: np.abs(Y[stem]) ** alpha for stem in STEMS}
+        P = {stem: np.abs(Y[stem]) ** alpha for stem in SOURCES}
         model = eps
-        for stem in STEMS:
+        for stem in SOURCES:
             model = model + P[stem]
-        return {stem: X * (P[stem] / model) for stem in STEMS}
+        return {stem: X * (P[stem] / model) for stem in SOURCES}
 
     return block_filter
 
@@ -312,7 +308,7 @@ def _ibm_filter(eps: float) -> BlockFilter:
     def block_filter(X, Y):
         mix_spec = eps + np.abs(X) ** IBM_ALPHA
         estimates = {}
-        for stem in STEMS:
+        for stem in SOURCES:
             ratio = np.abs(Y[stem]) ** IBM_ALPHA / mix_spec
             # IBM.py: 1 above theta, 0 below; a ratio equal to theta keeps its value.
             mask = np.where(ratio > IBM_THRESHOLD, 1.0, np.where(ratio < IBM_THRESHOLD, 0.0, ratio))
@@ -350,7 +346,7 @@ def _spatial_covariances(stems: Mapping[str, np.ndarray], shape: tuple[int, int]
     nb_samples, nb_channels = shape
     nb_frames = _nb_frames(nb_samples)
     R = {}
-    for stem in STEMS:
+    for stem in SOURCES:
         total = 0
         for a, b in _frame_blocks(nb_frames):
             total = total + _weighted_covariance(_stft_frames(stems[stem], a, b), eps)
@@ -369,21 +365,21 @@ def _mwf_filter(stems: Mapping[str, np.ndarray], shape: tuple[int, int], eps: fl
     channels = range(nb_channels)
     R = {stem: [[Rj[:, i, k][:, None] for k in channels] for i in channels]  # (nb_bins, 1) each
          for stem, Rj in _spatial_covariances(stems, shape, eps).items()}
-    R_inv = {stem: _invert(R[stem], eps) for stem in STEMS}
+    R_inv = {stem: _invert(R[stem], eps) for stem in SOURCES}
 
     def block_filter(X, Y):
         # PSD refined with the spatial covariance: P_j = (1/I) Re tr(R_j^-1 Rjj).
         P = {}
-        for stem in STEMS:
+        for stem in SOURCES:
             P[stem] = 0
             for i1 in channels:
                 for i2 in channels:
                     Rjj = Y[stem][i2] * np.conj(Y[stem][i1])  # Rjj[i2, i1]
                     P[stem] = P[stem] + np.real(R_inv[stem][i1][i2] * Rjj) / nb_channels
-        Cxx = [[sum(P[stem] * R[stem][i][k] for stem in STEMS) for k in channels] for i in channels]
+        Cxx = [[sum(P[stem] * R[stem][i][k] for stem in SOURCES) for k in channels] for i in channels]
         Cxx_inv = _invert(Cxx, eps)
         estimates = {}
-        for stem in STEMS:
+        for stem in SOURCES:
             SR = [[P[stem] * R[stem][i][k] for k in channels] for i in channels]
             gain = [[sum(SR[i][m] * Cxx_inv[m][k] for m in channels) for k in channels] for i in channels]
             # estimate[i] = sum_k G[i, k] X[k]
@@ -394,6 +390,6 @@ def _mwf_filter(stems: Mapping[str, np.ndarray], shape: tuple[int, int], eps: fl
 
 
 __all__ = [
-    "ORACLES", "SCORED_SOURCES", "STEMS", "DEFINITION", "NPERSEG", "HOP", "IRM_ALPHA", "IBM_ALPHA",
+    "DEFINITION", "NPERSEG", "HOP", "IRM_ALPHA", "IBM_ALPHA",
     "IBM_THRESHOLD", "check_oracle_name", "oracle_estimates", "sigsep_trace",
 ]

@@ -35,7 +35,8 @@ import pandas as pd
 from matplotlib.ticker import MaxNLocator
 
 from .files import atomic_path
-from .stats import HALF_SUFFIX, METHOD_ORDER, METRICS, canonical_method, mark_residue
+from .names import METRICS, SOURCES
+from .stats import HALF_SUFFIX, METHOD_ORDER, canonical_method, mark_residue
 # the method registry lives in stats; re-exported so figures and notebooks ask one module
 from .stats import METHOD_LABELS as METHOD_LABELS  # noqa: F401
 from .stats import method_label as method_label  # noqa: F401
@@ -647,7 +648,7 @@ def _wide_metric_table(table) -> pd.DataFrame:
                 "per-track or per-frame scores (see metric_boxplots for those)")
         wide = table.pivot(index="method", columns=["target", "metric"], values="score")
     wide = wide.astype(float)
-    metric_rank = {m: i for i, m in enumerate(("SDR", "SIR", "ISR", "SAR"))}
+    metric_rank = {m: i for i, m in enumerate(METRICS)}
     columns = sorted(wide.columns, key=lambda c: (str(c[0]) != "vocals", str(c[0]),
                                                   metric_rank.get(c[1], 9), str(c[1])))
     return wide.loc[order_methods(wide.index), columns]
@@ -743,7 +744,7 @@ def _track_medians(scores) -> pd.DataFrame:
     return df.groupby(["method", "track", "target", "metric"], as_index=False)["score"].median()
 
 
-def metric_boxplots(scores, target: str = "vocals", metrics=("SDR", "SIR", "ISR", "SAR"),
+def metric_boxplots(scores, target: str = "vocals", metrics=METRICS,
                     path=None, methods: Sequence[str] | None = None,
                     title: str | None = None, dpi: int = DEFAULT_DPI):
     """SiSEC-style boxplots: one panel per metric (a grid of two columns), one box per
@@ -1146,7 +1147,7 @@ def search_space_plot(trials, x: str = "lr", y: str | None = "lr_decay_gamma",
 TRACKS_PER_COLUMN = 20
 
 
-def stem_loudness_plot(table, path=None, stems=("vocals", "drums", "bass", "other"),
+def stem_loudness_plot(table, path=None, stems=SOURCES,
                        value: str = "rms_dbfs", title: str = "Stem loudness per track",
                        dpi: int = DEFAULT_DPI):
     """Per-track RMS level of each stem (dBFS) as grouped horizontal bars.

@@ -29,12 +29,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .oracles import SCORED_SOURCES
+from .names import SCORED_TARGETS
 
 logger = logging.getLogger(__name__)
 
-#: The pair an estimate folder holds per track (or two stems, :func:`scorable`).
-REQUIRED_TARGETS = SCORED_SOURCES
 #: Folder of the method folder that receives the tables (``<out>/tables/``).
 TABLES_DIR_NAME = "tables"
 
@@ -63,7 +61,7 @@ def estimate_targets(folder: str | os.PathLike) -> dict[str, Path]:
 def scorable(targets) -> bool:
     """Whether ``museval.eval_mus_track`` scores these targets: vocals with accompaniment
     (a pair), or any two targets (e.g. drums with the accompaniment)."""
-    return all(t in targets for t in REQUIRED_TARGETS) or len(list(targets)) >= 2
+    return all(t in targets for t in SCORED_TARGETS) or len(list(targets)) >= 2
 
 
 @dataclass(frozen=True)

@@ -60,14 +60,9 @@ import pandas as pd
 
 from .files import write_text
 from .markdown import markdown_table
-from .names import ANY_SEED, HALF_SUFFIX, RESIDUE_DB, RESIDUE_NOTE, split_seed
+from .names import ANY_SEED, HALF_SUFFIX, METRICS, ORACLES, RESIDUE_DB, RESIDUE_NOTE, SCORED_TARGETS, split_seed
 from .names import seed_method_name as seed_method_name  # noqa: F401  (re-exported)
 from .models import MODEL_ALIASES, MODEL_NAMES
-from .oracles import ORACLES, SCORED_SOURCES
-
-#: museval's metrics, in the order the poster reports them.
-METRICS = ("SDR", "SIR", "ISR", "SAR")
-
 
 #: The plateau rule (REFERENCE.md, "Plateau"): a run is at its plateau when early stopping
 #: ended it, or when its last quarter of epochs improved its best validation loss by less
@@ -82,8 +77,6 @@ EQUIVALENCE_DB = 0.2
 #: seeds sees (k - 1) / k of their variance, and REFERENCE.md plans for >= 5 seeds to
 #: detect 0.2 dB.
 MIN_SEEDS_EQUIVALENCE = 5
-#: The two sources scored as a pair (SiSEC's vocals/accompaniment scenario).
-TARGETS = SCORED_SOURCES
 
 
 # --------------------------------------------------------------------------- methods
@@ -94,11 +87,9 @@ BASELINE = "openunmix"
 PROPOSED = "melunmix"
 #: The study's models in reporting order: :data:`melunmix.models.MODELS`, their one home.
 MODELS = MODEL_NAMES
-#: Reference methods in table order: the oracles, then the mixture (SiSEC's MIX).
-REFERENCES = ("IRM1", "IRM2", "IBM", "MWF", "MIX")
 #: Every known method in the order of tables and figures: each model followed by its
-#: half-training checkpoint, then the references.
-METHOD_ORDER = tuple(name for model in MODELS for name in (model, model + HALF_SUFFIX)) + REFERENCES
+#: half-training checkpoint, then the oracles and MIX (:data:`melunmix.names.ORACLES`).
+METHOD_ORDER = tuple(name for model in MODELS for name in (model, model + HALF_SUFFIX)) + ORACLES
 
 _MODEL_LABELS = {
     "openunmix": "Open-Unmix (baseline)",
@@ -180,7 +171,7 @@ def order_methods(names: Iterable[str]) -> list[str]:
     model by seed number (``seed2`` before ``seed10``).
     """
     rank = {known: i for i, known in enumerate(METHOD_ORDER)}
-    first_reference = rank[REFERENCES[0]]
+    first_reference = rank[ORACLES[0]]
 
     def key(name):
         known = canonical_method(name)
@@ -194,7 +185,7 @@ def order_methods(names: Iterable[str]) -> list[str]:
 
 def is_reference(method: str) -> bool:
     """True for the oracles and MIX (methods that are not trained)."""
-    return canonical_method(method) in REFERENCES or split_seed(str(method))[0] in ORACLES
+    return canonical_method(method) in ORACLES
 
 
 # --------------------------------------------------------------------------- loading
@@ -348,7 +339,7 @@ def _method_order(methods: Iterable[str], order: Sequence[str] | None) -> list[s
 
 def _target_order(targets: Iterable[str]) -> list[str]:
     targets = set(targets)
-    return [t for t in TARGETS if t in targets] + sorted(targets - set(TARGETS))
+    return [t for t in SCORED_TARGETS if t in targets] + sorted(targets - set(SCORED_TARGETS))
 
 
 def _method_store(df: pd.DataFrame):
@@ -824,7 +815,7 @@ def paired_differences(
     df: pd.DataFrame,
     baseline: str = BASELINE,
     metrics: Sequence[str] = METRICS,
-    targets: Sequence[str] = TARGETS,
+    targets: Sequence[str] = SCORED_TARGETS,
     n_boot: int = 10000,
     seed: int = 0,
     level: float = 0.95,
@@ -1031,7 +1022,7 @@ def _paired_row(scores: pd.DataFrame, model: dict, base: dict, n_boot: int, seed
 def model_medians(
     df: pd.DataFrame,
     metrics: Sequence[str] = METRICS,
-    targets: Sequence[str] = TARGETS,
+    targets: Sequence[str] = SCORED_TARGETS,
     n_boot: int = 10000,
     seed: int = 0,
     level: float = 0.95,
@@ -1419,7 +1410,7 @@ def write_tables(
         written["seeds_md"] = write_text(tables_dir / "seeds.md", markdown_table(seeds, ".3f"))
     if compare:
         tests = pd.concat(
-            [paired_wilcoxon(df, a, b, target=target) for a, b in compare for target in TARGETS],
+            [paired_wilcoxon(df, a, b, target=target) for a, b in compare for target in SCORED_TARGETS],
             ignore_index=True,
         )
         written["wilcoxon"] = _write_csv(tests, tables_dir / "wilcoxon.csv")

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from .config import RunPaths, Settings, load_profile, run_paths
+from .names import STEMS
 
 if TYPE_CHECKING:  # only for the annotations: train and tune are imported when called
     from .train import TrainResult
@@ -301,7 +302,7 @@ def dataset_table(run: Run, active_threshold_db: float = -50.0) -> pd.DataFrame:
         for track in tracks(run, subset):
             row = {"track": track.name, "subset": subset, "split": track.split or "test",
                    "duration_s": round(track.nb_samples / track.rate, 2)}
-            for stem in ("mixture", "vocals", "drums", "bass", "other"):
+            for stem in STEMS:
                 audio, rate = sf.read(track.stems[stem], dtype="float32", always_2d=True)
                 row[f"{stem}_db"] = round(_rms_db(audio), 2)
                 if stem == "vocals":

@@ -23,7 +23,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from .oracles import SCORED_SOURCES, STEMS
+from .names import SCORED_TARGETS, SOURCES
 
 
 @dataclass
@@ -41,7 +41,7 @@ class TrackAudio:
     references : dict of str to np.ndarray, shape (nb_samples, nb_channels)
         True ``"vocals"`` and ``"accompaniment"`` (drums + bass + other, as musdb defines it).
     stems : dict of str to np.ndarray, shape (nb_samples, nb_channels), float64
-        The MUSDB18 stems as read (:data:`melunmix.oracles.STEMS` that the track has;
+        The MUSDB18 stems as read (:data:`melunmix.names.SOURCES` that the track has;
         the oracles need all four). ``stems["vocals"]`` is ``references["vocals"]``.
     location : str
         Where the track was read from (folder or file), for messages.
@@ -124,16 +124,16 @@ def _load_trackinfo(track) -> TrackAudio:
     # oracles, defined on the four stems, refuse it (OracleSeparation).
     return TrackAudio(track.name, float(track.rate), mixture,
                       {"vocals": stems["vocals"], "accompaniment": accompaniment},
-                      {stem: stems[stem] for stem in STEMS if stem in stems}, str(track.path))
+                      {stem: stems[stem] for stem in SOURCES if stem in stems}, str(track.path))
 
 
 def _load_musdb_track(track) -> TrackAudio:
-    for target in SCORED_SOURCES:
+    for target in SCORED_TARGETS:
         if target not in track.targets:
             raise _no_stem(track.name, getattr(track, "path", ""), target)
     mixture = np.asarray(track.audio, dtype=np.float64)
-    stems = {stem: np.asarray(track.sources[stem].audio, dtype=np.float64) for stem in STEMS if stem in track.sources}
-    references = {target: _musdb_target(track.targets[target], stems) for target in SCORED_SOURCES}
+    stems = {stem: np.asarray(track.sources[stem].audio, dtype=np.float64) for stem in SOURCES if stem in track.sources}
+    references = {target: _musdb_target(track.targets[target], stems) for target in SCORED_TARGETS}
     for name, audio in [*references.items(), *stems.items()]:
         if audio.shape != mixture.shape:
             raise ValueError(

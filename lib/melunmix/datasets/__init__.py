@@ -42,9 +42,9 @@ from .roots import (
     resolve_data_root,
 )
 from .scaler import compute_feature_stats, compute_scaler_stats, load_or_compute_stats
-from .torch_datasets import TARGET_NAMES, TrainDataset, ValidDataset
+from .torch_datasets import TrainDataset, ValidDataset
 from .splits import ValidationSplit, derive_validation_tracks, track_names, validation_split
-from .tracks import SOURCE_NAMES, STEM_NAMES, TrackInfo, find_tracks
+from .tracks import TrackInfo, find_tracks
 
 __all__ = [
     "MIXTURE_SNR_THRESHOLD_DB",
@@ -59,9 +59,6 @@ __all__ = [
     "validation_split",
     "check_study_root",
     "is_generated_root",
-    "SOURCE_NAMES",
-    "STEM_NAMES",
-    "TARGET_NAMES",
     "TrackInfo",
     "TrainDataset",
     "ValidDataset",

@@ -30,7 +30,8 @@ import numpy as np
 import soundfile as sf
 from tqdm import tqdm
 
-from .tracks import STEM_NAMES, TrackInfo
+from ..names import STEMS
+from .tracks import TrackInfo
 
 #: Name of the key file inside a cached track folder; written last, so it marks completion.
 KEY_FILE = "cache.json"
@@ -130,7 +131,7 @@ def resample_wav_cache(
         if track.rate == rate:
             out.append(track)
             continue
-        sources = {stem: track.wav(stem) for stem in STEM_NAMES}
+        sources = {stem: track.wav(stem) for stem in STEMS}
         dest = base / track.subset / track.name
         key = file_key(sources) | {"source_rate": track.rate, "rate": rate}
         cached = _cached(dest, key)
@@ -168,12 +169,12 @@ def _cached(dest: Path, key: dict) -> bool:
     except (OSError, json.JSONDecodeError):
         return False
     return stored.get("key") == json.loads(json.dumps(key)) and all(
-        (dest / f"{stem}.wav").is_file() for stem in STEM_NAMES
+        (dest / f"{stem}.wav").is_file() for stem in STEMS
     )
 
 
 def _from_cache(track: TrackInfo, dest: Path, rate: int) -> TrackInfo:
-    stems = {stem: dest / f"{stem}.wav" for stem in STEM_NAMES}
+    stems = {stem: dest / f"{stem}.wav" for stem in STEMS}
     nb_samples = sf.info(str(stems["mixture"])).frames
     return dataclasses.replace(track, stems=stems, rate=rate, nb_samples=int(nb_samples))
 
@@ -231,7 +232,7 @@ def _decode_stems(track: TrackInfo) -> dict[str, np.ndarray]:
     """
     with tempfile.TemporaryDirectory(prefix="melunmix-decode-") as tmp:
         command = ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-i", str(track.path)]
-        for stem in STEM_NAMES:
+        for stem in STEMS:
             # musdb asks stempeg for s16le: the same 16-bit samples (ffmpeg's conversion from the decoder)
             command += ["-map", f"0:{track.stem_ids[stem]}", "-c:a", "pcm_s16le", "-f", "wav", f"{tmp}/{stem}.wav"]
         try:
@@ -244,7 +245,7 @@ def _decode_stems(track: TrackInfo) -> dict[str, np.ndarray]:
                 "re-download the file or use the MUSDB18-HQ WAV version"
             )
         stems = {}
-        for stem in STEM_NAMES:
+        for stem in STEMS:
             audio, rate = sf.read(f"{tmp}/{stem}.wav", dtype="int16", always_2d=True)
             if rate != track.rate or audio.shape[0] < track.nb_samples:
                 raise ValueError(
@@ -301,7 +302,7 @@ def _resample_stems(track: TrackInfo, rate: int) -> dict[str, np.ndarray]:
     from .reading import read_frames
 
     stems = {}
-    for stem in STEM_NAMES:
+    for stem in STEMS:
         audio = _check_finite(track, stem, read_frames(track.wav(stem), 0, None))
         stems[stem] = soxr.resample(audio, track.rate, rate, quality="HQ").astype(np.float32, copy=False)
     return stems

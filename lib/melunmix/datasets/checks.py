@@ -28,10 +28,12 @@ from typing import Any
 
 import numpy as np
 
-from .tracks import SOURCE_NAMES, TrackInfo
+from ..names import SOURCES, STEMS
+from .tracks import TrackInfo
 
-#: Mixtures further than this from the sum of their stems (SNR, dB) are flagged. MUSDB18's
-#: ``.stem.mp4`` (every stream AAC-coded on its own) reach about 25 dB; far worse is wrong data.
+#: Mixtures further than this from the sum of their stems (SNR, dB) are flagged. Songs in
+#: MUSDB18's ``.stem.mp4`` form (every stream AAC-coded on its own at 256 kb/s) measured
+#: 28.5-31.9 dB (``bench/records/data_checks.txt``); far worse is wrong data.
 MIXTURE_SNR_THRESHOLD_DB = 15.0
 #: Stored SNRs are clipped to +-this (an exact sum has no finite SNR).
 MAX_SNR_DB = 300.0
@@ -60,7 +62,7 @@ def mixture_snr_db(track: TrackInfo) -> float:
         nb = min(CHECK_BLOCK, track.nb_samples - start)
         mixture = read_frames(track.wav("mixture"), start, nb).astype(np.float64)
         total = np.zeros_like(mixture)
-        for stem in SOURCE_NAMES:
+        for stem in SOURCES:
             total += read_frames(track.wav(stem), start, nb)
         signal += float(np.sum(np.square(mixture)))
         residual += float(np.sum(np.square(mixture - total)))
@@ -103,7 +105,7 @@ def check_mixtures(
 
     records = []
     for track in tracks:
-        files = {stem: track.wav(stem) for stem in ("mixture", *SOURCE_NAMES)}
+        files = {stem: track.wav(stem) for stem in STEMS}
         key = file_key(files)
         path = _record_path(cache_dir, track.subset, int(track.rate), track.name)
         record = _read_record(path, key)
@@ -148,7 +150,7 @@ def _warn_once(name: str, where: str, snr_db: float, threshold_db: float) -> Non
     _warned.add(token)
     print(
         f"warning: track '{name}' ({where}): the mixture is not the sum of its stems "
-        f"(SNR {snr_db:.1f} dB, below {threshold_db:g} dB; MUSDB18's AAC files reach about 25 dB): "
+        f"(SNR {snr_db:.1f} dB, below {threshold_db:g} dB; AAC-coded .stem.mp4 songs measure about 30 dB): "
         "scores on this track are not trustworthy; fix its mixture or stems",
         file=sys.stderr, flush=True,
     )

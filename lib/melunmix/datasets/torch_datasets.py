@@ -24,12 +24,9 @@ from torch.utils.data import Dataset, Sampler
 
 from .prepare import prepare_tracks
 from .reading import read_chunk, read_native
-from .tracks import SOURCE_NAMES, TrackInfo
+from ..names import ACCOMPANIMENT_SOURCES, SOURCES, TARGETS
+from .tracks import TrackInfo
 
-#: Targets a dataset can return: the four sources, and their non-vocal sum.
-TARGET_NAMES = (*SOURCE_NAMES, "accompaniment")
-#: Sources summed into the accompaniment target.
-ACCOMPANIMENT = ("drums", "bass", "other")
 
 
 class TrainDataset(Dataset):
@@ -113,7 +110,7 @@ class TrainDataset(Dataset):
         self.seed = int(seed)
         self.epoch = 0
         # Plain strings and ints only: the dataset is pickled into every worker.
-        self._paths = [[str(track.wav(src)) for src in SOURCE_NAMES] for track in self.tracks]
+        self._paths = [[str(track.wav(src)) for src in SOURCES] for track in self.tracks]
         self._lengths = [track.nb_samples for track in self.tracks]
 
     def set_epoch(self, epoch: int) -> None:
@@ -135,9 +132,9 @@ class TrainDataset(Dataset):
         # Sources are written channels-first straight from the file's samples: conversion,
         # gain, swap and transpose in one pass per channel (strided views in later
         # arithmetic would cost several times more).
-        stack = np.empty((len(SOURCE_NAMES), self.nb_channels, self.nb_samples), dtype=np.float32)
+        stack = np.empty((len(SOURCES), self.nb_channels, self.nb_samples), dtype=np.float32)
         files = {}
-        for k, source in enumerate(SOURCE_NAMES):
+        for k, source in enumerate(SOURCES):
             track = int(rng.integers(len(self.tracks))) if self.random_track_mix else own_track
             if self.random_track_mix or start is None:
                 start = self._start(rng, track, index % self.samples_per_track)
@@ -149,7 +146,7 @@ class TrainDataset(Dataset):
                 from_channel = self.nb_channels - 1 - channel if swap else channel
                 np.multiply(samples[:, from_channel], gain * scale, out=stack[k, channel])
         mixture = stack.sum(axis=0)
-        sources = dict(zip(SOURCE_NAMES, stack))
+        sources = dict(zip(SOURCES, stack))
         _check_item_finite(mixture, sources, files, f"training item {index}", mixture_has_sources=True)
         return torch.from_numpy(mixture), _target_tensor(sources, self.targets)
 
@@ -296,8 +293,8 @@ class ValidDataset(Dataset):
         t, start, nb_samples = self.items[_check_index(index, len(self))]
         paths = self._paths[t]
         mixture = read_chunk(paths["mixture"], start, nb_samples, pad=True)
-        needed = {src for name in self.targets for src in (ACCOMPANIMENT if name == "accompaniment" else (name,))}
-        sources = {src: read_chunk(paths[src], start, nb_samples, pad=True) for src in SOURCE_NAMES if src in needed}
+        needed = {src for name in self.targets for src in (ACCOMPANIMENT_SOURCES if name == "accompaniment" else (name,))}
+        sources = {src: read_chunk(paths[src], start, nb_samples, pad=True) for src in SOURCES if src in needed}
         _check_item_finite(mixture, sources, paths, f"validation item {index} (track '{self.tracks[t].name}')")
         return torch.from_numpy(mixture), _target_tensor(sources, self.targets)
 
@@ -306,9 +303,9 @@ def _check_targets(targets: Sequence[str]) -> tuple[str, ...]:
     if isinstance(targets, str):
         targets = (targets,)
     targets = tuple(targets)
-    unknown = [name for name in targets if name not in TARGET_NAMES]
+    unknown = [name for name in targets if name not in TARGETS]
     if not targets or unknown:
-        raise ValueError(f"targets must be a non-empty selection of {TARGET_NAMES}, got {targets!r}")
+        raise ValueError(f"targets must be a non-empty selection of {TARGETS}, got {targets!r}")
     return targets
 
 

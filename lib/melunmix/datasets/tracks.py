@@ -18,11 +18,8 @@ import soundfile as sf
 import yaml
 
 from ..dataset_format import GENERATED_FORMAT
+from ..names import SOURCES, STEMS
 
-#: Stem names of a MUSDB18 track, mixture first.
-STEM_NAMES = ("mixture", "vocals", "drums", "bass", "other")
-#: The four sources whose sum is the mixture.
-SOURCE_NAMES = ("vocals", "drums", "bass", "other")
 #: Keys a musdb setup file must have (see musdb/configs/mus.yaml).
 SETUP_KEYS = ("sources", "mixture", "stem_ids", "targets", "validation_tracks")
 #: Samples per AAC frame: the granularity of .stem.mp4 stream lengths.
@@ -273,9 +270,9 @@ def _fix_hint(root: Path) -> str:
 
 def _wav_track(name: str, subset: str, split: str | None, folder: Path, root: Path, setup: dict) -> TrackInfo:
     file_names = {"mixture": setup["mixture"]}
-    file_names.update({src: setup["sources"][src] for src in SOURCE_NAMES if src in setup["sources"]})
+    file_names.update({src: setup["sources"][src] for src in SOURCES if src in setup["sources"]})
     stems, infos = {}, {}
-    for stem in STEM_NAMES:
+    for stem in STEMS:
         if stem not in file_names:
             raise ValueError(f"the setup file defines no file for stem '{stem}' (track '{name}')")
         path = folder / file_names[stem]
@@ -309,7 +306,7 @@ def _wav_track(name: str, subset: str, split: str | None, folder: Path, root: Pa
 def _stem_track(track, subset: str, split: str | None, root: Path, setup: dict) -> TrackInfo:
     path = Path(track.path)
     info = track.info  # stempeg.Info (ffprobe), read by musdb when it listed the track
-    stem_ids = {stem: int(setup["stem_ids"][stem]) for stem in STEM_NAMES}
+    stem_ids = {stem: int(setup["stem_ids"][stem]) for stem in STEMS}
     if info is None or info.nb_audio_streams <= max(stem_ids.values()):
         nb_streams = 0 if info is None else info.nb_audio_streams
         raise ValueError(

@@ -39,7 +39,7 @@ where datasets live (see :mod:`melunmix.datasets`).
 from __future__ import annotations
 
 from .arrangement import (
-    MAX_DURATION, MIN_DURATION, SOURCE_NAMES, Note, Part, Reverb, Song, SongSection, arrange_song, song_name,
+    MAX_DURATION, MIN_DURATION, Note, Part, Reverb, Song, SongSection, arrange_song, song_name,
 )
 from .dataset import GENERATOR_VERSION, SOFTWARE_PACKAGES, TRACK_FILES, make_dataset
 from .rendering import (
@@ -49,7 +49,7 @@ from .rendering import (
 
 __all__ = [
     "GENERATOR_VERSION", "MAX_DURATION", "MIN_DURATION", "PEAK_LIMIT", "REVERB_TAIL", "SOFTWARE_PACKAGES",
-    "SOUNDFONT_FILE", "SOURCE_NAMES", "TRACK_FILES", "Note", "Part", "Reverb", "Song", "SongSection",
+    "SOUNDFONT_FILE", "TRACK_FILES", "Note", "Part", "Reverb", "Song", "SongSection",
     "add_reverb", "arrange_song", "make_dataset", "pan_gains", "render_song", "render_stem", "render_vocals",
     "reverb_impulse_response", "song_name", "soundfont_path",
 ]

@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import voice as voice_model
+from ..names import SOURCES
 from ..voice import Singer, Syllable, Vibrato
 
 #: Stems of a track, in the order the mixture sums them: ``((vocals + drums) + bass) + other``.
-SOURCE_NAMES = ("vocals", "drums", "bass", "other")
 # Mixed into every song's seed. Not GENERATOR_VERSION: a change of rendering (as the reverb
 # of version 2) keeps the same songs, so results of two versions compare song by song.
 _ARRANGEMENT_SEED_VERSION = 1
@@ -319,7 +319,7 @@ def _draw_reverb(rng: np.random.Generator) -> dict[str, Reverb]:
             rt60=room_rt60 * float(rng.uniform(*_RT60_SPREAD)), predelay=float(rng.uniform(*PREDELAY_RANGE)),
             wet_db=float(rng.uniform(*WET_RANGE_DB)), damping_hz=damping_hz, seed=int(rng.integers(2**63)),
         )
-        for name in SOURCE_NAMES
+        for name in SOURCES
     }
 
 

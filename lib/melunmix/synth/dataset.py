@@ -23,15 +23,16 @@ import yaml
 
 from ..dataset_format import GENERATED_FORMAT, GENERATOR_VERSION
 from ..files import sha256_file, write_text
+from ..names import SOURCES, STEMS
 from ..provenance import package_versions
 from .arrangement import (
     BACKING_GAIN_DB, BACKING_PROBABILITY, DAMPING_RANGE_HZ, HARMONIES, PREDELAY_RANGE, RT60_RANGE,
-    KEY_NAMES, SPLIT_CODES, WET_RANGE_DB, MAX_DURATION, MIN_DURATION, SOURCE_NAMES, Song, arrange_song,
+    KEY_NAMES, SPLIT_CODES, WET_RANGE_DB, MAX_DURATION, MIN_DURATION, Song, arrange_song,
 )
 from .rendering import PEAK_LIMIT, REVERB_TAIL, SOUNDFONT_FILE, name_parts, render_song, soundfont_path
 
 #: Every file of a track folder.
-TRACK_FILES = ("mixture.wav",) + tuple(f"{name}.wav" for name in SOURCE_NAMES)
+TRACK_FILES = tuple(f"{name}.wav" for name in STEMS)
 #: Libraries whose versions the dataset card records (the generator's output depends on them).
 SOFTWARE_PACKAGES = ("tinysoundfont", "pretty_midi", "numpy", "scipy")
 _MARKER = "dataset.json"
@@ -136,7 +137,7 @@ def _write_track(out_dir: Path, subset: str, song: Song, sample_rate: int) -> No
     if staging.exists():
         shutil.rmtree(staging)  # left by a killed run
     staging.mkdir(parents=True)
-    for name in ("mixture",) + SOURCE_NAMES:
+    for name in STEMS:
         # scipy's writer: float32 WAV (WAVE_FORMAT_IEEE_FLOAT) without the time-stamped
         # PEAK chunk libsndfile adds, so the same song gives the same bytes.
         scipy.io.wavfile.write(staging / f"{name}.wav", sample_rate, audio[name])
@@ -153,7 +154,7 @@ def _setup(validation_names: list[str], sample_rate: int) -> dict:
     """A musdb setup file (the keys of musdb's own configs/mus.yaml) for this dataset."""
     return {
         "sample_rate": float(sample_rate),
-        "sources": {name: f"{name}.wav" for name in ("vocals", "drums", "bass", "other")},
+        "sources": {name: f"{name}.wav" for name in SOURCES},
         "mixture": "mixture.wav",
         "stem_ids": {"mixture": 0, "drums": 1, "bass": 2, "other": 3, "vocals": 4},
         "targets": {
@@ -269,7 +270,7 @@ def _manifest(out_dir: Path, params: dict, plan, songs) -> dict:
             "bpm": song.bpm,
             "key": f"{KEY_NAMES[song.key]} {song.mode}",
             "sections": [{"name": s.name, "start": s.start, "end": s.end, "vocals": s.sung} for s in song.sections],
-            "instruments": {stem: [p.name for p in song.parts[stem]] for stem in SOURCE_NAMES},
+            "instruments": {stem: [p.name for p in song.parts[stem]] for stem in SOURCES},
             "voice": _voice_entry(song),
             "reverb": None if song.reverb is None else {
                 stem: {"rt60": r.rt60, "predelay": r.predelay, "wet_db": r.wet_db, "damping_hz": r.damping_hz}
@@ -282,7 +283,7 @@ def _manifest(out_dir: Path, params: dict, plan, songs) -> dict:
         "format": GENERATED_FORMAT,
         "parameters": params,
         "setup_file": "setup.yaml",
-        "sources": list(SOURCE_NAMES),
+        "sources": list(SOURCES),
         "mixture": "((vocals + drums) + bass) + other, float32",
         "reverb_tail": REVERB_TAIL,
         "soundfont": {"file": SOUNDFONT_FILE, "sha256": sha256_file(soundfont), "shipped_with": "pretty_midi"},

@@ -18,7 +18,8 @@ import scipy.fft
 import scipy.signal
 
 from .. import voice as voice_model
-from .arrangement import SOURCE_NAMES, Part, Reverb, Song, SongSection
+from ..names import SOURCES
+from .arrangement import Part, Reverb, Song, SongSection
 
 SOUNDFONT_FILE = "TimGM6mb.sf2"
 #: Largest mixture peak written; the song is scaled so no stem or mixture exceeds it.
@@ -282,13 +283,13 @@ def render_song(song: Song, sample_rate: int) -> dict[str, np.ndarray]:
     Returns
     -------
     dict
-        ``"mixture"`` and every name of ``SOURCE_NAMES`` -> float32 array of shape
+        ``"mixture"`` and every name of ``SOURCES`` -> float32 array of shape
         ``(nb_samples, 2)``, ``nb_samples = round(song.duration * sample_rate)``.
     """
     nb_samples = int(round(song.duration * sample_rate))
     fade_out = np.linspace(1.0, 0.0, min(nb_samples, int(0.03 * sample_rate)), dtype=np.float32)
     out = {}
-    for name in SOURCE_NAMES:
+    for name in SOURCES:
         if name == "vocals":
             audio = render_vocals(song.parts[name], nb_samples, sample_rate)
             audio = _presence_filter(audio, sample_rate, song.voice_presence_db)
@@ -311,9 +312,9 @@ def render_song(song: Song, sample_rate: int) -> dict[str, np.ndarray]:
         return mixture
 
     peak_mix = _peak(mix())
-    peak_stems = max(_peak(out[name]) for name in SOURCE_NAMES)
+    peak_stems = max(_peak(out[name]) for name in SOURCES)
     scale = np.float32(min(song.mixture_peak / max(peak_mix, 1e-12), PEAK_LIMIT * 0.98 / max(peak_stems, 1e-12)))
-    for name in SOURCE_NAMES:
+    for name in SOURCES:
         out[name] *= scale
     out["mixture"] = mix()
     if _peak(out["mixture"]) > PEAK_LIMIT:  # rounding cannot get here; a guard, not a path

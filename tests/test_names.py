@@ -1,0 +1,78 @@
+"""melunmix.names: the study's vocabulary, checked against musdb's own setup file and
+against the package's source (nothing else spells a registry out)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import yaml
+
+from melunmix import names
+
+PACKAGE = Path(__file__).resolve().parents[1] / "lib" / "melunmix"
+
+
+def _musdb_setup() -> dict:
+    import musdb
+
+    return yaml.safe_load((Path(musdb.__file__).parent / "configs" / "mus.yaml").read_text())
+
+
+def test_stems_and_targets_are_musdbs():
+    setup = _musdb_setup()
+    assert names.SOURCES == tuple(setup["sources"])
+    assert names.MIXTURE == "mixture" and setup["stem_ids"][names.MIXTURE] == 0
+    assert names.STEMS == (names.MIXTURE, *names.SOURCES) and set(names.STEMS) == set(setup["stem_ids"])
+    # every target musdb scores, in its order, but the linear mixture (not a separation target)
+    assert names.TARGETS == tuple(t for t in setup["targets"] if t != "linear_mixture")
+    assert set(names.ACCOMPANIMENT_SOURCES) == set(setup["targets"]["accompaniment"])
+    assert set(names.SCORED_TARGETS) <= set(names.TARGETS) and names.SCORED_TARGETS[0] == "vocals"
+
+
+def test_oracles_and_metrics():
+    assert names.ORACLES == ("IRM1", "IRM2", "IBM", "MWF", "MIX")  # SiSEC 2018's, MIX last
+    assert names.METRICS == ("SDR", "SIR", "ISR", "SAR")  # the poster's order
+
+
+def test_method_names_round_trip():
+    assert names.split_seed(names.seed_method_name("melunmix-half", 7)) == ("melunmix-half", 7)
+    assert names.split_seed("openunmix") == ("openunmix", None)
+    assert names.split_seed("seed3") == ("seed3", None)
+
+
+def _string_tuples(tree: ast.AST):
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
+            items = [e.value for e in node.elts if isinstance(e, ast.Constant) and isinstance(e.value, str)]
+            if len(items) == len(node.elts) and len(items) >= 3:
+                yield node.lineno, tuple(items)
+
+
+#: (registry, why) for each list only :mod:`melunmix.names` may spell out.
+REGISTRIES = {"SOURCES": names.SOURCES, "ACCOMPANIMENT_SOURCES": names.ACCOMPANIMENT_SOURCES,
+              "ORACLES": names.ORACLES, "METRICS": names.METRICS}
+#: Lists that share the names but are another fact: museval's order of bss_eval's outputs.
+OTHER_FACTS = {("bsseval.py", ("SDR", "ISR", "SIR", "SAR"))}
+
+
+def test_no_module_restates_a_registry():
+    """A literal list of three or more stems, oracles or metrics outside names.py is a
+    second home for a registry (in any order: a reordered copy is still a copy)."""
+    copies = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if path.name == "names.py":
+            continue
+        for line, items in _string_tuples(ast.parse(path.read_text())):
+            if (path.name, items) in OTHER_FACTS:
+                continue
+            for registry, values in REGISTRIES.items():
+                if len(set(items) & set(values)) >= 3:
+                    copies.append(f"{path.relative_to(PACKAGE)}:{line} restates names.{registry}: {items}")
+    assert not copies, "\n".join(copies)
+
+
+def test_the_restatement_finder_finds_one():
+    tree = ast.parse('x = 1\nstems = ("drums", "vocals", "bass")\nok = ("vocals", "accompaniment")')
+    found = [items for _, items in _string_tuples(tree)]
+    assert found == [("drums", "vocals", "bass")]
