@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from melunmix.models import (
-    MODEL_NAMES,
+    ARCHITECTURES,
     MelUnmix,
     OpenUnmix,
     build_model,
@@ -16,6 +16,7 @@ from melunmix.models import (
     load_model_info,
     save_model,
 )
+from melunmix.names import MODELS
 
 SR = 8000.0
 N_FFT = 256
@@ -254,7 +255,7 @@ def test_build_model_names(name, cls):
 
 
 def test_build_model_errors():
-    assert MODEL_NAMES == ("openunmix", "melunmix", "mfccunmix", "linunmix", "wideunmix")
+    assert tuple(ARCHITECTURES) == tuple(MODELS) == ("openunmix", "melunmix", "mfccunmix", "linunmix", "wideunmix")
     with pytest.raises(ValueError, match="unknown model name 'demucs'.*'openunmix'.*'melunmix'"):
         build_model("demucs")
     with pytest.raises(ValueError, match=r"unknown argument\(s\) \['n_mels'\]"):

@@ -4,8 +4,10 @@ against the package's source (nothing else spells a registry out)."""
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
+import pytest
 import yaml
 
 from melunmix import names
@@ -30,9 +32,22 @@ def test_stems_and_targets_are_musdbs():
     assert set(names.SCORED_TARGETS) <= set(names.TARGETS) and names.SCORED_TARGETS[0] == "vocals"
 
 
-def test_oracles_and_metrics():
-    assert names.ORACLES == ("IRM1", "IRM2", "IBM", "MWF", "MIX")  # SiSEC 2018's, MIX last
+def test_models_oracles_and_metrics():
+    assert tuple(names.ORACLES) == ("IRM1", "IRM2", "IBM", "MWF", "MIX")  # SiSEC 2018's, MIX last
     assert names.METRICS == ("SDR", "SIR", "ISR", "SAR")  # the poster's order
+    assert {names.BASELINE, names.PROPOSED, *names.DEFAULT_MODELS} <= set(names.MODELS)
+    assert names.DEFAULT_MODELS[:2] == (names.BASELINE, names.PROPOSED)
+    styles = [*names.MODELS.values(), *names.ORACLES.values()]
+    assert len({s.color for s in styles}) == len(styles) and len({s.label for s in styles}) == len(styles)
+    assert all(re.fullmatch(r"#[0-9a-f]{6}", s.color) for s in styles)
+
+
+def test_model_aliases():
+    assert names.canonical_model_name(" Proposed ") == "melunmix"
+    assert names.canonical_model_name("UMX") == "openunmix"
+    assert all(names.canonical_model_name(alias) in names.MODELS for alias in names.MODEL_ALIASES)
+    with pytest.raises(ValueError, match="unknown model name 'demucs'; valid names: 'openunmix'"):
+        names.canonical_model_name("demucs")
 
 
 def test_method_names_round_trip():
@@ -49,9 +64,9 @@ def _string_tuples(tree: ast.AST):
                 yield node.lineno, tuple(items)
 
 
-#: (registry, why) for each list only :mod:`melunmix.names` may spell out.
+#: The lists only :mod:`melunmix.names` may spell out.
 REGISTRIES = {"SOURCES": names.SOURCES, "ACCOMPANIMENT_SOURCES": names.ACCOMPANIMENT_SOURCES,
-              "ORACLES": names.ORACLES, "METRICS": names.METRICS}
+              "MODELS": names.MODELS, "ORACLES": names.ORACLES, "METRICS": names.METRICS}
 #: Lists that share the names but are another fact: museval's order of bss_eval's outputs.
 OTHER_FACTS = {("bsseval.py", ("SDR", "ISR", "SIR", "SAR"))}
 

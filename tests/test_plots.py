@@ -17,6 +17,7 @@ import pytest
 from PIL import Image
 
 from melunmix import plots, stats
+from melunmix.names import MODELS
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -60,7 +61,7 @@ def test_method_colours_are_consistent_and_distinct():
     assert list(plots.METHOD_COLORS) == known  # one colour per method of the stats registry
     assert len({plots.method_color(m) for m in known}) == len(known)
     # a half-training checkpoint: its model's hue, lighter
-    for model in stats.MODELS:
+    for model in MODELS:
         full = np.array(matplotlib.colors.to_rgb(plots.method_color(model)))
         half = np.array(matplotlib.colors.to_rgb(plots.method_color(f"{model}-half")))
         np.testing.assert_allclose(half, full + (1 - full) * 0.5, atol=1 / 255)

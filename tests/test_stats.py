@@ -79,10 +79,9 @@ def per_track(scores: dict[str, np.ndarray | list], tracks=None) -> pd.DataFrame
 
 
 def test_method_registry_agrees_with_models_and_oracles():
-    from melunmix.models import MODEL_ALIASES, canonical_model_name
-    from melunmix.names import ORACLES
+    from melunmix.names import MODEL_ALIASES, ORACLES, canonical_model_name
 
-    assert stats.METHOD_ORDER[-len(ORACLES):] == ORACLES
+    assert stats.METHOD_ORDER[-len(ORACLES):] == tuple(ORACLES)
     # every alias the training accepts names the same method in the tables
     for alias in MODEL_ALIASES:
         model = canonical_model_name(alias)

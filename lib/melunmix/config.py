@@ -32,7 +32,7 @@ from typing import Any
 
 import yaml
 
-from .names import ORACLES
+from .names import DEFAULT_MODELS, ORACLES
 
 #: The profiles shipped with the package (package data: read, never written).
 PROFILES_DIR = Path(__file__).resolve().parent / "profiles"
@@ -187,7 +187,7 @@ class TrainSettings:
     """
 
     # baseline, proposed (mel), proposed with MFCCs, capacity-matched control (linear bands)
-    models: list[str] = field(default_factory=lambda: ["openunmix", "melunmix", "mfccunmix", "linunmix"])
+    models: list[str] = field(default_factory=lambda: list(DEFAULT_MODELS))
     epochs: int = 20
     batch_size: int = 16
     lr: float = 1e-3

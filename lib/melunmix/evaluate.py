@@ -57,7 +57,7 @@ import numpy as np
 
 from .files import read_json, sha256_file, write_json
 from .museval_scores import SCORERS, SUBSET, is_scored, score_estimates, track_json_path, write_track_scores
-from .names import HALF_SUFFIX, SCORED_TARGETS, SOURCES, split_seed
+from .names import HALF_SUFFIX, MODEL_ALIASES, SCORED_TARGETS, SOURCES, canonical_model_name, split_seed
 from .oracles import DEFINITION, HOP, NPERSEG, check_oracle_name, oracle_estimates
 from .processes import children_ignore_sigint, init_pool_worker, kill_pool_workers, one_thread, usable_cores
 from .track_audio import TrackAudio, load_track, track_name
@@ -186,13 +186,13 @@ def check_model_files(
         target), or STFT settings / sample rate that differ between the files or from
         the expected ones.
     """
-    from .models import MODELS, canonical_model_name, load_model_info
+    from .models import ARCHITECTURES, load_model_info
 
     if not model_paths:
         raise ValueError("model_paths is empty; pass {'vocals': <model file>}")
     expected_class, expected_fixed = None, {}
     if expected_model is not None:
-        cls, fixed = MODELS[canonical_model_name(expected_model)]
+        cls, fixed = ARCHITECTURES[canonical_model_name(expected_model)]
         expected_class = cls.__name__.lower()
         # Only what the class is built with; ``width_of`` says how a width-matched
         # control's hidden size was derived, and its file holds that hidden size.
@@ -466,7 +466,6 @@ def evaluate_model(
     of one core per 2-minute stereo track at 44.1 kHz, per worker; the fast scorer needs
     about 0.1 GB beyond the audio and 1.5 s for such a track, so separation dominates.
     """
-    from .models import MODEL_ALIASES
 
     check_method_name(method_name)
     # "<model>-half[-seed<N>]" holds the half-training weights of <model>.

@@ -38,7 +38,7 @@ SHARED_RULE = ("among the values every model's search tried, the lowest mean ove
 def tuned_models(settings: Settings) -> list[str]:
     """The models searched with: ``settings.tune.model``, or with ``settings.tune.per_model``
     every model of ``settings.train.models`` (canonical names, in order, without repeats)."""
-    from .models import canonical_model_name  # torch only when asked
+    from .names import canonical_model_name
 
     names = settings.train.models if settings.tune.per_model else [settings.tune.model]
     return list(dict.fromkeys(canonical_model_name(name) for name in names))
@@ -67,7 +67,7 @@ def search_dir(settings: Settings, model_name: str | None = None,
         return root
     if model_name is None:
         raise ValueError("settings.tune.per_model is on: name the model whose search folder is wanted")
-    from .models import canonical_model_name
+    from .names import canonical_model_name
 
     return root / canonical_model_name(model_name)
 

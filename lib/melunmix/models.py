@@ -27,15 +27,13 @@ from torch import Tensor, nn
 
 from .features import BRANCH_FEATURES, mel_branch_transform
 from .files import atomic_path
+from .names import MODELS, canonical_model_name
 from .provenance import package_versions
 
 __all__ = [
     "OpenUnmix",
     "MelUnmix",
-    "MODEL_NAMES",
-    "MODEL_ALIASES",
-    "MODELS",
-    "canonical_model_name",
+    "ARCHITECTURES",
     "build_model",
     "save_model",
     "load_model",
@@ -423,9 +421,9 @@ class MelUnmix(OpenUnmix):
         return self.decode(enc, rnn + rnn_mel, mix)
 
 
-#: The study's models: name -> (class, fixed constructor arguments). The one home of the
-#: model names; every other module asks :func:`canonical_model_name` and :data:`MODELS`.
-MODELS: dict[str, tuple[type, dict[str, Any]]] = {
+#: The network of each of the study's models (:data:`melunmix.names.MODELS`, their names and
+#: order): name -> (class, fixed constructor arguments).
+ARCHITECTURES: dict[str, tuple[type, dict[str, Any]]] = {
     "openunmix": (OpenUnmix, {}),                    # the baseline
     "melunmix": (MelUnmix, {"feature": "mel"}),      # the proposed model
     "mfccunmix": (MelUnmix, {"feature": "mfcc"}),    # the poster's future work: MFCC branch
@@ -434,17 +432,11 @@ MODELS: dict[str, tuple[type, dict[str, Any]]] = {
     # without a second branch); its hidden size is derived (matched_hidden_size)
     "wideunmix": (OpenUnmix, {"width_of": "melunmix"}),
 }
-MODEL_NAMES = tuple(MODELS)
-#: The classes a weights file may name (save/load), derived from :data:`MODELS`.
-_CLASSES = {cls.__name__: cls for cls, _ in MODELS.values()}
-#: Other names accepted for the models (case-insensitive).
-MODEL_ALIASES = {
-    **{name: name for name in MODELS},
-    "baseline": "openunmix", "umx": "openunmix",
-    "proposed": "melunmix", "mel": "melunmix",
-    "mfcc": "mfccunmix", "control": "linunmix", "linear": "linunmix",
-    "wide": "wideunmix", "width": "wideunmix",
-}
+if tuple(ARCHITECTURES) != tuple(MODELS):
+    raise ImportError(f"melunmix.models.ARCHITECTURES {list(ARCHITECTURES)} must build exactly the models of "
+                      f"melunmix.names.MODELS {list(MODELS)}, in their order")
+#: The classes a weights file may name (save/load), derived from :data:`ARCHITECTURES`.
+_CLASSES = {cls.__name__: cls for cls, _ in ARCHITECTURES.values()}
 
 #: Arguments of a two-branch model that a width-matched model needs to count its reference.
 _BRANCH_ARGS = ("feature", "n_mels", "n_mfcc", "fmin", "fmax")
@@ -484,32 +476,14 @@ def matched_hidden_size(reference: str, **kwargs: Any) -> int:
     return low if target - count(low) <= count(high) - target else high
 
 
-def canonical_model_name(name: str) -> str:
-    """The registry name of a model name or alias (``"proposed"`` -> ``"melunmix"``).
-
-    Raises
-    ------
-    ValueError
-        For an unknown name, listing the valid ones.
-    """
-    key = MODEL_ALIASES.get(str(name).strip().lower())
-    if key is None:
-        raise ValueError(f"unknown model name {name!r}; valid names: {_valid_names()}")
-    return key
-
-
-def _valid_names() -> str:
-    return ", ".join(f"{name!r}" for name in MODEL_ALIASES)
-
-
 def build_model(name: str, **kwargs: Any) -> nn.Module:
     """Construct a model by name.
 
     Parameters
     ----------
     name : str
-        A key of :data:`MODELS` (``"openunmix"``, ``"melunmix"``, ``"mfccunmix"``,
-        ``"linunmix"``, ``"wideunmix"``) or an alias (:data:`MODEL_ALIASES`);
+        A model of :data:`melunmix.names.MODELS` (``"openunmix"``, ``"melunmix"``, ``"mfccunmix"``,
+        ``"linunmix"``, ``"wideunmix"``) or an alias (:data:`melunmix.names.MODEL_ALIASES`);
         case-insensitive. The two-branch variants fix ``feature``; the width-matched
         control (``width_of``) takes the reference's arguments (``hidden_size``,
         ``n_mels``...) and builds an :class:`OpenUnmix` of :func:`matched_hidden_size`.
@@ -521,7 +495,7 @@ def build_model(name: str, **kwargs: Any) -> nn.Module:
     nn.Module
     """
     key = canonical_model_name(name)
-    cls, fixed = MODELS[key]
+    cls, fixed = ARCHITECTURES[key]
     if "width_of" in fixed:  # a width-matched control: the reference's count, no branch
         reference = fixed["width_of"]
         branch = {k: kwargs.pop(k) for k in _BRANCH_ARGS if k in kwargs}

@@ -17,6 +17,7 @@ Example
 from __future__ import annotations
 
 import re
+from typing import NamedTuple
 
 # --------------------------------------------------------------------------- stems and targets
 #: A MUSDB18 track's mixture (stream 0 of a ``.stem.mp4``, ``mixture.wav`` in MUSDB18-HQ).
@@ -34,12 +35,64 @@ TARGETS = (*SOURCES, "accompaniment")
 #: The study's pair, which every method is scored on (SiSEC's vocals/accompaniment, karaoke).
 SCORED_TARGETS = ("vocals", "accompaniment")
 
-# --------------------------------------------------------------------------- oracles and metrics
-#: SiSEC 2018's oracles (:mod:`melunmix.oracles`), in the order of the tables: the ideal
-#: masks and the multichannel Wiener filter, then the mixture itself (MIX).
-ORACLES = ("IRM1", "IRM2", "IBM", "MWF", "MIX")
+# --------------------------------------------------------------------------- models, oracles, metrics
+class Style(NamedTuple):
+    """How a method shows: its display name (tables, legends, the report's sentences) and
+    its colour (the same in every figure)."""
+
+    label: str
+    color: str
+
+
+#: The study's models in the order of tables and figures, each with how it shows. Their
+#: networks: :data:`melunmix.models.ARCHITECTURES`. A new model is a line here and one there.
+MODELS = {
+    "openunmix": Style("Open-Unmix (baseline)", "#1f77b4"),  # blue
+    "melunmix": Style("MelUnmix (mel, proposed)", "#d62728"),  # red
+    "mfccunmix": Style("MelUnmix (MFCC)", "#ff7f0e"),  # the poster's future work: orange
+    # the same two-branch network, its second branch fed a linear-frequency filterbank of
+    # as many bands: the proposed model's parameter count without the mel scale
+    "linunmix": Style("Control (linear branch)", "#17becf"),  # teal
+    # Open-Unmix widened to the proposed model's parameter count, without a second branch
+    "wideunmix": Style("Control (width-matched baseline)", "#e6ab02"),  # mustard
+}
+#: The baseline every model is compared with.
+BASELINE = "openunmix"
+#: The proposed model (the report's answer sentence is about it).
+PROPOSED = "melunmix"
+#: The models a profile trains unless it lists its own (``train.models``): the baseline,
+#: the proposed model, its MFCC variant and the linear-branch control.
+DEFAULT_MODELS = ("openunmix", "melunmix", "mfccunmix", "linunmix")
+#: Other names accepted for the models (case-insensitive), besides their own.
+MODEL_ALIASES = {
+    **{name: name for name in MODELS},
+    "baseline": "openunmix", "umx": "openunmix",
+    "proposed": "melunmix", "mel": "melunmix",
+    "mfcc": "mfccunmix", "control": "linunmix", "linear": "linunmix",
+    "wide": "wideunmix", "width": "wideunmix",
+}
+
+#: SiSEC 2018's oracles (:mod:`melunmix.oracles`) in the order of the tables, each with how
+#: it shows: the ideal masks and the multichannel Wiener filter, then the mixture (MIX).
+ORACLES = {
+    "IRM1": Style("IRM1 (oracle)", "#2ca02c"),
+    "IRM2": Style("IRM2 (oracle)", "#7fbf3f"),
+    "IBM": Style("IBM (oracle)", "#9467bd"),
+    "MWF": Style("MWF (oracle)", "#8c564b"),
+    "MIX": Style("MIX (mixture)", "#7f7f7f"),
+}
 #: BSS Eval v4's four ratios, in the order the poster and every table report them.
 METRICS = ("SDR", "SIR", "ISR", "SAR")
+
+
+def canonical_model_name(name: str) -> str:
+    """The registry name (:data:`MODELS`) of a model name or alias (``"proposed"`` ->
+    ``"melunmix"``); an unknown name is a ValueError listing the valid ones."""
+    key = MODEL_ALIASES.get(str(name).strip().lower())
+    if key is None:
+        valid = ", ".join(f"{alias!r}" for alias in MODEL_ALIASES)
+        raise ValueError(f"unknown model name {name!r}; valid names: {valid}")
+    return key
 
 # --------------------------------------------------------------------------- method names
 #: Suffix of a model's checkpoint at half training: ``melunmix-half`` (``-half-seed<N>``).

@@ -35,8 +35,8 @@ import pandas as pd
 from matplotlib.ticker import MaxNLocator
 
 from .files import atomic_path
-from .names import METRICS, SOURCES
-from .stats import HALF_SUFFIX, METHOD_ORDER, canonical_method, mark_residue
+from .names import METRICS, MODELS, ORACLES, SOURCES
+from .stats import HALF_SUFFIX, canonical_method, mark_residue
 # the method registry lives in stats; re-exported so figures and notebooks ask one module
 from .stats import METHOD_LABELS as METHOD_LABELS  # noqa: F401
 from .stats import method_label as method_label  # noqa: F401
@@ -77,25 +77,13 @@ def _lighter(color: str, amount: float = 0.5) -> str:
     return mpl.colors.to_hex(rgb + (1.0 - rgb) * amount)
 
 
-_MODEL_COLORS = {
-    "openunmix": "#1f77b4",  # baseline: blue
-    "melunmix": "#d62728",  # proposed: red
-    "mfccunmix": "#ff7f0e",  # MFCC branch: orange
-    "linunmix": "#17becf",  # linear-branch control: teal
-    "wideunmix": "#e6ab02",  # width-matched baseline control: mustard
-}
-
-#: One colour per method across all figures (every name of ``stats.METHOD_ORDER``).
+#: One colour per method across all figures (every name of ``stats.METHOD_ORDER``): each
+#: model's and oracle's own (:mod:`melunmix.names`), a lighter one for half training.
 METHOD_COLORS = {
-    **{name: color for model, color in _MODEL_COLORS.items()
-       for name, color in ((model, color), (model + HALF_SUFFIX, _lighter(color)))},
-    "IRM1": "#2ca02c",
-    "IRM2": "#7fbf3f",
-    "IBM": "#9467bd",
-    "MWF": "#8c564b",
-    "MIX": "#7f7f7f",
+    **{name: color for model, style in MODELS.items()
+       for name, color in ((model, style.color), (model + HALF_SUFFIX, _lighter(style.color)))},
+    **{name: style.color for name, style in ORACLES.items()},
 }
-assert tuple(METHOD_COLORS) == METHOD_ORDER, "stats.METHOD_ORDER and METHOD_COLORS disagree"
 
 #: Colours of fallback methods (not in METHOD_COLORS), picked by a stable hash of the name.
 _FALLBACK_COLORS = ("#e377c2", "#bcbd22", "#393b79", "#637939", "#843c39", "#7b4173", "#3182bd")

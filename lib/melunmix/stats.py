@@ -60,9 +60,9 @@ import pandas as pd
 
 from .files import write_text
 from .markdown import markdown_table
-from .names import ANY_SEED, HALF_SUFFIX, METRICS, ORACLES, RESIDUE_DB, RESIDUE_NOTE, SCORED_TARGETS, split_seed
+from .names import (ANY_SEED, BASELINE, HALF_SUFFIX, METRICS, MODEL_ALIASES, MODELS, ORACLES, PROPOSED, RESIDUE_DB,
+                    RESIDUE_NOTE, SCORED_TARGETS, split_seed)
 from .names import seed_method_name as seed_method_name  # noqa: F401  (re-exported)
-from .models import MODEL_ALIASES, MODEL_NAMES
 
 #: The plateau rule (REFERENCE.md, "Plateau"): a run is at its plateau when early stopping
 #: ended it, or when its last quarter of epochs improved its best validation loss by less
@@ -81,34 +81,15 @@ MIN_SEEDS_EQUIVALENCE = 5
 
 # --------------------------------------------------------------------------- methods
 
-#: The baseline every model is compared with.
-BASELINE = "openunmix"
-#: The proposed model (the answer sentence of the report is about it).
-PROPOSED = "melunmix"
-#: The study's models in reporting order: :data:`melunmix.models.MODELS`, their one home.
-MODELS = MODEL_NAMES
-#: Every known method in the order of tables and figures: each model followed by its
-#: half-training checkpoint, then the oracles and MIX (:data:`melunmix.names.ORACLES`).
-METHOD_ORDER = tuple(name for model in MODELS for name in (model, model + HALF_SUFFIX)) + ORACLES
-
-_MODEL_LABELS = {
-    "openunmix": "Open-Unmix (baseline)",
-    "melunmix": "MelUnmix (mel, proposed)",
-    "mfccunmix": "MelUnmix (MFCC)",
-    # the same two-branch network, its second branch fed a linear-frequency filterbank of
-    # as many bands: the proposed model's parameter count without the mel scale
-    "linunmix": "Control (linear branch)",
-    "wideunmix": "Control (width-matched baseline)",
-}
+#: Every known method in the order of tables and figures: each model
+#: (:data:`melunmix.names.MODELS`) followed by its half-training checkpoint, then the
+#: oracles and MIX (:data:`melunmix.names.ORACLES`).
+METHOD_ORDER = tuple(name for model in MODELS for name in (model, model + HALF_SUFFIX)) + tuple(ORACLES)
 #: Display names of the methods, for tables, legends and the report's sentences.
 METHOD_LABELS = {
-    **{name: label for model, label in _MODEL_LABELS.items()
-       for name, label in ((model, label), (model + HALF_SUFFIX, f"{label}, half training"))},
-    "IRM1": "IRM1 (oracle)",
-    "IRM2": "IRM2 (oracle)",
-    "IBM": "IBM (oracle)",
-    "MWF": "MWF (oracle)",
-    "MIX": "MIX (mixture)",
+    **{name: label for model, style in MODELS.items()
+       for name, label in ((model, style.label), (model + HALF_SUFFIX, f"{style.label}, half training"))},
+    **{name: style.label for name, style in ORACLES.items()},
 }
 #: Other names accepted for known methods (case-insensitive): the models' aliases.
 METHOD_ALIASES = MODEL_ALIASES
@@ -171,7 +152,7 @@ def order_methods(names: Iterable[str]) -> list[str]:
     model by seed number (``seed2`` before ``seed10``).
     """
     rank = {known: i for i, known in enumerate(METHOD_ORDER)}
-    first_reference = rank[ORACLES[0]]
+    first_reference = rank[next(iter(ORACLES))]
 
     def key(name):
         known = canonical_method(name)

@@ -473,7 +473,7 @@ def model_runs(run: Run, half: bool = False) -> list[ModelRun]:
     ``openunmix-half-seed42``).
     """
     from .names import HALF_SUFFIX, seed_method_name
-    from .train import canonical_model_name
+    from .names import canonical_model_name
 
     seeds = list(run.settings.train.seeds)
     several = len(seeds) > 1
@@ -552,7 +552,8 @@ def train_profile(
 
     from . import distributed
     from .side_by_side import RunSpec, train_side_by_side
-    from .train import canonical_model_name, prepare_data, train
+    from .names import canonical_model_name
+    from .train import prepare_data, train
 
     from .devices import device_overrides
 

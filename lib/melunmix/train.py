@@ -73,7 +73,7 @@ from .config import Settings, TrainSettings, flat_keys, run_paths
 from .devices import resolve_device
 from .files import atomic_path, read_json, write_json, write_text
 from .hyperparameters import resolve_hyperparameters
-from .models import canonical_model_name
+from .names import canonical_model_name
 
 logger = logging.getLogger(__name__)
 
@@ -319,14 +319,14 @@ def _width_reference(model_name: str) -> str | None:
     """The model whose parameter count a width-matched control matches, else None."""
     from . import models
 
-    return models.MODELS[canonical_model_name(model_name)][1].get("width_of")
+    return models.ARCHITECTURES[canonical_model_name(model_name)][1].get("width_of")
 
 
 def _branch_feature(model_name: str) -> str | None:
     """The second branch's feature of a two-branch model (``"mel"``, ...), None for the baseline."""
     from . import models
 
-    return models.MODELS[canonical_model_name(model_name)][1].get("feature")
+    return models.ARCHITECTURES[canonical_model_name(model_name)][1].get("feature")
 
 
 def build_training_model(model_name: str, settings: Settings, data: TrainingData,

@@ -457,7 +457,7 @@ def tune(
     a retried trial keeps the number of the trial it repeats. The tables are written
     once, when every trial has finished; each trial prints one line as it ends.
     """
-    from .models import canonical_model_name
+    from .names import canonical_model_name
 
     if settings.tune.nb_trials < 1:
         raise ValueError(f"settings.tune.nb_trials must be at least 1, got {settings.tune.nb_trials}")
