@@ -212,6 +212,27 @@ def test_parallel_equals_serial(eval_dir, tracks, model_file, tmp_path):
     assert row["std"].item() == 0.0
 
 
+def test_shared_workers_score_every_method_in_one_pool_as_separate_pools_do(eval_dir, tracks, model_file,
+                                                                           tmp_path):
+    """One pool for several methods (study.evaluate_all): started once, at the first method
+    that needs it, the same bytes as serial scoring, and shut down with the block."""
+    with ev.shared_workers(jobs=2):
+        assert ev._SHARED[-1].executor is None  # nothing started before it is needed
+        ev.evaluate_oracle("IRM1", tracks, tmp_path, jobs=2, progress=False)
+        pool = ev._SHARED[-1].executor
+        workers = set(pool._processes)
+        ev.evaluate_model({"vocals": model_file}, tracks, tmp_path, "openunmix-seed1", jobs=2, progress=False)
+        ev.evaluate_oracle("MIX", tracks, tmp_path, jobs=2, progress=False)
+        assert ev._SHARED[-1].executor is pool and set(pool._processes) == workers and len(workers) == 2
+    assert not ev._SHARED and pool._processes is None  # shut down, its workers joined
+    # (MIX's SAR, ~147 dB, is floating-point residue that moves between processes: left out)
+    assert len(list((tmp_path / "MIX" / "test").glob("*.json"))) == len(tracks)
+    for method in ("IRM1", "openunmix-seed1"):
+        for track in tracks:
+            name = f"{track.name}.json"
+            assert (tmp_path / method / "test" / name).read_bytes() == (eval_dir / method / "test" / name).read_bytes()
+
+
 def test_resume_skips_scored_tracks(eval_dir, tracks, tmp_path):
     resumed = tmp_path / "eval"
     shutil.copytree(eval_dir / "MIX", resumed / "MIX")

@@ -42,6 +42,7 @@ Example
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import multiprocessing
 import os
@@ -51,7 +52,7 @@ import shutil
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -366,28 +367,77 @@ def evaluate_separation(
                 for job in todo:
                     _score_track(job)
                     bar.update()
+        elif _SHARED:  # inside shared_workers(): the block's pool, started once
+            _score_in_pool(_SHARED[-1].pool(), todo, bar)
         else:
-            # spawn: a forked child of a process that already ran torch's OpenMP pool can
-            # hang, and CUDA cannot be used after fork.
-            context = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(nb_workers, mp_context=context, initializer=init_pool_worker,
-                                     initargs=(os.getpid(),)) as pool:
-                with children_ignore_sigint():  # submit starts the workers
-                    futures = [pool.submit(_score_track, job) for job in todo]
-                try:
-                    for future in as_completed(futures):
-                        future.result()
-                        bar.update()
-                except BaseException as err:
-                    for future in futures:
-                        future.cancel()
-                    if not isinstance(err, Exception):  # KeyboardInterrupt, SystemExit: stop now
-                        kill_pool_workers(pool)
-                    raise
+            with _start_pool(nb_workers) as pool:
+                _score_in_pool(pool, todo, bar)
     finally:
         bar.close()
         _MODEL_CACHE.clear()
     return paths
+
+
+def _start_pool(nb_workers: int) -> ProcessPoolExecutor:
+    # spawn: a forked child of a process that already ran torch's OpenMP pool can hang,
+    # and CUDA cannot be used after fork.
+    context = multiprocessing.get_context("spawn")
+    return ProcessPoolExecutor(nb_workers, mp_context=context, initializer=init_pool_worker,
+                               initargs=(os.getpid(),))
+
+
+def _score_in_pool(pool: ProcessPoolExecutor, todo: list, bar) -> None:
+    with children_ignore_sigint():  # submit starts the workers
+        futures = [pool.submit(_score_track, job) for job in todo]
+    try:
+        for future in as_completed(futures):
+            future.result()
+            bar.update()
+    except BaseException as err:
+        for future in futures:
+            future.cancel()
+        if not isinstance(err, Exception):  # KeyboardInterrupt, SystemExit: stop now
+            kill_pool_workers(pool)
+        raise
+
+
+class _SharedWorkers:
+    """The scoring workers of a :func:`shared_workers` block, started at the first use."""
+
+    def __init__(self, jobs: int | None):
+        self.nb_workers = int(jobs or usable_cores())
+        self.executor: ProcessPoolExecutor | None = None
+
+    def pool(self) -> ProcessPoolExecutor:
+        if self.executor is None:
+            self.executor = _start_pool(self.nb_workers)
+        return self.executor
+
+
+#: The active :func:`shared_workers` blocks, innermost last.
+_SHARED: list[_SharedWorkers] = []
+
+
+@contextlib.contextmanager
+def shared_workers(jobs: int | None = None) -> Iterator[None]:
+    """Let the evaluations inside the block (:func:`evaluate_model`, :func:`evaluate_oracle`,
+    :func:`evaluate_pretrained`, :func:`evaluate_separation`) share one pool of ``jobs``
+    scoring workers (None: every usable core), started when the first of them needs it,
+    instead of starting a pool per method: a worker imports torch and the package once
+    (seconds), not once per method. Workers hold one method's models at a time.
+
+    >>> with shared_workers(jobs=2):  # doctest: +SKIP
+    ...     for name in ("IRM1", "MIX"):
+    ...         evaluate_oracle(name, tracks, "results/eval", jobs=2)
+    """
+    block = _SharedWorkers(jobs)
+    _SHARED.append(block)
+    try:
+        yield
+    finally:
+        _SHARED.remove(block)
+        if block.executor is not None:
+            block.executor.shutdown(wait=True, cancel_futures=True)
 
 
 def evaluate_model(

@@ -757,6 +757,17 @@ def evaluate_all(run: Run, test_tracks=None) -> pd.DataFrame:
     ev = run.settings.evaluate
     external = check_external_models(run.settings)
     test_tracks = tracks(run, "test") if test_tracks is None else test_tracks
+    with evaluate.shared_workers(ev.jobs):  # one pool of scoring workers for every method
+        _evaluate_methods(run, test_tracks, external)
+    methods = [item.method for item in model_runs(run, half=ev.half_training) if item.weights.exists()]
+    methods += list(ev.models) + list(ev.oracles)
+    return stats.load_scores(run.paths.eval, methods)
+
+
+def _evaluate_methods(run: Run, test_tracks, external: dict) -> None:
+    from . import evaluate
+
+    ev = run.settings.evaluate
     for item in model_runs(run, half=ev.half_training):
         if item.half and not item.weights.exists():
             continue  # runs shorter than 2 epochs have no half-training weights
@@ -778,9 +789,6 @@ def evaluate_all(run: Run, test_tracks=None) -> pd.DataFrame:
         evaluate.evaluate_oracle(name, test_tracks, run.paths.eval, jobs=ev.jobs,
                                  progress=run.settings.train.progress, win=ev.win, hop=ev.hop,
                                  scorer=ev.scorer)
-    methods = [item.method for item in model_runs(run, half=ev.half_training) if item.weights.exists()]
-    methods += list(ev.models) + list(ev.oracles)
-    return stats.load_scores(run.paths.eval, methods)
 
 
 def comparisons(run: Run) -> list[tuple[str, str]]:
