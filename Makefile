@@ -18,11 +18,12 @@ LIMITED_ISA := ATEN_CPU_CAPABILITY=default ONEDNN_MAX_CPU_ISA=SSE41 MKL_ENABLE_I
 NBVAL = $(PY) -m pytest --nbval --nbval-current-env --nbval-sanitize-with notebooks/nbval_sanitize.cfg \
 	-p no:cacheprovider notebooks/*.ipynb $(PYTEST_ARGS)
 
-.PHONY: help setup reproduce test lab bench gpu-check
+.PHONY: help setup reproduce test test-notebooks lab bench gpu-check
 
 help:
 	@echo "make reproduce [PROFILE=demo|study|smoke|poster|umx] [MUSDB_ROOT=/path/to/musdb18] [STAND_IN=1]"
 	@echo "make test      unit tests + notebook regression checks (pytest --nbval)"
+	@echo "make test-notebooks  only the notebook checks (both passes)"
 	@echo "make lab       open the notebooks in JupyterLab"
 	@echo "make bench     benchmarks beside Open-Unmix and museval (bench/README.md)"
 	@echo "make gpu-check on a CUDA machine: CUDA tests, poster-size step, separation and scoring times"
@@ -35,14 +36,24 @@ reproduce: setup
 
 # Unit tests (one worker per core, each test file in one worker: pytest-xdist), then the
 # committed smoke-profile notebooks re-executed and compared (nbval,
-# numbers within notebooks/conftest.py's tolerance), twice: with this CPU's instructions,
-# then from scratch (a fresh MELUNMIX_HOME: data, cache, results) with them limited. The
-# unit tests end with their 25 slowest (--durations), where to look when `make test` grows.
+# numbers within notebooks/conftest.py's tolerance), twice and at the same time (each
+# pass runs one notebook at a time, mostly on one core): with this CPU's instructions,
+# and from scratch (a fresh MELUNMIX_HOME: data, cache, results) with them limited, whose
+# output follows the first's (build/nbval-limited.log). The unit tests end with their 25
+# slowest (--durations), where to look when `make test` grows.
 test: setup
 	$(PY) -m pytest tests -n auto --dist loadfile --durations=25 $(PYTEST_ARGS)
-	$(NBVAL)
-	rm -rf build/nbval-limited
-	$(LIMITED_ISA) MELUNMIX_HOME=$(CURDIR)/build/nbval-limited $(NBVAL)
+	@$(MAKE) --no-print-directory test-notebooks
+
+test-notebooks: setup
+	rm -rf build/nbval-limited build/nbval-limited.log && mkdir -p build
+	@echo "notebooks: this CPU's instructions below; limited instructions, from scratch, at the same time"
+	@$(LIMITED_ISA) MELUNMIX_HOME=$(CURDIR)/build/nbval-limited $(NBVAL) > build/nbval-limited.log 2>&1 & \
+	limited=$$!; $(NBVAL); here=$$?; wait $$limited; again=$$?; \
+	echo "--- notebooks with instructions limited ($(LIMITED_ISA)), from scratch ---"; \
+	cat build/nbval-limited.log; \
+	echo "notebooks: this CPU's instructions exit $$here, limited instructions exit $$again"; \
+	test $$here -eq 0 -a $$again -eq 0
 
 # Jupyter refuses to run as root unless told; containers and cloud machines often are root.
 LAB_ARGS ?= $(if $(filter 0,$(shell id -u)),--allow-root,)

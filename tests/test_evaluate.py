@@ -197,40 +197,34 @@ def one_track(tracks):
 # --------------------------------------------------------------------------- running
 
 
-def test_parallel_equals_serial(eval_dir, tracks, model_file, tmp_path):
-    ev.evaluate_model({"vocals": model_file}, tracks, tmp_path, "openunmix-seed2", jobs=2,
-                      progress=False)
-    for track in tracks:
-        serial = (eval_dir / "openunmix-seed1" / "test" / f"{track.name}.json").read_bytes()
-        parallel = (tmp_path / "openunmix-seed2" / "test" / f"{track.name}.json").read_bytes()
-        assert parallel == serial
-    both = pd.concat([stats.load_scores(eval_dir, ["openunmix-seed1"]), stats.load_scores(tmp_path)])
-    seeds = stats.aggregate_seeds(stats.poster_table(both))
-    row = seeds[(seeds["target"] == "vocals") & (seeds["metric"] == "SDR")]
-    assert row["method"].item() == "openunmix"
-    assert row["nb_seeds"].item() == 2 and row["seeds"].item() == "1,2"
-    assert row["std"].item() == 0.0
-
-
-def test_shared_workers_score_every_method_in_one_pool_as_separate_pools_do(eval_dir, tracks, model_file,
-                                                                           tmp_path):
-    """One pool for several methods (study.evaluate_all): started once, at the first method
-    that needs it, the same bytes as serial scoring, and shut down with the block."""
+def test_pooled_scoring_equals_serial_with_its_own_pool_or_a_shared_one(eval_dir, tracks, model_file, tmp_path):
+    """Scoring in worker processes gives serial scoring's bytes, with a pool of its own
+    (one method) or one pool shared by several methods (study.evaluate_all): started once,
+    at the first method that needs it, and shut down with the block."""
+    ev.evaluate_model({"vocals": model_file}, tracks, tmp_path, "openunmix-seed2", jobs=2, progress=False)
     with ev.shared_workers(jobs=2):
         assert ev._SHARED[-1].executor is None  # nothing started before it is needed
         ev.evaluate_oracle("IRM1", tracks, tmp_path, jobs=2, progress=False)
         pool = ev._SHARED[-1].executor
         workers = set(pool._processes)
-        ev.evaluate_model({"vocals": model_file}, tracks, tmp_path, "openunmix-seed1", jobs=2, progress=False)
+        ev.evaluate_model({"vocals": model_file}, tracks, tmp_path, "openunmix-seed3", jobs=2, progress=False)
         ev.evaluate_oracle("MIX", tracks, tmp_path, jobs=2, progress=False)
         assert ev._SHARED[-1].executor is pool and set(pool._processes) == workers and len(workers) == 2
     assert not ev._SHARED and pool._processes is None  # shut down, its workers joined
     # (MIX's SAR, ~147 dB, is floating-point residue that moves between processes: left out)
     assert len(list((tmp_path / "MIX" / "test").glob("*.json"))) == len(tracks)
-    for method in ("IRM1", "openunmix-seed1"):
+    for pooled, serial in (("openunmix-seed2", "openunmix-seed1"), ("openunmix-seed3", "openunmix-seed1"),
+                           ("IRM1", "IRM1")):
         for track in tracks:
             name = f"{track.name}.json"
-            assert (tmp_path / method / "test" / name).read_bytes() == (eval_dir / method / "test" / name).read_bytes()
+            assert (tmp_path / pooled / "test" / name).read_bytes() == (eval_dir / serial / "test" / name).read_bytes()
+    both = pd.concat([stats.load_scores(eval_dir, ["openunmix-seed1"]),
+                      stats.load_scores(tmp_path, ["openunmix-seed2"])])
+    seeds = stats.aggregate_seeds(stats.poster_table(both))
+    row = seeds[(seeds["target"] == "vocals") & (seeds["metric"] == "SDR")]
+    assert row["method"].item() == "openunmix"
+    assert row["nb_seeds"].item() == 2 and row["seeds"].item() == "1,2"
+    assert row["std"].item() == 0.0
 
 
 def test_resume_skips_scored_tracks(eval_dir, tracks, tmp_path):

@@ -173,7 +173,7 @@ def test_overwrite_with_a_shard_is_refused(data_root, estimates, tmp_path):
 
 
 # --------------------------------------------------------------------------- museval's own command, drop-in
-def _four_stem_song(seed: int, rate: int, seconds: float = 3.0) -> dict[str, np.ndarray]:
+def _four_stem_song(seed: int, rate: int, seconds: float = 2.0) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
     kernel = np.hanning(9) / np.hanning(9).sum()  # band-limited: AAC codes it well
     n = int(seconds * rate)
