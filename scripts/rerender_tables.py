@@ -31,7 +31,7 @@ FIGURES = ("metric_table.png", "boxplots_vocals.png", "boxplots_accompaniment.pn
 
 
 def rerender(run_dir: Path) -> dict:
-    from melunmix import files, plots, provenance, report, stats
+    from melunmix import files, names, plots, provenance, report, stats
 
     commit = provenance.git_commit()  # before this writes into tracked files
     tables, figures = run_dir / "tables", run_dir / "figures"
@@ -62,7 +62,7 @@ def rerender(run_dir: Path) -> dict:
         plots.paired_differences_figure(written["paired_differences"], path=figures / "paired_differences.png")
         drawn.append("paired_differences.png")
     medians = pd.read_csv(written["model_medians"])
-    if medians["model"].str.endswith(stats.HALF_SUFFIX).any():
+    if medians["model"].str.endswith(names.HALF_SUFFIX).any():
         plots.training_length_figure(medians, path=figures / "training_length.png")
         drawn.append("training_length.png")
     record = {

@@ -56,6 +56,43 @@ def test_method_names_round_trip():
     assert names.split_seed("seed3") == ("seed3", None)
 
 
+def test_method_registry_agrees_with_models_and_oracles():
+    from melunmix.names import MODEL_ALIASES, ORACLES, canonical_model_name
+
+    assert names.METHOD_ORDER[-len(ORACLES):] == tuple(ORACLES)
+    # every alias the training accepts names the same method in the tables
+    for alias in MODEL_ALIASES:
+        model = canonical_model_name(alias)
+        assert names.canonical_method(alias.upper()) == model
+        assert names.canonical_method(f"{alias}-half-seed3") == model + names.HALF_SUFFIX
+    assert names.METHOD_ORDER == ("openunmix", "openunmix-half", "melunmix", "melunmix-half",
+                                  "mfccunmix", "mfccunmix-half", "linunmix", "linunmix-half",
+                                  "wideunmix", "wideunmix-half", "IRM1", "IRM2", "IBM", "MWF", "MIX")
+    assert set(names.METHOD_LABELS) == set(names.METHOD_ORDER)
+    assert names.METHOD_LABELS["openunmix"] == "Open-Unmix (baseline)"
+    assert names.METHOD_LABELS["melunmix"] == "MelUnmix (mel, proposed)"
+    assert names.METHOD_LABELS["mfccunmix"] == "MelUnmix (MFCC)"
+    assert names.METHOD_LABELS["linunmix"] == "Control (linear branch)"
+    assert names.METHOD_LABELS["linunmix-half"] == "Control (linear branch), half training"
+
+
+def test_method_names_resolve_and_order():
+    assert names.canonical_method("MelUnmix-half-seed3") == "melunmix-half"
+    assert names.canonical_method("openunmix/seed42") == "openunmix"
+    assert names.canonical_method("proposed") == "melunmix"
+    assert names.canonical_method("baseline-half") == "openunmix-half"
+    assert names.canonical_method("my_model") is None
+    assert names.method_label("melunmix-half-seed1") == "MelUnmix (mel, proposed), half training seed1"
+    assert names.split_seed("melunmix-half-seed7") == ("melunmix-half", 7)
+    methods = ["MIX", "zzz", "melunmix-seed10", "IRM1", "melunmix-half-seed1", "openunmix",
+               "melunmix-seed2", "linunmix", "aaa", "mfccunmix-seed1"]
+    assert names.order_methods(methods) == [
+        "openunmix", "melunmix-seed2", "melunmix-seed10", "melunmix-half-seed1", "mfccunmix-seed1",
+        "linunmix", "aaa", "zzz", "IRM1", "MIX"]
+    assert names.is_reference("MIX") and names.is_reference("IRM2")
+    assert not names.is_reference("melunmix-half")
+
+
 def _string_tuples(tree: ast.AST):
     for node in ast.walk(tree):
         if isinstance(node, (ast.Tuple, ast.List, ast.Set)):

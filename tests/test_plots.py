@@ -16,7 +16,7 @@ import pytest
 
 from PIL import Image
 
-from melunmix import plots, stats
+from melunmix import names, plots
 from melunmix.names import MODELS
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -57,8 +57,8 @@ def test_method_colours_are_consistent_and_distinct():
         == plots.method_color("openunmix/seed42") == plots.method_color("openunmix-seed7")
     assert plots.method_color("proposed") == plots.method_color("melunmix")
     assert plots.method_color("melunmix-half-seed3") == plots.METHOD_COLORS["melunmix-half"]
-    known = list(stats.METHOD_ORDER)
-    assert list(plots.METHOD_COLORS) == known  # one colour per method of the stats registry
+    known = list(names.METHOD_ORDER)
+    assert list(plots.METHOD_COLORS) == known  # one colour per method of the registry
     assert len({plots.method_color(m) for m in known}) == len(known)
     # a half-training checkpoint: its model's hue, lighter
     for model in MODELS:
@@ -68,11 +68,10 @@ def test_method_colours_are_consistent_and_distinct():
     # an unknown method keeps its colour between calls and avoids the known ones
     assert plots.method_color("my_method") == plots.method_color("my_method")
     assert plots.method_color("my_method") not in {plots.method_color(m) for m in known}
-    assert plots.order_methods is stats.order_methods and plots.METHOD_LABELS is stats.METHOD_LABELS
-    assert plots.order_methods(["MIX", "zzz", "melunmix", "IRM1", "openunmix"]) == \
+    assert names.order_methods(["MIX", "zzz", "melunmix", "IRM1", "openunmix"]) == \
         ["openunmix", "melunmix", "zzz", "IRM1", "MIX"]
-    assert plots.method_label("melunmix-seed1") == "MelUnmix (mel, proposed) seed1"
-    assert plots.method_label("other-seed1") == "other-seed1"
+    assert names.method_label("melunmix-seed1") == "MelUnmix (mel, proposed) seed1"
+    assert names.method_label("other-seed1") == "other-seed1"
 
 
 # --------------------------------------------------------------------------- loss curves
@@ -320,7 +319,7 @@ def test_metric_table_figure_shows_the_table_in_db(tmp_path, museval_scores):
     assert_png(path)
     ax = fig.axes[0]
     rows = [label.get_text() for label in ax.get_yticklabels()]
-    assert rows == [plots.method_label(m) for m in ["openunmix", "melunmix", "MIX"]]
+    assert rows == [names.method_label(m) for m in ["openunmix", "melunmix", "MIX"]]
     columns = [label.get_text() for label in ax.get_xticklabels()]
     assert columns == ["SDR", "SIR", "ISR", "SAR"] * 2
     cells = _cell_texts(fig)
@@ -372,7 +371,7 @@ def test_paired_differences_figure_draws_each_models_median_and_interval(tmp_pat
     assert "16 songs x 3 seeds" in fig._suptitle.get_text()
     assert "Open-Unmix (baseline)" in fig._suptitle.get_text()
     labels = [label.get_text() for label in fig.axes[0].get_yticklabels()]
-    assert labels == [plots.method_label(m) for m in ("melunmix", "mfccunmix", "linunmix-half")]
+    assert labels == [names.method_label(m) for m in ("melunmix", "mfccunmix", "linunmix-half")]
     vocals = table[table["target"] == "vocals"].set_index(["metric", "model"])
     for ax in fig.axes:
         by_gid = {artist.get_gid(): artist for artist in ax.lines + ax.collections}
@@ -400,7 +399,7 @@ def test_paired_differences_figure_draws_each_models_median_and_interval(tmp_pat
     control = paired_table(("melunmix",)).assign(baseline="linunmix", median_diff=0.3)
     fig = plots.paired_differences_figure(pd.concat([table, control]))
     labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
-    assert labels[-1] == f"{plots.method_label('melunmix')} - {plots.method_label('linunmix')}"
+    assert labels[-1] == f"{names.method_label('melunmix')} - {names.method_label('linunmix')}"
     by_gid = {artist.get_gid(): artist for artist in fig.axes[0].lines}
     assert by_gid["point melunmix vs linunmix"].get_xdata()[0] == 0.3
     assert by_gid["point melunmix vs linunmix"].get_ydata()[0] == 3
@@ -578,8 +577,8 @@ def test_tuning_curves_of_many_models_are_columns(tmp_path):
     titles = [ax.get_title() for ax in panels]
     # Row 0: each model's learning rate; row 1: its validation loss, the same column.
     for model in models:
-        lr_ax = panels[titles.index(f"{plots.method_label(model)}: learning rate")]
-        loss_ax = panels[titles.index(f"{plots.method_label(model)}: validation loss")]
+        lr_ax = panels[titles.index(f"{names.method_label(model)}: learning rate")]
+        loss_ax = panels[titles.index(f"{names.method_label(model)}: validation loss")]
         assert lr_ax.get_position().x0 == pytest.approx(loss_ax.get_position().x0)
         assert lr_ax.get_position().y0 > loss_ax.get_position().y0
         assert lr_ax.get_yscale() == "log"

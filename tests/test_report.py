@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from melunmix import plots, report, stats
+from melunmix import names, plots, report, stats
 from melunmix.config import load_profile
 from melunmix.files import write_json
 
@@ -193,7 +193,7 @@ def test_study_report_opens_with_the_answer_and_ends_with_settings_and_files(stu
     # each control; half training has its own section
     bullets = [line for line in lines[5:20] if line.startswith("- ")]
     assert [tuple(b[2:].split(":")[0].split(" - ")) for b in bullets] == [
-        (stats.method_label(m), stats.method_label(b)) for m, b in (
+        (names.method_label(m), names.method_label(b)) for m, b in (
             ("mfccunmix", "openunmix"), ("linunmix", "openunmix"), ("melunmix", "mfccunmix"),
             ("melunmix", "linunmix"))]
     assert bullets[-1][2:] == stats.answer_sentence(paired, "melunmix", "linunmix", "vocals", "SDR")

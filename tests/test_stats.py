@@ -17,7 +17,7 @@ import pytest
 from scipy import stats as sps
 
 from museval_json import raw_track_medians
-from melunmix import stats
+from melunmix import names, stats
 
 METRICS = ["SDR", "SIR", "ISR", "SAR"]
 TARGETS = ["vocals", "accompaniment"]
@@ -73,46 +73,6 @@ def per_track(scores: dict[str, np.ndarray | list], tracks=None) -> pd.DataFrame
                     rows.append(dict(method=method, track=track, target=target, metric=metric,
                                      score=float(value) + shift))
     return pd.DataFrame(rows)
-
-
-# --------------------------------------------------------------------------- method names
-
-
-def test_method_registry_agrees_with_models_and_oracles():
-    from melunmix.names import MODEL_ALIASES, ORACLES, canonical_model_name
-
-    assert stats.METHOD_ORDER[-len(ORACLES):] == tuple(ORACLES)
-    # every alias the training accepts names the same method in the tables
-    for alias in MODEL_ALIASES:
-        model = canonical_model_name(alias)
-        assert stats.canonical_method(alias.upper()) == model
-        assert stats.canonical_method(f"{alias}-half-seed3") == model + stats.HALF_SUFFIX
-    assert stats.METHOD_ORDER == ("openunmix", "openunmix-half", "melunmix", "melunmix-half",
-                                  "mfccunmix", "mfccunmix-half", "linunmix", "linunmix-half",
-                                  "wideunmix", "wideunmix-half", "IRM1", "IRM2", "IBM", "MWF", "MIX")
-    assert set(stats.METHOD_LABELS) == set(stats.METHOD_ORDER)
-    assert stats.METHOD_LABELS["openunmix"] == "Open-Unmix (baseline)"
-    assert stats.METHOD_LABELS["melunmix"] == "MelUnmix (mel, proposed)"
-    assert stats.METHOD_LABELS["mfccunmix"] == "MelUnmix (MFCC)"
-    assert stats.METHOD_LABELS["linunmix"] == "Control (linear branch)"
-    assert stats.METHOD_LABELS["linunmix-half"] == "Control (linear branch), half training"
-
-
-def test_method_names_resolve_and_order():
-    assert stats.canonical_method("MelUnmix-half-seed3") == "melunmix-half"
-    assert stats.canonical_method("openunmix/seed42") == "openunmix"
-    assert stats.canonical_method("proposed") == "melunmix"
-    assert stats.canonical_method("baseline-half") == "openunmix-half"
-    assert stats.canonical_method("my_model") is None
-    assert stats.method_label("melunmix-half-seed1") == "MelUnmix (mel, proposed), half training seed1"
-    assert stats.split_seed("melunmix-half-seed7") == ("melunmix-half", 7)
-    names = ["MIX", "zzz", "melunmix-seed10", "IRM1", "melunmix-half-seed1", "openunmix",
-             "melunmix-seed2", "linunmix", "aaa", "mfccunmix-seed1"]
-    assert stats.order_methods(names) == [
-        "openunmix", "melunmix-seed2", "melunmix-seed10", "melunmix-half-seed1", "mfccunmix-seed1",
-        "linunmix", "aaa", "zzz", "IRM1", "MIX"]
-    assert stats.is_reference("MIX") and stats.is_reference("IRM2")
-    assert not stats.is_reference("melunmix-half")
 
 
 # --------------------------------------------------------------------------- museval tables
@@ -257,7 +217,7 @@ def test_a_model_trained_elsewhere_is_a_row_but_never_in_a_comparison_or_the_hol
     extra = stats.paired_differences(per_track({**base, **proposed, "umxhq-published": rng.normal(7, 2, size=8)}),
                                      n_boot=100, metrics=["SDR"])
     pd.testing.assert_frame_equal(alone, extra)  # same rows, same Holm-adjusted p-values
-    assert not stats.is_study_model("umxhq-published") and stats.is_study_model("wideunmix-half-seed2")
+    assert not names.is_study_model("umxhq-published") and names.is_study_model("wideunmix-half-seed2")
 
 
 def test_a_constant_shift_of_one_db_gives_exactly_one():

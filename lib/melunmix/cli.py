@@ -25,11 +25,14 @@ import sys
 import threading
 from pathlib import Path
 
+from .config import PROFILES_DIR
+from .files import FolderInUse
+from .markdown import markdown_table
+
 
 
 def _profile_names() -> list[str]:
     """The profiles shipped with the package, for --help."""
-    from .config import PROFILES_DIR
 
     return sorted(p.stem for p in PROFILES_DIR.glob("*.yaml"))
 
@@ -57,7 +60,6 @@ def _cmd_make_dataset(args: argparse.Namespace) -> int:
 
 
 def _cmd_reproduce(args: argparse.Namespace) -> int:
-    from .files import FolderInUse
     from .pipeline import NotebookFailed, RunInterrupted, reproduce
 
     try:
@@ -79,7 +81,6 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
 
 
 def _cmd_score(args: argparse.Namespace) -> int:
-    from .markdown import markdown_table
     from .score import TABLES_DIR_NAME, parse_shard, score_folder
 
     shard = parse_shard(args.shard) if args.shard else None

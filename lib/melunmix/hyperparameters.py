@@ -22,6 +22,7 @@ from typing import Any
 
 from .config import Settings, TrainSettings, run_paths
 from .files import read_json, write_json, write_text
+from .names import canonical_model_name
 
 BEST_PARAMS_NAME = "best_params.json"
 TRIALS_CSV_NAME = "trials.csv"
@@ -38,7 +39,6 @@ SHARED_RULE = ("among the values every model's search tried, the lowest mean ove
 def tuned_models(settings: Settings) -> list[str]:
     """The models searched with: ``settings.tune.model``, or with ``settings.tune.per_model``
     every model of ``settings.train.models`` (canonical names, in order, without repeats)."""
-    from .names import canonical_model_name
 
     names = settings.train.models if settings.tune.per_model else [settings.tune.model]
     return list(dict.fromkeys(canonical_model_name(name) for name in names))
@@ -67,7 +67,6 @@ def search_dir(settings: Settings, model_name: str | None = None,
         return root
     if model_name is None:
         raise ValueError("settings.tune.per_model is on: name the model whose search folder is wanted")
-    from .names import canonical_model_name
 
     return root / canonical_model_name(model_name)
 

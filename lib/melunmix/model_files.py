@@ -26,6 +26,9 @@ from typing import Any, Optional
 
 from torch import nn
 
+from .files import sha256_file
+from .names import CHECKPOINT_NAME
+
 __all__ = ["MODEL_KINDS", "models_at", "model_fingerprint"]
 
 #: What a model path may be, for error messages.
@@ -36,7 +39,6 @@ MODEL_KINDS = ("a melunmix model file (from training), a folder of them, an Open
 def _candidate_files(folder: Path) -> list[Path]:
     """A folder's possible model files: ``*.pth`` and ``*.pt`` but a training run's
     checkpoint (:data:`melunmix.names.CHECKPOINT_NAME`, large and never a model)."""
-    from .names import CHECKPOINT_NAME
 
     return sorted(p for p in [*folder.glob("*.pth"), *folder.glob("*.pt")] if p.name != CHECKPOINT_NAME)
 
@@ -141,7 +143,6 @@ def model_fingerprint(path: str | os.PathLike, target: str = "vocals") -> str:
     nothing else in the folder (a checkpoint, other targets) matters."""
     import hashlib
 
-    from .files import sha256_file
     from .models import is_model_payload
     from .umx_files import weights_file
 

@@ -17,7 +17,7 @@ Example
 from __future__ import annotations
 
 import re
-from typing import NamedTuple
+from typing import Iterable, NamedTuple
 
 # --------------------------------------------------------------------------- stems and targets
 #: A MUSDB18 track's mixture (stream 0 of a ``.stem.mp4``, ``mixture.wav`` in MUSDB18-HQ).
@@ -114,6 +114,91 @@ def split_seed(method: str) -> tuple[str, int | None]:
     if match is None:
         return method, None
     return match["base"], int(match["seed"])
+
+
+# --------------------------------------------------------------------------- methods: order and labels
+
+#: Every known method in the order of tables and figures: each model
+#: (:data:`melunmix.names.MODELS`) followed by its half-training checkpoint, then the
+#: oracles and MIX (:data:`melunmix.names.ORACLES`).
+METHOD_ORDER = tuple(name for model in MODELS for name in (model, model + HALF_SUFFIX)) + tuple(ORACLES)
+#: Display names of the methods, for tables, legends and the report's sentences.
+METHOD_LABELS = {
+    **{name: label for model, style in MODELS.items()
+       for name, label in ((model, style.label), (model + HALF_SUFFIX, f"{style.label}, half training"))},
+    **{name: style.label for name, style in ORACLES.items()},
+}
+
+
+def canonical_method(name: str) -> str | None:
+    """The known method (:data:`METHOD_ORDER`) that ``name`` denotes, or None.
+
+    Seed suffixes (``-seed42``, ``/seed42``, ``_seed42``), case and the models' aliases
+    (:data:`MODEL_ALIASES`) are ignored: ``"MelUnmix-half-seed3"`` -> ``"melunmix-half"``,
+    ``"baseline"`` -> ``"openunmix"``, ``"my_model"`` -> None.
+    """
+    name = str(name)
+    match = ANY_SEED.match(name)
+    known = {m.lower(): m for m in METHOD_ORDER}
+    for candidate in dict.fromkeys([name, match["base"] if match else name]):
+        lower = candidate.lower()
+        half = lower.endswith(HALF_SUFFIX)
+        stem = lower[: -len(HALF_SUFFIX)] if half else lower
+        stem = MODEL_ALIASES.get(stem, stem)
+        found = known.get(stem + (HALF_SUFFIX if half else ""))
+        if found is not None:
+            return found
+    return None
+
+
+
+def is_study_model(name: str) -> bool:
+    """Whether ``name`` (a method or its base) is one of the study's models (:data:`MODELS`)
+    or a half-training checkpoint of one; False for the references and for models trained
+    elsewhere (``evaluate.models``)."""
+    known = canonical_method(name)
+    return known is not None and known.removesuffix(HALF_SUFFIX) in MODELS
+
+
+def method_seed(name: str) -> int | None:
+    """Seed number in a method or model-folder name (``-seed42``, ``/seed42``), or None."""
+    match = ANY_SEED.match(str(name))
+    return int(match["seed"]) if match else None
+
+
+def method_label(name: str) -> str:
+    """Display name of a method (:data:`METHOD_LABELS`); per-seed names keep their seed,
+    unknown names are returned as they are."""
+    known = canonical_method(name)
+    if known is None:
+        return str(name)
+    seed = method_seed(name)
+    return METHOD_LABELS[known] + (f" seed{seed}" if seed is not None else "")
+
+
+def order_methods(names: Iterable[str]) -> list[str]:
+    """Methods in the study's order, duplicates dropped.
+
+    Known models (each followed by its half-training checkpoint), then other methods
+    (sorted by name), then the oracles and MIX (:data:`METHOD_ORDER`); the seeds of one
+    model by seed number (``seed2`` before ``seed10``).
+    """
+    rank = {known: i for i, known in enumerate(METHOD_ORDER)}
+    first_reference = rank[next(iter(ORACLES))]
+
+    def key(name):
+        known = canonical_method(name)
+        seed = method_seed(name)
+        position = rank[known] if known is not None else first_reference - 0.5
+        base = str(name) if known is None else ""
+        return (position, base, -1 if seed is None else seed, str(name))
+
+    return sorted(dict.fromkeys(names), key=key)
+
+
+def is_reference(method: str) -> bool:
+    """True for the oracles and MIX (methods that are not trained)."""
+    return canonical_method(method) in ORACLES
 
 
 # --------------------------------------------------------------------------- a training run's folder

@@ -9,11 +9,11 @@ Methods keep one colour in every figure (:data:`METHOD_COLORS`): the baseline
 ``"openunmix"`` blue, the proposed ``"melunmix"`` red, its MFCC variant orange, the
 linear-branch control teal, each model's half-training checkpoint (``<model>-half``) a
 lighter shade of its colour, the oracles and the mixture in greens, purples, browns and
-grey. The method names, their order and display names live in :mod:`melunmix.stats`
-(:data:`~melunmix.stats.METHOD_ORDER`, :data:`~melunmix.stats.METHOD_LABELS`,
-:func:`~melunmix.stats.order_methods`, re-exported here); :func:`method_color` and
-:func:`method_label` accept any method name, including ``"baseline"``/``"proposed"`` and
-per-seed names such as ``"openunmix/seed42"`` or ``"melunmix-half-seed1"``.
+grey: each model's and oracle's own (:mod:`melunmix.names`, where the method names, their
+order and display names live: ``METHOD_ORDER``, ``METHOD_LABELS``, ``order_methods``,
+``method_label``). :func:`method_color` and ``names.method_label`` accept any method name,
+including ``"baseline"``/``"proposed"`` and per-seed names such as ``"openunmix/seed42"``
+or ``"melunmix-half-seed1"``.
 
 Figures are created through pyplot with whatever backend is active, so in a notebook
 (inline backend) ``fig = plots.loss_curves(...)`` shows the figure once at the end of the
@@ -35,23 +35,17 @@ import pandas as pd
 from matplotlib.ticker import MaxNLocator
 
 from .files import atomic_path
-from .names import METRICS, MODELS, ORACLES, SOURCES
-from .stats import HALF_SUFFIX, canonical_method, mark_residue
-# the method registry lives in stats; re-exported so figures and notebooks ask one module
-from .stats import METHOD_LABELS as METHOD_LABELS  # noqa: F401
-from .stats import method_label as method_label  # noqa: F401
-from .stats import order_methods as order_methods  # noqa: F401
+from .names import (HALF_SUFFIX, HISTORY_CSV_NAME, METRICS, MODELS, ORACLES, SOURCES, canonical_method, method_label,
+                    order_methods, split_seed)
+from .stats import mark_residue
 
 __all__ = [
     "plot_tuning_curves",
     "plot_transfer",
     "METHOD_COLORS",
-    "METHOD_LABELS",
     "STEM_COLORS",
     "DEFAULT_DPI",
     "method_color",
-    "method_label",
-    "order_methods",
     "save_figure",
     "loss_curves",
     "feature_panel",
@@ -77,7 +71,7 @@ def _lighter(color: str, amount: float = 0.5) -> str:
     return mpl.colors.to_hex(rgb + (1.0 - rgb) * amount)
 
 
-#: One colour per method across all figures (every name of ``stats.METHOD_ORDER``): each
+#: One colour per method across all figures (every name of ``names.METHOD_ORDER``): each
 #: model's and oracle's own (:mod:`melunmix.names`), a lighter one for half training.
 METHOD_COLORS = {
     **{name: color for model, style in MODELS.items()
@@ -351,7 +345,6 @@ def learning_curves(histories: Mapping[str, pd.DataFrame], path=None, half_step:
         validation SDR. A circle marks each run's best validation loss; the median line
         runs as long as every seed of the model still trains.
     """
-    from .names import split_seed
 
     if not isinstance(histories, Mapping) or not histories:
         raise ValueError("histories must be a non-empty dict of method name -> history DataFrame")
@@ -835,7 +828,6 @@ def _boxplot_panel(ax, rows: pd.DataFrame, methods: Sequence[str], metric: str, 
 def _seeds_pooled(medians: pd.DataFrame) -> pd.DataFrame:
     """Per-track medians with each model's seeds averaged per track (method ``x-seedN`` ->
     ``x``); ``attrs["seeds"]``: method -> number of seeds pooled."""
-    from .names import split_seed
 
     base = medians["method"].map(lambda name: split_seed(name)[0])
     if base.equals(medians["method"]):
@@ -865,7 +857,7 @@ def paired_differences_figure(paired, path=None, target: str = "vocals",
                               title: str | None = None, dpi: int = DEFAULT_DPI):
     """Forest plot of every model against the baseline: one panel per metric.
 
-    Each row is a model (``stats.order_methods``; half-training checkpoints in a lighter
+    Each row is a model (``names.order_methods``; half-training checkpoints in a lighter
     shade, square markers), then each further comparison of the table (the proposed model
     against a control: label ``"A - B"``, gids ``"point A vs B"``): the point is the median over songs of its paired difference
     to the baseline (dB, positive: the model scores higher), the bar its bootstrap
@@ -1446,7 +1438,6 @@ def plot_transfer(table, tuning_dir: str | os.PathLike, path: str | os.PathLike 
     """
     import matplotlib.pyplot as plt
 
-    from .names import HISTORY_CSV_NAME
 
     df = _read_table(table, "transfer table")
     _require_columns(df, ["model", "variant", "run_dir"], "transfer table")

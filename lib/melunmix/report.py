@@ -30,8 +30,8 @@ from .files import read_json, write_text
 from .markdown import escape, format_cell
 from .markdown import markdown_table as markdown_table  # noqa: F401  (re-exported: the report's API)
 from .names import HALF_SUFFIX, HISTORY_CSV_NAME, split_seed
-from .names import BASELINE, PROPOSED
-from .stats import answer_sentence, at_plateau, last_quarter_gain, order_methods
+from .names import BASELINE, PROPOSED, order_methods
+from .stats import answer_sentence, at_plateau, last_quarter_gain
 
 __all__ = ["Section", "StudyPart", "STUDY_PARTS", "LINKED_ONLY", "markdown_table", "read_table",
            "write_report", "build_study_report", "study_answer", "loss_summary", "NOT_RUN",

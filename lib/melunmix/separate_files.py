@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from .devices import resolve_device
+from .files import atomic_path, remove_stale_temporaries
 from .separate import PathLike, Separator, separate_with
 
 __all__ = ["read_audio", "song_name", "separate_files"]
@@ -154,7 +155,6 @@ def _write_estimates(song, song_dir: Path, estimates: dict, rate: int, ext: str,
 
     import soundfile as sf
 
-    from .files import atomic_path, remove_stale_temporaries
 
     if subtype != "FLOAT":  # integer samples: above full scale would wrap or fail
         peak = max(float(np.max(np.abs(e))) for e in estimates.values())

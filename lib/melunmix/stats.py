@@ -28,11 +28,10 @@ Tables
 
 Methods
 -------
-This module is the one home of the study's method names and their order
-(:data:`METHOD_ORDER`, :data:`METHOD_LABELS`, :func:`order_methods`); :mod:`melunmix.plots`
-adds colours and :mod:`melunmix.report` asks here. A trained model's evaluation folder is
-``<model>`` (one seed) or ``<model>-seed<N>``; a checkpoint at half training is
-``<model>-half`` / ``<model>-half-seed<N>``, so :func:`split_seed` gives ``<model>-half``.
+The method names, their order and labels are :mod:`melunmix.names`' (``METHOD_ORDER``,
+``METHOD_LABELS``, ``order_methods``, ``canonical_method``). A trained model's evaluation
+folder is ``<model>`` (one seed) or ``<model>-seed<N>``; a checkpoint at half training is
+``<model>-half`` / ``<model>-half-seed<N>``, so ``split_seed`` gives ``<model>-half``.
 
 References
 ----------
@@ -60,9 +59,8 @@ import pandas as pd
 
 from .files import write_text
 from .markdown import markdown_table
-from .names import (ANY_SEED, BASELINE, HALF_SUFFIX, METRICS, MODEL_ALIASES, MODELS, ORACLES, PROPOSED, RESIDUE_DB,
-                    RESIDUE_NOTE, SCORED_TARGETS, split_seed)
-from .names import seed_method_name as seed_method_name  # noqa: F401  (re-exported)
+from .names import (BASELINE, HALF_SUFFIX, METRICS, PROPOSED, RESIDUE_DB, RESIDUE_NOTE, SCORED_TARGETS, is_reference,
+                    is_study_model, method_label, order_methods, split_seed)
 
 #: The plateau rule (REFERENCE.md, "Plateau"): a run is at its plateau when early stopping
 #: ended it, or when its last quarter of epochs improved its best validation loss by less
@@ -77,96 +75,6 @@ EQUIVALENCE_DB = 0.2
 #: seeds sees (k - 1) / k of their variance, and REFERENCE.md plans for >= 5 seeds to
 #: detect 0.2 dB.
 MIN_SEEDS_EQUIVALENCE = 5
-
-
-# --------------------------------------------------------------------------- methods
-
-#: Every known method in the order of tables and figures: each model
-#: (:data:`melunmix.names.MODELS`) followed by its half-training checkpoint, then the
-#: oracles and MIX (:data:`melunmix.names.ORACLES`).
-METHOD_ORDER = tuple(name for model in MODELS for name in (model, model + HALF_SUFFIX)) + tuple(ORACLES)
-#: Display names of the methods, for tables, legends and the report's sentences.
-METHOD_LABELS = {
-    **{name: label for model, style in MODELS.items()
-       for name, label in ((model, style.label), (model + HALF_SUFFIX, f"{style.label}, half training"))},
-    **{name: style.label for name, style in ORACLES.items()},
-}
-#: Other names accepted for known methods (case-insensitive): the models' aliases.
-METHOD_ALIASES = MODEL_ALIASES
-
-
-
-
-
-
-def canonical_method(name: str) -> str | None:
-    """The known method (:data:`METHOD_ORDER`) that ``name`` denotes, or None.
-
-    Seed suffixes (``-seed42``, ``/seed42``, ``_seed42``), case and the aliases of
-    :data:`METHOD_ALIASES` are ignored: ``"MelUnmix-half-seed3"`` -> ``"melunmix-half"``,
-    ``"baseline"`` -> ``"openunmix"``, ``"my_model"`` -> None.
-    """
-    name = str(name)
-    match = ANY_SEED.match(name)
-    known = {m.lower(): m for m in METHOD_ORDER}
-    for candidate in dict.fromkeys([name, match["base"] if match else name]):
-        lower = candidate.lower()
-        half = lower.endswith(HALF_SUFFIX)
-        stem = lower[: -len(HALF_SUFFIX)] if half else lower
-        stem = METHOD_ALIASES.get(stem, stem)
-        found = known.get(stem + (HALF_SUFFIX if half else ""))
-        if found is not None:
-            return found
-    return None
-
-
-
-def is_study_model(name: str) -> bool:
-    """Whether ``name`` (a method or its base) is one of the study's models (:data:`MODELS`)
-    or a half-training checkpoint of one; False for the references and for models trained
-    elsewhere (``evaluate.models``)."""
-    known = canonical_method(name)
-    return known is not None and known.removesuffix(HALF_SUFFIX) in MODELS
-
-def method_seed(name: str) -> int | None:
-    """Seed number in a method or model-folder name (``-seed42``, ``/seed42``), or None."""
-    match = ANY_SEED.match(str(name))
-    return int(match["seed"]) if match else None
-
-
-def method_label(name: str) -> str:
-    """Display name of a method (:data:`METHOD_LABELS`); per-seed names keep their seed,
-    unknown names are returned as they are."""
-    known = canonical_method(name)
-    if known is None:
-        return str(name)
-    seed = method_seed(name)
-    return METHOD_LABELS[known] + (f" seed{seed}" if seed is not None else "")
-
-
-def order_methods(names: Iterable[str]) -> list[str]:
-    """Methods in the study's order, duplicates dropped.
-
-    Known models (each followed by its half-training checkpoint), then other methods
-    (sorted by name), then the oracles and MIX (:data:`METHOD_ORDER`); the seeds of one
-    model by seed number (``seed2`` before ``seed10``).
-    """
-    rank = {known: i for i, known in enumerate(METHOD_ORDER)}
-    first_reference = rank[next(iter(ORACLES))]
-
-    def key(name):
-        known = canonical_method(name)
-        seed = method_seed(name)
-        position = rank[known] if known is not None else first_reference - 0.5
-        base = str(name) if known is None else ""
-        return (position, base, -1 if seed is None else seed, str(name))
-
-    return sorted(dict.fromkeys(names), key=key)
-
-
-def is_reference(method: str) -> bool:
-    """True for the oracles and MIX (methods that are not trained)."""
-    return canonical_method(method) in ORACLES
 
 
 # --------------------------------------------------------------------------- loading

@@ -24,8 +24,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from .config import RunPaths, Settings, load_profile, run_paths
-from .names import STEMS
+from .config import RunPaths, Settings, home_dir, load_profile, run_paths
+from .files import atomic_path, describe_holder, lock_holder, read_json
+from .names import (HALF_SUFFIX, STEMS, canonical_method, canonical_model_name, method_label, seed_method_name,
+                    split_seed)
 
 if TYPE_CHECKING:  # only for the annotations: train and tune are imported when called
     from .train import TrainResult
@@ -128,7 +130,6 @@ class Run:
 def _shown_path(path: Path) -> str:
     """``path`` relative to the checkout (:func:`melunmix.config.home_dir`) when inside it: what
     a notebook prints names no machine's folders."""
-    from .config import home_dir
 
     try:
         return str(Path(path).resolve().relative_to(home_dir().resolve()))
@@ -213,10 +214,7 @@ def check_external_models(settings: Settings) -> dict[str, Path]:
         (``umx`` is Open-Unmix, the baseline), an oracle or MIX, a seed or half-training
         suffix; or a name that cannot name a folder.
     """
-    from .config import home_dir
     from .evaluate import check_method_name
-    from .names import HALF_SUFFIX, split_seed
-    from .stats import canonical_method
 
     found = {}
     for name, path in settings.evaluate.models.items():
@@ -251,7 +249,6 @@ def _warn_if_in_use(paths: RunPaths) -> None:
     import socket
     import warnings
 
-    from .files import describe_holder, lock_holder
 
     holder = lock_holder(paths.lock)
     if holder is None or (holder.get("pid") == os.getppid() and holder.get("host") == socket.gethostname()):
@@ -472,8 +469,6 @@ def model_runs(run: Run, half: bool = False) -> list[ModelRun]:
     ``half=True`` adds, after them, the half-training weights of each (``openunmix-half``,
     ``openunmix-half-seed42``).
     """
-    from .names import HALF_SUFFIX, seed_method_name
-    from .names import canonical_model_name
 
     seeds = list(run.settings.train.seeds)
     several = len(seeds) > 1
@@ -552,7 +547,6 @@ def train_profile(
 
     from . import distributed
     from .side_by_side import RunSpec, train_side_by_side
-    from .names import canonical_model_name
     from .train import prepare_data, train
 
     from .devices import device_overrides
@@ -687,7 +681,6 @@ def load_histories(run: Run) -> dict[str, pd.DataFrame]:
 
 def _steps_per_epoch(out_dir: Path) -> int | None:
     """A run's optimiser steps per epoch (``history.json``), None when not recorded."""
-    from .files import read_json
     from .train import HISTORY_JSON_NAME
 
     path = out_dir / HISTORY_JSON_NAME
@@ -734,7 +727,6 @@ def loss_table(run: Run, histories: dict[str, pd.DataFrame] | None = None) -> pd
         :func:`melunmix.report.loss_summary` of the histories (one row per method), the
         table the report shows under "Training".
     """
-    from .files import atomic_path
     from .report import loss_summary, matched_steps
 
     histories = load_histories(run) if histories is None else histories
@@ -812,7 +804,6 @@ def save_examples(run: Run, track, start: float = 0.0, duration: float = 10.0) -
     """
     import soundfile as sf
 
-    from .files import atomic_path
     from .separate import separate
 
     folder = run.paths.root / EXAMPLES_DIR / track.name
@@ -844,7 +835,6 @@ def load_examples(run: Run) -> tuple[str, dict[str, np.ndarray], int]:
     """
     import soundfile as sf
 
-    from .stats import method_label
 
     folders = sorted(p for p in (run.paths.root / EXAMPLES_DIR).glob("*") if p.is_dir())
     if not folders:

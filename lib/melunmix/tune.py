@@ -89,6 +89,7 @@ from .hyperparameters import (  # noqa: F401  (re-exported: what a search leaves
     shared_recipe,
     tuned_models,
 )
+from .names import HISTORY_JSON_NAME, canonical_model_name
 
 logger = logging.getLogger(__name__)
 
@@ -352,7 +353,6 @@ def _position(slots: dict[int, Any], root: int) -> int:
 
 
 def _read_history(run_dir: Path) -> dict | None:
-    from .names import HISTORY_JSON_NAME
 
     path = run_dir / HISTORY_JSON_NAME
     return read_json(path) if path.exists() else None
@@ -457,7 +457,6 @@ def tune(
     a retried trial keeps the number of the trial it repeats. The tables are written
     once, when every trial has finished; each trial prints one line as it ends.
     """
-    from .names import canonical_model_name
 
     if settings.tune.nb_trials < 1:
         raise ValueError(f"settings.tune.nb_trials must be at least 1, got {settings.tune.nb_trials}")

@@ -30,6 +30,7 @@ import numpy as np
 import soundfile as sf
 from tqdm import tqdm
 
+from ..config import cache_root
 from ..names import STEMS
 from .tracks import TrackInfo
 
@@ -52,7 +53,6 @@ def default_cache_dir(root: str | os.PathLike) -> Path:
     path, so two roots never share a cache.
     """
     root = Path(root).expanduser().resolve()
-    from ..config import cache_root
 
     base = cache_root()
     tag = hashlib.sha1(str(root).encode()).hexdigest()[:8]
