@@ -18,7 +18,7 @@ LIMITED_ISA := ATEN_CPU_CAPABILITY=default ONEDNN_MAX_CPU_ISA=SSE41 MKL_ENABLE_I
 NBVAL = $(PY) -m pytest --nbval --nbval-current-env --nbval-sanitize-with notebooks/nbval_sanitize.cfg \
 	-p no:cacheprovider notebooks/*.ipynb $(PYTEST_ARGS)
 
-.PHONY: help setup reproduce test test-notebooks lab bench gpu-check
+.PHONY: help setup reproduce test test-notebooks notebook-checks lab bench gpu-check
 
 help:
 	@echo "make reproduce [PROFILE=demo|study|smoke|poster|umx] [MUSDB_ROOT=/path/to/musdb18] [STAND_IN=1]"
@@ -34,23 +34,36 @@ setup:
 reproduce: setup
 	@$(VENV)/bin/melunmix reproduce --profile $(PROFILE) $(DATA_ROOT_ARG) $(STAND_IN_ARG)
 
-# Unit tests (one worker per core, each test file in one worker: pytest-xdist), then the
-# committed smoke-profile notebooks re-executed and compared (nbval,
-# numbers within notebooks/conftest.py's tolerance), twice and at the same time (each
-# pass runs one notebook at a time, mostly on one core): with this CPU's instructions,
-# and from scratch (a fresh MELUNMIX_HOME: data, cache, results) with them limited, whose
-# output follows the first's (build/nbval-limited.log). The unit tests end with their 25
+# Unit tests (one worker per core, each test file in one worker: pytest-xdist) and the
+# committed smoke-profile notebooks re-executed and compared (nbval, numbers within
+# notebooks/conftest.py's tolerance) twice: with this CPU's instructions, and with them
+# limited ("another CPU"). The notebook checks start with the unit tests, in the background
+# at a lower CPU priority (nice): each runs one notebook at a time, mostly on one core, and
+# they fill the time the unit tests leave the cores idle (waiting for the processes they
+# start); their output follows the unit tests' (build/nbval.log). Each pass starts from
+# scratch in its own MELUNMIX_HOME under build/ (data, cache, results), so nothing is
+# shared with the unit tests or the checkout's results/. The unit tests end with their 25
 # slowest (--durations), where to look when `make test` grows.
 test: setup
-	$(PY) -m pytest tests -n auto --dist loadfile --durations=25 $(PYTEST_ARGS)
-	@$(MAKE) --no-print-directory test-notebooks
+	@mkdir -p build
+	@echo "notebook checks: started in the background (build/nbval.log), reported after the unit tests"
+	@nice -n 10 $(MAKE) --no-print-directory notebook-checks > build/nbval.log 2>&1 & notebooks=$$!; \
+	$(PY) -m pytest tests -n auto --dist loadfile --durations=25 $(PYTEST_ARGS); unit=$$?; \
+	echo "--- notebook checks (started with the unit tests) ---"; \
+	wait $$notebooks; checks=$$?; cat build/nbval.log; \
+	echo "unit tests exit $$unit, notebook checks exit $$checks"; \
+	test $$unit -eq 0 -a $$checks -eq 0
 
+# Only the notebook checks (both passes, at the same time).
 test-notebooks: setup
-	rm -rf build/nbval-limited build/nbval-limited.log && mkdir -p build
-	@echo "notebooks: this CPU's instructions below; limited instructions, from scratch, at the same time"
+	@$(MAKE) --no-print-directory notebook-checks
+
+notebook-checks:
+	rm -rf build/nbval-here build/nbval-limited build/nbval-limited.log && mkdir -p build
+	@echo "notebooks: this CPU's instructions below; limited instructions at the same time"
 	@$(LIMITED_ISA) MELUNMIX_HOME=$(CURDIR)/build/nbval-limited $(NBVAL) > build/nbval-limited.log 2>&1 & \
-	limited=$$!; $(NBVAL); here=$$?; wait $$limited; again=$$?; \
-	echo "--- notebooks with instructions limited ($(LIMITED_ISA)), from scratch ---"; \
+	limited=$$!; MELUNMIX_HOME=$(CURDIR)/build/nbval-here $(NBVAL); here=$$?; wait $$limited; again=$$?; \
+	echo "--- notebooks with instructions limited ($(LIMITED_ISA)) ---"; \
 	cat build/nbval-limited.log; \
 	echo "notebooks: this CPU's instructions exit $$here, limited instructions exit $$again"; \
 	test $$here -eq 0 -a $$again -eq 0
