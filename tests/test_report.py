@@ -17,6 +17,7 @@ import pytest
 from melunmix import names, plots, report, stats
 from melunmix.config import load_profile
 from melunmix.files import write_json
+from test_markdown import parse_markdown_table
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -26,14 +27,6 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 def history(losses_train, losses_valid):
     return pd.DataFrame({"epoch": np.arange(1, len(losses_train) + 1), "train_loss": losses_train,
                          "valid_loss": losses_valid, "lr": 1e-3})
-
-
-def parse_markdown_table(text: str) -> list[list[str]]:
-    rows = []
-    for line in text.strip().splitlines():
-        cells = re.split(r"(?<!\\)\|", line.strip())[1:-1]
-        rows.append([c.strip().replace("\\|", "|").replace("\\\\", "\\") for c in cells])
-    return rows
 
 
 def table_after(text: str, caption: str) -> list[list[str]]:
@@ -51,32 +44,6 @@ def sections_of(text: str) -> dict[str, str]:
 
 
 # --------------------------------------------------------------------------- tables
-def test_markdown_table_round_trips_the_values():
-    df = pd.DataFrame({"SDR": [1.776, -0.5, np.nan], "epochs": [20, 3, 1],
-                       "note": ["a|b", "plain", "x"], "best": [True, False, True]},
-                      index=pd.Index(["openunmix", "melunmix", "MIX"], name="method"))
-    rows = parse_markdown_table(report.markdown_table(df, floatfmt=".2f"))
-    assert rows[0] == ["method", "SDR", "epochs", "note", "best"]
-    assert rows[1] == [":---", "---:", "---:", ":---", ":---"]
-    body = rows[2:]
-    assert [r[0] for r in body] == list(df.index)
-    parsed_sdr = [np.nan if r[1] == "n/a" else float(r[1]) for r in body]
-    np.testing.assert_array_equal(parsed_sdr, df["SDR"].round(2))
-    assert [int(r[2]) for r in body] == df["epochs"].tolist()
-    assert [r[3] for r in body] == df["note"].tolist()
-    assert [r[4] == "True" for r in body] == df["best"].tolist()
-
-
-def test_markdown_table_joins_multiindex_columns_and_skips_range_index():
-    wide = pd.DataFrame([[1.234, 5.678]],
-                        columns=pd.MultiIndex.from_tuples([("vocals", "SDR"), ("vocals", "SIR")]))
-    rows = parse_markdown_table(report.markdown_table(wide, floatfmt=".1f"))
-    assert rows[0] == ["vocals SDR", "vocals SIR"]
-    assert rows[2] == ["1.2", "5.7"]
-    with pytest.raises(ValueError, match="DataFrame"):
-        report.markdown_table([[1, 2]])
-
-
 def test_read_table_reads_two_row_headers_back(tmp_path):
     wide = pd.DataFrame([[1.0, 2.0], [3.0, 4.0]], index=pd.Index(["a", "b"], name="method"),
                         columns=pd.MultiIndex.from_tuples([("vocals", "SDR"), ("vocals", "SIR")],

@@ -1,4 +1,4 @@
-"""melunmix.files.hold_lock between real processes: refused while held, free as soon as
+"""melunmix.files: hold_lock between real processes: refused while held, free as soon as
 the holder ends, however it ends (the kernel releases an flock with the process)."""
 
 from __future__ import annotations
@@ -89,3 +89,41 @@ def test_a_waiting_lock_takes_its_turn_instead_of_refusing(tmp_path):
         assert lock_holder(lock) == {"pid": 2}
     thread.join()
     assert order == ["first released", "second holds"]
+
+
+# --------------------------------------------------------------------------- atomic writes
+def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
+    from melunmix.files import atomic_path, read_json, write_json
+
+    path = write_json(tmp_path / "out" / "a.json", {"x": 1})
+    with pytest.raises(RuntimeError):
+        with atomic_path(path) as tmp:
+            assert tmp.suffix == ".json" and tmp.parent == path.parent  # writers see the extension
+            tmp.write_text('{"x": 2')  # half written when the process fails
+            raise RuntimeError("killed")
+    assert read_json(path) == {"x": 1}
+    assert sorted(p.name for p in path.parent.iterdir()) == ["a.json"]
+
+
+def test_stale_temporaries_of_a_killed_writer_are_removed_and_others_kept(tmp_path):
+    from melunmix.files import remove_stale_temporaries
+
+    stale = [tmp_path / ".song [1].wav.abc123.tmp.wav", tmp_path / ".song [1].wav.x.tmp.wav"]
+    kept = [tmp_path / "song [1].wav", tmp_path / ".other.wav.abc.tmp.wav", tmp_path / ".song [1].wav.y.tmp.json"]
+    for p in stale + kept:
+        p.write_bytes(b"")
+    assert sorted(remove_stale_temporaries(tmp_path / "song [1].wav")) == sorted(stale)
+    assert all(p.exists() for p in kept) and not any(p.exists() for p in stale)
+
+
+def test_sha256_and_unreadable_json_named(tmp_path):
+    import hashlib
+
+    from melunmix.files import read_json, sha256_file
+
+    data = bytes(range(256)) * 5000  # more than one 1 MiB block
+    (tmp_path / "b.bin").write_bytes(data)
+    assert sha256_file(tmp_path / "b.bin") == hashlib.sha256(data).hexdigest()
+    (tmp_path / "bad.json").write_text("{")
+    with pytest.raises(ValueError, match=r"bad\.json is not valid JSON.*delete it and rerun"):
+        read_json(tmp_path / "bad.json")
