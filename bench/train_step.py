@@ -101,8 +101,8 @@ def build(sizes: dict, device: str, recipe_stft: bool):
     ours = models.OpenUnmix(**common).to(device)
     ref = reference.reference_model(oum, ours.cpu()).to(device)
     ours.to(device)
-    # branch statistics from the very transform MelUnmix applies (mel_branch_transform)
-    transform = features.mel_branch_transform("mel", rate, sizes["n_fft"], n_mels=sizes["n_mels"])
+    # branch statistics from the very transform MelUnmix applies (branch_transform)
+    transform = features.branch_transform("mel", rate, sizes["n_fft"], n_mels=sizes["n_mels"])
     with torch.no_grad():
         feats = transform(X.cpu()).transpose(-1, -2).reshape(-1, sizes["n_mels"]).double()
     mel = models.MelUnmix(**common, n_mels=sizes["n_mels"], feature="mel",

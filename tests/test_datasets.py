@@ -629,10 +629,10 @@ def test_scaler_stats_match_numpy(noise_root):
 
 
 def test_feature_stats_match_librosa_mel_and_floor_std(noise_root):
-    from melunmix.features import mel_branch_transform
+    from melunmix.features import branch_transform
 
     tracks = find_tracks(noise_root, "train", split="train")
-    transform = mel_branch_transform("mel", sample_rate=RATE, n_fft=256, n_mels=16)
+    transform = branch_transform("mel", sample_rate=RATE, n_fft=256, n_mels=16)
     stats = compute_feature_stats(tracks, transform, n_fft=256, n_hop=64, progress=False)
     mel = librosa.filters.mel(sr=RATE, n_fft=256, n_mels=16)
     magnitudes = [mono_magnitude(sf.read(t.stems["mixture"], dtype="float32")[0], 256, 64) for t in tracks]

@@ -16,7 +16,7 @@ from melunmix.features import (
     bandwidth_to_max_bin,
     dct_matrix,
     magnitude,
-    mel_branch_transform,
+    branch_transform,
     mel_filterbank,
     linear_filterbank,
     nb_frames,
@@ -231,7 +231,7 @@ def test_mfcc_batch_clips_each_example_on_its_own():
 @pytest.mark.parametrize("feature", ["mel", "mfcc"])
 def test_mel_branch_transform_is_unclipped_log_mel(feature):
     y = known_signal(silence=4000)
-    transform = mel_branch_transform(feature, SR, N_FFT, n_mels=32, n_mfcc=10)
+    transform = branch_transform(feature, SR, N_FFT, n_mels=32, n_mfcc=10)
     ours = transform(spectrum(y)).numpy()
     log_mel = librosa.power_to_db(librosa.feature.melspectrogram(
         y=y, sr=SR, n_fft=N_FFT, hop_length=N_HOP, n_mels=32, pad_mode="reflect"), top_db=None)
@@ -250,7 +250,7 @@ def test_mel_errors():
     with pytest.raises(ValueError, match="513"):
         MelSpectrogram(SR, N_FFT)(torch.zeros(100, 3))
     with pytest.raises(ValueError, match="feature"):
-        mel_branch_transform("cqt", SR, N_FFT)
+        branch_transform("cqt", SR, N_FFT)
 
 
 # --- bandwidth -----------------------------------------------------------------------

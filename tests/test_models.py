@@ -225,7 +225,7 @@ def test_mel_features_follow_constructor_settings(feature):
     model = MelUnmix(**dict(TINY_MEL, feature=feature, n_mfcc=6, fmin=100.0, fmax=3500.0,
                             htk=True))
     mag = mixture(nb_samples=1).double()
-    ours = model.mel_features(mag)
+    ours = model.branch_features(mag)
     assert ours.shape == (1, 2, 12 if feature == "mel" else 6, 12)
     power_mel = librosa.feature.melspectrogram(S=mag[0, 1].numpy() ** 2, sr=SR, n_mels=12,
                                                fmin=100.0, fmax=3500.0, htk=True)

@@ -252,7 +252,7 @@ def test_proposed_model_trains_through_the_same_path(data, tmp_path):
 
     # The branch statistics are those of the model's log-mel, computed independently
     # with librosa on the mono (channel-averaged) magnitudes of the training mixtures.
-    mel_mean, mel_std = data.branch_stats(model.mel_features, feature="mel", n_mels=16, n_mfcc=20)
+    mel_mean, mel_std = data.branch_stats(model.branch_features, feature="mel", n_mels=16, n_mfcc=20)
     frames = []
     for track in data.train_tracks:
         audio, _ = sf.read(track.wav("mixture"), dtype="float32", always_2d=True)

@@ -36,7 +36,7 @@ __all__ = [
     "LogMelSpectrogram",
     "dct_matrix",
     "MFCC",
-    "mel_branch_transform",
+    "branch_transform",
     "BRANCH_FEATURES",
     "bandwidth_to_max_bin",
     "nb_frames",
@@ -624,14 +624,14 @@ class MFCC(nn.Module):
 BRANCH_FEATURES = ("mel", "mfcc", "linear")
 
 
-def mel_branch_transform(feature: str, sample_rate: float, n_fft: int, n_mels: int = 64,
-                         n_mfcc: int = 20, fmin: float = 0.0, fmax: Optional[float] = None,
-                         htk: bool = False, norm: Union[str, float, None] = "slaney",
-                         amin: float = 1e-10) -> nn.Module:
+def branch_transform(feature: str, sample_rate: float, n_fft: int, n_mels: int = 64,
+                     n_mfcc: int = 20, fmin: float = 0.0, fmax: Optional[float] = None,
+                     htk: bool = False, norm: Union[str, float, None] = "slaney",
+                     amin: float = 1e-10) -> nn.Module:
     """The feature transform of the proposed model's second branch.
 
     Dataset statistics for that branch must be computed with this very transform (it is
-    what :meth:`melunmix.models.MelUnmix.mel_features` applies).
+    what :meth:`melunmix.models.MelUnmix.branch_features` applies).
 
     Parameters
     ----------

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .features import BRANCH_FEATURES, mel_branch_transform
+from .features import BRANCH_FEATURES, branch_transform
 from .files import atomic_path
 from .names import MODELS, canonical_model_name
 from .provenance import package_versions
@@ -314,7 +314,10 @@ class MelUnmix(OpenUnmix):
     input_scale, sample_rate, n_fft, n_hop
         As :class:`OpenUnmix` (the mel branch uses the same hidden size and layers).
     n_mels : int
-        Mel bands of the branch.
+        Bands of the branch's filterbank (mel, or linear for ``feature="linear"``; the
+        MFCCs are computed from ``n_mels`` mel bands). The name, and those of the branch's
+        weights (``mel_mean``, ``mel_scale``, ``fc_mel``, ``bn_mel``, ``lstm_mel``), are
+        kept for every feature: saved models and profiles use them.
     feature : {"mel", "mfcc", "linear"}
         Branch feature: log-mel (``n_mels`` features), MFCC (``n_mfcc`` features), or
         the control: a log filterbank of ``n_mels`` bands equally spaced in Hz (the
@@ -322,7 +325,7 @@ class MelUnmix(OpenUnmix):
     n_mfcc : int
         Coefficients kept when ``feature="mfcc"``.
     mel_mean, mel_scale : array-like or None
-        Training-set MEAN and STANDARD DEVIATION per band of :meth:`mel_features`
+        Training-set MEAN and STANDARD DEVIATION per band of :meth:`branch_features`
         (``nb_features`` values); parameters are initialised to ``-mel_mean`` and
         ``1 / mel_scale``, as for ``input_mean``/``input_scale``. None: zeros / ones.
     fmin, fmax : float
@@ -345,8 +348,8 @@ class MelUnmix(OpenUnmix):
         if feature not in BRANCH_FEATURES:
             raise ValueError(f"feature must be one of {list(BRANCH_FEATURES)}, got {feature!r}")
         self.feature = feature
-        self.features = mel_branch_transform(feature, sample_rate, n_fft, n_mels=n_mels,
-                                             n_mfcc=n_mfcc, fmin=fmin, fmax=fmax, htk=htk)
+        self.features = branch_transform(feature, sample_rate, n_fft, n_mels=n_mels,
+                                         n_mfcc=n_mfcc, fmin=fmin, fmax=fmax, htk=htk)
         self.nb_features = self.features.nb_features
         self.init_kwargs.update(
             n_mels=int(n_mels), feature=feature, n_mfcc=int(n_mfcc), mel_mean=None,
@@ -363,12 +366,12 @@ class MelUnmix(OpenUnmix):
         self.bn_mel = nn.BatchNorm1d(self.hidden_size)
         self.lstm_mel = _lstm(self.hidden_size, nb_layers, unidirectional)
 
-    def mel_features(self, mag: Tensor) -> Tensor:
+    def branch_features(self, mag: Tensor) -> Tensor:
         """The branch's feature, before the learnable normalisation.
 
         Use it to compute the dataset statistics ``mel_mean``/``mel_scale`` with exactly
         the transform the model applies (equivalently
-        :func:`melunmix.features.mel_branch_transform` with the same settings).
+        :func:`melunmix.features.branch_transform` with the same settings).
 
         Parameters
         ----------
@@ -378,12 +381,13 @@ class MelUnmix(OpenUnmix):
         Returns
         -------
         Tensor, shape (..., nb_features, nb_frames)
-            Log-mel power in dB (``feature="mel"``) or MFCCs (``feature="mfcc"``).
+            Log-mel power in dB (``feature="mel"``), MFCCs (``feature="mfcc"``) or the log
+            power of linear-frequency bands (``feature="linear"``).
         """
         return self.features(mag)
 
-    def encode_mel(self, mag: Tensor) -> Tensor:
-        """Mel branch up to its encoder.
+    def encode_branch(self, mag: Tensor) -> Tensor:
+        """The feature branch (mel, MFCC or linear bands) up to its encoder.
 
         Parameters
         ----------
@@ -394,7 +398,7 @@ class MelUnmix(OpenUnmix):
         Tensor, shape (nb_frames, nb_samples, hidden_size), in [-1, 1]
         """
         nb_samples, _, _, nb_frames = mag.shape
-        f = self.mel_features(mag).permute(3, 0, 1, 2)  # (frames, samples, channels, feats)
+        f = self.branch_features(mag).permute(3, 0, 1, 2)  # (frames, samples, channels, feats)
         f = (f + self.mel_mean) * self.mel_scale
         g = self.bn_mel(self.fc_mel(f.reshape(-1, self.nb_channels * self.nb_features)))
         return torch.tanh(g.reshape(nb_frames, nb_samples, self.hidden_size))
@@ -412,7 +416,7 @@ class MelUnmix(OpenUnmix):
         Tensor, shape (nb_samples, nb_channels, nb_bins, nb_frames)
         """
         self._check_input(x)
-        g = self.encode_mel(x)
+        g = self.encode_branch(x)
         x = x.permute(3, 0, 1, 2)
         mix = x.detach()
         enc = self.encode(x)

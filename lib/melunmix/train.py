@@ -160,7 +160,7 @@ class TrainingData:
         ----------
         transform : nn.Module
             Maps a magnitude spectrogram ``(..., nb_bins, nb_frames)`` to features
-            ``(..., nb_features, nb_frames)``; the proposed model's ``mel_features``.
+            ``(..., nb_features, nb_frames)``; the proposed model's ``branch_features``.
         **params
             What identifies the transform (feature kind, n_mels, ...), for the cache key.
 
@@ -334,7 +334,7 @@ def build_training_model(model_name: str, settings: Settings, data: TrainingData
     """Build the model with its input (and mel-branch) statistics from ``data``.
 
     The proposed model's branch statistics are computed with the model's own
-    ``mel_features`` transform, so they are exactly what the branch normalises. With
+    ``branch_features`` transform, so they are exactly what the branch normalises. With
     ``settings.train.init_weights`` the model starts from those weights
     (:func:`copy_initial_weights`; ``target``, default the first of
     ``settings.data.targets``, picks the model of an Open-Unmix folder).
@@ -349,7 +349,7 @@ def build_training_model(model_name: str, settings: Settings, data: TrainingData
         with torch.random.fork_rng(devices=[]):
             probe = models.build_model(model_name, **config)
         params = {k: config[k] for k in ("feature", "n_mels", "n_mfcc")}
-        stats["mel_mean"], stats["mel_scale"] = data.branch_stats(probe.mel_features, **params)
+        stats["mel_mean"], stats["mel_scale"] = data.branch_stats(probe.branch_features, **params)
     model = models.build_model(model_name, **config, **stats)
     if settings.train.init_weights:
         copy_initial_weights(model, settings.train.init_weights, target=target or settings.data.targets[0])
