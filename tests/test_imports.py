@@ -192,6 +192,37 @@ def test_no_module_imports_another_modules_private_names():
     assert private == []
 
 
+def _unexplained_function_imports():
+    """Imports of the package's own modules inside a function body with no comment saying
+    why (on the statement's lines or the line above); the script part of a module left out."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "lib" / "melunmix"
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        lines = path.read_text().splitlines()
+        tree = ast.parse("\n".join(lines))
+        tree.body = [node for node in tree.body
+                     if not (isinstance(node, ast.If) and "__main__" in ast.unparse(node.test))]
+        for function in ast.walk(tree):
+            if not isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            for node in ast.walk(function):
+                if isinstance(node, ast.ImportFrom) and node.level:
+                    around = lines[node.lineno - 2:node.end_lineno]
+                    if not any("#" in line for line in around):
+                        found.append(f"{path.relative_to(root)}:{node.lineno}: {lines[node.lineno - 1].strip()}")
+    return sorted(set(found))
+
+
+def test_an_import_inside_a_function_says_why():
+    """The package's modules are imported at the top of a module; one inside a function
+    keeps something heavy (torch, pandas, matplotlib, the notebook runner) out of a light
+    entry point, and says so."""
+    assert _unexplained_function_imports() == []
+
+
 def test_the_vocabulary_and_the_tables_sit_at_the_bottom():
     edges, _ = _package_graph()
     assert edges["melunmix.names"] == set() and edges["melunmix.dataset_format"] == set()

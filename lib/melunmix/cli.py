@@ -25,6 +25,7 @@ import sys
 import threading
 from pathlib import Path
 
+from . import __version__
 from .config import PROFILES_DIR
 from .files import FolderInUse
 from .markdown import markdown_table
@@ -37,7 +38,7 @@ def _profile_names() -> list[str]:
     return sorted(p.stem for p in PROFILES_DIR.glob("*.yaml"))
 
 def _cmd_separate(args: argparse.Namespace) -> int:
-    from .separate_files import separate_files
+    from .separate_files import separate_files  # the command's module, loaded when the command runs
 
     report = separate_files(
         args.songs, args.model, args.out, niter=args.niter, softmask=args.softmask,
@@ -49,7 +50,7 @@ def _cmd_separate(args: argparse.Namespace) -> int:
 
 
 def _cmd_make_dataset(args: argparse.Namespace) -> int:
-    from .synth import make_dataset
+    from .synth import make_dataset  # the command's module, loaded when the command runs
 
     root = make_dataset(
         args.out, nb_train=args.train, nb_valid=args.valid, nb_test=args.test,
@@ -60,6 +61,7 @@ def _cmd_make_dataset(args: argparse.Namespace) -> int:
 
 
 def _cmd_reproduce(args: argparse.Namespace) -> int:
+    # the command's module, loaded when the command runs
     from .pipeline import NotebookFailed, RunInterrupted, reproduce
 
     try:
@@ -81,6 +83,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
 
 
 def _cmd_score(args: argparse.Namespace) -> int:
+    # the command's module, loaded when the command runs
     from .score import TABLES_DIR_NAME, parse_shard, score_folder
 
     shard = parse_shard(args.shard) if args.shard else None
@@ -98,9 +101,9 @@ def _cmd_score(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from .study import train_profile
+    from .study import train_profile  # the command's module, loaded when the command runs
 
-    from .distributed import environment_rank
+    from .distributed import environment_rank  # torch.distributed, only under torchrun
 
     try:
         results = train_profile(args.profile, data_root=args.data_root, results_dir=args.results_dir,
@@ -140,7 +143,7 @@ def _lost_peer(err: BaseException) -> str | None:
 
 
 def _cmd_tune(args: argparse.Namespace) -> int:
-    from .study import tune_profile
+    from .study import tune_profile  # the command's module, loaded when the command runs
 
     results = tune_profile(args.profile, data_root=args.data_root, results_dir=args.results_dir,
                            storage=args.storage, stand_in=args.stand_in,
@@ -264,8 +267,6 @@ def _add_reproduce_command(sub) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
-
     parser = argparse.ArgumentParser(prog="melunmix", description=__doc__.split("\n\n")[0])
     parser.add_argument("--version", action="version", version=f"melunmix {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)

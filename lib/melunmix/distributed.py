@@ -47,6 +47,7 @@ import torch.distributed as dist
 from torch import nn
 
 from .config import flat_keys
+from .devices import resolve_device
 
 #: How long a rank waits in a collective (e.g. while rank 0 validates) before giving up.
 TIMEOUT = datetime.timedelta(minutes=60)
@@ -104,7 +105,6 @@ def backend_for(device: str | torch.device = "auto") -> str:
         The profile's ``train.device`` (:func:`melunmix.devices.resolve_device`: ``"auto"``
         is CUDA when present; CUDA asked for without CUDA is refused).
     """
-    from .devices import resolve_device
 
     return "nccl" if resolve_device(device).type == "cuda" else "gloo"
 

@@ -95,7 +95,7 @@ class ModelSeparation:
         return "models " + ", ".join(f"{t}={p}" for t, p in self.model_paths)
 
     def __call__(self, audio: TrackAudio) -> dict[str, np.ndarray]:
-        from .separate import separate
+        from .separate import separate  # torch only for models: oracle and `score` workers start without it
 
         try:
             outputs = separate(
@@ -139,8 +139,8 @@ _MODEL_CACHE: dict[tuple, dict[str, Any]] = {}
 
 
 def _loaded_models(separation: ModelSeparation) -> dict[str, Any]:
-    from .devices import resolve_device
-    from .model_files import models_at
+    from .devices import resolve_device  # torch only for models: oracle and `score` workers start without it
+    from .model_files import models_at  # torch only for models: oracle and `score` workers start without it
 
     key = tuple(
         (target, path, os.stat(path).st_size, os.stat(path).st_mtime_ns, separation.device)
@@ -187,6 +187,7 @@ def check_model_files(
         target), or STFT settings / sample rate that differ between the files or from
         the expected ones.
     """
+    # torch only for models: oracle and `score` workers start without it
     from .models import ARCHITECTURES, load_model_info
 
     if not model_paths:
@@ -308,12 +309,12 @@ def _prepare_method_dir(method_dir: Path, settings: dict, overwrite: bool, subse
 
 def _decode_stem_tracks(todo: list[_TrackJob], progress: bool) -> None:
     """Give ``.stem.mp4`` TrackInfo jobs WAV stems (decoded once into the dataset's cache)."""
-    from .datasets.tracks import TrackInfo
+    from .datasets.tracks import TrackInfo  # the data layer (torch) only for .stem.mp4 tracks
 
     undecoded = [i for i, job in enumerate(todo) if isinstance(job.track, TrackInfo) and not job.track.stems]
     if not undecoded:
         return
-    from .datasets import prepare_tracks
+    from .datasets import prepare_tracks  # the data layer (torch) only for .stem.mp4 tracks
 
     decoded = prepare_tracks([todo[i].track for i in undecoded], progress=progress)
     for i, track in zip(undecoded, decoded):
@@ -597,6 +598,7 @@ def evaluate_pretrained(
         No such path, no vocals model in it, another rate than the songs'; the message
         names the method and the path.
     """
+    # torch only for models: oracle and `score` workers start without it
     from .model_files import model_fingerprint, models_at
 
     check_method_name(method_name)

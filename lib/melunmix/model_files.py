@@ -27,7 +27,9 @@ from typing import Any, Optional
 from torch import nn
 
 from .files import sha256_file
+from .models import UnreadableModelFile, is_model_payload, model_from_payload, read_torch_file
 from .names import CHECKPOINT_NAME
+from .umx_files import load_openunmix, weights_file
 
 __all__ = ["MODEL_KINDS", "models_at", "model_fingerprint"]
 
@@ -48,7 +50,6 @@ def _target_in(payload: dict) -> Optional[str]:
 
 
 def _read_or_none(path: Path) -> Any:
-    from .models import UnreadableModelFile, read_torch_file
 
     try:
         return read_torch_file(path)
@@ -84,8 +85,6 @@ def models_at(path: str | os.PathLike, targets: Optional[list[str]] = None,
         A file that is no model (one line: never torch's advice to load unsafely), or
         Open-Unmix files that contradict each other.
     """
-    from .models import UnreadableModelFile, is_model_payload, model_from_payload, read_torch_file
-    from .umx_files import load_openunmix
 
     path = Path(path).expanduser()
     if path.is_dir():
@@ -143,8 +142,6 @@ def model_fingerprint(path: str | os.PathLike, target: str = "vocals") -> str:
     nothing else in the folder (a checkpoint, other targets) matters."""
     import hashlib
 
-    from .models import is_model_payload
-    from .umx_files import weights_file
 
     path = Path(path)
     if path.is_file():

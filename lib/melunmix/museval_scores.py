@@ -149,7 +149,7 @@ def score_estimates(
         # turns them into NaN frames, which the aggregation skips, as in SiSEC.
         warnings.simplefilter("ignore", RuntimeWarning)
         if scorer == "fast":
-            from .bsseval import track_store
+            from .bsseval import track_store  # only museval's own scorer path needs the store
 
             store = track_store(references_for(audio, checked), checked, audio.rate, win, hop,
                                 track_name=audio.name)

@@ -39,6 +39,7 @@ from typing import Iterator
 from . import provenance
 from .config import HOME_ENV, RunPaths, Settings, find_checkout, home_dir, load_profile, run_paths
 from .files import hold_lock, read_json, write_json
+from .processes import current_children, new_children, stop_children
 
 #: Folder of the study's notebooks; None: ``notebooks/`` of the checkout holding the
 #: working directory (:func:`default_notebooks_dir`). An installed package ships none.
@@ -194,8 +195,8 @@ class _RunPlan:
 def _plan_run(profile, data_root, results_dir, notebooks_dir, only, kernel_name, stand_in, device) -> _RunPlan:
     """The profile, data root, notebooks and kernel of a run, each checked (one line when
     wrong) before anything is written."""
-    from . import datasets
-    from .devices import device_overrides, requested_device
+    from . import datasets  # the data layer (torch) only once a run starts
+    from .devices import device_overrides, requested_device  # torch only once a run starts
 
     notebooks_dir = Path(notebooks_dir) if notebooks_dir is not None else NOTEBOOKS_DIR or default_notebooks_dir()
     device = requested_device(device)  # an unknown or absent device stops here, in one line
@@ -299,8 +300,7 @@ def reproduce(
         SIGINT or SIGTERM arrived: every process the run started is stopped, the manifest
         marks the step ``interrupted``, and the message names it; rerunning resumes.
     """
-    from .devices import DEVICE_ENV
-    from .processes import current_children
+    from .devices import DEVICE_ENV  # torch only once a run starts
 
     callers = current_children()  # processes started from here on are this run's (see _stop_run)
     plan = _plan_run(profile, data_root, results_dir, notebooks_dir, only, kernel_name, stand_in, device)
@@ -453,7 +453,6 @@ def _stop_run(signum, manifest, manifest_path, step, runs, notebooks, run_dir, c
     The children in ``callers`` (there before the run) are left alone: a program that
     calls :func:`reproduce` keeps its own processes.
     """
-    from .processes import stop_children
 
     connection_files = _kernel_connection_files(callers)
     stop_children(STOP_GRACE, keep=callers)
@@ -496,7 +495,6 @@ def _kernel_connection_files(callers: frozenset) -> list[Path]:
     """Connection files (``-f FILE``) of the Jupyter kernels this run started (children not in ``callers``)."""
     import psutil
 
-    from .processes import new_children
 
     found = []
     for child in new_children(callers):
@@ -556,14 +554,14 @@ class _StopSignals:
 
 def _data_record(settings, data_root, needs_train: bool) -> dict:
     """The manifest's ``validation_split``, ``sample_rates`` and ``mixture_check`` once the data exist."""
-    from . import datasets
+    from . import datasets  # the data layer (torch) only once a run starts
 
     root = datasets.resolve_data_root(data_root or settings.data.root, generated=settings.data.generated)
     return datasets.root_record(root, settings, needs_train) if Path(root).is_dir() else {}
 
 
 def _data_fingerprint(settings, data_root) -> dict | None:
-    from . import datasets
+    from . import datasets  # the data layer (torch) only once a run starts
 
     try:
         root = datasets.resolve_data_root(data_root or settings.data.root, generated=settings.data.generated)

@@ -206,7 +206,7 @@ def _power_spectrogram(audio: np.ndarray, n_fft: int, n_hop: int) -> np.ndarray:
     """Channel-averaged power spectrogram ``(nb_bins, nb_frames)`` via :class:`features.STFT`."""
     import torch
 
-    from .features import STFT, magnitude
+    from .features import STFT, magnitude  # torch only for the figures that compute features
 
     stft = STFT(n_fft=n_fft, n_hop=n_hop, center=True, pad_mode="constant")
     X = stft(torch.from_numpy(np.ascontiguousarray(audio)))  # (channels, bins, frames)
@@ -218,7 +218,7 @@ def _to_db(power: np.ndarray, ref: float) -> np.ndarray:
     """dB relative to ``ref`` (power), clipped ``_TOP_DB`` below it, via :func:`features.power_to_db`."""
     import torch
 
-    from .features import power_to_db
+    from .features import power_to_db  # torch only for the figures that compute features
 
     db = power_to_db(torch.from_numpy(power), ref=max(float(ref), 1e-20), top_db=None)
     return np.maximum(db.numpy(), -_TOP_DB)
@@ -435,7 +435,7 @@ def feature_panel(audio, sample_rate: float, n_fft: int, n_hop: int, n_mels: int
     import librosa
     import torch
 
-    from .features import MFCC, MelSpectrogram
+    from .features import MFCC, MelSpectrogram  # torch only for the figures that compute features
 
     sample_rate = _check_rate(sample_rate)
     audio = _as_audio(audio)

@@ -191,8 +191,8 @@ def score_folder(
         :func:`melunmix.stats.require_tracks`); ``overwrite`` with ``shard`` (one shard
         would delete the others' scores).
     """
-    from . import datasets
-    from .evaluate import evaluate_separation
+    from . import datasets  # the data layer (torch) only when tracks are read
+    from .evaluate import evaluate_separation  # the scoring pool only when scoring
 
     estimates_dir, out_dir = Path(estimates_dir), Path(out_dir)
     if not estimates_dir.is_dir():
@@ -259,8 +259,8 @@ def aggregate(out_dir: str | os.PathLike, tracks: list[str], subset: str = "test
     """
     import pandas as pd
 
-    from . import stats
-    from .museval_scores import is_scored, track_json_path
+    from . import stats  # pandas only for the tables
+    from .museval_scores import is_scored, track_json_path  # only when the tables are made
 
     out_dir = Path(out_dir)
     # A JSON cut short by a killed job counts as missing, so its shard is rerun.

@@ -39,6 +39,7 @@ from torch import Tensor, nn
 from .devices import resolve_device
 from .features import ISTFT, STFT, check_positive_int
 from .features import nb_frames as count_frames
+from .models import load_model
 from .wiener import wiener
 
 __all__ = ["Separator", "separate", "RESIDUAL_TARGET"]
@@ -311,7 +312,6 @@ class _StreamingISTFT:
 
 def _load_models(models: Mapping[str, Union[nn.Module, PathLike]], device: torch.device) -> dict:
     """Model files loaded, every model on ``device`` in eval mode; :class:`Separator` checks the rest."""
-    from .models import load_model
 
     if not isinstance(models, Mapping):
         raise ValueError("models must be a non-empty dict {target name: model or model file}, "

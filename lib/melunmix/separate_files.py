@@ -61,7 +61,7 @@ def read_audio(path: PathLike) -> Tuple[np.ndarray, int]:
         raise FileNotFoundError(f"{path}: no such file")
     try:
         if path.name.endswith(".stem.mp4"):  # a MUSDB18 song: its mixture stream
-            from .datasets import read_stem_mixture
+            from .datasets import read_stem_mixture  # the data layer only for .stem.mp4 and ffmpeg inputs
 
             data, rate = read_stem_mixture(path)
         else:
@@ -91,7 +91,7 @@ def read_audio(path: PathLike) -> Tuple[np.ndarray, int]:
 
 def _models_at(path: Path, device: torch.device) -> list:
     """(target, model) pairs of one --model (:func:`melunmix.model_files.models_at`)."""
-    from .model_files import models_at
+    from .model_files import models_at  # model files read only when separating
 
     found = models_at(path, map_location=device)
     if any(target is None for target, _ in found):

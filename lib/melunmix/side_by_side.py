@@ -27,6 +27,9 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+from .devices import resolve_device
+from .processes import children_ignore_sigint, init_pool_worker, kill_pool_workers, usable_cores
+from .train import build_training_model, train
 
 if TYPE_CHECKING:  # pragma: no cover
     from .config import Settings
@@ -46,8 +49,6 @@ class RunSpec:
 def jobs_for(settings: "Settings", nb_runs: int) -> int:
     """Runs trained at once: ``train.jobs`` (``None``: one per usable core), at most
     ``nb_runs``; 1 on a GPU (one device, shared) and in a ``torchrun`` group."""
-    from .devices import resolve_device
-    from .processes import usable_cores
 
     wanted = settings.train.jobs
     jobs = usable_cores() if wanted is None else int(wanted)
@@ -59,7 +60,6 @@ def jobs_for(settings: "Settings", nb_runs: int) -> int:
 
 
 def _train_one(spec: RunSpec, settings: "Settings", data: "TrainingData", tuning_dir: Path | None):
-    from .train import train
 
     return spec.method, train(spec.model, settings, data, out_dir=spec.out_dir, seed=spec.seed, progress=False,
                               tuning_dir=tuning_dir)
@@ -95,8 +95,6 @@ def train_side_by_side(
     dict of str to TrainResult
         By ``spec.method``, in the order of ``specs``.
     """
-    from .processes import children_ignore_sigint, init_pool_worker, kill_pool_workers
-    from .train import build_training_model, train
 
     jobs = jobs_for(settings, len(specs)) if jobs is None else max(1, min(int(jobs), len(specs)))
     tuning = Path(tuning_dir) if tuning_dir is not None else None

@@ -24,10 +24,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from . import __version__
 from .config import RunPaths, Settings, home_dir, load_profile, run_paths
 from .files import atomic_path, describe_holder, lock_holder, read_json
-from .names import (HALF_SUFFIX, STEMS, canonical_method, canonical_model_name, method_label, seed_method_name,
-                    split_seed)
+from .names import (HALF_SUFFIX, HISTORY_CSV_NAME, HISTORY_JSON_NAME, STEMS, canonical_method, canonical_model_name,
+                    method_label, seed_method_name, split_seed)
+from .provenance import git_commit
 
 if TYPE_CHECKING:  # only for the annotations: train and tune are imported when called
     from .train import TrainResult
@@ -100,15 +102,12 @@ class Run:
     stand_in: bool = False
 
     def describe(self) -> str:
-        from .datasets.roots import is_generated_root
+        from .datasets.roots import is_generated_root  # the data layer (torch) only when a run is described
 
         s = self.settings
         origin = "generated" if is_generated_root(self.data_root) else "user-provided"
         if self.stand_in:
             origin = "generated STAND-IN for MUSDB18: these numbers are not MUSDB18's"
-        from . import __version__
-        from .provenance import git_commit
-
         commit = git_commit()
         lines = [
             f"profile {s.name!r}: {s.description}",
@@ -176,9 +175,9 @@ def open_run(
         says how to give the root); a root the study cannot use (one line naming it and
         the fix).
     """
-    from . import datasets
+    from . import datasets  # the data layer (torch) only when a notebook step reads data
 
-    from .devices import device_overrides
+    from .devices import device_overrides  # torch only when a step runs on a device
 
     overrides = {"data": {"root": str(data_root)}} if data_root else {}
     overrides.update(device_overrides(device) or {})
@@ -214,7 +213,7 @@ def check_external_models(settings: Settings) -> dict[str, Path]:
         (``umx`` is Open-Unmix, the baseline), an oracle or MIX, a seed or half-training
         suffix; or a name that cannot name a folder.
     """
-    from .evaluate import check_method_name
+    from .evaluate import check_method_name  # the scoring modules only for notebook 05
 
     found = {}
     for name, path in settings.evaluate.models.items():
@@ -267,7 +266,7 @@ def tracks(run: Run, subset: str = "train", split: str | None = None, decoded: b
     Every track is at ``settings.data.sample_rate``, the rate training uses: songs at
     another rate are refused (:func:`melunmix.datasets.check_sample_rate` says why).
     """
-    from . import datasets
+    from . import datasets  # the data layer (torch) only when a notebook step reads data
 
     data = run.settings.data
     found = datasets.find_tracks(run.data_root, subset, split=split, is_wav=data.is_wav,
@@ -321,7 +320,7 @@ def load_excerpt(track, start: float = 0.0, duration: float | None = 10.0,
     start, duration : float
         Seconds; ``duration=None`` reads to the end.
     """
-    from .datasets import read_chunk
+    from .datasets import read_chunk  # the data layer (torch) only when a notebook step reads data
 
     first = int(round(start * track.rate))
     nb = track.nb_samples - first if duration is None else min(int(round(duration * track.rate)), track.nb_samples - first)
@@ -381,7 +380,7 @@ def saved_figure(path: str | os.PathLike):
     import matplotlib.pyplot as plt
     from PIL import Image
 
-    from .plots import DEFAULT_DPI
+    from .plots import DEFAULT_DPI  # matplotlib only when drawing
 
     path = Path(path)
     if not path.is_file():
@@ -399,7 +398,7 @@ def saved_figure(path: str | os.PathLike):
 
 def feature_transforms(settings: Settings) -> dict:
     """The torch modules of the three representations the poster compares, at the profile's STFT."""
-    from .features import MFCC, STFT, LogMelSpectrogram
+    from .features import MFCC, STFT, LogMelSpectrogram  # torch only for notebook 02's features
 
     sr, n_fft = settings.data.sample_rate, settings.stft.n_fft
     return {
@@ -417,7 +416,7 @@ def feature_table(audio: np.ndarray, settings: Settings, repeats: int = 5) -> pd
     """
     import torch
 
-    from .features import magnitude
+    from .features import magnitude  # torch only for notebook 02's features
 
     modules = feature_transforms(settings)
     x = torch.as_tensor(np.asarray(audio, dtype=np.float32))[None]
@@ -456,6 +455,7 @@ class ModelRun:
 
     @property
     def weights(self) -> Path:
+        # training only when called: `melunmix` commands and notebooks stay light
         from .train import half_weights_name, weights_name
 
         return self.out_dir / (half_weights_name(self.target) if self.half else weights_name(self.target))
@@ -486,8 +486,9 @@ def model_runs(run: Run, half: bool = False) -> list[ModelRun]:
 
 def train_models(run: Run, data=None) -> dict:
     """Train (or resume, or reuse) every model and seed of the profile; method -> TrainResult."""
+    # training only when called: `melunmix` commands and notebooks stay light
     from .side_by_side import RunSpec, train_side_by_side
-    from .train import prepare_data
+    from .train import prepare_data  # training only when called: `melunmix` commands and notebooks stay light
 
     if data is None:
         data = prepare_data(run.settings, run.data_root, stats_dir=run.paths.features)
@@ -545,11 +546,12 @@ def train_profile(
     """
     import torch
 
-    from . import distributed
+    from . import distributed  # torch.distributed only when training
+    # training only when called: `melunmix` commands and notebooks stay light
     from .side_by_side import RunSpec, train_side_by_side
-    from .train import prepare_data, train
+    from .train import prepare_data, train  # training only when called: `melunmix` commands and notebooks stay light
 
-    from .devices import device_overrides
+    from .devices import device_overrides  # torch only when a step runs on a device
 
     # Bad arguments fail in every process before any joins the group.
     settings = load_profile(profile, overrides=device_overrides(device))
@@ -626,7 +628,7 @@ def tune_profile(
     import contextlib
     import copy
 
-    from .tune import preparing_lock, tune_all
+    from .tune import preparing_lock, tune_all  # optuna and training only when tuning
 
     loaded = load_profile(profile)
     shared = (storage or loaded.tune.storage) is not None
@@ -648,7 +650,7 @@ def parameter_table(run: Run) -> pd.DataFrame:
     model share its architecture. The control (``linunmix``) must equal the proposed
     model's count; that is the point of it.
     """
-    from .models import load_model, trainable_parameters
+    from .models import load_model, trainable_parameters  # torch only when models are loaded
 
     rows = {}
     for item in model_runs(run):
@@ -665,7 +667,6 @@ def load_histories(run: Run) -> dict[str, pd.DataFrame]:
     """Per-epoch history (``epoch, train_loss, valid_loss, lr, epoch_time``, ...) of every
     trained model, with ``step``: optimiser steps at the epoch's end (from
     ``history.json``'s ``steps_per_epoch``, when recorded)."""
-    from .train import HISTORY_CSV_NAME
 
     histories = {}
     for item in model_runs(run):
@@ -681,7 +682,6 @@ def load_histories(run: Run) -> dict[str, pd.DataFrame]:
 
 def _steps_per_epoch(out_dir: Path) -> int | None:
     """A run's optimiser steps per epoch (``history.json``), None when not recorded."""
-    from .train import HISTORY_JSON_NAME
 
     path = out_dir / HISTORY_JSON_NAME
     return (read_json(path) or {}).get("steps_per_epoch") if path.exists() else None
@@ -691,7 +691,7 @@ def half_training_step(run: Run) -> int | None:
     """Optimiser steps at the end of the half-training epoch (``train.epochs // 2``), where
     half-trained weights are scored; None when the profile scores none
     (``evaluate.half_training: false``) or before any run recorded its steps per epoch."""
-    from .train import half_epoch
+    from .train import half_epoch  # training only when called: `melunmix` commands and notebooks stay light
 
     if not run.settings.evaluate.half_training:
         return None
@@ -704,8 +704,7 @@ def half_training_step(run: Run) -> int | None:
 
 def stop_reasons(run: Run) -> dict[str, str | None]:
     """Why each trained run stopped (``history.json``'s ``stop_reason``), by method."""
-    from .report import stop_reason
-    from .train import HISTORY_JSON_NAME
+    from .report import stop_reason  # matplotlib (through plots) only when reporting
 
     return {item.method: stop_reason(item.out_dir / HISTORY_JSON_NAME) for item in model_runs(run)}
 
@@ -727,7 +726,7 @@ def loss_table(run: Run, histories: dict[str, pd.DataFrame] | None = None) -> pd
         :func:`melunmix.report.loss_summary` of the histories (one row per method), the
         table the report shows under "Training".
     """
-    from .report import loss_summary, matched_steps
+    from .report import loss_summary, matched_steps  # matplotlib (through plots) only when reporting
 
     histories = load_histories(run) if histories is None else histories
     losses = loss_summary(histories, stop_reasons(run))
@@ -744,7 +743,7 @@ def evaluate_all(run: Run, test_tracks=None) -> pd.DataFrame:
 
     Tracks already scored are skipped. Returns museval's long table of frame scores.
     """
-    from . import evaluate, stats
+    from . import evaluate, stats  # the scoring modules only for notebook 05
 
     ev = run.settings.evaluate
     external = check_external_models(run.settings)
@@ -757,7 +756,7 @@ def evaluate_all(run: Run, test_tracks=None) -> pd.DataFrame:
 
 
 def _evaluate_methods(run: Run, test_tracks, external: dict) -> None:
-    from . import evaluate
+    from . import evaluate  # the scoring modules only for notebook 05
 
     ev = run.settings.evaluate
     for item in model_runs(run, half=ev.half_training):
@@ -804,7 +803,7 @@ def save_examples(run: Run, track, start: float = 0.0, duration: float = 10.0) -
     """
     import soundfile as sf
 
-    from .separate import separate
+    from .separate import separate  # torch only for the examples
 
     folder = run.paths.root / EXAMPLES_DIR / track.name
     excerpt = load_excerpt(track, start, duration)

@@ -74,7 +74,7 @@ def load_track(track: Any) -> TrackAudio:
         When the track has no vocals or no accompaniment stems, or stems of another
         length than the mixture.
     """
-    from .datasets.tracks import TrackInfo
+    from .datasets.tracks import TrackInfo  # the data layer's package (torch) only for melunmix tracks
 
     if isinstance(track, TrackInfo):
         return _load_trackinfo(track)
@@ -103,7 +103,7 @@ def _no_stem(name: str, where: Any, stem: str) -> ValueError:
 
 
 def _load_trackinfo(track) -> TrackAudio:
-    from .datasets.reading import read_frames
+    from .datasets.reading import read_frames  # the data layer's package (torch) only for melunmix tracks
 
     # TrackInfo.wav explains how to decode a .stem.mp4 track that has no WAV stems yet.
     mixture = read_frames(track.wav("mixture"), 0, None).astype(np.float64)

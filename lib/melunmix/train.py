@@ -67,13 +67,20 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from . import distributed, provenance
-from .names import CHECKPOINT_NAME, HISTORY_CSV_NAME, HISTORY_JSON_NAME, SETTINGS_JSON_NAME
+from . import datasets, distributed, models, provenance
+from .bsseval import score_track
 from .config import Settings, TrainSettings, flat_keys, run_paths
+from .datasets.torch_datasets import GlobalBatchSampler
 from .devices import resolve_device
+from .distributed import all_reduce_sum, current
+from .features import STFT, bandwidth_to_max_bin, magnitude
 from .files import atomic_path, read_json, write_json, write_text
 from .hyperparameters import resolve_hyperparameters
-from .names import canonical_model_name
+from .model_files import models_at
+from .models import save_model
+from .names import CHECKPOINT_NAME, HISTORY_CSV_NAME, HISTORY_JSON_NAME, SETTINGS_JSON_NAME, canonical_model_name
+from .separate import separate
+from .track_audio import load_track
 
 logger = logging.getLogger(__name__)
 
@@ -168,7 +175,6 @@ class TrainingData:
         -------
         mean, std : np.ndarray, shape (nb_features,)
         """
-        from . import datasets
 
         key = self.stats_key("branch", n_fft=self.n_fft, n_hop=self.n_hop,
                              center=int(TRAIN_STFT_CENTER), **params)
@@ -192,7 +198,6 @@ def _number(value: Any) -> str:
 
 
 def _load_or_compute(stats_dir: Path | None, key: str, compute) -> dict:
-    from . import datasets
 
     if stats_dir is None:
         return compute()
@@ -239,7 +244,6 @@ def prepare_data(
         From :func:`melunmix.datasets.find_tracks` for a missing or broken dataset (the
         message names the folder or file), or when statistics on disk do not fit.
     """
-    from . import datasets
 
     progress = settings.train.progress if progress is None else bool(progress)
     sample_rate = float(settings.data.sample_rate if sample_rate is None else sample_rate)
@@ -293,7 +297,6 @@ def model_config(model_name: str, settings: Settings, data: TrainingData) -> dic
         ``max_bin``, ``sample_rate``, ``n_fft``, ``n_hop`` and, for the two-branch models,
         ``n_mels``, ``feature`` (fixed by the model name), ``n_mfcc``.
     """
-    from .features import bandwidth_to_max_bin
 
     m = settings.model
     config = dict(
@@ -317,14 +320,12 @@ def model_config(model_name: str, settings: Settings, data: TrainingData) -> dic
 
 def _width_reference(model_name: str) -> str | None:
     """The model whose parameter count a width-matched control matches, else None."""
-    from . import models
 
     return models.ARCHITECTURES[canonical_model_name(model_name)][1].get("width_of")
 
 
 def _branch_feature(model_name: str) -> str | None:
     """The second branch's feature of a two-branch model (``"mel"``, ...), None for the baseline."""
-    from . import models
 
     return models.ARCHITECTURES[canonical_model_name(model_name)][1].get("feature")
 
@@ -339,7 +340,6 @@ def build_training_model(model_name: str, settings: Settings, data: TrainingData
     (:func:`copy_initial_weights`; ``target``, default the first of
     ``settings.data.targets``, picks the model of an Open-Unmix folder).
     """
-    from . import models
 
     config = model_config(model_name, settings, data)
     stats = dict(input_mean=data.input_mean, input_scale=data.input_std)
@@ -384,7 +384,6 @@ def copy_initial_weights(model: torch.nn.Module, source: str | os.PathLike, targ
         Not a model; a model of another target; another STFT or sample rate; a layer of
         the same name with another size (hidden size, channels, bandwidth); nothing shared.
     """
-    from .model_files import models_at
 
     path = Path(source).expanduser()
     if not path.exists():
@@ -687,7 +686,6 @@ class RunFiles:
             torch.save(state, tmp)
 
     def save_weights(self, model: torch.nn.Module, epoch: int, history: dict[str, Any]) -> None:
-        from .models import save_model
 
         save_model(model, self.weights, target=self.target, epoch=epoch, history=history_for_json(history))
 
@@ -766,7 +764,6 @@ def half_weights_name(target: str) -> str:
 
 # --------------------------------------------------------------------------- the epoch's steps
 def _spectrograms(stft, mixture: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    from .features import magnitude
 
     return magnitude(stft(mixture)), magnitude(stft(target))
 
@@ -780,7 +777,6 @@ def _train_epoch(model, loader, stft, optimizer, device, bar_desc: str, progress
     that DDP's averaged gradient is the global batch's, and the value recorded is the
     global batch's mean loss, the same on every rank.
     """
-    from .distributed import all_reduce_sum, current
 
     world_size = current().world_size if batch_sizes is not None else 1
     model.train()
@@ -837,9 +833,6 @@ def validation_sdr(model: torch.nn.Module, tracks, target: str, settings: Settin
     numbers), vocals and accompaniment as a pair; the poster's "more epochs" question then
     reads in dB. The model is left in eval mode; no random state is used.
     """
-    from .bsseval import score_track
-    from .track_audio import load_track
-    from .separate import separate
 
     ev = settings.evaluate
     medians = []
@@ -1050,8 +1043,6 @@ class Trainer:
         """Build the model, optimiser, schedule and early stopping from the run's seed, then
         restore them from ``saved``'s checkpoint, or write ``settings.json`` for a new run;
         then the datasets and the STFT."""
-        from .datasets.torch_datasets import GlobalBatchSampler
-        from .features import STFT
 
         _seed_everything(self.seed)
         self.model = build_training_model(self.model_name, self.settings, self.data, self.target).to(self.device)
@@ -1106,7 +1097,6 @@ class Trainer:
         }
 
     def _make_datasets(self) -> None:
-        from . import datasets
 
         data, settings = self.data, self.settings
         # prepare_data left the tracks WAV-backed at data.sample_rate: no resampling here.
@@ -1155,7 +1145,6 @@ class Trainer:
     def train_step(self, epoch: int) -> tuple[float, str | None]:
         """One pass over the epoch's batches (this rank's share of each); the mean loss and,
         if it diverged, why."""
-        from .datasets.torch_datasets import GlobalBatchSampler
 
         ranks, seed = self.ranks, self.seed
         self.train_set.set_epoch(epoch)

@@ -90,6 +90,7 @@ from .hyperparameters import (  # noqa: F401  (re-exported: what a search leaves
     tuned_models,
 )
 from .names import HISTORY_JSON_NAME, canonical_model_name
+from .train import check_run_signature, history_for_json, prepare_data, train
 
 logger = logging.getLogger(__name__)
 
@@ -502,7 +503,6 @@ class _Search:
         stored one was made with the same settings."""
         import optuna
 
-        from .train import check_run_signature, prepare_data
 
         out_dir.mkdir(parents=True, exist_ok=True)
         storage, storage_label, shared = open_storage(settings.tune.storage, out_dir)
@@ -576,7 +576,6 @@ class _Search:
         """Train ``trial`` in slot ``number``'s folder (resuming a killed run of it), print one
         line and record the result. An exception leaves the trial RUNNING, as a kill does: a
         rerun resumes it."""
-        from .train import train
 
         tune = self.settings.tune
         params = dict(trial.params)
@@ -813,7 +812,6 @@ def _heartbeat(trial, interval: float | None):
 
 def _history_summary(history: dict[str, Any]) -> dict[str, Any]:
     """What the trials tables need of a trial's history, JSON-safe (stored with the trial)."""
-    from .train import history_for_json
 
     clean = history_for_json(history)
     keys = ("epoch", "train_loss", "valid_loss", "lr", "epoch_time", "best_epoch", "best_valid_loss", "stop_reason")
@@ -933,7 +931,6 @@ def transfer_check(
     """
     import pandas as pd
 
-    from .train import prepare_data, train
 
     epochs = int(settings.tune.transfer_epochs)
     if epochs <= 0:

@@ -31,6 +31,8 @@ from typing import Any, Mapping, Optional
 
 import torch
 
+from .models import OpenUnmix, UnreadableModelFile, read_torch_file
+
 __all__ = ["load_openunmix", "is_openunmix_state", "published_configuration"]
 
 logger = logging.getLogger(__name__)
@@ -57,7 +59,6 @@ def is_openunmix_state(state: Any) -> bool:
 
 def _read_state(path: Path, payload: Any = None) -> dict:
     """The Open-Unmix state dict of ``path`` (``payload``: the file, already loaded)."""
-    from .models import UnreadableModelFile, read_torch_file
 
     if payload is None:
         try:
@@ -130,7 +131,6 @@ def _stft_and_rate(folder: Path, target: str, n_fft: int, source: Path) -> dict:
 
 
 def _build(state: dict, folder: Path, target: str, source: Path):
-    from .models import OpenUnmix
 
     arch = architecture(state)
     model = OpenUnmix(**arch, **_stft_and_rate(folder, target, arch["n_fft"], source))

@@ -32,6 +32,7 @@ from tqdm import tqdm
 
 from ..config import cache_root
 from ..names import STEMS
+from .reading import read_frames
 from .tracks import TrackInfo
 
 #: Name of the key file inside a cached track folder; written last, so it marks completion.
@@ -299,7 +300,6 @@ def read_stem_mixture(path: str | os.PathLike) -> tuple[np.ndarray, int]:
 def _resample_stems(track: TrackInfo, rate: int) -> dict[str, np.ndarray]:
     import soxr
 
-    from .reading import read_frames
 
     stems = {}
     for stem in STEMS:

@@ -29,7 +29,11 @@ from typing import Any
 import numpy as np
 
 from ..names import SOURCES, STEMS
-from .tracks import TrackInfo
+from .cache import default_cache_dir, file_key
+from .reading import read_frames
+from .roots import dataset_fingerprint
+from .splits import track_names, validation_split
+from .tracks import TrackInfo, find_tracks, read_setup, setup_file_path
 
 #: Mixtures further than this from the sum of their stems (SNR, dB) are flagged. Songs in
 #: MUSDB18's ``.stem.mp4`` form (every stream AAC-coded on its own at 256 kb/s) measured
@@ -55,7 +59,6 @@ def mixture_snr_db(track: TrackInfo) -> float:
     every sample and channel, clipped to +-:data:`MAX_SNR_DB`; a silent track (mixture
     and stems) counts as an exact sum.
     """
-    from .reading import read_frames
 
     signal = residual = 0.0
     for start in range(0, track.nb_samples, CHECK_BLOCK):
@@ -101,7 +104,6 @@ def check_mixtures(
     list of dict
         Per track: ``track``, ``subset``, ``rate`` (Hz), ``snr_db``, ``ok``.
     """
-    from .cache import file_key
 
     records = []
     for track in tracks:
@@ -166,8 +168,6 @@ def mixture_check_record(root: str | os.PathLike, cache_dir: str | os.PathLike |
         ``threshold_db``, ``checked`` (tracks with a stored result), ``min_snr_db`` and
         ``below_threshold`` (``[{"track", "subset", "snr_db"}]``).
     """
-    from .cache import default_cache_dir
-    from .splits import track_names
 
     folder = Path(cache_dir) if cache_dir is not None else default_cache_dir(root)
     found = []
@@ -222,9 +222,6 @@ def song_rates(root: str | os.PathLike, is_wav: bool | None = None) -> dict[str,
     """
     from melunmix.files import write_json
 
-    from .cache import default_cache_dir
-    from .roots import dataset_fingerprint
-    from .tracks import find_tracks
 
     root = Path(root).expanduser().absolute()
     path = default_cache_dir(root) / CHECKS_DIR / "rates.json"
@@ -287,8 +284,6 @@ def check_root(
         No root, no or an empty ``test/``, too few train songs, a bad ``valid_tracks``
         name, songs at another rate than ``sample_rate``.
     """
-    from .splits import validation_split
-    from .tracks import read_setup, setup_file_path, find_tracks
 
     root = Path(root).expanduser().absolute()
     if not root.is_dir():

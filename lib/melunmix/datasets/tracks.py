@@ -19,6 +19,7 @@ import yaml
 
 from ..dataset_format import GENERATED_FORMAT
 from ..names import SOURCES, STEMS
+from .splits import validation_split
 
 #: Keys a musdb setup file must have (see musdb/configs/mus.yaml).
 SETUP_KEYS = ("sources", "mixture", "stem_ids", "targets", "validation_tracks")
@@ -172,7 +173,6 @@ def find_tracks(
     listed = [track for track in db.tracks if not track.name.startswith(".")]  # e.g. .ipynb_checkpoints
     validation: set[str] = set()
     if subset == "train":
-        from .splits import validation_split
 
         validation = set(validation_split(
             root, setup["validation_tracks"], valid_tracks, is_wav, setup_path,
