@@ -1,7 +1,8 @@
 """The study's vocabulary, at the bottom of the import graph: a MUSDB18 track's stems and
-the targets, the oracles, the metrics in their one order, how a method is named (a
-trained network per seed, a checkpoint at half training), what a training run's folder
-holds, and where a BSS Eval ratio stops measuring the signal.
+the targets, the models and oracles (with their display names and colours), the metrics
+in their one order, how a method is named (a trained network per seed, a checkpoint at
+half training) and in which order methods are shown, what a training run's folder holds,
+and where a BSS Eval ratio stops measuring the signal.
 
 Every module that parses or writes these names reads them here (the statistics, the
 scorer, the plots, the report, training, tuning), so that none has to import another
@@ -94,6 +95,7 @@ def canonical_model_name(name: str) -> str:
         raise ValueError(f"unknown model name {name!r}; valid names: {valid}")
     return key
 
+
 # --------------------------------------------------------------------------- method names
 #: Suffix of a model's checkpoint at half training: ``melunmix-half`` (``-half-seed<N>``).
 HALF_SUFFIX = "-half"
@@ -117,7 +119,6 @@ def split_seed(method: str) -> tuple[str, int | None]:
 
 
 # --------------------------------------------------------------------------- methods: order and labels
-
 #: Every known method in the order of tables and figures: each model
 #: (:data:`melunmix.names.MODELS`) followed by its half-training checkpoint, then the
 #: oracles and MIX (:data:`melunmix.names.ORACLES`).
