@@ -34,25 +34,16 @@ setup:
 reproduce: setup
 	@$(VENV)/bin/melunmix reproduce --profile $(PROFILE) $(DATA_ROOT_ARG) $(STAND_IN_ARG)
 
-# Unit tests (one worker per core, each test file in one worker: pytest-xdist) and the
+# Unit tests (one worker per core, each test file in one worker: pytest-xdist), then the
 # committed smoke-profile notebooks re-executed and compared (nbval, numbers within
-# notebooks/conftest.py's tolerance) twice: with this CPU's instructions, and with them
-# limited ("another CPU"). The notebook checks start with the unit tests, in the background
-# at a lower CPU priority (nice): each runs one notebook at a time, mostly on one core, and
-# they fill the time the unit tests leave the cores idle (waiting for the processes they
-# start); their output follows the unit tests' (build/nbval.log). Each pass starts from
-# scratch in its own MELUNMIX_HOME under build/ (data, cache, results), so nothing is
-# shared with the unit tests or the checkout's results/. The unit tests end with their 25
-# slowest (--durations), where to look when `make test` grows.
+# notebooks/conftest.py's tolerance) twice and at the same time (each pass runs one
+# notebook at a time, mostly on one core): with this CPU's instructions, and with them
+# limited ("another CPU"), each from scratch in its own MELUNMIX_HOME under build/ (data,
+# cache, results). The unit tests end with their 25 slowest (--durations), where to look
+# when `make test` grows.
 test: setup
-	@mkdir -p build
-	@echo "notebook checks: started in the background (build/nbval.log), reported after the unit tests"
-	@nice -n 10 $(MAKE) --no-print-directory notebook-checks > build/nbval.log 2>&1 & notebooks=$$!; \
-	$(PY) -m pytest tests -n auto --dist loadfile --durations=25 $(PYTEST_ARGS); unit=$$?; \
-	echo "--- notebook checks (started with the unit tests) ---"; \
-	wait $$notebooks; checks=$$?; cat build/nbval.log; \
-	echo "unit tests exit $$unit, notebook checks exit $$checks"; \
-	test $$unit -eq 0 -a $$checks -eq 0
+	$(PY) -m pytest tests -n auto --dist loadfile --durations=25 $(PYTEST_ARGS)
+	@$(MAKE) --no-print-directory notebook-checks
 
 # Only the notebook checks (both passes, at the same time).
 test-notebooks: setup
