@@ -183,6 +183,11 @@ def _stated_in(sign: str, value: str, printed: str, raw: str) -> bool:
     return False
 
 
+def _missing_figures(decimals: list[tuple[str, str]], record: str) -> list[str]:
+    """The signed decimals a benchmark record (bench/README.md, bench/records) does not state."""
+    return sorted({sign + value for sign, value in decimals if not _stated_in(sign, value, record, record)})
+
+
 @pytest.mark.parametrize("profile, start, end", [("study", "**The answer**", "## Quick start"),
                                                  ("study", "## The answer", "### The study's scale"),
                                                  ("demo", "## Results of the demo profile", "## Deviations")])
@@ -225,7 +230,7 @@ def test_the_readmes_benchmark_figures_are_the_benchmark_records():
     record = (ROOT / "bench" / "README.md").read_text()
     decimals = _signed_decimals(section)
     assert len(decimals) >= 4
-    missing = sorted({sign + value for sign, value in decimals if not _stated_in(sign, value, record, record)})
+    missing = _missing_figures(decimals, record)
     assert not missing, f"README's benchmark figures not in bench/README.md: {missing}"
 
 
@@ -263,7 +268,7 @@ def test_the_readmes_data_figures_are_the_committed_records(start, end):
                                                  *sorted((ROOT / "bench" / "records").glob("*.txt"))])
     decimals = _signed_decimals(section)
     assert len(decimals) >= 6
-    missing = sorted({sign + value for sign, value in decimals if not _stated_in(sign, value, record, record)})
+    missing = _missing_figures(decimals, record)
     assert not missing, f"README's data figures not in bench/records or bench/README.md: {missing}"
 
 
@@ -275,5 +280,5 @@ def test_the_readmes_rehearsal_figures_are_the_rehearsal_record():
     record = record[record.index("## MUSDB18's size, rehearsed"):]
     decimals = _signed_decimals(section)
     assert len(decimals) >= 10
-    missing = sorted({sign + value for sign, value in decimals if not _stated_in(sign, value, record, record)})
+    missing = _missing_figures(decimals, record)
     assert not missing, f"README's rehearsal figures not in bench/README.md: {missing}"

@@ -29,6 +29,7 @@ from typing import Mapping
 
 import numpy as np
 
+from .bsseval import track_store
 from .files import atomic_path
 from .names import SCORED_TARGETS, TARGETS
 from .track_audio import TrackAudio
@@ -149,8 +150,6 @@ def score_estimates(
         # turns them into NaN frames, which the aggregation skips, as in SiSEC.
         warnings.simplefilter("ignore", RuntimeWarning)
         if scorer == "fast":
-            from .bsseval import track_store  # only museval's own scorer path needs the store
-
             store = track_store(references_for(audio, checked), checked, audio.rate, win, hop,
                                 track_name=audio.name)
         else:

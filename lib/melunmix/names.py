@@ -129,6 +129,8 @@ METHOD_LABELS = {
        for name, label in ((model, style.label), (model + HALF_SUFFIX, f"{style.label}, half training"))},
     **{name: style.label for name, style in ORACLES.items()},
 }
+#: Each known method by its lower-case name (what :func:`canonical_method` looks up).
+_METHODS_BY_LOWER = {method.lower(): method for method in METHOD_ORDER}
 
 
 def canonical_method(name: str) -> str | None:
@@ -140,17 +142,15 @@ def canonical_method(name: str) -> str | None:
     """
     name = str(name)
     match = ANY_SEED.match(name)
-    known = {m.lower(): m for m in METHOD_ORDER}
     for candidate in dict.fromkeys([name, match["base"] if match else name]):
         lower = candidate.lower()
         half = lower.endswith(HALF_SUFFIX)
         stem = lower[: -len(HALF_SUFFIX)] if half else lower
         stem = MODEL_ALIASES.get(stem, stem)
-        found = known.get(stem + (HALF_SUFFIX if half else ""))
+        found = _METHODS_BY_LOWER.get(stem + (HALF_SUFFIX if half else ""))
         if found is not None:
             return found
     return None
-
 
 
 def is_study_model(name: str) -> bool:

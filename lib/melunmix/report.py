@@ -29,8 +29,7 @@ import yaml
 from .files import read_json, write_text
 from .markdown import escape, format_cell
 from .markdown import markdown_table as markdown_table  # noqa: F401  (re-exported: the report's API)
-from .names import HALF_SUFFIX, HISTORY_CSV_NAME, split_seed
-from .names import BASELINE, PROPOSED, order_methods
+from .names import BASELINE, HALF_SUFFIX, HISTORY_CSV_NAME, PROPOSED, order_methods, split_seed
 from .stats import answer_sentence, at_plateau, last_quarter_gain
 
 __all__ = ["Section", "StudyPart", "STUDY_PARTS", "LINKED_ONLY", "markdown_table", "read_table",

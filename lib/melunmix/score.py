@@ -29,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .evaluate import evaluate_separation
+from .museval_scores import is_scored, track_json_path
 from .names import SCORED_TARGETS
 
 logger = logging.getLogger(__name__)
@@ -192,7 +194,6 @@ def score_folder(
         would delete the others' scores).
     """
     from . import datasets  # the data layer (torch) only when tracks are read
-    from .evaluate import evaluate_separation  # the scoring pool only when scoring
 
     estimates_dir, out_dir = Path(estimates_dir), Path(out_dir)
     if not estimates_dir.is_dir():
@@ -260,7 +261,6 @@ def aggregate(out_dir: str | os.PathLike, tracks: list[str], subset: str = "test
     import pandas as pd
 
     from . import stats  # pandas only for the tables
-    from .museval_scores import is_scored, track_json_path  # only when the tables are made
 
     out_dir = Path(out_dir)
     # A JSON cut short by a killed job counts as missing, so its shard is rerun.

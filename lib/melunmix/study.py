@@ -24,12 +24,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from . import __version__
+from . import __version__, evaluate, stats
 from .config import RunPaths, Settings, home_dir, load_profile, run_paths
+from .evaluate import check_method_name
 from .files import atomic_path, describe_holder, lock_holder, read_json
 from .names import (HALF_SUFFIX, HISTORY_CSV_NAME, HISTORY_JSON_NAME, STEMS, canonical_method, canonical_model_name,
                     method_label, seed_method_name, split_seed)
 from .provenance import git_commit
+from .report import loss_summary, matched_steps, stop_reason
 
 if TYPE_CHECKING:  # only for the annotations: train and tune are imported when called
     from .train import TrainResult
@@ -213,8 +215,6 @@ def check_external_models(settings: Settings) -> dict[str, Path]:
         (``umx`` is Open-Unmix, the baseline), an oracle or MIX, a seed or half-training
         suffix; or a name that cannot name a folder.
     """
-    from .evaluate import check_method_name  # the scoring modules only for notebook 05
-
     found = {}
     for name, path in settings.evaluate.models.items():
         where = f"evaluate.models: {name!r}"
@@ -704,7 +704,6 @@ def half_training_step(run: Run) -> int | None:
 
 def stop_reasons(run: Run) -> dict[str, str | None]:
     """Why each trained run stopped (``history.json``'s ``stop_reason``), by method."""
-    from .report import stop_reason  # matplotlib (through plots) only when reporting
 
     return {item.method: stop_reason(item.out_dir / HISTORY_JSON_NAME) for item in model_runs(run)}
 
@@ -726,7 +725,6 @@ def loss_table(run: Run, histories: dict[str, pd.DataFrame] | None = None) -> pd
         :func:`melunmix.report.loss_summary` of the histories (one row per method), the
         table the report shows under "Training".
     """
-    from .report import loss_summary, matched_steps  # matplotlib (through plots) only when reporting
 
     histories = load_histories(run) if histories is None else histories
     losses = loss_summary(histories, stop_reasons(run))
@@ -743,8 +741,6 @@ def evaluate_all(run: Run, test_tracks=None) -> pd.DataFrame:
 
     Tracks already scored are skipped. Returns museval's long table of frame scores.
     """
-    from . import evaluate, stats  # the scoring modules only for notebook 05
-
     ev = run.settings.evaluate
     external = check_external_models(run.settings)
     test_tracks = tracks(run, "test") if test_tracks is None else test_tracks
@@ -756,8 +752,6 @@ def evaluate_all(run: Run, test_tracks=None) -> pd.DataFrame:
 
 
 def _evaluate_methods(run: Run, test_tracks, external: dict) -> None:
-    from . import evaluate  # the scoring modules only for notebook 05
-
     ev = run.settings.evaluate
     for item in model_runs(run, half=ev.half_training):
         if item.half and not item.weights.exists():
