@@ -1,7 +1,7 @@
 """Measured grounds of two data checks: one rate for training and scoring, and the mixture check.
 
-1. **Rates**: the oracles IRM2 and MIX (SiSEC 2018's, :mod:`melunmix.oracles`) scored
-   with BSS Eval v4 (museval's numbers, :mod:`melunmix.bsseval`) on the same generated
+1. **Rates**: the oracles IRM2 and MIX (SiSEC 2018's, :mod:`melunmix.separation.oracles`) scored
+   with BSS Eval v4 (museval's numbers, :mod:`melunmix.dsp.bsseval`) on the same generated
    songs four ways: rendered at 44.1 kHz and scored there; rendered at 22.05 kHz and
    scored there; rendered at 22.05 kHz and scored on copies resampled to 44.1 kHz (what
    scoring "at the training rate" through the resample cache would do); rendered at
@@ -46,9 +46,9 @@ def _rendered(rate: int, songs: int, duration: float) -> Path:
 
 def _oracle_medians(tracks, oracle: str) -> dict[str, list[float]]:
     """Per song: median over frames of vocals SDR, ISR, SAR (dB)."""
-    from melunmix.bsseval import score_track
-    from melunmix.evaluate import OracleSeparation
-    from melunmix.track_audio import load_track
+    from melunmix.dsp.bsseval import score_track
+    from melunmix.scoring.evaluate import OracleSeparation
+    from melunmix.scoring.track_audio import load_track
 
     out = {"SDR": [], "ISR": [], "SAR": []}
     for track in tracks:

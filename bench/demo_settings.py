@@ -55,9 +55,11 @@ def main(argv=None) -> int:
     import numpy as np
     import torch
 
-    from melunmix import datasets, evaluate, stats
-    from melunmix.config import load_profile
-    from melunmix.train import prepare_data, train
+    from melunmix import datasets
+    from melunmix.scoring import evaluate
+    from melunmix.analysis import stats
+    from melunmix.base.config import load_profile
+    from melunmix.training.train import prepare_data, train
 
     overrides = _override(args.sets)
     overrides.setdefault("train", {})["use_tuned"] = False

@@ -7,7 +7,7 @@ each measured on the models and test songs of a finished run (default: the demo 
    blocks of ``wiener_win_len`` frames (300, Open-Unmix 1.3's ``evaluate`` default) instead
    of the whole track (its ``separate_and_evaluate`` function's default). Both
    separations of every test song are scored (BSS Eval v4, museval's numbers through
-   ``melunmix.bsseval``) and the paired per-song difference of median vocals SDR is
+   ``melunmix.dsp.bsseval``) and the paired per-song difference of median vocals SDR is
    reported (median over songs, with the range).
 2. **Chunked model inference**: the models run on chunks of 4096 frames with 256 frames of
    context instead of the whole track. Chunking only acts on songs longer than one chunk
@@ -33,7 +33,7 @@ import numpy as np
 
 
 def _median_vocals_sdr(references, estimates, rate) -> float:
-    from melunmix.bsseval import score_track
+    from melunmix.dsp.bsseval import score_track
 
     scores = score_track(references, estimates, rate)
     return float(np.nanmedian(scores["vocals"]["SDR"]))
@@ -49,9 +49,9 @@ def main(argv=None) -> int:
 
     import torch
 
-    from melunmix import study
-    from melunmix.separate import separate
-    from melunmix.track_audio import load_track
+    from melunmix.study import steps as study
+    from melunmix.separation.separate import separate
+    from melunmix.scoring.track_audio import load_track
 
     torch.set_num_threads(2)
     run = study.open_run(args.profile, progress=False)

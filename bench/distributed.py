@@ -2,7 +2,7 @@
 
 Trains the baseline and the proposed model for a few epochs on a tiny generated dataset,
 once in one process and twice under ``torchrun --nproc_per_node 2``: with the batch
-normalisation of the global batch (``melunmix.distributed.SyncedBatchNorm1d``, what
+normalisation of the global batch (``melunmix.training.distributed.SyncedBatchNorm1d``, what
 training uses) and, for comparison, with each rank normalising its own share (plain
 ``BatchNorm1d``, what DDP gives without synchronisation). Prints the largest relative
 difference of the per-epoch training and validation losses from the 1-process run.
@@ -27,12 +27,12 @@ import numpy as np
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-#: Runs melunmix.train with batch normalisation left per rank (the comparison).
+#: Runs melunmix.training.train with batch normalisation left per rank (the comparison).
 UNSYNCED = textwrap.dedent("""
     import sys
-    import melunmix.distributed as distributed
+    import melunmix.training.distributed as distributed
     distributed.sync_batchnorm = lambda model: model
-    from melunmix.cli import main
+    from melunmix.commands.cli import main
     sys.exit(main(["train", *sys.argv[1:]]))
 """)
 
@@ -65,8 +65,8 @@ def main() -> None:
     unsynced.write_text(UNSYNCED)
     torchrun = [python, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
     runs = {
-        "1 process": [python, "-m", "melunmix.train", *common, "--results-dir", str(work / "one")],
-        "2 processes": [*torchrun, "-m", "melunmix.train", *common, "--results-dir", str(work / "two")],
+        "1 process": [python, "-m", "melunmix.training.train", *common, "--results-dir", str(work / "one")],
+        "2 processes": [*torchrun, "-m", "melunmix.training.train", *common, "--results-dir", str(work / "two")],
         "2 processes, batch norm per rank": [*torchrun, str(unsynced), *common, "--results-dir",
                                              str(work / "unsynced")],
     }

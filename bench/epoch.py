@@ -1,8 +1,8 @@
 """One training epoch end to end (data loading + compute): ours vs Open-Unmix's recipe.
 
 - ours: :class:`melunmix.datasets.TrainDataset` (soundfile partial reads of WAV stems,
-  Open-Unmix augmentation) -> DataLoader -> :class:`melunmix.features.STFT` (centred, as
-  our training) -> :class:`melunmix.models.OpenUnmix`;
+  Open-Unmix augmentation) -> DataLoader -> :class:`melunmix.dsp.features.STFT` (centred, as
+  our training) -> :class:`melunmix.models.networks.OpenUnmix`;
 - reference: Open-Unmix's ``MUSDBDataset`` training recipe re-created on musdb's reader
   (``musdb.DB(root, is_wav=True)``; per item, every source from a random track with
   ``chunk_start`` / ``chunk_duration`` set, read through ffmpeg, random gain in
@@ -142,7 +142,9 @@ def main(argv: list[str] | None = None) -> None:
         args.tracks, args.samples_per_track, args.hidden, args.batch, args.duration = 2, 4, 64, 4, 15.0
     device = args.device or harness.default_device()
 
-    from melunmix import datasets, features, models
+    from melunmix import datasets
+    from melunmix.dsp import features
+    from melunmix.models import networks as models
 
     oum = reference.import_openunmix()
     root = generated.generated_root(args.tracks + 1, 1, 1, args.duration)

@@ -2,13 +2,13 @@
 
 Both score the same estimates of the same generated test tracks (default 8 songs of
 30 s, stereo 44.1 kHz): SiSEC 2018's oracle ideal ratio mask of powers (IRM2, from
-:func:`melunmix.oracles.oracle_estimates` on the four stems), vocals and accompaniment as a pair, BSS Eval
+:func:`melunmix.separation.oracles.oracle_estimates` on the four stems), vocals and accompaniment as a pair, BSS Eval
 v4 with 1 s windows and hops.
 
 - reference: for each track of ``musdb.DB(root, is_wav=True, subsets="test")`` in turn,
   the oracle estimates, then ``museval.eval_mus_track(track, estimates, output_dir)``:
   museval as shipped, one track after another, numpy with its default threads;
-- ours: :func:`melunmix.evaluate.evaluate_oracle` with ``jobs`` worker processes
+- ours: :func:`melunmix.scoring.evaluate.evaluate_oracle` with ``jobs`` worker processes
   (default 2: the cores here), which reads, separates and scores each track in a worker
   and writes museval's JSON.
 
@@ -25,7 +25,7 @@ threadpoolctl; neither side uses torch; FFTs are single-threaded): BSS Eval v4 o
 3-minute stereo 44.1 kHz vocals / accompaniment pair - a generated (music-like) test song
 cut to ``--scorer-duration`` and its IRM2 oracle estimates - by
 ``museval.evaluate(..., mode="v4")`` (what ``museval.eval_mus_track`` runs) and by
-:func:`melunmix.bsseval.evaluate`, timed alternately after a warm-up on 10 s. Printed:
+:func:`melunmix.dsp.bsseval.evaluate`, timed alternately after a warm-up on 10 s. Printed:
 seconds per audio minute per core for both, their ratio (target >= 5), the largest
 absolute difference in dB over all windows and metrics (NaN / inf must be in the same
 places; target < 0.01 dB), how many values of the museval JSON built from both differ
@@ -65,8 +65,8 @@ def museval_serial(root: Path, out_dir: Path, limit: int | None = None) -> int:
     import musdb
     import museval
 
-    from melunmix.names import SOURCES
-    from melunmix.oracles import oracle_estimates
+    from melunmix.base.names import SOURCES
+    from melunmix.separation.oracles import oracle_estimates
 
     setup = "setup.yaml" if (root / "setup.yaml").is_file() else None
     mus = musdb.DB(root=str(root), setup_file=setup, is_wav=True, subsets="test")
@@ -82,7 +82,7 @@ def museval_serial(root: Path, out_dir: Path, limit: int | None = None) -> int:
 
 def ours_parallel(root: Path, out_dir: Path, jobs: int, limit: int | None = None) -> int:
     from melunmix import datasets
-    from melunmix.evaluate import evaluate_oracle
+    from melunmix.scoring.evaluate import evaluate_oracle
 
     tracks = datasets.find_tracks(root, "test")[:limit]
     evaluate_oracle(ORACLE, tracks, out_dir, jobs=jobs, progress=False, overwrite=True)
@@ -140,8 +140,8 @@ def music_pair(seconds: float):
     estimates (SiSEC 2018, from the four stems), float64, 44.1 kHz stereo."""
     import soundfile as sf
 
-    from melunmix.names import SOURCES
-    from melunmix.oracles import oracle_estimates
+    from melunmix.base.names import SOURCES
+    from melunmix.separation.oracles import oracle_estimates
 
     root = generated.generated_root(1, 0, 1, max(seconds, 10.0))
     song = sorted(p for p in (root / "test").iterdir() if p.is_dir())[0]
@@ -186,7 +186,7 @@ def score_difference(ours, reference) -> tuple[float, list[str]]:
 MEMORY_SCRIPT = """
 import json, resource, sys, time
 import numpy as np
-from melunmix import bsseval
+from melunmix.dsp import bsseval
 
 
 def peak_mb():
@@ -237,12 +237,12 @@ def scorer_memory(seconds: float) -> dict:
 
 
 def scorer_comparison(args, argv: list[str], nb_reps: int) -> list[harness.Figure]:
-    """museval vs melunmix.bsseval on one pair, one thread: time per audio minute, max difference."""
+    """museval vs melunmix.dsp.bsseval on one pair, one thread: time per audio minute, max difference."""
     import museval
     import numpy as np
     from threadpoolctl import threadpool_limits
 
-    from melunmix import bsseval
+    from melunmix.dsp import bsseval
 
     references, estimates, song = music_pair(args.scorer_duration)
     refs = [references["vocals"], references["accompaniment"]]
@@ -267,7 +267,7 @@ def scorer_comparison(args, argv: list[str], nb_reps: int) -> list[harness.Figur
         run_museval([x[:short] for x in refs], [x[:short] for x in ests], "warm-up")
         run_ours([x[:short] for x in refs], [x[:short] for x in ests], "warm-up")
         cpu: dict = {}
-        ref_name, ours_name = "museval.evaluate (v4)", "melunmix.bsseval.evaluate"
+        ref_name, ours_name = "museval.evaluate (v4)", "melunmix.dsp.bsseval.evaluate"
         cases = {ref_name: lambda: run_museval(refs, ests), ours_name: lambda: run_ours(refs, ests)}
         times = harness.repeat(cases, nb_reps, 0, cpu=cpu)
     ref_t, ours_t = harness.median(times[ref_name]), harness.median(times[ours_name])
@@ -296,7 +296,7 @@ def scorer_comparison(args, argv: list[str], nb_reps: int) -> list[harness.Figur
         "evaluate", f"BSS Eval v4 scorer, s per audio minute, 1 thread ({length} stereo pair)",
         f"{ours_t / minutes:.3f}", f"{ref_t / minutes:.3f}", ratio, SCORER_TARGET,
         harness.check_target(ratio, SCORER_TARGET) and agree, command,
-        f"ratio = museval/ours (speed-up); melunmix.bsseval vs museval.evaluate v4 on a generated song with IRM2 "
+        f"ratio = museval/ours (speed-up); melunmix.dsp.bsseval vs museval.evaluate v4 on a generated song with IRM2 "
         f"estimates; largest difference {largest:.2g} dB (target < {SCORER_TOLERANCE_DB} dB), NaN/inf "
         + ("in the same windows" if not problems else f"DIFFER: {problems[:2]}")
         + f"; museval JSON (1e-5 dB): {len(json_lines)} of {4 * 2 * nb_windows} values differ in the last digit")]
@@ -325,7 +325,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--duration", type=float, default=30.0, help="seconds per track")
     parser.add_argument("--jobs", type=int, default=2, help="our worker processes")
     parser.add_argument("--scorer-only", action="store_true",
-                        help="only the scorer part (melunmix.bsseval vs museval on one pair, one thread)")
+                        help="only the scorer part (melunmix.dsp.bsseval vs museval on one pair, one thread)")
     parser.add_argument("--scorer-duration", type=float, default=180.0, help="seconds of the scorer's pair")
     parser.add_argument("--memory-duration", type=float, default=600.0,
                         help="seconds of the pair whose peak RSS is measured (0: skip)")
@@ -355,7 +355,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"data: {root}: {args.tracks} test tracks of {args.duration:g} s, stereo 44.1 kHz; estimates: "
               f"oracle {ORACLE} (SiSEC 2018: four stems, STFT 2048 / hop 1024); museval v4, 1 s windows, "
               "vocals + accompaniment")
-        print(f"ours: melunmix.evaluate.evaluate_oracle with jobs={args.jobs}; reference: museval.eval_mus_track "
+        print(f"ours: melunmix.scoring.evaluate.evaluate_oracle with jobs={args.jobs}; reference: museval.eval_mus_track "
               f"serially; warm-up: {nb_warmup} one-track run(s) each; {nb_reps} timed repetition(s), interleaved")
         for _ in range(nb_warmup):
             museval_serial(root, fresh("museval"), limit=1)

@@ -28,9 +28,9 @@ def main() -> None:
     import museval
 
     from melunmix.datasets import find_tracks
-    from melunmix.museval_scores import score_estimates
-    from melunmix.oracles import oracle_estimates
-    from melunmix.track_audio import load_track
+    from melunmix.scoring.museval_scores import score_estimates
+    from melunmix.separation.oracles import oracle_estimates
+    from melunmix.scoring.track_audio import load_track
 
     tracks = sorted(find_tracks(args.root, "test"), key=lambda t: t.name)[: args.songs]
     mus = {t.name: t for t in musdb.DB(root=args.root, subsets="test", is_wav=True).tracks}

@@ -57,7 +57,7 @@ def main(argv=None) -> int:
     from melunmix import synth
 
     try:
-        from melunmix.names import SOURCES
+        from melunmix.base.names import SOURCES
     except ImportError:  # a generator from before the registry (--lib)
         SOURCES = synth.SOURCE_NAMES
 

@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 
 from melunmix import datasets
-from melunmix.names import SOURCES
+from melunmix.base.names import SOURCES
 
 
 def make_data(out_dir: Path, nb_train: int, duration: float) -> Path:

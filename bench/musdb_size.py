@@ -174,7 +174,7 @@ def stage_data(base: Path, counts: dict[str, int], lengths, jobs: int, fmt: str)
 
 # --------------------------------------------------------------------------- the profile's stages
 def _settings(base: Path, samples_per_track: int | None = None):
-    from melunmix.config import load_profile
+    from melunmix.base.config import load_profile
 
     paths = _paths(base)
     data = {"root": str(paths["data"])}
@@ -241,7 +241,7 @@ def stage_stem_sample(base: Path, nb_songs: int) -> dict:
 
 
 def stage_stats(base: Path) -> dict:
-    from melunmix.train import prepare_data
+    from melunmix.training.train import prepare_data
 
     settings = _settings(base)
     paths = _paths(base)
@@ -274,7 +274,7 @@ def stage_loading(base: Path) -> dict:
 
 
 def stage_train(base: Path, steps: int) -> dict:
-    from melunmix.train import Trainer, prepare_data
+    from melunmix.training.train import Trainer, prepare_data
 
     paths = _paths(base)
     probe = _settings(base)
@@ -304,7 +304,7 @@ def stage_train(base: Path, steps: int) -> dict:
 
 
 def stage_evaluate(base: Path, jobs: int) -> dict:
-    from melunmix.evaluate import evaluate_model
+    from melunmix.scoring.evaluate import evaluate_model
 
     paths = _paths(base)
     settings = _settings(base)

@@ -118,7 +118,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     sys.path.insert(0, str(ROOT / "lib"))
-    from melunmix.pipeline import run_notebook
+    from melunmix.study.pipeline import run_notebook
 
     conftest = _load("notebook_conftest", NOTEBOOKS / "conftest.py")
     sanitize = _sanitizer(NOTEBOOKS / "nbval_sanitize.cfg")

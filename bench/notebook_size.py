@@ -8,7 +8,7 @@ and its size once ``scripts/refresh_notebooks.py`` has replaced the players by o
 heaviest figures of the notebooks from the smoke run's saved results
 (``results/smoke``: run ``melunmix reproduce --profile smoke`` or the notebooks first) as
 the inline backend would (``bbox_inches="tight"``), at matplotlib's default 100 dpi (the
-notebooks' inline resolution before :data:`melunmix.study.INLINE_DPI`) and at lower
+notebooks' inline resolution before :data:`melunmix.study.steps.INLINE_DPI`) and at lower
 resolutions, and prints the base64 bytes of each and the ratio to 100 dpi (06: every
 figure it shows, its inline PNG total per resolution). The last table estimates each
 notebook's stripped size with its PNGs scaled by the measured overall ratio.
@@ -63,7 +63,8 @@ def figures(run):
     """(notebook, name, function drawing it): the heaviest figures of 01, 02 and 04, and every figure of 06."""
     import pandas as pd
 
-    from melunmix import plots, stats, study
+    from melunmix.analysis import plots, stats
+    from melunmix.study import steps as study
 
     s = run.settings
     track = study.tracks(run, "train", split="train")[0]
@@ -115,7 +116,7 @@ def main(argv=None) -> int:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from melunmix import study
+    from melunmix.study import steps as study
 
     run = study.open_run("smoke", progress=False)
     print(f"\ninline PNG bytes (base64, KiB) of figures re-drawn from {run.paths.root.relative_to(ROOT)}, "

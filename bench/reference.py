@@ -64,7 +64,7 @@ def import_openunmix() -> SimpleNamespace:
 def copy_weights(ours: nn.Module, reference: nn.Module) -> None:
     """Give the reference model exactly our model's weights and batch-norm statistics.
 
-    Our :class:`melunmix.models.OpenUnmix` names its layers as Open-Unmix does (``fc1``,
+    Our :class:`melunmix.models.networks.OpenUnmix` names its layers as Open-Unmix does (``fc1``,
     ``bn1``, ``lstm``, ``fc2``, ``bn2``, ``fc3``, ``bn3``, ``input_mean``, ``input_scale``,
     ``output_scale``, ``output_mean``), so the state dicts map one to one; a missing or
     extra name or a shape mismatch raises instead of silently benchmarking different models.

@@ -4,13 +4,13 @@ Both separators get the same song, a vocals model with the same weights (ours bu
 the poster's sizes, copied into ``openunmix.model.OpenUnmix``), Wiener EM with one
 iteration, the residual accompaniment and Wiener blocks of 300 frames:
 
-- ours: :class:`melunmix.separate.Separator` (model over chunks of 4096 frames with 256
+- ours: :class:`melunmix.separation.separate.Separator` (model over chunks of 4096 frames with 256
   frames of context, double-precision Wiener blocks, streamed inverse STFT);
 - reference: ``openunmix.model.Separator`` (torch filterbank; model over the whole song).
 
 Real-time factor = seconds of processing / seconds of audio (lower is faster). The songs
 are a generated 30 s test song and that song repeated to 3 and 10 minutes (stereo,
-44.1 kHz). Peak memory: :func:`melunmix.separate.separate` on the 10-minute song in a
+44.1 kHz). Peak memory: :func:`melunmix.separation.separate.separate` on the 10-minute song in a
 fresh child process, whose ``resource.getrusage(RUSAGE_SELF).ru_maxrss`` is read at
 the end (torch, the model and the input/output audio included).
 
@@ -60,7 +60,8 @@ def song(root: Path, seconds: float) -> np.ndarray:
 
 def build_model(hidden: int, audio: np.ndarray):
     """Our OpenUnmix (eval mode) with input statistics of ``audio`` and fixed random weights."""
-    from melunmix import features, models
+    from melunmix.dsp import features
+    from melunmix.models import networks as models
 
     with torch.no_grad():
         mag = features.magnitude(features.STFT(4096, 1024)(torch.from_numpy(audio)))
@@ -88,8 +89,8 @@ def stage_times(oum, audio: np.ndarray, nb_runs: int = 5) -> None:
     sources (vocals + residual) as each separator calls it, and for the inverse STFT of the
     two stereo estimates of ``audio``, on the same random-magnitude inputs.
     """
-    from melunmix.features import ISTFT, STFT
-    from melunmix.wiener import wiener
+    from melunmix.dsp.features import ISTFT, STFT
+    from melunmix.dsp.wiener import wiener
 
     def fastest(fn) -> float:
         times = []
@@ -128,7 +129,7 @@ def stage_times(oum, audio: np.ndarray, nb_runs: int = 5) -> None:
 
 def rss_child(args: argparse.Namespace) -> None:
     """Run in a fresh process: separate the long song with ours (or the reference), print JSON."""
-    from melunmix.separate import separate
+    from melunmix.separation.separate import separate
 
     root = generated.generated_root(5, 1, 1, 30.0)
     audio = song(root, args.rss_child)
@@ -206,7 +207,7 @@ def main(argv: list[str] | None = None) -> None:
 
     # Peak memory first, while this process is still small: a child's ru_maxrss starts from
     # the parent's resident size at fork time, so a big parent would mask the child's peak.
-    print(f"peak RSS: separating a {args.rss_seconds:g} s song with melunmix.separate.separate in a "
+    print(f"peak RSS: separating a {args.rss_seconds:g} s song with melunmix.separation.separate.separate in a "
           "child process ...", flush=True)
     ours_rss = measure_rss(args.rss_seconds, args.hidden, reference_side=False)
     print(f"ours: peak RSS {ours_rss['peak_rss_mb']:.0f} MB (VmHWM {ours_rss['vm_hwm_mb']:.0f} MB; "
@@ -221,7 +222,7 @@ def main(argv: list[str] | None = None) -> None:
     rss_met = ours_rss["peak_rss_mb"] < RSS_LIMIT_MB
     print(f"target peak RSS < {RSS_LIMIT_MB:.0f} MB: {'met' if rss_met else 'NOT met'}\n", flush=True)
 
-    from melunmix.separate import Separator
+    from melunmix.separation.separate import Separator
 
     oum = reference.import_openunmix()
     root = generated.generated_root(5, 1, 1, 30.0)
@@ -286,7 +287,7 @@ def main(argv: list[str] | None = None) -> None:
     figures.append(harness.Figure(
         "separate", f"peak RSS, {harness.duration_label(args.rss_seconds)} song, MB", f"{ours_rss['peak_rss_mb']:.0f}",
         ref_text, rss_ratio, f"< {RSS_LIMIT_MB:.0f} MB", rss_met, command,
-        f"melunmix.separate.separate on CPU in a child process (ru_maxrss; VmHWM {ours_rss['vm_hwm_mb']:.0f} MB); "
+        f"melunmix.separation.separate.separate on CPU in a child process (ru_maxrss; VmHWM {ours_rss['vm_hwm_mb']:.0f} MB); "
         f"ours RTF {ours_rss['seconds'] / ours_rss['audio_seconds']:.3f} on this song"))
     harness.emit(figures, args.json_out)
 

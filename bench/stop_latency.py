@@ -36,7 +36,7 @@ import psutil
 RUNNER = """
 import sys
 from pathlib import Path
-from melunmix import cli, pipeline
+from melunmix.commands import cli; from melunmix.study import pipeline
 pipeline.NOTEBOOKS_DIR = Path(sys.argv[1])
 sys.exit(cli.main(["reproduce", "--profile", "smoke", "--results-dir", sys.argv[2]]))
 """
@@ -55,7 +55,7 @@ def make_study(base: Path, nb_songs: int) -> Path:
     params = nbformat.v4.new_code_cell('profile = "smoke"\ndata_root = None\nresults_dir = None')
     params.metadata["tags"] = ["parameters"]
     nb.cells = [params, nbformat.v4.new_code_cell(
-        "import pathlib\nfrom melunmix import evaluate\nfrom melunmix.datasets import find_tracks\n"
+        "import pathlib\nfrom melunmix.scoring import evaluate\nfrom melunmix.datasets import find_tracks\n"
         f"evaluate.evaluate_oracle('IRM1', find_tracks({str(data)!r}, 'test'), "
         "pathlib.Path(results_dir, profile, 'eval'), jobs=2, progress=False)")]
     nbformat.write(nb, notebooks / "01_pool.ipynb")

@@ -72,7 +72,7 @@ def run_fresh_clone(profile: str, clone_dir: Path, only: list[str] | None = None
     # Every step skips work a previous run finished: the results go to an empty folder
     # outside the clone, so committed results/<profile> files are neither reused nor touched.
     results_dir = clone_dir.parent / "results"
-    command = [sys.executable, "-m", "melunmix.cli", "reproduce", "--profile", profile,
+    command = [sys.executable, "-m", "melunmix.commands.cli", "reproduce", "--profile", profile,
                "--results-dir", str(results_dir)]
     if only:
         command += ["--only", *only]

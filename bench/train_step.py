@@ -3,8 +3,8 @@
 One step is what both training loops do per batch: STFT and magnitude of the mixture and
 of the target waveforms, the model's forward pass, the MSE loss, backward, Adam step.
 
-- ours: :class:`melunmix.features.STFT` + :func:`melunmix.features.magnitude`,
-  :class:`melunmix.models.OpenUnmix` (and :class:`melunmix.models.MelUnmix`);
+- ours: :class:`melunmix.dsp.features.STFT` + :func:`melunmix.dsp.features.magnitude`,
+  :class:`melunmix.models.networks.OpenUnmix` (and :class:`melunmix.models.networks.MelUnmix`);
 - reference: ``openunmix.transforms.TorchSTFT`` + ``ComplexNorm``,
   ``openunmix.model.OpenUnmix``, with our model's initial weights copied in.
 
@@ -75,7 +75,8 @@ def make_step(model, spectrogram, optimizer, mixture, target):
 
 def build(sizes: dict, device: str, recipe_stft: bool):
     """Our two models, the reference, their spectrogram functions and optimizers."""
-    from melunmix import features, models
+    from melunmix.dsp import features
+    from melunmix.models import networks as models
 
     oum = reference.import_openunmix()
     rate = float(sizes["rate"])

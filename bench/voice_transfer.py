@@ -2,12 +2,12 @@
 
 The aim of issue 12, measured outside this project's own data: songs whose vocals come from
 another synthesiser, Praat's KlattGrid (through ``praat-parselmouth``; a Klatt
-cascade/parallel formant synthesiser, not :mod:`melunmix.voice`), singing spoken-vowel
+cascade/parallel formant synthesiser, not :mod:`melunmix.synth.voice`), singing spoken-vowel
 formants of Peterson & Barney (1952, the table Praat ships) for men and women, over an
 accompaniment made by other means (Karplus-Strong plucked bass and chords, detuned-saw
 pads, synthesised kick, snare and hats: numpy and scipy, no soundfont). Two vocal models
 (e.g. one trained on generator version 2's data, one on version 3's) separate every song;
-each estimate is scored with BSS Eval v4 (``melunmix.bsseval``, museval's numbers), and
+each estimate is scored with BSS Eval v4 (``melunmix.dsp.bsseval``, museval's numbers), and
 the script prints the median vocals SDR over songs of each model and of MIX (the mixture
 as the estimate), and the paired per-song differences.
 
@@ -262,8 +262,8 @@ def main(argv=None) -> int:
 
     import torch
 
-    from melunmix.bsseval import score_track
-    from melunmix.separate import separate
+    from melunmix.dsp.bsseval import score_track
+    from melunmix.separation.separate import separate
 
     torch.set_num_threads(2)
     vowels_table.update(peterson_barney_means(call))

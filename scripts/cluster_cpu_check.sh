@@ -37,7 +37,7 @@ test "$(grep -h '^tuning openunmix trial' "$WORK"/tune.*.log | wc -l)" -eq 3
 
 echo "== training: torchrun, 2 processes (gloo here, NCCL on GPUs), c10d rendezvous as across nodes"
 "$BIN/torchrun" --nnodes 1 --nproc_per_node 2 --rdzv_backend c10d --rdzv_endpoint localhost:29511 \
-    --rdzv_id "cluster-check-$$" -m melunmix.train "${COMMON[@]}"
+    --rdzv_id "cluster-check-$$" -m melunmix.training.train "${COMMON[@]}"
 grep -q '"world_size": 2' "$WORK/results/cluster/models/openunmix/settings.json"
 grep -q '"tuned_params": {' "$WORK/results/cluster/models/openunmix/settings.json"
 

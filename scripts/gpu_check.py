@@ -10,7 +10,7 @@ script; about 5 minutes on a recent GPU, at most 10):
    seconds per step;
 3. a full-length song (3 minutes, stereo 44.1 kHz, generated) separated by a
    poster-sized baseline (untrained: the time does not depend on the weights) with the
-   Wiener filter, then scored with BSS Eval v4 (``melunmix.bsseval``, which runs on the
+   Wiener filter, then scored with BSS Eval v4 (``melunmix.dsp.bsseval``, which runs on the
    CPU);
 
 and prints one table (``--json-out`` also writes it as JSON). Each stage has a time limit
@@ -75,7 +75,8 @@ def time_training_step(sizes: dict, device, reps: int) -> dict:
     import torch
     import torch.nn.functional as F
 
-    from melunmix import features, models
+    from melunmix.dsp import features
+    from melunmix.models import networks as models
 
     torch.manual_seed(0)
     nb_samples = int(sizes["seq_dur"] * sizes["rate"])
@@ -118,9 +119,10 @@ def time_separation_and_scoring(sizes: dict, device, work: Path) -> dict:
     import soundfile as sf
     import torch
 
-    from melunmix import features, models
-    from melunmix.bsseval import score_track
-    from melunmix.separate import separate
+    from melunmix.dsp import features
+    from melunmix.models import networks as models
+    from melunmix.dsp.bsseval import score_track
+    from melunmix.separation.separate import separate
     from melunmix.synth import make_dataset
 
     root = make_dataset(work / "song", nb_train=1, nb_valid=0, nb_test=1, duration=sizes["song_s"], seed=0,
@@ -167,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from melunmix.devices import resolve_device
+    from melunmix.base.devices import resolve_device
 
     device = resolve_device(args.device or "auto")
     sizes = QUICK if args.quick else POSTER

@@ -6,7 +6,7 @@ re-executes them with nbval and compares the outputs with the committed ones.
     .venv/bin/python scripts/refresh_notebooks.py [--fresh] [NN ...]
 
 Each notebook runs with the project's one notebook runner, the one `melunmix reproduce`
-uses (:func:`melunmix.pipeline.run_notebook`: papermill, the ``melunmix`` kernel, in
+uses (:func:`melunmix.study.pipeline.run_notebook`: papermill, the ``melunmix`` kernel, in
 ``notebooks/``), into a temporary copy. The committed notebook is then rewritten in place
 with the new outputs and execution counts, and without what varies from run to run or
 machine to machine:
@@ -109,7 +109,7 @@ def commit_ready(source, executed, name: str = "notebook"):
     source : nbformat.NotebookNode
         The notebook as committed (its cells' metadata, tags and ids are kept).
     executed : nbformat.NotebookNode
-        The same notebook after :func:`melunmix.pipeline.run_notebook` without parameters
+        The same notebook after :func:`melunmix.study.pipeline.run_notebook` without parameters
         (so no cell was injected).
     name : str
         For messages.
@@ -161,7 +161,7 @@ def machine_paths(nb, path: str | os.PathLike = ROOT) -> list[str]:
 def execute(path: Path, progress: bool = True):
     """Execute the committed notebook ``path`` (into a temporary copy) and return it
     commit-ready (see the module); ``path`` itself is not touched."""
-    from melunmix.pipeline import run_notebook
+    from melunmix.study.pipeline import run_notebook
 
     source = nbformat.read(path, as_version=4)
     with tempfile.TemporaryDirectory(prefix="refresh-") as tmp:
@@ -193,11 +193,11 @@ def main(argv=None) -> int:
     parser.add_argument("--fresh", action="store_true", help="delete results/smoke first")
     args = parser.parse_args(argv)
     os.chdir(ROOT)  # results, data and cache of this checkout, wherever the script is called from
-    from melunmix.study import COMMITTED_INLINE_DPI, INLINE_DPI_ENV
+    from melunmix.study.steps import COMMITTED_INLINE_DPI, INLINE_DPI_ENV
 
     # low-resolution inline figures in the committed copies only (the kernels inherit it)
     os.environ[INLINE_DPI_ENV] = str(COMMITTED_INLINE_DPI)
-    from melunmix.config import results_root
+    from melunmix.base.config import results_root
 
     if args.fresh:
         shutil.rmtree(results_root() / "smoke", ignore_errors=True)

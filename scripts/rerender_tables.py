@@ -31,7 +31,9 @@ FIGURES = ("metric_table.png", "boxplots_vocals.png", "boxplots_accompaniment.pn
 
 
 def rerender(run_dir: Path) -> dict:
-    from melunmix import files, names, plots, provenance, report, stats
+    from melunmix.base import files, names, provenance
+    from melunmix.analysis import plots, stats
+    from melunmix.study import report
 
     commit = provenance.git_commit()  # before this writes into tracked files
     tables, figures = run_dir / "tables", run_dir / "figures"

@@ -1,5 +1,5 @@
 """A rank of the batch-norm test (tests/test_distributed.py), spawned: kept apart so that the
-spawned processes import only torch and melunmix.distributed."""
+spawned processes import only torch and melunmix.training.distributed."""
 
 import torch
 
@@ -8,7 +8,7 @@ def batchnorm_rank(rank: int, init_file: str, out_file: str) -> None:
     """One rank of test_distributed.py::test_synced_batchnorm_is_batchnorm_on_the_global_batch."""
     import torch.distributed as dist
 
-    from melunmix.distributed import SyncedBatchNorm1d
+    from melunmix.training.distributed import SyncedBatchNorm1d
 
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)

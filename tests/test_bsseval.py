@@ -1,4 +1,4 @@
-"""melunmix.bsseval: the fast BSS Eval v4 scorer against museval itself.
+"""melunmix.dsp.bsseval: the fast BSS Eval v4 scorer against museval itself.
 
 Every test runs museval (``museval.evaluate`` / ``museval.metrics.bss_eval`` /
 ``museval.eval_mus_track`` on an in-memory musdb track) on the same signals and compares
@@ -17,7 +17,7 @@ import museval
 import numpy as np
 import pytest
 
-from melunmix import bsseval
+from melunmix.dsp import bsseval
 
 RATE = 8000
 TOL_DB = 1e-9

@@ -7,8 +7,8 @@ import errno
 
 import pytest
 
-from melunmix import cli
-from melunmix.config import PROFILES_DIR
+from melunmix.commands import cli
+from melunmix.base.config import PROFILES_DIR
 
 
 @pytest.mark.parametrize("code, reason, advice", [

@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from melunmix.config import (
+from melunmix.base.config import (
     PROFILES_DIR, Settings, load_profile, run_paths, settings_from_dict,
 )
 

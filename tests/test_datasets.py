@@ -21,7 +21,8 @@ import soundfile as sf
 import torch
 import yaml
 
-from melunmix import datasets, names
+from melunmix import datasets
+from melunmix.base import names
 from melunmix.datasets import (
     TrainDataset,
     ValidDataset,
@@ -116,7 +117,7 @@ def test_default_cache_dir_is_per_root_and_outside_it(tmp_path, default_cache_in
 def test_resolve_data_root_precedence(monkeypatch, tmp_path):
     monkeypatch.delenv("MUSDB_ROOT", raising=False)
     monkeypatch.delenv("MUSDB_PATH", raising=False)
-    from melunmix.config import GeneratedData
+    from melunmix.base.config import GeneratedData
 
     # (where default_generated_root() itself lies: tests/test_locations.py, from the working
     # directory and the environment, never from the package's location)
@@ -272,7 +273,7 @@ def test_find_tracks_rejects_broken_tracks(tmp_path, problem, error, message):
 
 
 def test_generated_dataset_errors_say_regenerate(tmp_path):
-    from melunmix.dataset_format import GENERATED_FORMAT
+    from melunmix.base.dataset_format import GENERATED_FORMAT
 
     root = tmp_path / "gen"
     folder = write_track(root, "train", "Song - 1", noise_stems(np.random.default_rng(2), 400))
@@ -629,7 +630,7 @@ def test_scaler_stats_match_numpy(noise_root):
 
 
 def test_feature_stats_match_librosa_mel_and_floor_std(noise_root):
-    from melunmix.features import branch_transform
+    from melunmix.dsp.features import branch_transform
 
     tracks = find_tracks(noise_root, "train", split="train")
     transform = branch_transform("mel", sample_rate=RATE, n_fft=256, n_mels=16)

@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from melunmix import distributed, evaluate
-from melunmix.devices import resolve_device
-from melunmix.models import build_model, save_model
-from melunmix.separate import separate
+from melunmix.training import distributed
+from melunmix.scoring import evaluate
+from melunmix.base.devices import resolve_device
+from melunmix.models.networks import build_model, save_model
+from melunmix.separation.separate import separate
 
 HAS_CUDA = torch.cuda.is_available()
 
@@ -56,7 +57,7 @@ def test_scoring_loads_models_where_separation_runs(tmp_path):
 
 
 def test_the_device_asked_for_comes_from_the_flag_else_the_environment(monkeypatch):
-    from melunmix.devices import DEVICE_ENV, device_overrides, requested_device
+    from melunmix.base.devices import DEVICE_ENV, device_overrides, requested_device
 
     monkeypatch.delenv(DEVICE_ENV, raising=False)
     assert requested_device(None) is None and device_overrides(None) is None  # the profile's stands
@@ -72,8 +73,9 @@ def test_the_device_asked_for_comes_from_the_flag_else_the_environment(monkeypat
 
 
 def test_open_run_and_the_commands_take_the_device(tmp_path, monkeypatch, capsys):
-    from melunmix import cli, study
-    from melunmix.devices import DEVICE_ENV
+    from melunmix.commands import cli
+    from melunmix.study import steps as study
+    from melunmix.base.devices import DEVICE_ENV
 
     monkeypatch.delenv(DEVICE_ENV, raising=False)
     assert study.open_run("smoke", results_dir=tmp_path).settings.train.device == "auto"

@@ -5,7 +5,7 @@ a 2-process run killed with SIGKILL resumes from its checkpoint to the loss of a
 uninterrupted one, and a checkpoint written by 2 ranks continues in 1. Everything runs
 on a tiny generated dataset (2 training songs of 4 s at 16 kHz, one validation song) with
 models of hidden size 16 and one LSTM layer (no dropout: LSTM dropout draws its masks per
-rank, see melunmix.distributed).
+rank, see melunmix.training.distributed).
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ import torch
 import yaml
 
 from melunmix.datasets.torch_datasets import GlobalBatchSampler
-from melunmix.study import train_profile
+from melunmix.study.steps import train_profile
 from melunmix.synth import make_dataset
-from melunmix.train import HISTORY_JSON_NAME, SETTINGS_JSON_NAME
+from melunmix.training.train import HISTORY_JSON_NAME, SETTINGS_JSON_NAME
 
 PROFILE = {
     "name": "ddp",
@@ -66,7 +66,7 @@ def _profile(folder: Path, **train) -> Path:
 
 def _torchrun(profile: Path, root: Path, results: Path, *extra: str, nproc: int = 2) -> list[str]:
     return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc),
-            "-m", "melunmix.train", "--profile", str(profile), "--data-root", str(root),
+            "-m", "melunmix.training.train", "--profile", str(profile), "--data-root", str(root),
             "--results-dir", str(results), "--no-progress", *extra]
 
 
@@ -188,7 +188,7 @@ def test_ranks_started_with_different_profiles_refuse_together_in_one_line(datas
         values["model"].update({k: v for k, v in changes.items() if k == "hidden_size"})
         (tmp_path / f"rank{rank}").mkdir()
         (tmp_path / f"rank{rank}" / "ddp.yaml").write_text(yaml.safe_dump(values))
-    command = (f'"{sys.executable}" -m melunmix.train --profile "{tmp_path}/rank$RANK/ddp.yaml" '
+    command = (f'"{sys.executable}" -m melunmix.training.train --profile "{tmp_path}/rank$RANK/ddp.yaml" '
                f'--data-root "{dataset_root}" --results-dir "{tmp_path}/results" --no-progress')
     done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                            "--no-python", "sh", "-c", command], capture_output=True, text=True, timeout=120)
@@ -249,7 +249,7 @@ def test_synced_batchnorm_is_batchnorm_on_the_global_batch(tmp_path):
 
 
 def test_a_lost_peer_is_told_from_other_errors(monkeypatch):
-    from melunmix.cli import _lost_peer
+    from melunmix.commands.cli import _lost_peer
 
     gloo = RuntimeError("[../third_party/gloo/gloo/transport/tcp/pair.cc:534] Read error [127.0.0.1]:29500: "
                         "Connection closed by peer [127.0.0.1]:41234")

@@ -1,7 +1,7 @@
-"""melunmix.evaluate / oracles: museval scoring and oracles (statistics: tests/test_stats.py).
+"""melunmix.scoring.evaluate / oracles: museval scoring and oracles (statistics: tests/test_stats.py).
 
-Also what it is built on: reading a track (melunmix.track_audio) and scoring it into museval
-JSON (melunmix.museval_scores).
+Also what it is built on: reading a track (melunmix.scoring.track_audio) and scoring it into museval
+JSON (melunmix.scoring.museval_scores).
 
 Real parts throughout: a generated MUSDB18-layout test set (3 songs of 5 s at 8 kHz to
 keep museval fast), tiny untrained models saved with ``save_model``, museval itself, and
@@ -22,14 +22,14 @@ import pytest
 import torch
 
 from museval_json import raw_track_medians
-from melunmix import evaluate as ev
-from melunmix import stats
+from melunmix.scoring import evaluate as ev
+from melunmix.analysis import stats
 from melunmix.datasets import find_tracks
-from melunmix.models import build_model, save_model
-from melunmix.museval_scores import score_estimates, track_json_path, write_track_scores
-from melunmix.oracles import oracle_estimates
+from melunmix.models.networks import build_model, save_model
+from melunmix.scoring.museval_scores import score_estimates, track_json_path, write_track_scores
+from melunmix.separation.oracles import oracle_estimates
 from melunmix.synth import make_dataset
-from melunmix.track_audio import load_track
+from melunmix.scoring.track_audio import load_track
 
 RATE = 8000
 N_FFT, N_HOP = 256, 64
@@ -262,7 +262,7 @@ def test_retrained_model_is_not_mixed_with_old_scores(eval_dir, tracks, model_fi
 def test_a_model_trained_elsewhere_scores_as_one_more_method(eval_dir, tracks, model_file, tmp_path):
     """evaluate.models: Open-Unmix's train.py folder holding the same weights as the model
     scored as openunmix-seed1 gets the same numbers, window by window."""
-    from melunmix.models import load_model
+    from melunmix.models.networks import load_model
 
     umx = tmp_path / "umx"
     umx.mkdir()

@@ -1,4 +1,4 @@
-"""melunmix.features against librosa / scipy / torch references on known signals."""
+"""melunmix.dsp.features against librosa / scipy / torch references on known signals."""
 
 import librosa
 import numpy as np
@@ -7,7 +7,7 @@ import scipy.fft
 import scipy.signal
 import torch
 
-from melunmix.features import (
+from melunmix.dsp.features import (
     ISTFT,
     MFCC,
     STFT,

@@ -1,4 +1,4 @@
-"""melunmix.files: hold_lock between real processes: refused while held, free as soon as
+"""melunmix.base.files: hold_lock between real processes: refused while held, free as soon as
 the holder ends, however it ends (the kernel releases an flock with the process)."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import textwrap
 
 import pytest
 
-from melunmix.files import FolderInUse, hold_lock, lock_holder
+from melunmix.base.files import FolderInUse, hold_lock, lock_holder
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="fcntl.flock")
 
@@ -20,7 +20,7 @@ def start_holder(lock, ends: str) -> subprocess.Popen:
     """A process that takes the lock, says so, then ends as ``ends`` says."""
     holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
         import os, sys, time
-        from melunmix.files import hold_lock
+        from melunmix.base.files import hold_lock
         with hold_lock({str(lock)!r}, {{"pid": os.getpid(), "host": "h1", "started": "t0", "profile": "p",
                                         "command": "melunmix reproduce --profile p"}}):
             print("held", flush=True)
@@ -93,7 +93,7 @@ def test_a_waiting_lock_takes_its_turn_instead_of_refusing(tmp_path):
 
 # --------------------------------------------------------------------------- atomic writes
 def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
-    from melunmix.files import atomic_path, read_json, write_json
+    from melunmix.base.files import atomic_path, read_json, write_json
 
     path = write_json(tmp_path / "out" / "a.json", {"x": 1})
     with pytest.raises(RuntimeError):
@@ -106,7 +106,7 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
 
 
 def test_stale_temporaries_of_a_killed_writer_are_removed_and_others_kept(tmp_path):
-    from melunmix.files import remove_stale_temporaries
+    from melunmix.base.files import remove_stale_temporaries
 
     stale = [tmp_path / ".song [1].wav.abc123.tmp.wav", tmp_path / ".song [1].wav.x.tmp.wav"]
     kept = [tmp_path / "song [1].wav", tmp_path / ".other.wav.abc.tmp.wav", tmp_path / ".song [1].wav.y.tmp.json"]
@@ -119,7 +119,7 @@ def test_stale_temporaries_of_a_killed_writer_are_removed_and_others_kept(tmp_pa
 def test_sha256_and_unreadable_json_named(tmp_path):
     import hashlib
 
-    from melunmix.files import read_json, sha256_file
+    from melunmix.base.files import read_json, sha256_file
 
     data = bytes(range(256)) * 5000  # more than one 1 MiB block
     (tmp_path / "b.bin").write_bytes(data)

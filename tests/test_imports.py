@@ -11,12 +11,12 @@ import textwrap
 
 import pytest
 
-from melunmix.models import build_model, save_model
+from melunmix.models.networks import build_model, save_model
 from melunmix.synth import make_dataset
 
 #: The notebook runner and what only figures and reports need.
-RUNNER = {"melunmix.pipeline", "melunmix.study", "melunmix.cli", "papermill", "nbclient"}
-DRAWING = {"matplotlib", "melunmix.plots", "melunmix.report"}
+RUNNER = {"melunmix.study.pipeline", "melunmix.study.steps", "melunmix.commands.cli", "papermill", "nbclient"}
+DRAWING = {"matplotlib", "melunmix.analysis.plots", "melunmix.study.report"}
 
 
 def _modules(code: str) -> set[str]:
@@ -28,21 +28,21 @@ def _modules(code: str) -> set[str]:
             for name in json.loads(out.stdout.splitlines()[-1])}
 
 
-@pytest.mark.parametrize("module", ["melunmix.train", "melunmix.tune", "melunmix.evaluate", "melunmix.separate"])
+@pytest.mark.parametrize("module", ["melunmix.training.train", "melunmix.training.tune", "melunmix.scoring.evaluate", "melunmix.separation.separate"])
 def test_the_core_imports_nothing_of_the_notebook_runner(module):
     loaded = _modules(f"import {module}")
     assert not loaded & RUNNER, sorted(loaded & RUNNER)
 
 
 def test_training_does_not_import_the_tuner():
-    loaded = _modules("import melunmix.train")
-    assert "melunmix.tune" not in loaded and "optuna" not in loaded
-    assert "melunmix.hyperparameters" in loaded  # where training reads tuned values
+    loaded = _modules("import melunmix.training.train")
+    assert "melunmix.training.tune" not in loaded and "optuna" not in loaded
+    assert "melunmix.training.hyperparameters" in loaded  # where training reads tuned values
 
 
 #: Modules a scoring worker may import: reading, separating, scoring and writing one track.
-SCORING = ["melunmix.evaluate", "melunmix.track_audio", "melunmix.museval_scores", "melunmix.processes",
-           "melunmix.score"]
+SCORING = ["melunmix.scoring.evaluate", "melunmix.scoring.track_audio", "melunmix.scoring.museval_scores", "melunmix.base.processes",
+           "melunmix.commands.score"]
 
 
 @pytest.fixture
@@ -58,7 +58,7 @@ def scoring_inputs(tmp_path):
 @pytest.mark.parametrize("module", SCORING)
 def test_scoring_modules_import_no_statistics_and_no_plotting(module):
     loaded = _modules(f"import {module}")
-    unwanted = DRAWING | RUNNER | {"melunmix.stats"}
+    unwanted = DRAWING | RUNNER | {"melunmix.analysis.stats"}
     assert not loaded & unwanted, sorted(loaded & unwanted)
 
 
@@ -67,7 +67,7 @@ def test_scoring_models_and_oracles_imports_no_plotting(scoring_inputs, tmp_path
     root, path = scoring_inputs
     out = tmp_path / "eval"
     loaded = _modules(f"""
-        from melunmix import evaluate
+        from melunmix.scoring import evaluate
         from melunmix.datasets import find_tracks
         tracks = find_tracks({str(root)!r}, "test")
         scored = evaluate.evaluate_oracle("IRM1", tracks, {str(out)!r}, jobs=1, progress=False)
@@ -76,7 +76,7 @@ def test_scoring_models_and_oracles_imports_no_plotting(scoring_inputs, tmp_path
         assert all(path.is_file() for path in scored) and len(scored) == 2
     """)
     assert not loaded & (DRAWING | RUNNER), sorted(loaded & (DRAWING | RUNNER))
-    assert {"melunmix.separate", "melunmix.bsseval", "melunmix.oracles"} <= loaded  # it did score
+    assert {"melunmix.separation.separate", "melunmix.dsp.bsseval", "melunmix.separation.oracles"} <= loaded  # it did score
 
 
 def test_a_scoring_worker_imports_no_statistics(scoring_inputs, tmp_path):
@@ -89,8 +89,8 @@ def test_a_scoring_worker_imports_no_statistics(scoring_inputs, tmp_path):
         import os
         from pathlib import Path
         from melunmix.datasets import find_tracks
-        from melunmix.evaluate import ModelSeparation, OracleSeparation, _score_track, _TrackJob
-        from melunmix.processes import init_pool_worker
+        from melunmix.scoring.evaluate import ModelSeparation, OracleSeparation, _score_track, _TrackJob
+        from melunmix.base.processes import init_pool_worker
         init_pool_worker(os.getppid())
         (track,) = find_tracks({str(root)!r}, "test")
         for name, separation in [("IRM1", OracleSeparation("IRM1")),
@@ -99,9 +99,9 @@ def test_a_scoring_worker_imports_no_statistics(scoring_inputs, tmp_path):
             _score_track(_TrackJob(track, track.name, json_path, separation, 1.0, 1.0))
             assert json_path.is_file()
     """)
-    unwanted = DRAWING | RUNNER | {"melunmix.stats"}
+    unwanted = DRAWING | RUNNER | {"melunmix.analysis.stats"}
     assert not loaded & unwanted, sorted(loaded & unwanted)
-    assert {"melunmix.track_audio", "melunmix.museval_scores", "melunmix.bsseval"} <= loaded  # it did score
+    assert {"melunmix.scoring.track_audio", "melunmix.scoring.museval_scores", "melunmix.dsp.bsseval"} <= loaded  # it did score
 
 
 # --------------------------------------------------------------------------- the static graph
@@ -179,7 +179,7 @@ def _cycles(edges):
 
 def test_no_import_cycle_even_counting_imports_inside_functions():
     edges, _ = _package_graph()
-    assert len(edges) > 40 and "melunmix.names" in edges["melunmix.stats"]  # the graph was read
+    assert len(edges) > 40 and "melunmix.base.names" in edges["melunmix.analysis.stats"]  # the graph was read
     assert _cycles(edges) == []
 
 
@@ -225,8 +225,62 @@ def test_an_import_inside_a_function_says_why():
 
 def test_the_vocabulary_and_the_tables_sit_at_the_bottom():
     edges, _ = _package_graph()
-    assert edges["melunmix.names"] == set() and edges["melunmix.dataset_format"] == set()
-    assert edges["melunmix.markdown"] == {"melunmix.names"}
+    assert edges["melunmix.base.names"] == set() and edges["melunmix.base.dataset_format"] == set()
+    assert edges["melunmix.base.markdown"] == {"melunmix.base.names"}
+
+
+# --------------------------------------------------------------------------- layers
+#: The package's layers, one folder each (the data layer two: the generator below the
+#: datasets), bottom up, and the layers each may import (ARCHITECTURE.md, "Layers").
+#: Scoring sits below training because training scores its validation songs with it;
+#: analysis reads saved results and imports no model, separation, score or report.
+_BELOW_TRAINING = {"base", "dsp", "synth", "datasets", "models", "separation", "scoring"}
+LAYERS = {
+    "base": set(),
+    "dsp": {"base"},
+    "synth": {"base"},
+    "datasets": {"base", "dsp", "synth"},
+    "models": {"base", "dsp"},
+    "separation": {"base", "dsp", "synth", "datasets", "models"},
+    "scoring": {"base", "dsp", "synth", "datasets", "models", "separation"},
+    "training": _BELOW_TRAINING,
+    "analysis": {"base", "dsp"},
+    "study": _BELOW_TRAINING | {"training", "analysis"},
+    "commands": _BELOW_TRAINING | {"training", "analysis", "study"},
+}
+#: Outside the layers: the package itself (``melunmix/__init__.py``) and ``python -m melunmix``.
+_ENTRY = {"melunmix", "melunmix.__main__"}
+
+
+def _layer_of(module: str) -> str | None:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 and parts[1] in LAYERS else None
+
+
+def _layer_breaches(edges) -> list[str]:
+    """``a imports b`` for every import that goes sideways or up a layer."""
+    return sorted(f"{a} imports {b}" for a, targets in edges.items() for b in targets
+                  if _layer_of(a) and _layer_of(b) and _layer_of(a) != _layer_of(b)
+                  and _layer_of(b) not in LAYERS[_layer_of(a)])
+
+
+def test_every_module_sits_in_a_layer_folder():
+    edges, _ = _package_graph()
+    assert sorted(m for m in edges if m not in _ENTRY and _layer_of(m) is None) == []
+    assert {_layer_of(m) for m in edges} - {None} == set(LAYERS)  # no empty layer
+
+
+def test_a_layer_imports_only_the_layers_below_it():
+    edges, _ = _package_graph()
+    assert _layer_breaches(edges) == []
+
+
+def test_the_layer_rule_finds_an_import_up_or_sideways():
+    edges = {"melunmix.analysis.stats": {"melunmix.models.networks", "melunmix.base.names"},
+             "melunmix.scoring.evaluate": {"melunmix.analysis.stats"},
+             "melunmix.base.names": set()}
+    assert _layer_breaches(edges) == ["melunmix.analysis.stats imports melunmix.models.networks",
+                                      "melunmix.scoring.evaluate imports melunmix.analysis.stats"]
 
 
 # --------------------------------------------------------------------------- function length

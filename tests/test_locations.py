@@ -9,8 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from melunmix import cli, config, datasets, pipeline
-from melunmix.config import CACHE_ENV, DATA_ENV, HOME_ENV, RESULTS_ENV, load_profile, run_paths
+from melunmix.commands import cli
+from melunmix.base import config
+from melunmix import datasets
+from melunmix.study import pipeline
+from melunmix.base.config import CACHE_ENV, DATA_ENV, HOME_ENV, RESULTS_ENV, load_profile, run_paths
 
 #: This checkout (a test file may know where it is; the package may not).
 ROOT = Path(__file__).resolve().parents[1]
@@ -139,7 +142,7 @@ def test_the_wheel_ships_the_profiles(installed):
 def test_installed_package_loads_profiles_and_writes_only_under_the_working_directory(installed):
     base, site, work = installed
     before = _tree(base)
-    out = _run_installed(site, work, "-c", "import melunmix, melunmix.config as c\n"
+    out = _run_installed(site, work, "-c", "import melunmix, melunmix.base.config as c\n"
                          "s = c.load_profile('smoke')\n"
                          "print(melunmix.__file__); print(s.name, s.stft.n_fft); print(c.run_paths(s).root)")
     assert out.returncode == 0, out.stderr
@@ -149,7 +152,7 @@ def test_installed_package_loads_profiles_and_writes_only_under_the_working_dire
     assert Path(results) == work.resolve() / "results" / "smoke"
 
     # reproduce needs the notebooks: one line, nothing written anywhere
-    out = _run_installed(site, work, "-m", "melunmix.cli", "reproduce", "--profile", "smoke")
+    out = _run_installed(site, work, "-m", "melunmix.commands.cli", "reproduce", "--profile", "smoke")
     assert out.returncode == 2
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and "source checkout" in lines[0] and "--notebooks-dir" in lines[0], out.stderr

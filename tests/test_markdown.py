@@ -1,4 +1,4 @@
-"""melunmix.markdown: the GitHub-flavoured tables of the study's files, the REPORT and
+"""melunmix.base.markdown: the GitHub-flavoured tables of the study's files, the REPORT and
 `melunmix score`, read back with an independent parser."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from melunmix.markdown import markdown_table
-from melunmix.names import RESIDUE_NOTE
+from melunmix.base.markdown import markdown_table
+from melunmix.base.names import RESIDUE_NOTE
 
 
 def parse_markdown_table(text: str) -> list[list[str]]:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from melunmix import model_files
-from melunmix.model_files import models_at
-from melunmix.models import build_model, save_model
+from melunmix.models import model_files
+from melunmix.models.model_files import models_at
+from melunmix.models.networks import build_model, save_model
 
 TINY = dict(nb_bins=65, nb_channels=1, hidden_size=8, nb_layers=1, sample_rate=8000.0, n_fft=128, n_hop=64)
 
@@ -65,7 +65,7 @@ def test_a_file_that_is_no_model_is_one_line_naming_the_kinds(tmp_path):
 
 
 def test_the_cli_says_the_same_for_separate(tmp_path, capsys):
-    from melunmix.cli import main
+    from melunmix.commands.cli import main
 
     song = tmp_path / "song.wav"
     import numpy as np

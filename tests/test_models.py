@@ -1,4 +1,4 @@
-"""melunmix.models: Open-Unmix faithfulness, the mel branch, registry and save/load."""
+"""melunmix.models.networks: Open-Unmix faithfulness, the mel branch, registry and save/load."""
 
 from pathlib import Path
 
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from melunmix.models import (
+from melunmix.models.networks import (
     ARCHITECTURES,
     MelUnmix,
     OpenUnmix,
@@ -16,7 +16,7 @@ from melunmix.models import (
     load_model_info,
     save_model,
 )
-from melunmix.names import MODELS
+from melunmix.base.names import MODELS
 
 SR = 8000.0
 N_FFT = 256
@@ -369,7 +369,7 @@ def test_registry_variants_fix_the_branch_feature_and_control_matches_capacity()
                                                              (512, 64, 4096, 1487)])
 def test_width_matched_control_is_open_unmix_with_the_proposed_models_parameter_count(
         hidden, n_mels, n_fft, max_bin, tmp_path):
-    from melunmix.models import OpenUnmix, build_model, load_model, save_model, trainable_parameters
+    from melunmix.models.networks import OpenUnmix, build_model, load_model, save_model, trainable_parameters
 
     kwargs = dict(nb_bins=n_fft // 2 + 1, n_fft=n_fft, n_hop=n_fft // 4, hidden_size=hidden,
                   max_bin=max_bin, n_mels=n_mels, n_mfcc=20)

@@ -1,4 +1,4 @@
-"""melunmix.names: the study's vocabulary, checked against musdb's own setup file and
+"""melunmix.base.names: the study's vocabulary, checked against musdb's own setup file and
 against the package's source (nothing else spells a registry out)."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from melunmix import names
+from melunmix.base import names
 
 PACKAGE = Path(__file__).resolve().parents[1] / "lib" / "melunmix"
 
@@ -57,7 +57,7 @@ def test_method_names_round_trip():
 
 
 def test_method_registry_agrees_with_models_and_oracles():
-    from melunmix.names import MODEL_ALIASES, ORACLES, canonical_model_name
+    from melunmix.base.names import MODEL_ALIASES, ORACLES, canonical_model_name
 
     assert names.METHOD_ORDER[-len(ORACLES):] == tuple(ORACLES)
     # every alias the training accepts names the same method in the tables
@@ -101,7 +101,7 @@ def _string_tuples(tree: ast.AST):
                 yield node.lineno, tuple(items)
 
 
-#: The lists only :mod:`melunmix.names` may spell out.
+#: The lists only :mod:`melunmix.base.names` may spell out.
 REGISTRIES = {"SOURCES": names.SOURCES, "ACCOMPANIMENT_SOURCES": names.ACCOMPANIMENT_SOURCES,
               "MODELS": names.MODELS, "ORACLES": names.ORACLES, "METRICS": names.METRICS}
 #: Lists that share the names but are another fact: museval's order of bss_eval's outputs.

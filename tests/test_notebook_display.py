@@ -9,8 +9,9 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from melunmix import pipeline, plots, study
-from melunmix.config import load_profile, run_paths
+from melunmix.study import pipeline, steps as study
+from melunmix.analysis import plots
+from melunmix.base.config import load_profile, run_paths
 
 
 def png_size(data: bytes) -> tuple[int, int]:
@@ -37,7 +38,7 @@ def test_set_up_in_a_kernel_small_inline_figures_no_machine_paths(tmp_path):
     import base64
 
     nb = run_cells(tmp_path, "set_up.ipynb",
-                   "%matplotlib inline\nfrom melunmix import plots, study\nstudy.notebook_display(inline_dpi=30)",
+                   "%matplotlib inline\nfrom melunmix.analysis import plots; from melunmix.study import steps as study\nstudy.notebook_display(inline_dpi=30)",
                    "import librosa.util.files  # pooch imports tqdm.auto",
                    "import matplotlib.pyplot as plt\nfig, ax = plt.subplots(figsize=(4, 3))\nax.plot([0, 1])\n"
                    "_ = plots.save_figure(fig, 'saved.png')",
@@ -108,7 +109,7 @@ def test_inline_resolution_comes_from_the_environment(monkeypatch):
     """Interactive sessions keep matplotlib's resolution; the refresh's kernels get the low one."""
     from matplotlib_inline.config import InlineBackend
 
-    from melunmix import study
+    from melunmix.study import steps as study
 
     backend = InlineBackend.instance()
     monkeypatch.setattr(backend, "print_figure_kwargs", {"bbox_inches": "tight"})

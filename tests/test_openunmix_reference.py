@@ -15,8 +15,9 @@ import numpy as np
 import pytest
 import torch
 
-from melunmix import features, models, wiener
-from melunmix.separate import Separator
+from melunmix.dsp import features, wiener
+from melunmix.models import networks as models
+from melunmix.separation.separate import Separator
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 import reference  # noqa: E402  (bench/reference.py)

@@ -1,11 +1,11 @@
-"""melunmix.oracles: SiSEC 2018's MIX and oracles (sigsep-mus-oracle), and their evaluation.
+"""melunmix.separation.oracles: SiSEC 2018's MIX and oracles (sigsep-mus-oracle), and their evaluation.
 
 Every oracle is checked against an independent implementation of the published
 definitions written out below on the whole signal (``scipy.signal.stft`` / ``istft``,
 numpy, loops where clearer), on random stereo (and mono) stems whose length is not a
 multiple of the hop; the module computes the same in blocks of frames. Then known
 signals (a silent stem, a single active stem), the input checks, and one evaluation of
-a generated WAV track through :func:`melunmix.evaluate.evaluate_oracle`.
+a generated WAV track through :func:`melunmix.scoring.evaluate.evaluate_oracle`.
 """
 
 from __future__ import annotations
@@ -19,12 +19,12 @@ import pytest
 import scipy.signal
 import soundfile as sf
 
-from melunmix import evaluate as ev
-from melunmix import oracles
+from melunmix.scoring import evaluate as ev
+from melunmix.separation import oracles
 from melunmix.datasets import find_tracks
-from melunmix.names import SOURCES
-from melunmix.oracles import oracle_estimates
-from melunmix.track_audio import load_track
+from melunmix.base.names import SOURCES
+from melunmix.separation.oracles import oracle_estimates
+from melunmix.scoring.track_audio import load_track
 
 RATE = 8000
 NB_SAMPLES = 3 * RATE + 123  # not a multiple of the hop (1024)

@@ -6,7 +6,8 @@ import os
 import nbformat
 import pytest
 
-from melunmix import cli, pipeline
+from melunmix.commands import cli
+from melunmix.study import pipeline
 
 PARAMS = 'profile = "smoke"\ndata_root = None\nresults_dir = None'
 
@@ -67,7 +68,7 @@ def test_an_unregistered_kernel_is_one_line_with_the_command_and_nothing_is_writ
 
 
 def test_cli_reproduce_takes_a_kernel_and_refuses_an_unknown_one_in_one_line(study_dir, tmp_path, capsys):
-    from melunmix.cli import main
+    from melunmix.commands.cli import main
 
     results = tmp_path / "results"
     assert main(["reproduce", "--profile", "smoke", "--kernel", "melunmix-nowhere", "--results-dir", str(results),
@@ -87,7 +88,7 @@ def test_reproduce_only_selected(study_dir, tmp_path):
 
 def test_manifest_fingerprints_the_profiles_dataset(tmp_path):
     from melunmix import datasets
-    from melunmix.config import load_profile
+    from melunmix.base.config import load_profile
 
     settings = load_profile("smoke")
     root = datasets.ensure_dataset(generated=settings.data.generated, progress=False)
@@ -142,7 +143,7 @@ def test_relative_profile_path_reaches_the_notebooks_resolved(study_dir, tmp_pat
     profile.parent.mkdir()
     profile.write_text("description: mine\ndata: {generated: {nb_train: 2, nb_valid: 1, nb_test: 1, duration: 4.0}}\n")
     (study_dir / "02_second.ipynb").unlink()
-    write_notebook(study_dir / "02_second.ipynb", "from melunmix.config import load_profile\n"
+    write_notebook(study_dir / "02_second.ipynb", "from melunmix.base.config import load_profile\n"
                    "print('loaded', load_profile(profile).description)")
     monkeypatch.chdir(tmp_path)
     runs = pipeline.reproduce("prof/my.yaml", results_dir=tmp_path / "r", notebooks_dir=study_dir, only=["02"],
@@ -157,7 +158,7 @@ def test_kernels_place_files_where_the_caller_does(study_dir, tmp_path, monkeypa
     for name in ("MELUNMIX_HOME", "MELUNMIX_RESULTS_DIR", "MELUNMIX_DATA_DIR", "MELUNMIX_CACHE_DIR"):
         monkeypatch.delenv(name, raising=False)
     (study_dir / "02_second.ipynb").unlink()
-    write_notebook(study_dir / "02_second.ipynb", "from melunmix import config\n"
+    write_notebook(study_dir / "02_second.ipynb", "from melunmix.base import config\n"
                    "print(config.results_root(), config.generated_data_root(), sep='\\n')")
     work = tmp_path / "work"
     work.mkdir()
@@ -215,7 +216,7 @@ def test_cli_a_full_disk_is_one_line(full_disk, capsys):
 RUNNER = """
 import sys
 from pathlib import Path
-from melunmix import cli, pipeline
+from melunmix.commands import cli; from melunmix.study import pipeline
 pipeline.NOTEBOOKS_DIR = Path(sys.argv[1])
 sys.exit(cli.main(["reproduce", "--profile", "smoke", "--results-dir", sys.argv[2], *sys.argv[3:]]))
 """
@@ -264,7 +265,7 @@ def pool_study(tmp_path_factory):
     notebooks = base / "notebooks"
     notebooks.mkdir()
     write_notebook(notebooks / "01_pool.ipynb",
-                   "import pathlib\nfrom melunmix import evaluate\nfrom melunmix.datasets import find_tracks\n"
+                   "import pathlib\nfrom melunmix.scoring import evaluate\nfrom melunmix.datasets import find_tracks\n"
                    f"evaluate.evaluate_oracle('IRM1', find_tracks({str(data)!r}, 'test'), "
                    "pathlib.Path(results_dir, profile, 'eval'), jobs=2, progress=False)")
     write_notebook(notebooks / "02_after.ipynb",
@@ -294,7 +295,7 @@ def run_tree_while_scoring(process, results):
 def test_signal_stops_the_run_in_one_line_and_a_rerun_resumes(pool_study, tmp_path, signum, code):
     import signal
 
-    from melunmix.files import lock_holder
+    from melunmix.base.files import lock_holder
 
     results = tmp_path / "results"
     run = start_reproduce(pool_study, results)
@@ -360,8 +361,8 @@ def test_second_run_on_a_folder_is_refused_naming_the_first(tmp_path):
     import socket
     import warnings
 
-    from melunmix import study
-    from melunmix.files import lock_holder
+    from melunmix.study import steps as study
+    from melunmix.base.files import lock_holder
 
     notebooks = tmp_path / "notebooks"
     notebooks.mkdir()
@@ -369,7 +370,7 @@ def test_second_run_on_a_folder_is_refused_naming_the_first(tmp_path):
     # The first run opens the run as every study notebook does (its own lock is no reason
     # for a warning there), then waits for a go.
     write_notebook(notebooks / "01_wait.ipynb",
-                   "import pathlib, time, warnings\nfrom melunmix import study\n"
+                   "import pathlib, time, warnings\nfrom melunmix.study import steps as study\n"
                    "with warnings.catch_warnings():\n"
                    "    warnings.simplefilter('error')\n"
                    "    study.open_run(profile, results_dir=results_dir, progress=False)\n"
@@ -452,7 +453,7 @@ def test_a_kernel_killed_from_outside_is_one_notebook_failed_line(study_dir, tmp
 
 
 def test_reproduce_device_reaches_the_kernels_and_a_bad_one_stops_before_anything(tmp_path):
-    from melunmix.devices import DEVICE_ENV
+    from melunmix.base.devices import DEVICE_ENV
 
     notebooks = tmp_path / "notebooks"
     notebooks.mkdir()

@@ -1,4 +1,4 @@
-"""Figures (melunmix.plots); the run report's tests are in tests/test_report.py.
+"""Figures (melunmix.analysis.plots); the run report's tests are in tests/test_report.py.
 
 Figures are checked for what they show (the data behind lines, images, boxes and texts,
 against librosa, museval, the tables they draw and closed forms), their structure (axes,
@@ -16,8 +16,9 @@ import pytest
 
 from PIL import Image
 
-from melunmix import names, plots
-from melunmix.names import MODELS
+from melunmix.base import names
+from melunmix.analysis import plots
+from melunmix.base.names import MODELS
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -464,7 +465,7 @@ def test_search_space_plot_of_an_optuna_study(tmp_path):
     fig = plots.search_space_plot(trials, y=None)  # loss against lr alone
     assert len(fig.axes) == 1
     assert fig.axes[0].collections[1].get_offsets()[0][1] == pytest.approx(study.best_value)
-    # melunmix.tune's trials.csv: plain parameter names, best_valid_loss, failed trials
+    # melunmix.training.tune's trials.csv: plain parameter names, best_valid_loss, failed trials
     table = pd.DataFrame({"trial": [0, 1, 2], "state": ["COMPLETE", "FAIL", "COMPLETE"],
                           "lr": [1e-3, 1e-2, 3e-4], "lr_decay_gamma": [0.3, 0.5, 0.7],
                           "best_valid_loss": [0.8, np.nan, 0.5]})

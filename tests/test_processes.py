@@ -1,7 +1,7 @@
 """No process outlives the run that started it: real processes, real signals.
 
-melunmix.processes (a worker that dies with its parent, stopping a process tree) and
-the evaluation pool of melunmix.evaluate: a scoring script with two workers is killed
+melunmix.base.processes (a worker that dies with its parent, stopping a process tree) and
+the evaluation pool of melunmix.scoring.evaluate: a scoring script with two workers is killed
 (SIGKILL, SIGTERM) or interrupted (SIGINT) while the workers score, and every process it
 started must be gone within seconds. The same through ``melunmix reproduce`` (the
 papermill kernel in between): tests/test_pipeline.py.
@@ -69,7 +69,7 @@ def assert_all_gone(processes: list[psutil.Process], timeout: float) -> None:
 def test_die_with_parent_refuses_a_parent_that_is_already_gone():
     child = start_python("""
         import os
-        from melunmix.processes import die_with_parent
+        from melunmix.base.processes import die_with_parent
         die_with_parent(os.getppid() + 1_000_000)  # not the parent: it counts as gone
         print("still here")
     """)
@@ -84,7 +84,7 @@ def test_grandchild_dies_with_its_killed_parent(how):
         pytest.skip("PR_SET_PDEATHSIG is Linux's")
     grandchild = textwrap.dedent(f"""
         import os, sys, threading, time
-        from melunmix import processes
+        from melunmix.base import processes
         parent = int(sys.argv[1])
         if {how!r} == "pdeathsig":
             assert processes.die_with_parent(parent) == "pdeathsig"
@@ -124,7 +124,7 @@ def test_stop_children_stops_kernels_groups_and_stubborn_children():
               "time.sleep(120)\n")
     script = f"""
         import json, subprocess, sys
-        from melunmix.processes import current_children, stop_children
+        from melunmix.base.processes import current_children, stop_children
         callers = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
         keep = current_children()
         kernel = subprocess.Popen([sys.executable, "-c", {kernel!r}], start_new_session=True,
@@ -163,7 +163,7 @@ def data_root(tmp_path_factory):
 
 def start_scoring(data_root, out_dir) -> subprocess.Popen:
     return start_python(f"""
-        from melunmix import evaluate as ev
+        from melunmix.scoring import evaluate as ev
         from melunmix.datasets import find_tracks
         ev.evaluate_oracle("IRM1", find_tracks({str(data_root)!r}, "test"), {str(out_dir)!r}, jobs=2,
                            progress=False)
@@ -251,7 +251,7 @@ def test_sigterm_gives_one_line_and_status_143(tmp_path):
     out = tmp_path / "ds"
     command = start_python(f"""
         import sys
-        from melunmix import cli
+        from melunmix.commands import cli
         sys.exit(cli.main(["make-dataset", "--out", {str(out)!r}, "--train", "40", "--valid", "1", "--test", "1",
                            "--duration", "30", "--no-progress"]))
     """)

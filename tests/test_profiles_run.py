@@ -7,8 +7,8 @@ import math
 import pytest
 
 from melunmix import synth
-from melunmix.config import load_profile
-from melunmix.train import prepare_data, train
+from melunmix.base.config import load_profile
+from melunmix.training.train import prepare_data, train
 
 
 @pytest.fixture(scope="module")

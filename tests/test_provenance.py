@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from melunmix import provenance
+from melunmix.base import provenance
 
 
 def _git(folder: Path, *args: str) -> str:
@@ -81,14 +81,14 @@ def test_machine_records_the_cpu_its_instructions_threads_and_blas():
 
     import torch
 
-    from melunmix import provenance
+    from melunmix.base import provenance
 
     record = provenance.machine()
     assert record["torch_threads"] == torch.get_num_threads()
     assert record["torch_cpu_capability"] == torch.backends.cpu.get_cpu_capability()
     assert record["cpus"] >= 1 and record["blas"] and record["processor"]
     # limited instructions are used and recorded
-    code = "import json; from melunmix import provenance; print(json.dumps(provenance.machine()))"
+    code = "import json; from melunmix.base import provenance; print(json.dumps(provenance.machine()))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={**__import__("os").environ, "ATEN_CPU_CAPABILITY": "default"}).stdout
     limited = json.loads(out)

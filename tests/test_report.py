@@ -1,4 +1,4 @@
-"""melunmix.report: Markdown tables, the generic report, and the study report's layout.
+"""melunmix.study.report: Markdown tables, the generic report, and the study report's layout.
 
 The study report is checked for what a reader sees first (the stand-in warning and the
 answer, equal to stats.answer_sentence of the saved table), the order of its sections
@@ -14,9 +14,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from melunmix import names, plots, report, stats
-from melunmix.config import load_profile
-from melunmix.files import write_json
+from melunmix.base import names
+from melunmix.analysis import plots, stats
+from melunmix.study import report
+from melunmix.base.config import load_profile
+from melunmix.base.files import write_json
 from test_markdown import parse_markdown_table
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

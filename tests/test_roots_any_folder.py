@@ -20,7 +20,9 @@ import pytest
 import soundfile as sf
 import yaml
 
-from melunmix import cli, datasets, pipeline, study
+from melunmix.commands import cli
+from melunmix import datasets
+from melunmix.study import pipeline, steps as study
 from melunmix.datasets import splits
 
 RATE = 44100
@@ -162,8 +164,8 @@ def test_split_of_a_users_folder(stem_root, capsys):
 
 
 def test_profile_lists_the_validation_songs(stem_root, tmp_path):
-    from melunmix.config import load_profile
-    from melunmix.train import prepare_data
+    from melunmix.base.config import load_profile
+    from melunmix.training.train import prepare_data
 
     chosen = ["O'Brien - Ça va", "日本のバンド - 歌"]
     split = datasets.validation_split(stem_root, valid_tracks=chosen)
@@ -280,7 +282,7 @@ def test_a_generated_dataset_passes_the_mixture_check(tmp_path, capfd):
 
 
 def test_a_mixture_that_is_not_the_sum_of_its_stems_is_flagged(tmp_path, capfd):
-    from melunmix.config import load_profile
+    from melunmix.base.config import load_profile
 
     root = tmp_path / "broken"
     for index, name in enumerate(("Good - One", "Good - Two")):
@@ -304,8 +306,10 @@ def test_a_mixture_that_is_not_the_sum_of_its_stems_is_flagged(tmp_path, capfd):
 
 # --------------------------------------------------------------------------- rates
 def test_one_rate_for_training_and_scoring(tmp_path):
-    from melunmix import evaluate, stats, synth
-    from melunmix.config import load_profile
+    from melunmix.scoring import evaluate
+    from melunmix.analysis import stats
+    from melunmix import synth
+    from melunmix.base.config import load_profile
 
     root = synth.make_dataset(tmp_path / "songs at 22k", nb_train=2, nb_valid=1, nb_test=1, duration=4.0, seed=2,
                               sample_rate=22050, progress=False)

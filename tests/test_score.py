@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from melunmix import cli
+from melunmix.commands import cli
 from melunmix.datasets import find_tracks
-from melunmix.oracles import oracle_estimates
-from melunmix.track_audio import load_track
-from melunmix.score import score_folder
+from melunmix.separation.oracles import oracle_estimates
+from melunmix.scoring.track_audio import load_track
+from melunmix.commands.score import score_folder
 from melunmix.synth import make_dataset
 
 RATE = 16000
@@ -147,7 +147,7 @@ def test_two_shards_give_byte_identical_tables_and_refuse_while_a_song_is_missin
                "SLURM_ARRAY_TASK_STEP": "4"}, (2, 4)),
 ])
 def test_shard_values(text, environ, expected):
-    from melunmix.score import parse_shard, shard_tracks
+    from melunmix.commands.score import parse_shard, shard_tracks
 
     assert parse_shard(text, environ) == expected
     # Every song lands in exactly one shard.
@@ -161,7 +161,7 @@ def test_shard_values(text, environ, expected):
     ("slurm", {}, "SLURM_ARRAY_TASK_ID, SLURM_ARRAY_TASK_COUNT not set"),
 ])
 def test_bad_shards_are_named(text, environ, message):
-    from melunmix.score import parse_shard
+    from melunmix.commands.score import parse_shard
 
     with pytest.raises(ValueError, match=message):
         parse_shard(text, environ)

@@ -6,11 +6,11 @@ import pytest
 import soundfile as sf
 import torch
 
-from melunmix.features import ISTFT, STFT
-from melunmix.models import OpenUnmix, save_model
-from melunmix.separate import Separator, separate
-from melunmix.separate_files import read_audio, separate_files
-from melunmix.wiener import wiener
+from melunmix.dsp.features import ISTFT, STFT
+from melunmix.models.networks import OpenUnmix, save_model
+from melunmix.separation.separate import Separator, separate
+from melunmix.separation.separate_files import read_audio, separate_files
+from melunmix.dsp.wiener import wiener
 
 N_FFT, N_HOP = 256, 64
 
@@ -304,7 +304,7 @@ def test_separate_files_writes_wavs_and_reports_failures(model, songs, tmp_path,
 
 
 def test_cli_separate_exit_status(model, songs, tmp_path):
-    from melunmix.cli import main
+    from melunmix.commands.cli import main
 
     model_path = save_model(model, tmp_path / "vocals.pt", target="vocals")
     out = tmp_path / "cli_out"
@@ -330,7 +330,7 @@ def test_read_audio_layout(songs):
 
 
 def test_song_name_uses_the_track_folder_for_musdb_mixtures(tmp_path):
-    from melunmix.separate_files import song_name
+    from melunmix.separation.separate_files import song_name
 
     assert song_name(tmp_path / "My Song.flac") == "My Song"
     assert song_name(tmp_path / "train" / "Artist - Title" / "mixture.wav") == "Artist - Title"
@@ -366,7 +366,7 @@ def test_partial_file_of_a_killed_run_is_removed_by_the_rerun(model, songs, tmp_
     song_dir = tmp_path / "out" / songs["good"].stem
     writer = subprocess.Popen([sys.executable, "-c", (
         "import sys, time\n"
-        "from melunmix.files import atomic_path\n"
+        "from melunmix.base.files import atomic_path\n"
         f"with atomic_path({str(song_dir / 'vocals.wav')!r}) as tmp:\n"
         "    tmp.write_bytes(b'half a wav')\n"
         "    print(tmp, flush=True)\n"
@@ -388,7 +388,7 @@ def test_cli_separate_takes_folders_m4a_targets_and_output_formats(model, tmp_pa
     import subprocess
 
     from melunmix import __version__
-    from melunmix.cli import main
+    from melunmix.commands.cli import main
 
     with pytest.raises(SystemExit) as done:
         main(["--version"])

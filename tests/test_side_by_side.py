@@ -8,10 +8,10 @@ import json
 import pytest
 import torch
 
-from melunmix import models
-from melunmix.side_by_side import RunSpec, jobs_for, train_side_by_side
+from melunmix.models import networks as models
+from melunmix.training.side_by_side import RunSpec, jobs_for, train_side_by_side
 from melunmix.synth import make_dataset
-from melunmix.train import SETTINGS_JSON_NAME, prepare_data
+from melunmix.training.train import SETTINGS_JSON_NAME, prepare_data
 from test_train import SAMPLE_RATE, make_settings
 
 
@@ -57,7 +57,7 @@ def test_a_failing_run_raises_in_the_caller(data, tmp_path):
 
 
 def test_jobs_default_to_the_cores_and_never_exceed_the_runs(monkeypatch):
-    monkeypatch.setattr("melunmix.processes.usable_cores", lambda: 2)
+    monkeypatch.setattr("melunmix.base.processes.usable_cores", lambda: 2)
     assert jobs_for(make_settings(train={"jobs": None}), 25) == 2
     assert jobs_for(make_settings(train={"jobs": 4}), 3) == 3
     assert jobs_for(make_settings(train={"jobs": 1}), 25) == 1

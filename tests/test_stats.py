@@ -1,4 +1,4 @@
-"""melunmix.stats: museval aggregation, per-seed tables, paired differences against the baseline.
+"""melunmix.analysis.stats: museval aggregation, per-seed tables, paired differences against the baseline.
 
 Scores are museval JSON files written by museval's own ``TrackStore`` (cheap: no audio is
 separated) and read back by ``load_scores``, or per-track tables built here. References
@@ -17,7 +17,8 @@ import pytest
 from scipy import stats as sps
 
 from museval_json import raw_track_medians
-from melunmix import names, stats
+from melunmix.base import names
+from melunmix.analysis import stats
 
 METRICS = ["SDR", "SIR", "ISR", "SAR"]
 TARGETS = ["vocals", "accompaniment"]
@@ -526,7 +527,7 @@ def test_ratios_above_the_residue_ceiling_are_inf_in_every_table_and_never_compa
     mix_row = next(line for line in markdown.splitlines() if line.startswith("| MIX"))
     assert mix_row.split(" | ")[-1] == "inf |" and "147" not in markdown
     assert "inf: above 100 dB, a ratio to floating-point residue" in markdown
-    from melunmix import report
+    from melunmix.study import report
     poster_md = report.markdown_table(stats.poster_table(scores), ".3f")
     assert "| inf |" in poster_md and "inf: above 100 dB" in poster_md and "146." not in poster_md
     # a per-track table written by an older version (147 dB as a number) reads the same

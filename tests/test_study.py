@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from melunmix import study
-from melunmix.config import load_profile, run_paths
+from melunmix.study import steps as study
+from melunmix.base.config import PROFILES_DIR, load_profile, run_paths
 
 
 def make_run(tmp_path, seeds, models=("openunmix", "melunmix")):
@@ -45,8 +45,8 @@ def test_four_models_and_half_training_methods(tmp_path):
 
 
 def test_half_training_step_only_where_half_trained_weights_are_scored(tmp_path):
-    from melunmix.files import write_json
-    from melunmix.train import HISTORY_JSON_NAME
+    from melunmix.base.files import write_json
+    from melunmix.training.train import HISTORY_JSON_NAME
 
     settings = load_profile("smoke", overrides={"train": {"seeds": [1], "epochs": 6}})
     run = study.Run(settings, run_paths(settings, tmp_path), tmp_path / "data")
@@ -133,7 +133,7 @@ def test_a_model_trained_elsewhere_may_not_take_a_name_of_the_studys_methods(tmp
     import yaml
 
     profile = tmp_path / "mine.yaml"
-    smoke = yaml.safe_load((Path(study.__file__).parent / "profiles" / "smoke.yaml").read_text())
+    smoke = yaml.safe_load((PROFILES_DIR / "smoke.yaml").read_text())
     smoke.setdefault("evaluate", {})["models"] = {"umxhq-published": "nowhere/umxhq"}
     profile.write_text(yaml.safe_dump(smoke))
     with pytest.raises(FileNotFoundError, match="nowhere/umxhq does not exist"):
@@ -150,7 +150,7 @@ def test_a_run_says_which_code_made_it_where_its_results_are_and_what_smoke_numb
     described = make_run(tmp_path, [42]).describe().splitlines()
     assert re.fullmatch(r"code: melunmix \S+(, commit [0-9a-f]{12}(-dirty)?)?", described[3]), described
     assert described[4] == f"results: {tmp_path / 'smoke'}"  # outside the checkout: as it is
-    from melunmix.config import home_dir
+    from melunmix.base.config import home_dir
 
     inside = study.Run(load_profile("smoke"), run_paths(load_profile("smoke"), home_dir() / "results"), tmp_path)
     assert inside.describe().splitlines()[4] == "results: results/smoke"  # inside: no machine's folders

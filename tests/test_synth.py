@@ -20,7 +20,7 @@ import soundfile as sf
 import yaml
 
 from melunmix import synth
-from melunmix.names import SOURCES
+from melunmix.base.names import SOURCES
 
 SR = 44100
 DURATION = 6.0

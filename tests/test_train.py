@@ -18,10 +18,10 @@ import pytest
 import soundfile as sf
 import torch
 
-from melunmix import models
-from melunmix.config import settings_from_dict
+from melunmix.models import networks as models
+from melunmix.base.config import settings_from_dict
 from melunmix.synth import make_dataset
-from melunmix.train import (
+from melunmix.training.train import (
     CHECKPOINT_KEYS,
     CHECKPOINT_NAME,
     HISTORY_CSV_NAME,
@@ -165,8 +165,8 @@ def test_run_killed_mid_epoch_resumes_exactly(reference_run, data, dataset_root,
     script = textwrap.dedent(f"""
         import json, os, torch
         torch.set_num_threads(1)
-        import melunmix.train as T
-        from melunmix.config import settings_from_dict
+        import melunmix.training.train as T
+        from melunmix.base.config import settings_from_dict
         settings = settings_from_dict(json.loads({settings_json!r}))
         calls = []
         validate = T._validate
@@ -350,8 +350,8 @@ def test_the_schedule_is_part_of_the_run_signature(exponential_run, data):
 
 
 def test_plateau_schedule_decays_after_its_patience_and_restores():
-    from melunmix.config import TrainSettings
-    from melunmix.train import make_scheduler, step_scheduler
+    from melunmix.base.config import TrainSettings
+    from melunmix.training.train import make_scheduler, step_scheduler
 
     def fresh(hp):
         optimizer = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=hp.lr)
@@ -390,10 +390,10 @@ def test_unknown_schedule_is_named():
 def test_validation_sdr_every_n_epochs_is_museval_and_leaves_training_unchanged(reference_run, data, tmp_path):
     import museval
 
-    from melunmix import plots
-    from melunmix.museval_scores import as_musdb_track
-    from melunmix.separate import separate
-    from melunmix.track_audio import load_track
+    from melunmix.analysis import plots
+    from melunmix.scoring.museval_scores import as_musdb_track
+    from melunmix.separation.separate import separate
+    from melunmix.scoring.track_audio import load_track
 
     result = train("openunmix", make_settings(train={"valid_sdr_every": 2}), data, tmp_path / "sdr")
     history = result.history
@@ -465,7 +465,7 @@ def test_finished_run_without_its_checkpoint_is_kept_and_checked(reference_run, 
 
 
 def test_settings_file_records_the_provenance_module(reference_run):
-    from melunmix import provenance
+    from melunmix.base import provenance
 
     saved = json.loads(reference_run.settings_json.read_text())
     assert saved["versions"] == provenance.package_versions()

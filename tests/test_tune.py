@@ -17,12 +17,13 @@ import optuna
 import pytest
 import torch
 
-from melunmix import plots
-from melunmix.config import load_profile, settings_from_dict
-from melunmix.features import bandwidth_to_max_bin
+from melunmix.analysis import plots
+from melunmix.base.config import load_profile, settings_from_dict
+from melunmix.dsp.features import bandwidth_to_max_bin
 from melunmix.synth import make_dataset
-from melunmix.train import HISTORY_JSON_NAME, SETTINGS_JSON_NAME, prepare_data, resolve_hyperparameters, train
-from melunmix.tune import (
+from melunmix.training.train import (HISTORY_JSON_NAME, SETTINGS_JSON_NAME, prepare_data,
+                                     resolve_hyperparameters, train)
+from melunmix.training.tune import (
     BEST_PARAMS_NAME,
     HISTORIES_CSV_NAME,
     RECIPE_FIT_NAME,
@@ -172,7 +173,7 @@ def test_interrupted_trial_is_resumed_from_its_checkpoint(dataset_root, tmp_path
                                 direction="minimize", sampler=optuna.samplers.TPESampler(seed=5))
     trial = study.ask(search_space(SPACE))
     assert trial.params == first.best_params  # the search seeds trial n's sampler with seed + n
-    from melunmix.tune import trial_settings
+    from melunmix.training.tune import trial_settings
 
     data = prepare_data(trial_settings(settings, {}), data_root=dataset_root, stats_dir=out_dir / "features",
                         sample_rate=8000, progress=False)
@@ -455,8 +456,8 @@ def test_two_workers_on_one_journal_run_each_trial_once_and_retry_a_killed_worke
 
     import yaml
 
-    from melunmix.study import tune_profile
-    from melunmix.tune import WORKER_ATTR, _slots
+    from melunmix.study.steps import tune_profile
+    from melunmix.training.tune import WORKER_ATTR, _slots
 
     nb_trials, epochs = 5, 4
     journal = tmp_path / "shared" / "journal.log"
@@ -474,7 +475,7 @@ def test_two_workers_on_one_journal_run_each_trial_once_and_retry_a_killed_worke
     profile = tmp_path / "workers.yaml"
     profile.write_text(yaml.safe_dump(values))
     results = tmp_path / "results"
-    command = [sys.executable, "-m", "melunmix.cli", "tune", "--profile", str(profile), "--data-root",
+    command = [sys.executable, "-m", "melunmix.commands.cli", "tune", "--profile", str(profile), "--data-root",
                str(dataset_root), "--results-dir", str(results), "--no-progress"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     workers = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
@@ -547,7 +548,7 @@ def test_two_workers_on_one_journal_run_each_trial_once_and_retry_a_killed_worke
 def test_storage_specs(tmp_path):
     from optuna.storages import JournalStorage
 
-    from melunmix.tune import STORAGE_NAME, open_storage
+    from melunmix.training.tune import STORAGE_NAME, open_storage
 
     assert open_storage(None, tmp_path) == (f"sqlite:///{(tmp_path / STORAGE_NAME).resolve()}",
                                             (tmp_path / STORAGE_NAME).resolve(), False)
@@ -578,7 +579,7 @@ def test_a_corrupt_journal_is_named_with_the_fix(dataset_root, tmp_path):
 
 
 def test_a_trials_place_counts_slots_not_trial_numbers():
-    from melunmix.tune import _position
+    from melunmix.training.tune import _position
 
     # Trial 2 was surplus (two workers asked at once): slot 3 is the third of three, never "4/3".
     slots = {0: "a", 1: "b", 3: "c"}

@@ -17,8 +17,9 @@ import pytest
 import soundfile as sf
 import torch
 
-from melunmix import features, models
-from melunmix.umx_files import architecture, load_openunmix
+from melunmix.dsp import features
+from melunmix.models import networks as models
+from melunmix.models.umx_files import architecture, load_openunmix
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 import reference  # noqa: E402  (bench/reference.py)

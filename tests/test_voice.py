@@ -1,4 +1,4 @@
-"""The singing voice (melunmix.voice): formants, pitch, vibrato, consonants, harmony, bytes.
+"""The singing voice (melunmix.synth.voice): formants, pitch, vibrato, consonants, harmony, bytes.
 
 Checked against independent estimators: LPC (librosa.lpc) for the formants, YIN
 (librosa.yin) for the pitch, scipy's analog filter response for the resonances.
@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 import scipy.signal
 
-from melunmix import synth, voice
+from melunmix import synth
+from melunmix.synth import voice
 
 SR = 44100
 
@@ -258,7 +259,7 @@ def test_vocal_spectrogram_shows_the_loudest_stretch():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from melunmix import plots
+    from melunmix.analysis import plots
 
     rate = 16000
     audio = np.zeros((2, 10 * rate), dtype=np.float32)

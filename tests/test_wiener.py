@@ -11,8 +11,8 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
     import norbert
 
-from melunmix.wiener import (add_residual, expectation_maximization, invert, local_gaussian_model,
-                             mixture_phase, softmask, wiener)
+from melunmix.dsp.wiener import (add_residual, expectation_maximization, invert, local_gaussian_model,
+                                 mixture_phase, softmask, wiener)
 
 COMPLEX = {torch.float32: torch.complex64, torch.float64: torch.complex128}
 # float64 must agree with norbert to rounding; float32 to single precision

@@ -1,7 +1,7 @@
-"""``python -m melunmix``: the ``melunmix`` command (:mod:`melunmix.cli`)."""
+"""``python -m melunmix``: the ``melunmix`` command (:mod:`melunmix.commands.cli`)."""
 
 import sys
 
-from .cli import main
+from .commands.cli import main
 
 sys.exit(main())

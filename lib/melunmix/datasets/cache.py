@@ -30,8 +30,8 @@ import numpy as np
 import soundfile as sf
 from tqdm import tqdm
 
-from ..config import cache_root
-from ..names import STEMS
+from ..base.config import cache_root
+from ..base.names import STEMS
 from .reading import read_frames
 from .tracks import TrackInfo
 
@@ -44,7 +44,7 @@ DECODED_FORMAT = "pcm_s16le-decoded-length"
 
 
 def default_cache_dir(root: str | os.PathLike) -> Path:
-    """Cache folder for a dataset root, under :func:`melunmix.config.cache_root`, per root.
+    """Cache folder for a dataset root, under :func:`melunmix.base.config.cache_root`, per root.
 
     ``$MELUNMIX_CACHE_DIR``, else ``data/cache`` of the source checkout holding the working
     directory, else of the working directory.

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from ..names import SOURCES, STEMS
+from ..base.names import SOURCES, STEMS
 from .cache import default_cache_dir, file_key
 from .reading import read_frames
 from .roots import dataset_fingerprint
@@ -137,7 +137,7 @@ def _read_record(path: Path, key: dict) -> dict | None:
 
 
 def _write_record(path: Path, key: dict, record: dict) -> None:
-    from melunmix.files import write_json
+    from melunmix.base.files import write_json
 
     try:
         write_json(path, {"key": key, "record": record})
@@ -220,7 +220,7 @@ def song_rates(root: str | os.PathLike, is_wav: bool | None = None) -> dict[str,
     Read from the files' headers (ffprobe for ``.stem.mp4``) and cached per dataset
     fingerprint, so asking again costs a directory listing.
     """
-    from melunmix.files import write_json
+    from melunmix.base.files import write_json
 
 
     root = Path(root).expanduser().absolute()
@@ -325,7 +325,7 @@ def root_record(root: str | os.PathLike, settings, needs_train: bool = True, war
     ----------
     root : path
         The run's dataset root (existing).
-    settings : melunmix.config.Settings
+    settings : melunmix.base.config.Settings
         The profile.
     needs_train : bool
         As in :func:`check_root`.

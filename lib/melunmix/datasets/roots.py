@@ -6,7 +6,7 @@ reads), and otherwise the built-in generated dataset under
 ``<generated>/<parameters>/``, which :func:`ensure_dataset` renders on first use with
 :mod:`melunmix.synth`; ``<generated>`` is ``$MELUNMIX_DATA_DIR``, else ``data/generated``
 of the source checkout holding the working directory, else of the working directory
-(:func:`melunmix.config.generated_data_root`), never a folder of the installed package.
+(:func:`melunmix.base.config.generated_data_root`), never a folder of the installed package.
 Each set of generator parameters gets its own folder, so profiles that generate different
 datasets (smoke, demo) never overwrite each other.
 """
@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ..dataset_format import GENERATOR_VERSION
+from ..base.dataset_format import GENERATOR_VERSION
 
 #: Files whose presence marks a finished generated dataset (the generator writes them last).
 GENERATED_MARKERS = ("dataset.json", "setup.yaml")
@@ -31,12 +31,12 @@ AUDIO_SUFFIXES = (".wav", ".stem.mp4")
 
 
 def default_generated_root() -> Path:
-    """Parent folder of the built-in generated datasets (:func:`melunmix.config.generated_data_root`).
+    """Parent folder of the built-in generated datasets (:func:`melunmix.base.config.generated_data_root`).
 
-    ``$MELUNMIX_DATA_DIR``, else ``data/generated`` under :func:`melunmix.config.home_dir`
+    ``$MELUNMIX_DATA_DIR``, else ``data/generated`` under :func:`melunmix.base.config.home_dir`
     (the checkout's ``data/generated`` in a source checkout).
     """
-    from melunmix.config import generated_data_root
+    from melunmix.base.config import generated_data_root
 
     return generated_data_root()
 
@@ -48,7 +48,7 @@ def generated_dataset_name(generated: Mapping[str, Any] | Any | None = None) -> 
     ``_22050Hz`` appended for a rate other than 44.1 kHz).
     """
     p = _generated_params(generated)
-    from melunmix.config import GeneratedData
+    from melunmix.base.config import GeneratedData
 
     defaults = dataclasses.asdict(GeneratedData())
     p = {**defaults, **p}
@@ -80,7 +80,7 @@ def resolve_data_root(
         When ``None``: ``$MUSDB_ROOT``, else ``$MUSDB_PATH``, else the generated
         dataset's folder for ``generated`` (:func:`generated_root`).
     generated : mapping or GeneratedData, optional
-        Parameters of the built-in dataset (default :class:`melunmix.config.GeneratedData`).
+        Parameters of the built-in dataset (default :class:`melunmix.base.config.GeneratedData`).
 
     Returns
     -------
@@ -167,8 +167,8 @@ def ensure_dataset(
     generated : mapping or dataclass, optional
         Arguments of :func:`melunmix.synth.make_dataset`: ``nb_train``, ``nb_valid``,
         ``nb_test``, ``duration`` (seconds per song), ``seed`` and optionally
-        ``sample_rate``. A :class:`melunmix.config.GeneratedData` is accepted as well.
-        Defaults to :class:`melunmix.config.GeneratedData`'s defaults.
+        ``sample_rate``. A :class:`melunmix.base.config.GeneratedData` is accepted as well.
+        Defaults to :class:`melunmix.base.config.GeneratedData`'s defaults.
     progress : bool
         Show the generator's progress bar.
 
@@ -198,7 +198,7 @@ def ensure_dataset(
 
 def _generated_params(generated: Mapping[str, Any] | Any | None) -> dict[str, Any]:
     if generated is None:
-        from melunmix.config import GeneratedData
+        from melunmix.base.config import GeneratedData
 
         generated = GeneratedData()
     if dataclasses.is_dataclass(generated) and not isinstance(generated, type):

@@ -47,7 +47,7 @@ def compute_scaler_stats(
     tracks : sequence of TrackInfo
         Training tracks; their ``mixture`` stem is read whole.
     n_fft, n_hop : int
-        STFT frame length and hop in samples (:class:`melunmix.features.STFT`, centred,
+        STFT frame length and hop in samples (:class:`melunmix.dsp.features.STFT`, centred,
         periodic Hann window, reflect padding).
     sample_rate : float, optional
         Resample the tracks (cached) to this rate in Hz first.
@@ -108,7 +108,7 @@ def compute_feature_stats(
         ``mean`` and ``std``: float64 arrays of shape ``(nb_features,)``; std floored at
         ``1e-4 * max(std)``.
     """
-    from melunmix.features import STFT
+    from melunmix.dsp.features import STFT
 
     tracks = prepare_tracks(tracks, sample_rate=sample_rate, cache_dir=cache_dir, progress=progress)
     stft = STFT(n_fft, n_hop, center=center)
@@ -203,7 +203,7 @@ def load_or_compute_stats(
             f"the statistics function must return a non-empty mapping of arrays, got {type(arrays).__name__}"
         )
     arrays = {str(k): np.asarray(v) for k, v in arrays.items()}
-    from melunmix.files import atomic_path, write_json
+    from melunmix.base.files import atomic_path, write_json
 
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)

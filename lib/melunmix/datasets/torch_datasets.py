@@ -10,7 +10,7 @@ Reproducibility with any number of DataLoader workers: item ``i`` of epoch ``e``
 from a generator seeded with ``(seed, e, i)``, so it is the same whichever worker builds
 it and in whatever order; :meth:`TrainDataset.set_epoch` makes epochs differ.
 :class:`GlobalBatchSampler` gives the epoch's shuffled batches, or one training process's
-share of each (several processes under ``torchrun``, :mod:`melunmix.distributed`).
+share of each (several processes under ``torchrun``, :mod:`melunmix.training.distributed`).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from torch.utils.data import Dataset, Sampler
 
 from .prepare import prepare_tracks
 from .reading import read_chunk, read_native
-from ..names import ACCOMPANIMENT_SOURCES, SOURCES, TARGETS
+from ..base.names import ACCOMPANIMENT_SOURCES, SOURCES, TARGETS
 from .tracks import TrackInfo
 
 

@@ -17,8 +17,8 @@ from pathlib import Path
 import soundfile as sf
 import yaml
 
-from ..dataset_format import GENERATED_FORMAT
-from ..names import SOURCES, STEMS
+from ..base.dataset_format import GENERATED_FORMAT
+from ..base.names import SOURCES, STEMS
 from .splits import validation_split
 
 #: Keys a musdb setup file must have (see musdb/configs/mus.yaml).

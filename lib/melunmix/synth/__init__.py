@@ -5,7 +5,7 @@ panning, levels). Drums, bass and other are rendered stem by stem with
 `tinysoundfont <https://github.com/nwhitehead/tinysoundfont-pybind>`_ from the
 ``TimGM6mb.sf2`` soundfont that ships inside ``pretty_midi`` -- the approach of Slakh2100
 (Manilow et al., "Cutting Music Source Separation Some Slakh", WASPAA 2019). The vocals
-are sung by a source-filter singing voice (:mod:`melunmix.voice`): syllables with moving
+are sung by a source-filter singing voice (:mod:`melunmix.synth.voice`): syllables with moving
 formants, consonants and breaths, by a singer drawn per song, with a harmony line in the
 choruses of some songs. The result has the MUSDB18-HQ layout::
 

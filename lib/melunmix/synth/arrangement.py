@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .. import voice as voice_model
-from ..names import SOURCES
-from ..voice import Singer, Syllable, Vibrato
+from . import voice as voice_model
+from ..base.names import SOURCES
+from .voice import Singer, Syllable, Vibrato
 
 #: Stems of a track, in the order the mixture sums them: ``((vocals + drums) + bass) + other``.
 # Mixed into every song's seed. Not GENERATOR_VERSION: a change of rendering (as the reverb
@@ -113,7 +113,7 @@ class Note:
 @dataclass
 class Part:
     """Notes played by one General MIDI preset on one channel of a stem's synthesizer, or
-    sung by a singer (``singer`` set: :func:`melunmix.voice.render_voice`, one syllable per note)."""
+    sung by a singer (``singer`` set: :func:`melunmix.synth.voice.render_voice`, one syllable per note)."""
 
     name: str  # preset name from the soundfont, e.g. "Acoustic Bass", or the singer's description
     bank: int

@@ -21,10 +21,10 @@ from typing import Any
 import scipy.io.wavfile
 import yaml
 
-from ..dataset_format import GENERATED_FORMAT, GENERATOR_VERSION
-from ..files import sha256_file, write_text
-from ..names import SOURCES, STEMS
-from ..provenance import package_versions
+from ..base.dataset_format import GENERATED_FORMAT, GENERATOR_VERSION
+from ..base.files import sha256_file, write_text
+from ..base.names import SOURCES, STEMS
+from ..base.provenance import package_versions
 from .arrangement import (
     BACKING_GAIN_DB, BACKING_PROBABILITY, DAMPING_RANGE_HZ, HARMONIES, PREDELAY_RANGE, RT60_RANGE,
     KEY_NAMES, SPLIT_CODES, WET_RANGE_DB, MAX_DURATION, MIN_DURATION, Song, arrange_song,
@@ -384,7 +384,7 @@ singer. Drums, bass and other are rendered stem by stem with tinysoundfont
 #: The card's section on the singing synthesis (no parameters: the same for every dataset).
 _CARD_VOICE = """## The voice
 A source-filter singing synthesis written for this generator with numpy and scipy
-(`melunmix.voice`), not a text-to-speech engine: sustained, pitched vowels on the notes,
+(`melunmix.synth.voice`), not a text-to-speech engine: sustained, pitched vowels on the notes,
 consonants at the syllables' edges.
 - **Singer** (per song, from its seed): voice type (bass, baritone, tenor, countertenor,
   alto or soprano; the written line moves by whole octaves into the type's range), vocal

@@ -2,7 +2,7 @@
 
 Drums, bass and other are played by `tinysoundfont`, one synthesizer per stem, from the
 General MIDI soundfont that ships in ``pretty_midi``; the vocals are sung by
-:mod:`melunmix.voice`. Every stem then gets its room (:func:`add_reverb`) and its level,
+:mod:`melunmix.synth.voice`. Every stem then gets its room (:func:`add_reverb`) and its level,
 and the song is scaled below ``PEAK_LIMIT``.
 """
 
@@ -17,8 +17,8 @@ import numpy as np
 import scipy.fft
 import scipy.signal
 
-from .. import voice as voice_model
-from ..names import SOURCES
+from . import voice as voice_model
+from ..base.names import SOURCES
 from .arrangement import Part, Reverb, Song, SongSection
 
 SOUNDFONT_FILE = "TimGM6mb.sf2"
@@ -116,7 +116,7 @@ def pan_gains(pan: int) -> tuple[float, float]:
 
 
 def render_vocals(parts: list[Part], nb_samples: int, sample_rate: int) -> np.ndarray:
-    """Sing the sung parts of the vocals stem (:func:`melunmix.voice.render_voice`), panned.
+    """Sing the sung parts of the vocals stem (:func:`melunmix.synth.voice.render_voice`), panned.
 
     Parameters
     ----------

@@ -1,0 +1,2 @@
+"""The study: the notebooks' steps (`steps`), `REPORT.md` (`report`), papermill over the
+numbered notebooks (`pipeline`)."""
