@@ -57,9 +57,10 @@ def main(argv=None) -> int:
 
     from melunmix import datasets
     from melunmix.scoring import evaluate
-    from melunmix.analysis import stats
+    from melunmix.analysis import result_tables, score_frames
     from melunmix.base.config import load_profile
-    from melunmix.training.train import prepare_data, train
+    from melunmix.training.training_data import prepare_data
+    from melunmix.training.train import train
 
     overrides = _override(args.sets)
     overrides.setdefault("train", {})["use_tuned"] = False
@@ -76,7 +77,7 @@ def main(argv=None) -> int:
                             softmask=ev.softmask, residual=ev.residual, wiener_win_len=ev.wiener_win_len,
                             jobs=args.jobs, progress=False)
     evaluate.evaluate_oracle("MIX", tracks, eval_dir, jobs=args.jobs, progress=False)
-    table = stats.track_table(stats.load_scores(eval_dir, [args.model, "MIX"]))
+    table = result_tables.track_table(score_frames.load_scores(eval_dir, [args.model, "MIX"]))
     sdr = table[(table.target == "vocals") & (table.metric == "SDR")].pivot(index="track", columns="method",
                                                                            values="score")
     medians = sdr.median()

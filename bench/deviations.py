@@ -49,18 +49,18 @@ def main(argv=None) -> int:
 
     import torch
 
-    from melunmix.study import steps as study
+    from melunmix.study import run_setup
     from melunmix.separation.separate import separate
     from melunmix.scoring.track_audio import load_track
 
     torch.set_num_threads(2)
-    run = study.open_run(args.profile, progress=False)
-    item = next((r for r in study.model_runs(run) if r.model == args.model), None)
+    run = run_setup.open_run(args.profile, progress=False)
+    item = next((r for r in run_setup.model_runs(run) if r.model == args.model), None)
     if item is None or not item.weights.exists():
         print(f"no trained {args.model} in {run.paths.models}; run `make reproduce PROFILE={args.profile}` first",
               file=sys.stderr)
         return 2
-    tracks = study.tracks(run, "test")[: args.songs]
+    tracks = run_setup.tracks(run, "test")[: args.songs]
     ev = run.settings.evaluate
     print(f"profile {args.profile}, model {item.weights}, {len(tracks)} test songs, niter {ev.niter}")
 
@@ -83,7 +83,7 @@ def main(argv=None) -> int:
           f"{len(diffs)} songs ({time.perf_counter() - start:.0f} s)")
 
     # 2. Chunked vs whole-track model inference, on one long song.
-    long_tracks = study.tracks(run, "test")[: args.long_songs]
+    long_tracks = run_setup.tracks(run, "test")[: args.long_songs]
     mixture = np.concatenate([load_track(t).mixture for t in long_tracks]).T.astype(np.float32)
     rate = long_tracks[0].rate
     frames = mixture.shape[1] // run.settings.stft.n_hop

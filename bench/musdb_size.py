@@ -241,7 +241,7 @@ def stage_stem_sample(base: Path, nb_songs: int) -> dict:
 
 
 def stage_stats(base: Path) -> dict:
-    from melunmix.training.train import prepare_data
+    from melunmix.training.training_data import prepare_data
 
     settings = _settings(base)
     paths = _paths(base)
@@ -274,7 +274,8 @@ def stage_loading(base: Path) -> dict:
 
 
 def stage_train(base: Path, steps: int) -> dict:
-    from melunmix.training.train import Trainer, prepare_data
+    from melunmix.training.train import Trainer
+    from melunmix.training.training_data import prepare_data
 
     paths = _paths(base)
     probe = _settings(base)

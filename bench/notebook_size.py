@@ -63,29 +63,29 @@ def figures(run):
     """(notebook, name, function drawing it): the heaviest figures of 01, 02 and 04, and every figure of 06."""
     import pandas as pd
 
-    from melunmix.analysis import plots, stats
-    from melunmix.study import steps as study
+    from melunmix.analysis import audio_figures, score_figures, training_figures, result_tables, score_frames
+    from melunmix.study import example_audio, exploration, presentation, run_setup, training_steps
 
     s = run.settings
-    track = study.tracks(run, "train", split="train")[0]
-    excerpt = study.load_excerpt(track, start=0.0, duration=None)
-    short = study.load_excerpt(track, start=0.0, duration=min(8.0, track.nb_samples / track.rate))["mixture"]
-    scores = stats.load_scores(run.paths.eval)
-    name, panels, rate = study.load_examples(run)
+    track = run_setup.tracks(run, "train", split="train")[0]
+    excerpt = exploration.load_excerpt(track, start=0.0, duration=None)
+    short = exploration.load_excerpt(track, start=0.0, duration=min(8.0, track.nb_samples / track.rate))["mixture"]
+    scores = score_frames.load_scores(run.paths.eval)
+    name, panels, rate = example_audio.load_examples(run)
     tables = run.paths.tables
     return [
-        ("01", "example_mixture", lambda: plots.waveform_and_spectrogram(excerpt["mixture"], track.rate, "mixture")),
-        ("02", "features", lambda: plots.feature_panel(short, s.data.sample_rate, s.stft.n_fft, s.stft.n_hop,
+        ("01", "example_mixture", lambda: audio_figures.waveform_and_spectrogram(excerpt["mixture"], track.rate, "mixture")),
+        ("02", "features", lambda: audio_figures.feature_panel(short, s.data.sample_rate, s.stft.n_fft, s.stft.n_hop,
                                                        s.model.n_mels, s.model.n_mfcc)),
-        ("04", "loss_curves", lambda: plots.loss_curves(study.load_histories(run))),
-        ("06", "boxplots_vocals", lambda: plots.metric_boxplots(scores, target="vocals")),
-        ("06", "boxplots_accompaniment", lambda: plots.metric_boxplots(scores, target="accompaniment")),
-        ("06", "metric_table", lambda: plots.metric_table_figure(stats.poster_table(scores))),
-        ("06", "paired_differences", lambda: plots.paired_differences_figure(tables / "paired_differences.csv")),
-        ("06", "training_length", lambda: plots.training_length_figure(pd.read_csv(tables / "model_medians.csv"))),
-        ("06", "spectrograms", lambda: plots.spectrogram_comparison(panels, rate, s.stft.n_fft, s.stft.n_hop)),
-        ("06", "loss_curves (saved, shown by study.saved_figure)",
-         lambda: study.saved_figure(run.paths.figures / "loss_curves.png")),
+        ("04", "loss_curves", lambda: training_figures.loss_curves(training_steps.load_histories(run))),
+        ("06", "boxplots_vocals", lambda: score_figures.metric_boxplots(scores, target="vocals")),
+        ("06", "boxplots_accompaniment", lambda: score_figures.metric_boxplots(scores, target="accompaniment")),
+        ("06", "metric_table", lambda: score_figures.metric_table_figure(result_tables.poster_table(scores))),
+        ("06", "paired_differences", lambda: score_figures.paired_differences_figure(tables / "paired_differences.csv")),
+        ("06", "training_length", lambda: score_figures.training_length_figure(pd.read_csv(tables / "model_medians.csv"))),
+        ("06", "spectrograms", lambda: audio_figures.spectrogram_comparison(panels, rate, s.stft.n_fft, s.stft.n_hop)),
+        ("06", "loss_curves (saved, shown by presentation.saved_figure)",
+         lambda: presentation.saved_figure(run.paths.figures / "loss_curves.png")),
     ]
 
 
@@ -116,9 +116,9 @@ def main(argv=None) -> int:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from melunmix.study import steps as study
+    from melunmix.study import run_setup
 
-    run = study.open_run("smoke", progress=False)
+    run = run_setup.open_run("smoke", progress=False)
     print(f"\ninline PNG bytes (base64, KiB) of figures re-drawn from {run.paths.root.relative_to(ROOT)}, "
           "bbox_inches='tight'; ratio to 100 dpi")
     print("| notebook | figure | " + " | ".join(f"{d} dpi" for d in dpis) + " |\n|---|---|"

@@ -193,7 +193,7 @@ def main(argv=None) -> int:
     parser.add_argument("--fresh", action="store_true", help="delete results/smoke first")
     args = parser.parse_args(argv)
     os.chdir(ROOT)  # results, data and cache of this checkout, wherever the script is called from
-    from melunmix.study.steps import COMMITTED_INLINE_DPI, INLINE_DPI_ENV
+    from melunmix.study.presentation import COMMITTED_INLINE_DPI, INLINE_DPI_ENV
 
     # low-resolution inline figures in the committed copies only (the kernels inherit it)
     os.environ[INLINE_DPI_ENV] = str(COMMITTED_INLINE_DPI)

@@ -4,7 +4,7 @@
 
 For a results folder whose museval JSON files are gone (they are not committed) but whose
 ``tables/per_track.csv`` is: the statistics and their presentation are recomputed with
-this checkout's code (``stats.write_tables``, the score figures, ``report``), the scores
+this checkout's code (``result_tables.write_tables``, the score figures, ``report``), the scores
 themselves are not. Nothing is trained, separated or scored. The tables the run wrote from
 other inputs (``losses``) and the figures drawn from audio, histories or tuning stay as
 they are. The manifest records what was re-derived, at which commit, under
@@ -32,7 +32,7 @@ FIGURES = ("metric_table.png", "boxplots_vocals.png", "boxplots_accompaniment.pn
 
 def rerender(run_dir: Path) -> dict:
     from melunmix.base import files, names, provenance
-    from melunmix.analysis import plots, stats
+    from melunmix.analysis import score_figures, result_tables
     from melunmix.study import report
 
     commit = provenance.git_commit()  # before this writes into tracked files
@@ -53,19 +53,19 @@ def rerender(run_dir: Path) -> dict:
     compare = (list(dict.fromkeys(zip(*pd.read_csv(wilcoxon)[["method_a", "method_b"]].T.values)))
                if wilcoxon.is_file() else None)
 
-    written = stats.write_tables(per_track, tables, compare=compare, bootstrap=bootstrap, params=params)
+    written = result_tables.write_tables(per_track, tables, compare=compare, bootstrap=bootstrap, params=params)
     drawn = []
-    plots.metric_table_figure(stats.poster_table(per_track), path=figures / "metric_table.png")
+    score_figures.metric_table_figure(result_tables.poster_table(per_track), path=figures / "metric_table.png")
     drawn.append("metric_table.png")
     for target in ("vocals", "accompaniment"):
-        plots.metric_boxplots(per_track, target=target, path=figures / f"boxplots_{target}.png")
+        score_figures.metric_boxplots(per_track, target=target, path=figures / f"boxplots_{target}.png")
         drawn.append(f"boxplots_{target}.png")
     if "paired_differences" in written:
-        plots.paired_differences_figure(written["paired_differences"], path=figures / "paired_differences.png")
+        score_figures.paired_differences_figure(written["paired_differences"], path=figures / "paired_differences.png")
         drawn.append("paired_differences.png")
     medians = pd.read_csv(written["model_medians"])
     if medians["model"].str.endswith(names.HALF_SUFFIX).any():
-        plots.training_length_figure(medians, path=figures / "training_length.png")
+        score_figures.training_length_figure(medians, path=figures / "training_length.png")
         drawn.append("training_length.png")
     record = {
         "git_commit": commit,

@@ -74,14 +74,14 @@ def test_the_device_asked_for_comes_from_the_flag_else_the_environment(monkeypat
 
 def test_open_run_and_the_commands_take_the_device(tmp_path, monkeypatch, capsys):
     from melunmix.commands import cli
-    from melunmix.study import steps as study
+    from melunmix.study import run_setup
     from melunmix.base.devices import DEVICE_ENV
 
     monkeypatch.delenv(DEVICE_ENV, raising=False)
-    assert study.open_run("smoke", results_dir=tmp_path).settings.train.device == "auto"
-    assert study.open_run("smoke", results_dir=tmp_path, device="cpu").settings.train.device == "cpu"
+    assert run_setup.open_run("smoke", results_dir=tmp_path).settings.train.device == "auto"
+    assert run_setup.open_run("smoke", results_dir=tmp_path, device="cpu").settings.train.device == "cpu"
     monkeypatch.setenv(DEVICE_ENV, "cpu")  # what `reproduce --device cpu` gives the notebooks' kernels
-    assert study.open_run("smoke", results_dir=tmp_path).settings.train.device == "cpu"
+    assert run_setup.open_run("smoke", results_dir=tmp_path).settings.train.device == "cpu"
     monkeypatch.delenv(DEVICE_ENV)
     for command in ("train", "tune"):
         assert cli.main([command, "--profile", "smoke", "--results-dir", str(tmp_path), "--device", "gpu"]) == 2

@@ -25,9 +25,9 @@ import torch
 import yaml
 
 from melunmix.datasets.torch_datasets import GlobalBatchSampler
-from melunmix.study.steps import train_profile
+from melunmix.study.profile_commands import train_profile
 from melunmix.synth import make_dataset
-from melunmix.training.train import HISTORY_JSON_NAME, SETTINGS_JSON_NAME
+from melunmix.base.names import HISTORY_JSON_NAME, SETTINGS_JSON_NAME
 
 PROFILE = {
     "name": "ddp",

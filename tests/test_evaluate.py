@@ -22,8 +22,9 @@ import pytest
 import torch
 
 from museval_json import raw_track_medians
+from melunmix.base.names import RESIDUE_DB
 from melunmix.scoring import evaluate as ev
-from melunmix.analysis import stats
+from melunmix.analysis import result_tables, score_frames
 from melunmix.datasets import find_tracks
 from melunmix.models.networks import build_model, save_model
 from melunmix.scoring.museval_scores import score_estimates, track_json_path, write_track_scores
@@ -94,10 +95,10 @@ def test_json_layout_and_museval_read_back(eval_dir, tracks):
             assert [f["time"] for f in targets["vocals"]] == [0, 1, 2, 3, 4]
             assert all(f["duration"] == 1 for f in targets["vocals"])
 
-    df = stats.load_scores(eval_dir)
+    df = score_frames.load_scores(eval_dir)
     assert list(df.columns) == ["method", "track", "target", "metric", "time", "score"]
     assert len(df) == len(methods) * len(tracks) * 2 * 4 * 5
-    table = stats.poster_table(df)
+    table = result_tables.poster_table(df)
     assert list(table.index) == ["openunmix-seed1", "IRM1", "MIX"]  # models, then oracles
     assert list(table.columns) == [(t, m) for t in ("vocals", "accompaniment") for m in METRICS]
 
@@ -117,20 +118,20 @@ def test_json_layout_and_museval_read_back(eval_dir, tracks):
                 assert len(values) == len(tracks)
                 expected = np.nanmedian(values)
                 # museval prints MIX's SAR (float residue, ~148 dB); the tables show inf
-                shown = np.inf if expected > stats.RESIDUE_DB else expected
+                shown = np.inf if expected > RESIDUE_DB else expected
                 assert (method, metric, shown == np.inf) in (("MIX", "SAR", True),) or shown < 100
                 assert table.loc[method, (target, metric)] == pytest.approx(shown, abs=1e-9)
                 assert agg[(target, metric)] == pytest.approx(expected, abs=1e-9)
                 assert agg_m[(method, target, metric)] == pytest.approx(expected, abs=1e-9)
 
-    per_track = stats.track_table(df)
+    per_track = result_tables.track_table(df)
     assert list(per_track.columns) == ["method", "track", "target", "metric", "score"]
     raw = raw_track_medians(eval_dir, "MIX")
     mix = per_track[per_track["method"] == "MIX"]
     assert len(mix) == len(raw)
     for row in mix.itertuples():
         expected = raw[(row.track, row.target, row.metric)]
-        expected = np.inf if expected > stats.RESIDUE_DB else expected  # MIX's SAR: residue
+        expected = np.inf if expected > RESIDUE_DB else expected  # MIX's SAR: residue
         assert row.score == pytest.approx(expected, abs=1e-9, nan_ok=True)
     assert (mix.loc[mix["metric"] == "SAR", "score"] == np.inf).all()
 
@@ -181,7 +182,7 @@ def test_file_equals_museval_on_a_musdb_track(tracks, data_root, tmp_path):
 
 
 def test_oracle_irm_scores_above_the_mixture(eval_dir):
-    per_track = stats.track_table(stats.load_scores(eval_dir, ["IRM1", "MIX"]))
+    per_track = result_tables.track_table(score_frames.load_scores(eval_dir, ["IRM1", "MIX"]))
     sdr = per_track[per_track["metric"] == "SDR"].pivot_table(
         index=["target", "track"], columns="method", values="score")
     # IRM1 on a real mixture: clearly better than doing nothing, on every track
@@ -218,9 +219,9 @@ def test_pooled_scoring_equals_serial_with_its_own_pool_or_a_shared_one(eval_dir
         for track in tracks:
             name = f"{track.name}.json"
             assert (tmp_path / pooled / "test" / name).read_bytes() == (eval_dir / serial / "test" / name).read_bytes()
-    both = pd.concat([stats.load_scores(eval_dir, ["openunmix-seed1"]),
-                      stats.load_scores(tmp_path, ["openunmix-seed2"])])
-    seeds = stats.aggregate_seeds(stats.poster_table(both))
+    both = pd.concat([score_frames.load_scores(eval_dir, ["openunmix-seed1"]),
+                      score_frames.load_scores(tmp_path, ["openunmix-seed2"])])
+    seeds = result_tables.aggregate_seeds(result_tables.poster_table(both))
     row = seeds[(seeds["target"] == "vocals") & (seeds["metric"] == "SDR")]
     assert row["method"].item() == "openunmix"
     assert row["nb_seeds"].item() == 2 and row["seeds"].item() == "1,2"
@@ -273,8 +274,8 @@ def test_a_model_trained_elsewhere_scores_as_one_more_method(eval_dir, tracks, m
                                                     "nb_channels": 2}))
     out = tmp_path / "eval"
     ev.evaluate_pretrained(umx, tracks, out, "umx-folder", sample_rate=RATE, jobs=1, progress=False)
-    ours = stats.load_scores(eval_dir, ["openunmix-seed1"])
-    theirs = stats.load_scores(out, ["umx-folder"])
+    ours = score_frames.load_scores(eval_dir, ["openunmix-seed1"])
+    theirs = score_frames.load_scores(out, ["umx-folder"])
     keys = ["track", "target", "metric", "time"]
     joined = ours.merge(theirs, on=keys, suffixes=("_ours", "_theirs"))
     assert len(joined) == len(ours) == len(theirs) > 0
@@ -381,4 +382,4 @@ def test_bad_arguments(tmp_path, tracks):
     with pytest.raises(ValueError, match="empty"):
         ev.evaluate_oracle("MIX", [], tmp_path)
     with pytest.raises(FileNotFoundError, match="no museval JSON"):
-        stats.load_scores(tmp_path / "nothing")
+        score_frames.load_scores(tmp_path / "nothing")

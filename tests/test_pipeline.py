@@ -361,7 +361,7 @@ def test_second_run_on_a_folder_is_refused_naming_the_first(tmp_path):
     import socket
     import warnings
 
-    from melunmix.study import steps as study
+    from melunmix.study import run_setup
     from melunmix.base.files import lock_holder
 
     notebooks = tmp_path / "notebooks"
@@ -370,10 +370,10 @@ def test_second_run_on_a_folder_is_refused_naming_the_first(tmp_path):
     # The first run opens the run as every study notebook does (its own lock is no reason
     # for a warning there), then waits for a go.
     write_notebook(notebooks / "01_wait.ipynb",
-                   "import pathlib, time, warnings\nfrom melunmix.study import steps as study\n"
+                   "import pathlib, time, warnings\nfrom melunmix.study import run_setup\n"
                    "with warnings.catch_warnings():\n"
                    "    warnings.simplefilter('error')\n"
-                   "    study.open_run(profile, results_dir=results_dir, progress=False)\n"
+                   "    run_setup.open_run(profile, results_dir=results_dir, progress=False)\n"
                    "folder = pathlib.Path(results_dir, profile)\n"
                    "(folder / 'waiting').write_text('')\n"
                    "deadline = time.monotonic() + 120\n"
@@ -396,7 +396,7 @@ def test_second_run_on_a_folder_is_refused_naming_the_first(tmp_path):
 
     # A notebook opened elsewhere on that folder is warned, naming the run.
     with pytest.warns(UserWarning, match=rf"being written by a running `melunmix reproduce` \(pid {first.pid} "):
-        study.open_run("smoke", results_dir=results, progress=False)
+        run_setup.open_run("smoke", results_dir=results, progress=False)
     assert lock_holder(lock)["pid"] == first.pid
 
     (results / "smoke" / "go").write_text("")
@@ -405,7 +405,7 @@ def test_second_run_on_a_folder_is_refused_naming_the_first(tmp_path):
     assert lock_holder(lock) is None
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        study.open_run("smoke", results_dir=results, progress=False)
+        run_setup.open_run("smoke", results_dir=results, progress=False)
 
 
 def test_ctrl_c_inside_reproduce_raises_run_interrupted_naming_the_notebook(study_dir, tmp_path):

@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 from melunmix.base import names
-from melunmix.analysis import plots
+from melunmix.analysis import audio_figures, figure_style, score_figures, training_figures, tuning_figures
 from melunmix.base.names import MODELS
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -54,21 +54,21 @@ def history(losses_train, losses_valid):
 
 # --------------------------------------------------------------------------- colours
 def test_method_colours_are_consistent_and_distinct():
-    assert plots.method_color("baseline") == plots.method_color("openunmix") \
-        == plots.method_color("openunmix/seed42") == plots.method_color("openunmix-seed7")
-    assert plots.method_color("proposed") == plots.method_color("melunmix")
-    assert plots.method_color("melunmix-half-seed3") == plots.METHOD_COLORS["melunmix-half"]
+    assert figure_style.method_color("baseline") == figure_style.method_color("openunmix") \
+        == figure_style.method_color("openunmix/seed42") == figure_style.method_color("openunmix-seed7")
+    assert figure_style.method_color("proposed") == figure_style.method_color("melunmix")
+    assert figure_style.method_color("melunmix-half-seed3") == figure_style.METHOD_COLORS["melunmix-half"]
     known = list(names.METHOD_ORDER)
-    assert list(plots.METHOD_COLORS) == known  # one colour per method of the registry
-    assert len({plots.method_color(m) for m in known}) == len(known)
+    assert list(figure_style.METHOD_COLORS) == known  # one colour per method of the registry
+    assert len({figure_style.method_color(m) for m in known}) == len(known)
     # a half-training checkpoint: its model's hue, lighter
     for model in MODELS:
-        full = np.array(matplotlib.colors.to_rgb(plots.method_color(model)))
-        half = np.array(matplotlib.colors.to_rgb(plots.method_color(f"{model}-half")))
+        full = np.array(matplotlib.colors.to_rgb(figure_style.method_color(model)))
+        half = np.array(matplotlib.colors.to_rgb(figure_style.method_color(f"{model}-half")))
         np.testing.assert_allclose(half, full + (1 - full) * 0.5, atol=1 / 255)
     # an unknown method keeps its colour between calls and avoids the known ones
-    assert plots.method_color("my_method") == plots.method_color("my_method")
-    assert plots.method_color("my_method") not in {plots.method_color(m) for m in known}
+    assert figure_style.method_color("my_method") == figure_style.method_color("my_method")
+    assert figure_style.method_color("my_method") not in {figure_style.method_color(m) for m in known}
     assert names.order_methods(["MIX", "zzz", "melunmix", "IRM1", "openunmix"]) == \
         ["openunmix", "melunmix", "zzz", "IRM1", "MIX"]
     assert names.method_label("melunmix-seed1") == "MelUnmix (mel, proposed) seed1"
@@ -80,7 +80,7 @@ def test_loss_curves_draw_train_solid_and_valid_dashed_per_model(tmp_path):
     histories = {"melunmix": history([3.0, 2.5, 2.3], [3.1, 2.4, 2.6]),
                  "openunmix": history([2.0, 1.0, 0.6], [2.2, 1.6, 1.4])}
     path = tmp_path / "figures" / "loss_curves.png"
-    fig = plots.loss_curves(histories, path=path, log_y=True)
+    fig = training_figures.loss_curves(histories, path=path, log_y=True)
     assert_png(path)
     (ax,) = fig.axes
     assert len(ax.lines) == 2 * len(histories)
@@ -93,9 +93,9 @@ def test_loss_curves_draw_train_solid_and_valid_dashed_per_model(tmp_path):
     np.testing.assert_array_equal(train.get_ydata(), [2.0, 1.0, 0.6])
     np.testing.assert_array_equal(valid.get_xdata(), [1, 2, 3])
     np.testing.assert_array_equal(valid.get_ydata(), [2.2, 1.6, 1.4])
-    assert matplotlib.colors.same_color(train.get_color(), plots.method_color("openunmix"))
+    assert matplotlib.colors.same_color(train.get_color(), figure_style.method_color("openunmix"))
     assert matplotlib.colors.same_color(by_label["MelUnmix (mel, proposed), train"].get_color(),
-                                        plots.method_color("melunmix"))
+                                        figure_style.method_color("melunmix"))
     # best validation epoch of the proposed model (epoch 2, 2.4) is marked
     marks = [c.get_offsets()[0].tolist() for c in ax.collections]
     assert [2.0, 2.4] in marks and [3.0, 1.4] in marks
@@ -104,15 +104,15 @@ def test_loss_curves_draw_train_solid_and_valid_dashed_per_model(tmp_path):
 def test_loss_curves_read_history_csv_and_reject_missing_columns(tmp_path):
     csv = tmp_path / "history.csv"
     history([1.0, 0.5], [1.2, 0.9]).to_csv(csv, index=False)
-    fig = plots.loss_curves({"openunmix": csv})
+    fig = training_figures.loss_curves({"openunmix": csv})
     np.testing.assert_array_equal(fig.axes[0].lines[1].get_ydata(), [1.2, 0.9])
     bad = history([1.0], [1.0]).drop(columns="valid_loss")
     with pytest.raises(ValueError, match="valid_loss"):
-        plots.loss_curves({"openunmix": bad})
+        training_figures.loss_curves({"openunmix": bad})
     with pytest.raises(ValueError, match="non-empty"):
-        plots.loss_curves({})
+        training_figures.loss_curves({})
     with pytest.raises(FileNotFoundError, match="missing.csv"):
-        plots.loss_curves({"openunmix": tmp_path / "missing.csv"})
+        training_figures.loss_curves({"openunmix": tmp_path / "missing.csv"})
 
 
 def test_learning_curves_show_each_seed_and_the_median_over_steps_every_seed_reached(tmp_path):
@@ -126,7 +126,7 @@ def test_learning_curves_show_each_seed_and_the_median_over_steps_every_seed_rea
                  "openunmix-seed3": run([2.8, 2.4, 1.6, 1.7], [np.nan, 0.8, np.nan, 1.9]),
                  "melunmix-seed1": run([2.5, 1.5], [np.nan, 3.0])}
     path = tmp_path / "learning_curves.png"
-    fig = plots.learning_curves(histories, path=path, half_step=20)
+    fig = training_figures.learning_curves(histories, path=path, half_step=20)
     assert_png(path)
     loss_ax, sdr_ax = fig.axes
     assert loss_ax.get_yscale() == "log" and loss_ax.get_xlabel() == "optimiser steps"
@@ -139,7 +139,7 @@ def test_learning_curves_show_each_seed_and_the_median_over_steps_every_seed_rea
     thin = [line for line in loss_ax.lines if 0 < line.get_linewidth() < 1]
     assert len(thin) == 4
     for line in thin[:3]:
-        assert matplotlib.colors.same_color(line.get_color(), plots.method_color("openunmix"))
+        assert matplotlib.colors.same_color(line.get_color(), figure_style.method_color("openunmix"))
     # Each run's best validation loss is circled; the SDR panel's median uses the epochs with a score.
     marks = sorted(tuple(c.get_offsets()[0].tolist()) for c in loss_ax.collections)
     assert marks == [(20.0, 1.5), (30.0, 1.6), (30.0, 1.8), (40.0, 1.4)]
@@ -149,11 +149,11 @@ def test_learning_curves_show_each_seed_and_the_median_over_steps_every_seed_rea
     assert any(list(line.get_xdata()) == [20, 20] for line in loss_ax.lines)  # the half-training mark
     assert "dotted: the half-training comparison" in fig._suptitle.get_text()
     # Without half-training weights scored, no dotted line and no word of it.
-    plain = plots.learning_curves(histories)
+    plain = training_figures.learning_curves(histories)
     assert not any(line.get_linestyle() == ":" for ax in plain.axes for line in ax.lines)
     assert plain._suptitle.get_text() == "Thin: one seed; thick: median over seeds"
     with pytest.raises(ValueError, match="valid_loss"):
-        plots.learning_curves({"openunmix": histories["openunmix-seed1"].drop(columns="valid_loss")})
+        training_figures.learning_curves({"openunmix": histories["openunmix-seed1"].drop(columns="valid_loss")})
 
 
 # --------------------------------------------------------------------------- audio figures
@@ -163,7 +163,7 @@ def test_feature_panel_shows_librosas_stft_mel_and_mfcc(tmp_path):
     mono = sine(440.0)[0] + sine(2000.0, amplitude=0.1)[0] + 0.01 * rng.standard_normal(RATE)
     audio = np.stack([mono, mono]).astype(np.float32)  # identical channels: mono reference
     path = tmp_path / "features.png"
-    fig = plots.feature_panel(audio, RATE, n_fft, n_hop, n_mels, n_mfcc, path=path,
+    fig = audio_figures.feature_panel(audio, RATE, n_fft, n_hop, n_mels, n_mfcc, path=path,
                               title="excerpt")
     assert_png(path)
     from PIL import Image
@@ -190,21 +190,21 @@ def test_feature_panel_shows_librosas_stft_mel_and_mfcc(tmp_path):
 def test_feature_panel_rejects_bad_audio_and_settings():
     audio = sine(440.0, nb_channels=2)
     with pytest.raises(ValueError, match="channels first"):
-        plots.feature_panel(audio.T, RATE, 512, 128, 40, 13)
+        audio_figures.feature_panel(audio.T, RATE, 512, 128, 40, 13)
     with pytest.raises(ValueError, match="n_mfcc"):
-        plots.feature_panel(audio, RATE, 512, 128, 10, 13)
+        audio_figures.feature_panel(audio, RATE, 512, 128, 10, 13)
     bad = audio.copy()
     bad[0, 5] = np.nan
     with pytest.raises(ValueError, match="NaN"):
-        plots.feature_panel(bad, RATE, 512, 128, 40, 13)
+        audio_figures.feature_panel(bad, RATE, 512, 128, 40, 13)
     with pytest.raises(ValueError, match="sample_rate"):
-        plots.feature_panel(audio, 0, 512, 128, 40, 13)
+        audio_figures.feature_panel(audio, 0, 512, 128, 40, 13)
 
 
 def test_waveform_and_spectrogram_shows_the_tone(tmp_path):
     audio = sine(1000.0, nb_channels=2)
     path = tmp_path / "song.png"
-    fig = plots.waveform_and_spectrogram(audio, RATE, "a song", n_fft=256, n_hop=64, path=path,
+    fig = audio_figures.waveform_and_spectrogram(audio, RATE, "a song", n_fft=256, n_hop=64, path=path,
                                          max_freq=3000.0)
     assert_png(path)
     assert len(fig.axes) == 3  # waveform, spectrogram, colour bar
@@ -222,7 +222,7 @@ def test_spectrogram_comparison_shares_one_db_scale(tmp_path):
     loud = sine(500.0, nb_channels=2)
     panels = {"mixture": loud, "vocals": 0.1 * loud, "estimate": 0.01 * loud}
     path = tmp_path / "comparison.png"
-    fig = plots.spectrogram_comparison(panels, RATE, 256, 64, path=path)
+    fig = audio_figures.spectrogram_comparison(panels, RATE, 256, 64, path=path)
     assert_png(path)
     assert len(fig.axes) == len(panels) + 1
     images = [ax.images[0] for ax in fig.axes[:3]]
@@ -236,7 +236,7 @@ def test_spectrogram_comparison_shares_one_db_scale(tmp_path):
     # Five signals: a 3 x 2 grid in reading order (the sixth cell removed), one colour bar.
     five = {f"signal {i}": loud * 0.5 ** i for i in range(5)}
     path = tmp_path / "five.png"
-    grid = plots.spectrogram_comparison(five, RATE, 256, 64, path=path, dpi=40)
+    grid = audio_figures.spectrogram_comparison(five, RATE, 256, 64, path=path, dpi=40)
     assert len(grid.axes) == 5 + 1 and [ax.get_title() for ax in grid.axes[:5]] == list(five)
     corners = [ax.get_position() for ax in grid.axes[:5]]
     assert corners[0].x0 < corners[1].x0 and corners[0].y0 == pytest.approx(corners[1].y0)  # side by side
@@ -244,9 +244,9 @@ def test_spectrogram_comparison_shares_one_db_scale(tmp_path):
     width, height = Image.open(path).size
     assert width / height > 1.0, (width, height)
     with pytest.raises(ValueError, match="different lengths"):
-        plots.spectrogram_comparison({"a": loud, "b": loud[:, :-10]}, RATE, 256, 64)
+        audio_figures.spectrogram_comparison({"a": loud, "b": loud[:, :-10]}, RATE, 256, 64)
     with pytest.raises(ValueError, match="non-empty"):
-        plots.spectrogram_comparison({}, RATE, 256, 64)
+        audio_figures.spectrogram_comparison({}, RATE, 256, 64)
 
 
 # --------------------------------------------------------------------------- evaluation figures
@@ -274,7 +274,7 @@ def museval_scores(tmp_path):
 def test_metric_boxplots_show_museval_per_track_medians(tmp_path, museval_scores):
     metrics = ("SDR", "SIR", "ISR", "SAR")
     path = tmp_path / "boxplots.png"
-    fig = plots.metric_boxplots(museval_scores.df, target="vocals", metrics=metrics, path=path)
+    fig = score_figures.metric_boxplots(museval_scores.df, target="vocals", metrics=metrics, path=path)
     assert_png(path)
     assert len(fig.axes) == len(metrics)
     assert sum(len(ax.patches) for ax in fig.axes) == 3 * len(metrics)
@@ -296,13 +296,13 @@ def test_metric_boxplots_show_museval_per_track_medians(tmp_path, museval_scores
 
 def test_metric_boxplots_reject_bad_input(museval_scores):
     with pytest.raises(ValueError, match="track"):
-        plots.metric_boxplots(museval_scores.df.drop(columns="track"))
+        score_figures.metric_boxplots(museval_scores.df.drop(columns="track"))
     with pytest.raises(ValueError, match="available targets"):
-        plots.metric_boxplots(museval_scores.df, target="drums")
+        score_figures.metric_boxplots(museval_scores.df, target="drums")
     with pytest.raises(ValueError, match="PES"):
-        plots.metric_boxplots(museval_scores.df, metrics=("SDR", "PES"))
+        score_figures.metric_boxplots(museval_scores.df, metrics=("SDR", "PES"))
     with pytest.raises(ValueError, match="IRM1"):
-        plots.metric_boxplots(museval_scores.df, methods=["IRM1"])
+        score_figures.metric_boxplots(museval_scores.df, methods=["IRM1"])
 
 
 def _cell_texts(fig):
@@ -316,7 +316,7 @@ def test_metric_table_figure_shows_the_table_in_db(tmp_path, museval_scores):
     long = museval_scores.agg_frames_tracks_scores().reset_index()  # method, target, metric, score
     long.loc[0, "score"] = np.nan
     path = tmp_path / "table.png"
-    fig = plots.metric_table_figure(long, path=path)
+    fig = score_figures.metric_table_figure(long, path=path)
     assert_png(path)
     ax = fig.axes[0]
     rows = [label.get_text() for label in ax.get_yticklabels()]
@@ -334,16 +334,16 @@ def test_metric_table_figure_shows_the_table_in_db(tmp_path, museval_scores):
     # the wide table, and its CSV, give the same figure
     wide = long.pivot(index="method", columns=["target", "metric"], values="score")
     wide.to_csv(tmp_path / "poster.csv")
-    assert _cell_texts(plots.metric_table_figure(wide)) == cells
-    assert _cell_texts(plots.metric_table_figure(tmp_path / "poster.csv")) == cells
+    assert _cell_texts(score_figures.metric_table_figure(wide)) == cells
+    assert _cell_texts(score_figures.metric_table_figure(tmp_path / "poster.csv")) == cells
 
 
 def test_metric_table_figure_rejects_unaggregated_or_incomplete_tables(museval_scores):
     with pytest.raises(ValueError, match="several scores"):
-        plots.metric_table_figure(museval_scores.df)
+        score_figures.metric_table_figure(museval_scores.df)
     long = museval_scores.agg_frames_tracks_scores().reset_index()
     with pytest.raises(ValueError, match="score"):
-        plots.metric_table_figure(long.drop(columns="score"))
+        score_figures.metric_table_figure(long.drop(columns="score"))
 
 
 def paired_table(models=("melunmix", "mfccunmix", "linunmix-half"), songs=16, seeds=3):
@@ -366,7 +366,7 @@ def test_paired_differences_figure_draws_each_models_median_and_interval(tmp_pat
     table = paired_table()
     table.to_csv(tmp_path / "paired_differences.csv", index=False)
     path = tmp_path / "figures" / "paired_differences.png"
-    fig = plots.paired_differences_figure(tmp_path / "paired_differences.csv", path=path)
+    fig = score_figures.paired_differences_figure(tmp_path / "paired_differences.csv", path=path)
     assert_png(path)
     assert [ax.get_title() for ax in fig.axes] == ["SDR", "SIR", "ISR", "SAR"]
     assert "16 songs x 3 seeds" in fig._suptitle.get_text()
@@ -387,18 +387,18 @@ def test_paired_differences_figure_draws_each_models_median_and_interval(tmp_pat
             # filled: significant after Holm; open: not
             filled = point.get_markerfacecolor() != "white"
             assert filled == (row["p_holm"] < 0.05)
-            assert matplotlib.colors.same_color(point.get_color(), plots.method_color(model))
+            assert matplotlib.colors.same_color(point.get_color(), figure_style.method_color(model))
         assert by_gid["point linunmix-half"].get_marker() == "s"
     assert fig.axes[0].get_ylim()[0] > fig.axes[0].get_ylim()[1]  # first model on top
     # rows with other counts: the counts move into the labels
     mixed = pd.concat([paired_table(("melunmix",)), paired_table(("mfccunmix",), songs=12)])
-    fig = plots.paired_differences_figure(mixed)
+    fig = score_figures.paired_differences_figure(mixed)
     width, height = fig.get_size_inches()
     assert width / height <= 4.2  # two lines: still readable at page width
     assert [t.get_text() for t in fig.axes[0].get_yticklabels()][1].endswith("(12x3)")
     # the proposed model against a control: a line of its own below the models, "A - B"
     control = paired_table(("melunmix",)).assign(baseline="linunmix", median_diff=0.3)
-    fig = plots.paired_differences_figure(pd.concat([table, control]))
+    fig = score_figures.paired_differences_figure(pd.concat([table, control]))
     labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
     assert labels[-1] == f"{names.method_label('melunmix')} - {names.method_label('linunmix')}"
     by_gid = {artist.get_gid(): artist for artist in fig.axes[0].lines}
@@ -407,11 +407,11 @@ def test_paired_differences_figure_draws_each_models_median_and_interval(tmp_pat
     assert by_gid["point melunmix"].get_xdata()[0] == pytest.approx(-1.0)
     assert "Open-Unmix (baseline)" in fig._suptitle.get_text()
     with pytest.raises(ValueError, match="drums"):
-        plots.paired_differences_figure(table, target="drums")
+        score_figures.paired_differences_figure(table, target="drums")
     with pytest.raises(ValueError, match="PES"):
-        plots.paired_differences_figure(table, metrics=["SDR", "PES"])
+        score_figures.paired_differences_figure(table, metrics=["SDR", "PES"])
     with pytest.raises(ValueError, match="ci_low"):
-        plots.paired_differences_figure(table.drop(columns="ci_low"))
+        score_figures.paired_differences_figure(table.drop(columns="ci_low"))
 
 
 def test_training_length_figure_joins_half_and_full_training(tmp_path):
@@ -423,7 +423,7 @@ def test_training_length_figure_joins_half_and_full_training(tmp_path):
                                  median=value, mean=value, ci_low=value - 1, ci_high=value + 0.5,
                                  level=0.95))
     path = tmp_path / "training_length.png"
-    fig = plots.training_length_figure(pd.DataFrame(rows), path=path)
+    fig = score_figures.training_length_figure(pd.DataFrame(rows), path=path)
     assert_png(path)
     (ax,) = fig.axes
     lines = {line.get_gid(): line for line in ax.lines}
@@ -433,7 +433,7 @@ def test_training_length_figure_joins_half_and_full_training(tmp_path):
     segments = np.concatenate([c.get_segments() for c in ax.collections])
     assert sorted(round(s[0][1], 6) for s in segments) == [2.0, 2.5, 3.0, 3.5]  # interval lows
     with pytest.raises(ValueError, match="half-training"):
-        plots.training_length_figure(pd.DataFrame(rows[-1:]))
+        score_figures.training_length_figure(pd.DataFrame(rows[-1:]))
 
 
 # --------------------------------------------------------------------------- tuning, data
@@ -453,7 +453,7 @@ def test_search_space_plot_of_an_optuna_study(tmp_path):
     study.optimize(objective, n_trials=8)
     trials = study.trials_dataframe()
     path = tmp_path / "search.png"
-    fig = plots.search_space_plot(trials, path=path)
+    fig = tuning_figures.search_space_figure(trials, path=path)
     assert_png(path)
     assert len(fig.axes) == 2  # scatter + colour bar
     ax = fig.axes[0]
@@ -462,7 +462,7 @@ def test_search_space_plot_of_an_optuna_study(tmp_path):
     assert len(points.get_offsets()) == 7  # the pruned trial is left out
     np.testing.assert_allclose(star.get_offsets()[0],
                                [study.best_params["lr"], study.best_params["lr_decay_gamma"]])
-    fig = plots.search_space_plot(trials, y=None)  # loss against lr alone
+    fig = tuning_figures.search_space_figure(trials, y=None)  # loss against lr alone
     assert len(fig.axes) == 1
     assert fig.axes[0].collections[1].get_offsets()[0][1] == pytest.approx(study.best_value)
     # melunmix.training.tune's trials.csv: plain parameter names, best_valid_loss, failed trials
@@ -470,14 +470,14 @@ def test_search_space_plot_of_an_optuna_study(tmp_path):
                           "lr": [1e-3, 1e-2, 3e-4], "lr_decay_gamma": [0.3, 0.5, 0.7],
                           "best_valid_loss": [0.8, np.nan, 0.5]})
     table.to_csv(tmp_path / "trials.csv", index=False)
-    fig = plots.search_space_plot(tmp_path / "trials.csv")
+    fig = tuning_figures.search_space_figure(tmp_path / "trials.csv")
     points, star = fig.axes[0].collections
     np.testing.assert_allclose(points.get_array(), [0.8, 0.5])
     np.testing.assert_allclose(star.get_offsets()[0], [3e-4, 0.7])
     with pytest.raises(ValueError, match="'momentum'"):
-        plots.search_space_plot(trials, y="momentum")
+        tuning_figures.search_space_figure(trials, y="momentum")
     with pytest.raises(ValueError, match="loss"):
-        plots.search_space_plot(trials, value="loss")
+        tuning_figures.search_space_figure(trials, value="loss")
 
 
 def test_stem_loudness_plot_bars_per_track_and_stem(tmp_path):
@@ -485,7 +485,7 @@ def test_stem_loudness_plot_bars_per_track_and_stem(tmp_path):
                          "vocals": [-20.0, -25.0, -np.inf], "drums": [-18.0, -19.0, -17.0],
                          "bass": [-22.0, -21.0, -23.0], "other": [-19.0, -20.0, -21.0]})
     path = tmp_path / "loudness.png"
-    fig = plots.stem_loudness_plot(wide, path=path)
+    fig = audio_figures.stem_loudness_figure(wide, path=path)
     assert_png(path)
     ax = fig.axes[0]
     assert len(ax.patches) == 3 * 4
@@ -497,11 +497,11 @@ def test_stem_loudness_plot_bars_per_track_and_stem(tmp_path):
     assert sum(bool(p.get_hatch()) for p in ax.patches) == 1  # the silent vocals
     assert all(p.get_x() == floor for p in ax.patches)
     long = wide.melt(id_vars="track", var_name="stem", value_name="rms_dbfs")
-    fig_long = plots.stem_loudness_plot(long)
+    fig_long = audio_figures.stem_loudness_figure(long)
     assert [(p.get_x(), p.get_width()) for p in fig_long.axes[0].patches] == \
         [(p.get_x(), p.get_width()) for p in ax.patches]
     with pytest.raises(ValueError, match="bass"):
-        plots.stem_loudness_plot(wide.drop(columns="bass"))
+        audio_figures.stem_loudness_figure(wide.drop(columns="bass"))
 
 
 def test_stem_loudness_of_many_tracks_is_columns_not_a_tower(tmp_path):
@@ -510,7 +510,7 @@ def test_stem_loudness_of_many_tracks_is_columns_not_a_tower(tmp_path):
     wide = pd.DataFrame({"track": names, "vocals": levels, "drums": levels - 1, "bass": levels - 2,
                          "other": levels - 3})
     path = tmp_path / "loudness.png"
-    fig = plots.stem_loudness_plot(wide, path=path, dpi=40)
+    fig = audio_figures.stem_loudness_figure(wide, path=path, dpi=40)
     assert len(fig.axes) == 3  # 60 songs: three columns of 20
     assert [len(ax.patches) for ax in fig.axes] == [80, 80, 80]
     assert [ax.get_yticklabels()[0].get_text() for ax in fig.axes] == ["song 00", "song 20", "song 40"]
@@ -520,7 +520,7 @@ def test_stem_loudness_of_many_tracks_is_columns_not_a_tower(tmp_path):
     width, height = Image.open(path).size
     assert 0.8 < width / height < 3.0, (width, height)
     # 21 songs: two columns of 11 and 10, not 20 and 1.
-    assert [len(ax.get_yticks()) for ax in plots.stem_loudness_plot(wide.iloc[:21]).axes] == [11, 10]
+    assert [len(ax.get_yticks()) for ax in audio_figures.stem_loudness_figure(wide.iloc[:21]).axes] == [11, 10]
 
 
 def test_boxplots_mark_residue_as_inf_and_keep_it_off_the_axis():
@@ -530,7 +530,7 @@ def test_boxplots_mark_residue_as_inf_and_keep_it_off_the_axis():
     for track, (model, mix) in {"a": (6.0, 147.1), "b": (8.0, 146.9), "c": (7.0, 147.3)}.items():
         rows += [dict(method="openunmix", track=track, target="vocals", metric="SAR", score=model),
                  dict(method="MIX", track=track, target="vocals", metric="SAR", score=mix)]
-    fig = plots.metric_boxplots(pd.DataFrame(rows), target="vocals", metrics=["SAR"])
+    fig = score_figures.metric_boxplots(pd.DataFrame(rows), target="vocals", metrics=["SAR"])
     ax = fig.axes[0]
     assert ax.get_ylim()[1] < 20  # not stretched to 147 dB
     marks = [t for t in ax.texts if t.get_gid() == "residue"]
@@ -548,7 +548,7 @@ def test_boxplots_are_a_grid_and_pool_a_models_seeds_per_track():
                 for frame in range(3):  # the median over frames is the score
                     rows.append(dict(method=method, track=track, target="vocals", metric=metric,
                                      score=score + (frame - 1) * 0.1))
-    fig = plots.metric_boxplots(pd.DataFrame(rows), target="vocals")
+    fig = score_figures.metric_boxplots(pd.DataFrame(rows), target="vocals")
     visible = [ax for ax in fig.axes if ax.get_visible()]
     assert len(visible) == 4
     assert sorted({round(ax.get_position().x0, 2) for ax in visible}).__len__() == 2  # two columns
@@ -572,7 +572,7 @@ def test_tuning_curves_of_many_models_are_columns(tmp_path):
                 rows.append(dict(model=model, trial=trial, epoch=epoch, lr=lr * 0.9 ** (epoch - 1),
                                  valid_loss=1.0 / epoch + trial))
     path = tmp_path / "curves.png"
-    fig = plots.plot_tuning_curves(pd.DataFrame(rows), path=path, dpi=40)
+    fig = tuning_figures.tuning_curves_figure(pd.DataFrame(rows), path=path, dpi=40)
     panels = fig.axes[:-1]  # the last is the trial colour bar
     assert len(panels) == 10
     titles = [ax.get_title() for ax in panels]
@@ -587,6 +587,6 @@ def test_tuning_curves_of_many_models_are_columns(tmp_path):
     width, height = Image.open(path).size
     assert width / height > 1.5, (width, height)
     # Two models keep one row each: learning rate left, loss right.
-    two = plots.plot_tuning_curves(pd.DataFrame([r for r in rows if r["model"] in models[:2]]))
+    two = tuning_figures.tuning_curves_figure(pd.DataFrame([r for r in rows if r["model"] in models[:2]]))
     first, second = two.axes[0].get_position(), two.axes[1].get_position()
     assert first.y0 == pytest.approx(second.y0) and first.x0 < second.x0

@@ -8,7 +8,8 @@ import pytest
 
 from melunmix import synth
 from melunmix.base.config import load_profile
-from melunmix.training.train import prepare_data, train
+from melunmix.training.training_data import prepare_data
+from melunmix.training.train import train
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,7 @@
 """melunmix.study.report: Markdown tables, the generic report, and the study report's layout.
 
 The study report is checked for what a reader sees first (the stand-in warning and the
-answer, equal to stats.answer_sentence of the saved table), the order of its sections
+answer, equal to sentences.answer_sentence of the saved table), the order of its sections
 (settings and file lists last), values that round-trip from the tables, figures that no
 section names (shown, not lost) and links that resolve.
 """
@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from melunmix.base import names
-from melunmix.analysis import plots, stats
+from melunmix.analysis import score_figures, training_figures, result_tables, sentences
 from melunmix.study import report
 from melunmix.base.config import load_profile
 from melunmix.base.files import write_json
@@ -61,7 +61,7 @@ def test_read_table_reads_two_row_headers_back(tmp_path):
 # --------------------------------------------------------------------------- generic report
 def test_write_report_links_only_existing_files_and_puts_settings_after_the_sections(tmp_path):
     run = tmp_path / "results" / "smoke"
-    plots.loss_curves({"openunmix": history([1.0, 0.5], [1.1, 0.8])},
+    training_figures.loss_curves({"openunmix": history([1.0, 0.5], [1.1, 0.8])},
                       path=run / "figures" / "loss curves.png")
     assert (run / "figures" / "loss curves.png").read_bytes()[:8] == PNG_MAGIC
     (run / "tables").mkdir()
@@ -109,12 +109,12 @@ def study_scores(nb_songs=6, seeds=(1, 2)) -> pd.DataFrame:
                 noise = rng.normal(0.0, 0.2, size=nb_songs)
                 for song, value in zip(songs, level + SHIFTS[model] + noise - (1.0 if half else 0.0)):
                     for target in ("vocals", "accompaniment"):
-                        for metric in stats.METRICS:
+                        for metric in names.METRICS:
                             rows.append(dict(method=f"{model}{half}-seed{seed}", track=song,
                                              target=target, metric=metric, score=value))
     for song, value in zip(songs, level - 8.0):
         for target in ("vocals", "accompaniment"):
-            for metric in stats.METRICS:
+            for metric in names.METRICS:
                 rows.append(dict(method="MIX", track=song, target=target, metric=metric, score=value))
     return pd.DataFrame(rows)
 
@@ -129,14 +129,14 @@ def study_run(tmp_path):
             (run / "models" / model / f"seed{seed}").mkdir(parents=True)
             df.to_csv(run / "models" / model / f"seed{seed}" / "history.csv", index=False)
             histories[f"{model}/seed{seed}"] = df
-    plots.loss_curves(histories, path=run / "figures" / "loss_curves.png")
-    written = stats.write_tables(study_scores(), run / "tables", bootstrap=200,
+    training_figures.loss_curves(histories, path=run / "figures" / "loss_curves.png")
+    written = result_tables.write_tables(study_scores(), run / "tables", bootstrap=200,
                                  params={"openunmix": 100, "melunmix": 150, "mfccunmix": 150,
                                          "linunmix": 150})
-    plots.paired_differences_figure(written["paired_differences"],
+    score_figures.paired_differences_figure(written["paired_differences"],
                                     path=run / "figures" / "paired_differences.png")
-    plots.training_length_figure(written["model_medians"], path=run / "figures" / "training_length.png")
-    plots.loss_curves({"x": history([1.0], [1.0])}, path=run / "figures" / "zz_unlisted.png")
+    score_figures.training_length_figure(written["model_medians"], path=run / "figures" / "training_length.png")
+    training_figures.loss_curves({"x": history([1.0], [1.0])}, path=run / "figures" / "zz_unlisted.png")
     (run / "tuning").mkdir()
     pd.DataFrame({"trial": [0, 1], "state": ["COMPLETE", "COMPLETE"], "lr": [1e-3, 3e-3],
                   "best_valid_loss": [0.9, 0.7]}).to_csv(run / "tuning" / "trials.csv", index=False)
@@ -153,7 +153,7 @@ def test_study_report_opens_with_the_answer_and_ends_with_settings_and_files(stu
     lines = text.splitlines()
     assert lines[0] == "# melunmix study: smoke"
     paired = pd.read_csv(run / "tables" / "paired_differences.csv")
-    answer = stats.answer_sentence(paired, "melunmix", "openunmix", "vocals", "SDR")
+    answer = sentences.answer_sentence(paired, "melunmix", "openunmix", "vocals", "SDR")
     assert lines[2] == report.STAND_IN_WARNING and "not MUSDB18" in lines[2]
     assert lines[4] == f"**Answer:** {answer}"
     assert answer.startswith("MelUnmix (mel, proposed) - Open-Unmix (baseline): +0.")
@@ -165,7 +165,7 @@ def test_study_report_opens_with_the_answer_and_ends_with_settings_and_files(stu
         (names.method_label(m), names.method_label(b)) for m, b in (
             ("mfccunmix", "openunmix"), ("linunmix", "openunmix"), ("melunmix", "mfccunmix"),
             ("melunmix", "linunmix"))]
-    assert bullets[-1][2:] == stats.answer_sentence(paired, "melunmix", "linunmix", "vocals", "SDR")
+    assert bullets[-1][2:] == sentences.answer_sentence(paired, "melunmix", "linunmix", "vocals", "SDR")
     assert "Half against full training: see *Training length* below." in lines[5:20]
 
     sections = sections_of(text)
@@ -180,7 +180,7 @@ def test_study_report_opens_with_the_answer_and_ends_with_settings_and_files(stu
 
     main = table_after(sections["Main table"], "main")
     assert main[0][:3] == ["model", "seeds", "params"]
-    expected = stats.main_table(study_scores(), params={"openunmix": 100, "melunmix": 150})
+    expected = result_tables.main_table(study_scores(), params={"openunmix": 100, "melunmix": 150})
     row = next(r for r in main[2:] if r[0] == "MelUnmix (mel, proposed)")
     column = main[0].index("vocals SDR")
     mean, sd = expected.loc["melunmix", "vocals SDR"], expected.loc["melunmix", "vocals SDR sd"]

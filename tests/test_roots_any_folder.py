@@ -22,7 +22,7 @@ import yaml
 
 from melunmix.commands import cli
 from melunmix import datasets
-from melunmix.study import pipeline, steps as study
+from melunmix.study import pipeline, run_setup
 from melunmix.datasets import splits
 
 RATE = 44100
@@ -165,7 +165,7 @@ def test_split_of_a_users_folder(stem_root, capsys):
 
 def test_profile_lists_the_validation_songs(stem_root, tmp_path):
     from melunmix.base.config import load_profile
-    from melunmix.training.train import prepare_data
+    from melunmix.training.training_data import prepare_data
 
     chosen = ["O'Brien - Ça va", "日本のバンド - 歌"]
     split = datasets.validation_split(stem_root, valid_tracks=chosen)
@@ -307,7 +307,7 @@ def test_a_mixture_that_is_not_the_sum_of_its_stems_is_flagged(tmp_path, capfd):
 # --------------------------------------------------------------------------- rates
 def test_one_rate_for_training_and_scoring(tmp_path):
     from melunmix.scoring import evaluate
-    from melunmix.analysis import stats
+    from melunmix.analysis import result_tables, score_frames
     from melunmix import synth
     from melunmix.base.config import load_profile
 
@@ -316,13 +316,13 @@ def test_one_rate_for_training_and_scoring(tmp_path):
     at_44k = write_profile(tmp_path / "at44k.yaml")
     with pytest.raises(ValueError, match=r"2 train song\(s\) at 22050 Hz .* but profile 'at44k' trains and scores "
                                          r"at 44100 Hz.*set data.sample_rate: 22050"):
-        study.open_run(str(at_44k), data_root=root, results_dir=tmp_path / "r")
+        run_setup.open_run(str(at_44k), data_root=root, results_dir=tmp_path / "r")
     at_22k = write_profile(tmp_path / "at22k.yaml", sample_rate=22050)
-    run = study.open_run(str(at_22k), data_root=root, results_dir=tmp_path / "r")
-    tracks = study.tracks(run, "test")
+    run = run_setup.open_run(str(at_22k), data_root=root, results_dir=tmp_path / "r")
+    tracks = run_setup.tracks(run, "test")
     assert [t.rate for t in tracks] == [22050]
     evaluate.evaluate_oracle("IRM2", tracks, run.paths.eval, jobs=1, progress=False)
-    table = stats.poster_table(stats.load_scores(run.paths.eval, ["IRM2"]))
+    table = result_tables.poster_table(score_frames.load_scores(run.paths.eval, ["IRM2"]))
     # sane oracle scores at the one rate (issue 16: ISR -30 dB and SAR 0.00 when not)
     assert table.loc["IRM2", ("vocals", "ISR")] > 5 and table.loc["IRM2", ("vocals", "SAR")] > 5
     record = datasets.root_record(root, load_profile(at_22k), needs_train=True)

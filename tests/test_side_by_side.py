@@ -11,7 +11,8 @@ import torch
 from melunmix.models import networks as models
 from melunmix.training.side_by_side import RunSpec, jobs_for, train_side_by_side
 from melunmix.synth import make_dataset
-from melunmix.training.train import SETTINGS_JSON_NAME, prepare_data
+from melunmix.base.names import SETTINGS_JSON_NAME
+from melunmix.training.training_data import prepare_data
 from test_train import SAMPLE_RATE, make_settings
 
 

@@ -18,7 +18,7 @@ from scipy import stats as sps
 
 from museval_json import raw_track_medians
 from melunmix.base import names
-from melunmix.analysis import stats
+from melunmix.analysis import inference, plateau, result_tables, score_frames, sentences
 
 METRICS = ["SDR", "SIR", "ISR", "SAR"]
 TARGETS = ["vocals", "accompaniment"]
@@ -80,8 +80,8 @@ def per_track(scores: dict[str, np.ndarray | list], tracks=None) -> pd.DataFrame
 
 
 def test_poster_and_track_tables_equal_raw_json_medians(eval_dir):
-    df = stats.load_scores(eval_dir)
-    table = stats.poster_table(df)
+    df = score_frames.load_scores(eval_dir)
+    table = result_tables.poster_table(df)
     assert list(table.index) == ["openunmix-seed1", "openunmix-seed2", "IRM1", "MIX"]
     for method in table.index:
         raw = raw_track_medians(eval_dir, method)
@@ -89,13 +89,13 @@ def test_poster_and_track_tables_equal_raw_json_medians(eval_dir):
             for metric in METRICS:
                 values = [v for (_, tg, m), v in raw.items() if tg == target and m == metric]
                 assert table.loc[method, (target, metric)] == pytest.approx(np.nanmedian(values))
-    counts = stats.track_counts(df)
+    counts = result_tables.track_counts(df)
     assert (counts.to_numpy() == 3).all()
 
 
 def test_paired_wilcoxon_against_scipy(eval_dir):
-    df = stats.load_scores(eval_dir)
-    result = stats.paired_wilcoxon(df, "IRM1", "MIX", target="vocals").set_index("metric")
+    df = score_frames.load_scores(eval_dir)
+    result = inference.paired_wilcoxon(df, "IRM1", "MIX", target="vocals").set_index("metric")
     for metric in METRICS:
         a = track_medians(eval_dir, "IRM1", "vocals", metric)
         b = track_medians(eval_dir, "MIX", "vocals", metric)
@@ -112,9 +112,9 @@ def test_paired_wilcoxon_against_scipy(eval_dir):
 
 
 def test_bootstrap_ci_against_numpy(eval_dir):
-    df = stats.load_scores(eval_dir)
+    df = score_frames.load_scores(eval_dir)
     n, seed = 200, 7
-    table = stats.bootstrap_ci(df, n=n, seed=seed)
+    table = inference.bootstrap_ci(df, n=n, seed=seed)
     assert len(table) == 4 * 2 * 4
     for row in table.itertuples():
         medians = track_medians(eval_dir, row.method, row.target, row.metric)
@@ -131,7 +131,7 @@ def test_bootstrap_ci_against_numpy(eval_dir):
         assert row.low == pytest.approx(quantile(0.025))
         assert row.high == pytest.approx(quantile(0.975))
         assert row.low <= row.median <= row.high
-    pd.testing.assert_frame_equal(table, stats.bootstrap_ci(df, n=n, seed=seed))
+    pd.testing.assert_frame_equal(table, inference.bootstrap_ci(df, n=n, seed=seed))
 
 
 def test_aggregate_seeds_closed_form():
@@ -141,7 +141,7 @@ def test_aggregate_seeds_closed_form():
         index=pd.Index(["melunmix-seed1", "melunmix-seed2", "melunmix-seed10", "IRM2"], name="method"),
         columns=columns,
     )
-    out = stats.aggregate_seeds(table).set_index(["method", "metric"])
+    out = result_tables.aggregate_seeds(table).set_index(["method", "metric"])
     sdr = out.loc[("melunmix", "SDR")]
     assert sdr["nb_seeds"] == 3 and sdr["seeds"] == "1,2,10"
     assert sdr["mean"] == pytest.approx(3.0)
@@ -162,7 +162,7 @@ def test_main_table_is_mean_and_sd_over_seeds_with_parameter_counts():
         "MIX": [-1.0, -1.0, -1.0],
     })
     params = {"openunmix-seed1": 100, "openunmix-seed2": 100, "melunmix": 150}
-    table = stats.main_table(df, params=params)
+    table = result_tables.main_table(df, params=params)
     assert list(table.index) == ["openunmix", "melunmix", "melunmix-half", "MIX"]
     assert table.loc["openunmix", "vocals SDR"] == pytest.approx(3.0)
     assert table.loc["openunmix", "vocals SDR sd"] == pytest.approx(np.sqrt(2.0))  # sd of 2, 4
@@ -175,15 +175,15 @@ def test_main_table_is_mean_and_sd_over_seeds_with_parameter_counts():
     # study.parameter_table's layout gives the same
     frame = pd.DataFrame({"model": ["openunmix", "melunmix"], "class": ["a", "b"],
                           "parameters": [100, 150]})
-    pd.testing.assert_frame_equal(stats.main_table(df, params=frame), table)
-    assert "params" not in stats.main_table(df).columns
-    markdown = stats.main_table_markdown(table)
+    pd.testing.assert_frame_equal(result_tables.main_table(df, params=frame), table)
+    assert "params" not in result_tables.main_table(df).columns
+    markdown = result_tables.main_table_markdown(table)
     assert "| Open-Unmix (baseline) | 2 | 100 | 3.00 ± 1.41 |" in markdown
     assert "| MelUnmix (mel, proposed), half training | 1 | 150 | 1.00 |" in markdown
     with pytest.raises(ValueError, match="disagree"):
-        stats.main_table(df, params={"melunmix-seed1": 150, "melunmix-seed2": 151})
+        result_tables.main_table(df, params={"melunmix-seed1": 150, "melunmix-seed2": 151})
     with pytest.raises(ValueError, match="parameter count"):
-        stats.main_table(df, params={"melunmix": 1.5})
+        result_tables.main_table(df, params={"melunmix": 1.5})
 
 
 # --------------------------------------------------------------------------- paired differences
@@ -191,17 +191,17 @@ def test_main_table_is_mean_and_sd_over_seeds_with_parameter_counts():
 
 def test_holm_equals_a_hand_computation():
     # sorted 0.01, 0.03, 0.04 -> 3 x 0.01 = 0.03; 2 x 0.03 = 0.06; 1 x 0.04 = 0.04 -> max 0.06
-    np.testing.assert_allclose(stats.holm([0.01, 0.04, 0.03]), [0.03, 0.06, 0.06])
-    np.testing.assert_allclose(stats.holm([0.5, np.nan, 0.2]), [0.5, np.nan, 0.4])
-    np.testing.assert_allclose(stats.holm([0.6, 0.7]), [1.0, 1.0])  # capped at 1
-    assert stats.holm([]).shape == (0,)
+    np.testing.assert_allclose(inference.holm([0.01, 0.04, 0.03]), [0.03, 0.06, 0.06])
+    np.testing.assert_allclose(inference.holm([0.5, np.nan, 0.2]), [0.5, np.nan, 0.4])
+    np.testing.assert_allclose(inference.holm([0.6, 0.7]), [1.0, 1.0])  # capped at 1
+    assert inference.holm([]).shape == (0,)
 
 
 def test_identical_methods_give_zero_and_a_zero_interval():
     rng = np.random.default_rng(0)
     base = {f"openunmix-seed{s}": rng.normal(5, 2, size=6) for s in (1, 2, 3)}
     same = {name.replace("openunmix", "melunmix"): values for name, values in base.items()}
-    paired = stats.paired_differences(per_track({**base, **same}), n_boot=500)
+    paired = inference.paired_differences(per_track({**base, **same}), n_boot=500)
     assert len(paired) == 2 * 4 and set(paired["model"]) == {"melunmix"}
     assert (paired["pairing"] == "seed").all()
     assert (paired["n_songs"] == 6).all() and (paired["n_seeds"] == 3).all()
@@ -214,8 +214,8 @@ def test_a_model_trained_elsewhere_is_a_row_but_never_in_a_comparison_or_the_hol
     rng = np.random.default_rng(4)
     base = {f"openunmix-seed{s}": rng.normal(5, 2, size=8) for s in (1, 2, 3)}
     proposed = {f"melunmix-seed{s}": rng.normal(5.3, 2, size=8) for s in (1, 2, 3)}
-    alone = stats.paired_differences(per_track({**base, **proposed}), n_boot=100, metrics=["SDR"])
-    extra = stats.paired_differences(per_track({**base, **proposed, "umxhq-published": rng.normal(7, 2, size=8)}),
+    alone = inference.paired_differences(per_track({**base, **proposed}), n_boot=100, metrics=["SDR"])
+    extra = inference.paired_differences(per_track({**base, **proposed, "umxhq-published": rng.normal(7, 2, size=8)}),
                                      n_boot=100, metrics=["SDR"])
     pd.testing.assert_frame_equal(alone, extra)  # same rows, same Holm-adjusted p-values
     assert not names.is_study_model("umxhq-published") and names.is_study_model("wideunmix-half-seed2")
@@ -226,7 +226,7 @@ def test_a_constant_shift_of_one_db_gives_exactly_one():
     rng = np.random.default_rng(1)
     base = {f"openunmix-seed{s}": rng.integers(-40, 40, size=7) / 4 for s in (1, 2)}
     shifted = {name.replace("openunmix", "melunmix"): values + 1.0 for name, values in base.items()}
-    paired = stats.paired_differences(per_track({**base, **shifted}), n_boot=300)
+    paired = inference.paired_differences(per_track({**base, **shifted}), n_boot=300)
     assert (paired["median_diff"] == 1.0).all() and (paired["mean_diff"] == 1.0).all()
     assert (paired["ci_low"] == 1.0).all() and (paired["ci_high"] == 1.0).all()
     # 7 songs, all differences positive (and tied): exact two-sided p = 2 / 2**7
@@ -239,7 +239,7 @@ def test_holm_over_the_models_of_a_known_small_example():
              "mfccunmix": [-1, 2, 3, 4, 5],    # rank 1 negative: W = 1, p = 4/32
              "linunmix": [1, -2, 3, 4, 5]}     # rank 2 negative: W = 2, p = 6/32
     scores = {"openunmix": base, **{m: base + np.array(d, dtype=float) for m, d in diffs.items()}}
-    paired = stats.paired_differences(per_track(scores), n_boot=0, metrics=["SDR"], targets=["vocals"],
+    paired = inference.paired_differences(per_track(scores), n_boot=0, metrics=["SDR"], targets=["vocals"],
                                       controls=False)
     assert list(paired["model"]) == ["melunmix", "mfccunmix", "linunmix"]
     np.testing.assert_allclose(paired["p_wilcoxon"], [2 / 32, 4 / 32, 6 / 32])
@@ -257,7 +257,7 @@ def test_seeds_are_paired_by_number_or_averaged_when_none_is_shared():
     model = {"melunmix-seed1": [1.0, 3.0, 5.0, 7.0], "melunmix-seed2": [3.0, 5.0, 7.0, 9.0],
              "melunmix-seed3": [100.0, 100.0, 100.0, 100.0],  # no baseline seed 3: left out
              "mfccunmix-seed7": [1.0, 2.0, 3.0, 4.0], "mfccunmix-seed8": [3.0, 4.0, 5.0, 6.0]}
-    paired = stats.paired_differences(per_track({**base, **model}), n_boot=0, metrics=["SDR"],
+    paired = inference.paired_differences(per_track({**base, **model}), n_boot=0, metrics=["SDR"],
                                       targets=["vocals"], controls=False).set_index("model")
     mel, mfcc = paired.loc["melunmix"], paired.loc["mfccunmix"]
     assert mel["pairing"] == "seed" and mel["n_seeds"] == mel["n_seeds_baseline"] == 2
@@ -266,7 +266,7 @@ def test_seeds_are_paired_by_number_or_averaged_when_none_is_shared():
     assert mfcc["pairing"] == "mean" and (mfcc["n_seeds"], mfcc["n_seeds_baseline"]) == (2, 2)
     # per song: mean(1, 3) - mean(0, 2) = 1, then 2, 3, 4 -> median 2.5
     assert mfcc["median_diff"] == 2.5
-    text = stats.answer_sentence(paired.reset_index(), "mfccunmix", metric="SDR")
+    text = sentences.answer_sentence(paired.reset_index(), "mfccunmix", metric="SDR")
     assert "seed means are compared, not paired" in text
 
 
@@ -274,7 +274,7 @@ def test_the_proposed_model_meets_each_control_and_holm_counts_full_training_onl
     base = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
     scores = {"openunmix": base, "melunmix": base + [1, 2, 3, 4, 5], "linunmix": base + [-1, 2, 3, 4, 5],
               "mfccunmix": base + [1, -2, 3, 4, 5], "melunmix-half": base + [1, 1, 1, 1, 1]}
-    paired = stats.paired_differences(per_track(scores), n_boot=200, metrics=["SDR"], targets=["vocals"])
+    paired = inference.paired_differences(per_track(scores), n_boot=200, metrics=["SDR"], targets=["vocals"])
     pairs = list(zip(paired["model"], paired["baseline"]))
     assert pairs == [("melunmix", "openunmix"), ("melunmix-half", "openunmix"), ("mfccunmix", "openunmix"),
                      ("linunmix", "openunmix"), ("melunmix", "mfccunmix"), ("melunmix", "linunmix")]
@@ -285,7 +285,7 @@ def test_the_proposed_model_meets_each_control_and_holm_counts_full_training_onl
     half = rows.loc[("melunmix-half", "openunmix")]
     assert not half["in_family"] and np.isnan(half["p_holm"]) and half["verdict"] == "descriptive"
     family = paired[paired["in_family"]]
-    np.testing.assert_allclose(family["p_holm"], stats.holm(family["p_wilcoxon"]))
+    np.testing.assert_allclose(family["p_holm"], inference.holm(family["p_wilcoxon"]))
     assert len(family) == 5
 
 
@@ -304,7 +304,7 @@ def coverage(nb_songs, nb_seeds, effect, crossed, reps=300, n_boot=400, **sd):
     for rep in range(reps):
         d = crossed_data(rng, nb_songs, nb_seeds, effect, **sd)
         if crossed:
-            draws = stats._crossed_bootstrap(d, np.zeros_like(d), True, n_boot, rep)
+            draws = inference.crossed_bootstrap(d, np.zeros_like(d), True, n_boot, rep)
         else:  # the former scheme: seeds redrawn independently inside each song
             boot = np.random.default_rng(rep)
             songs = boot.integers(0, nb_songs, size=(n_boot, nb_songs))[..., None]
@@ -344,14 +344,14 @@ def test_seed_level_test_and_equivalence_on_simulated_studies():
         for k in range(nb_seeds):
             names[f"openunmix-seed{k}"] = base[:, k]
             names[f"melunmix-seed{k}"] = base[:, k] + d[:, k]
-        return stats.paired_differences(per_track(names), n_boot=1000, metrics=["SDR"],
+        return inference.paired_differences(per_track(names), n_boot=1000, metrics=["SDR"],
                                         targets=["vocals"]).iloc[0]
 
     same = study(0.0, seed_sd=0.02, noise_sd=0.05)   # no effect, measured precisely
     assert same["verdict"] == "equivalent" and -0.2 < same["eq_low"] < same["eq_high"] < 0.2
     three = study(0.0, seed_sd=0.02, noise_sd=0.05, nb_seeds=3)  # as precise, too few networks
     assert -0.2 < three["eq_low"] < three["eq_high"] < 0.2 and three["verdict"] == "inconclusive"
-    assert "equivalence needs 5 seeds or more" in stats.answer_sentence(pd.DataFrame([three]))
+    assert "equivalence needs 5 seeds or more" in sentences.answer_sentence(pd.DataFrame([three]))
     big = study(1.0, seed_sd=0.05)                    # a clear effect
     assert big["verdict"] == "higher" and big["p_seed"] < 0.01 and big["ci_low"] > 0.5
     # networks disagree (offsets -1.5 .. +1.5 dB, mean 0): every song says "higher" for
@@ -362,14 +362,14 @@ def test_seed_level_test_and_equivalence_on_simulated_studies():
     songs_only = study(0.0, seed_sd=0.0, noise_sd=0.02, offsets=[0.1, 0.2, 0.3, -0.6, 0.4, 0.5])
     assert songs_only["p_holm"] < 0.001 and songs_only["p_seed"] > 0.05
     assert songs_only["verdict"] == "inconclusive"
-    text = stats.answer_sentence(pd.DataFrame([songs_only]))
+    text = sentences.answer_sentence(pd.DataFrame([songs_only]))
     assert "but not at the level of trained networks" in text
     assert noisy["verdict"] == "inconclusive"
     assert noisy["ci_high"] - noisy["ci_low"] > 0.8
     # the seed-level p against scipy on the per-seed medians
     base = {f"openunmix-seed{k}": np.arange(5.0) for k in range(4)}
     model = {f"melunmix-seed{k}": np.arange(5.0) + shift for k, shift in enumerate([0.1, 0.3, 0.2, 0.5])}
-    row = stats.paired_differences(per_track({**base, **model}), n_boot=0, metrics=["SDR"],
+    row = inference.paired_differences(per_track({**base, **model}), n_boot=0, metrics=["SDR"],
                                    targets=["vocals"]).iloc[0]
     assert row["p_seed"] == pytest.approx(sps.ttest_1samp([0.1, 0.3, 0.2, 0.5], 0.0).pvalue)
     assert row["verdict"] == ""  # no interval without resamples
@@ -379,18 +379,18 @@ def test_songs_missing_in_one_method_are_left_out_and_counted():
     base = {"openunmix-seed1": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0], "openunmix-seed2": [1.0] * 6}
     model = {"melunmix-seed1": [2.0, 3.0, 4.0, 5.0, 6.0, 7.0],
              "melunmix-seed2": [2.0, None, 2.0, 2.0, np.nan, 2.0]}  # song 1 not scored, song 4 NaN
-    paired = stats.paired_differences(per_track({**base, **model}), n_boot=50)
+    paired = inference.paired_differences(per_track({**base, **model}), n_boot=50)
     assert (paired["n_songs"] == 4).all() and (paired["n_songs_excluded"] == 2).all()
     # the four complete songs: (1 + 1) / 2 = 1 each
     assert (paired["median_diff"] == 1.0).all()
-    text = stats.answer_sentence(paired)
+    text = sentences.answer_sentence(paired)
     assert "4 songs x 2 seeds, 2 songs left out" in text
 
 
 def test_frame_scores_and_per_track_scores_give_the_same_table(eval_dir):
-    df = stats.load_scores(eval_dir)
-    from_frames = stats.paired_differences(df, n_boot=100, models=["IRM1"], baseline="MIX")
-    from_tracks = stats.paired_differences(stats.track_table(df), n_boot=100, models=["IRM1"],
+    df = score_frames.load_scores(eval_dir)
+    from_frames = inference.paired_differences(df, n_boot=100, models=["IRM1"], baseline="MIX")
+    from_tracks = inference.paired_differences(result_tables.track_table(df), n_boot=100, models=["IRM1"],
                                            baseline="MIX")
     pd.testing.assert_frame_equal(from_frames, from_tracks)
     sdr = from_frames[(from_frames["target"] == "vocals") & (from_frames["metric"] == "SDR")].iloc[0]
@@ -399,17 +399,17 @@ def test_frame_scores_and_per_track_scores_give_the_same_table(eval_dir):
     assert sdr["median_diff"] == pytest.approx(np.median([a[t] - b[t] for t in TRACKS]))
     # by default the oracles are not models: with only references and the baseline, no rows
     with pytest.raises(ValueError, match="baseline 'melunmix' has no scores"):
-        stats.paired_differences(df, baseline="melunmix")
+        inference.paired_differences(df, baseline="melunmix")
     with pytest.raises(ValueError, match=r"model\(s\) \['linunmix'\]"):
-        stats.paired_differences(df, models=["linunmix"])
+        inference.paired_differences(df, models=["linunmix"])
     with pytest.raises(ValueError, match="n_boot"):
-        stats.paired_differences(df, n_boot=-1)
+        inference.paired_differences(df, n_boot=-1)
 
 
 def test_model_medians_are_seed_means_and_museval_medians_for_one_seed(eval_dir):
-    df = stats.load_scores(eval_dir)
-    medians = stats.model_medians(df, n_boot=200).set_index(["model", "target", "metric"])
-    poster = stats.poster_table(df)
+    df = score_frames.load_scores(eval_dir)
+    medians = inference.model_medians(df, n_boot=200).set_index(["model", "target", "metric"])
+    poster = result_tables.poster_table(df)
     assert medians.loc[("MIX", "vocals", "SDR"), "median"] == pytest.approx(poster.loc["MIX", ("vocals", "SDR")])
     row = medians.loc[("openunmix", "vocals", "ISR")]
     one = track_medians(eval_dir, "openunmix-seed1", "vocals", "ISR")
@@ -431,37 +431,37 @@ def paired_row(**changes):
 
 
 def test_answer_sentence_wording_follows_the_holm_p():
-    text = stats.answer_sentence(paired_row())
+    text = sentences.answer_sentence(paired_row())
     assert text == ("MelUnmix (mel, proposed) - Open-Unmix (baseline): +0.10 dB median vocals SDR "
                     "[95 % CI -0.30, +0.50], 16 songs x 3 seeds; Wilcoxon p = 0.42 (Holm 0.84): "
                     "no significant difference at 5 %.")
-    significant = stats.answer_sentence(paired_row(median_diff=0.8, ci_low=0.3, p_wilcoxon=0.004,
+    significant = sentences.answer_sentence(paired_row(median_diff=0.8, ci_low=0.3, p_wilcoxon=0.004,
                                                    p_holm=0.012))
     assert significant.endswith("higher than the baseline, significant at 5 % after Holm correction.")
-    lower = stats.answer_sentence(paired_row(median_diff=-0.8, p_wilcoxon=0.004, p_holm=0.012))
+    lower = sentences.answer_sentence(paired_row(median_diff=-0.8, p_wilcoxon=0.004, p_holm=0.012))
     assert "lower than the baseline, significant" in lower
-    only_raw = stats.answer_sentence(paired_row(p_wilcoxon=0.03, p_holm=0.09))
+    only_raw = sentences.answer_sentence(paired_row(p_wilcoxon=0.03, p_holm=0.09))
     assert "not significant at 5 % after Holm correction (p < 5 % before it)" in only_raw
     assert "significant at 5 % after Holm correction" not in only_raw.replace("not significant", "")
-    few = stats.answer_sentence(paired_row(n_songs=4, n_seeds=1, p_wilcoxon=1.0, p_holm=1.0))
+    few = sentences.answer_sentence(paired_row(n_songs=4, n_seeds=1, p_wilcoxon=1.0, p_holm=1.0))
     assert "4 songs x 1 seed;" in few and "with 4 songs the test cannot reach p < 5 %" in few
     assert "cannot reach" not in text
     with pytest.raises(ValueError, match="no paired difference of 'linunmix'"):
-        stats.answer_sentence(paired_row(), model="linunmix")
+        sentences.answer_sentence(paired_row(), model="linunmix")
 
 
 # --------------------------------------------------------------------------- files
 
 
 def test_write_tables(eval_dir, tmp_path):
-    df = stats.load_scores(eval_dir)
-    written = stats.write_tables(df, tmp_path / "tables", compare=[("IRM1", "MIX")], bootstrap=50,
+    df = score_frames.load_scores(eval_dir)
+    written = result_tables.write_tables(df, tmp_path / "tables", compare=[("IRM1", "MIX")], bootstrap=50,
                                  params={"openunmix": 1234})
     assert set(written) == {"main", "main_md", "model_medians", "poster", "poster_md", "per_track",
                             "bootstrap_ci", "seeds", "seeds_md", "wilcoxon", "wilcoxon_md"}
     assert all(path.is_file() for path in written.values())
     poster = pd.read_csv(written["poster"], header=[0, 1], index_col=0)
-    expected = stats.poster_table(df)
+    expected = result_tables.poster_table(df)
     assert list(poster.index) == list(expected.index)
     np.testing.assert_allclose(poster.to_numpy(), expected.to_numpy(), atol=1e-5)
     markdown = written["poster_md"].read_text()
@@ -473,7 +473,7 @@ def test_write_tables(eval_dir, tmp_path):
     main = pd.read_csv(written["main"], index_col=0)
     assert list(main.index) == ["openunmix", "IRM1", "MIX"]
     assert main.loc["openunmix", "params"] == 1234 and main.loc["openunmix", "seeds"] == 2
-    sd = stats.aggregate_seeds(expected).set_index(["method", "target", "metric"])
+    sd = result_tables.aggregate_seeds(expected).set_index(["method", "target", "metric"])
     assert main.loc["openunmix", "vocals SDR sd"] == pytest.approx(
         sd.loc[("openunmix", "vocals", "SDR"), "std"], abs=1e-5)
     # no model besides the baseline: no paired table
@@ -486,8 +486,8 @@ def test_write_tables(eval_dir, tmp_path):
             values = {t["name"]: {m: [f["metrics"][m] + 0.5 for f in t["frames"]] for m in METRICS}
                       for t in data["targets"]}
             write_museval_json(tmp_path / "eval", f"melunmix-seed{seed}", track, values)
-    both = pd.concat([df, stats.load_scores(tmp_path / "eval")], ignore_index=True)
-    written = stats.write_tables(both, tmp_path / "tables2", bootstrap=50)
+    both = pd.concat([df, score_frames.load_scores(tmp_path / "eval")], ignore_index=True)
+    written = result_tables.write_tables(both, tmp_path / "tables2", bootstrap=50)
     paired = pd.read_csv(written["paired_differences"])
     assert list(paired["model"].unique()) == ["melunmix"] and len(paired) == 8
     np.testing.assert_allclose(paired["median_diff"], 0.5, atol=1e-5)
@@ -508,36 +508,36 @@ def test_ratios_above_the_residue_ceiling_are_inf_in_every_table_and_never_compa
                            {"vocals": {"SDR": [1.0, 2.0, 3.0], "SAR": frames, **other}})
         write_museval_json(tmp_path, "openunmix", track,
                            {"vocals": {"SDR": [4.0, 5.0, 6.0], "SAR": [99.0, 101.0, 8.0], **other}})
-    scores = stats.load_scores(tmp_path)
+    scores = score_frames.load_scores(tmp_path)
     mix_sar = scores[(scores["method"] == "MIX") & (scores["metric"] == "SAR")]["score"]
     assert mix_sar.isna().sum() == 1 and np.isinf(mix_sar.dropna()).all()
     model_sar = scores[(scores["method"] == "openunmix") & (scores["metric"] == "SAR")]["score"]
     assert sorted(model_sar)[:2] == [8.0, 8.0] and (model_sar == 99.0).sum() == 3
     assert np.isposinf(model_sar).sum() == 3  # 101 dB: residue; 99 dB: a measurement
 
-    poster = stats.poster_table(scores)
+    poster = result_tables.poster_table(scores)
     assert poster.loc["MIX", ("vocals", "SAR")] == np.inf
     assert poster.loc["MIX", ("vocals", "SDR")] == 2.0
     assert poster.loc["openunmix", ("vocals", "SAR")] == 99.0  # median of 99, inf, 8
-    ci = stats.bootstrap_ci(scores, n=50).set_index(["method", "metric"])
+    ci = inference.bootstrap_ci(scores, n=50).set_index(["method", "metric"])
     assert (ci.loc[("MIX", "SAR"), ["median", "low", "high"]] == np.inf).all()
-    wilcoxon = stats.paired_wilcoxon(scores, "openunmix", "MIX", metrics=["SDR"])
+    wilcoxon = inference.paired_wilcoxon(scores, "openunmix", "MIX", metrics=["SDR"])
     assert wilcoxon["nb_tracks"].tolist() == [3]
-    markdown = stats.main_table_markdown(stats.main_table(scores))
+    markdown = result_tables.main_table_markdown(result_tables.main_table(scores))
     mix_row = next(line for line in markdown.splitlines() if line.startswith("| MIX"))
     assert mix_row.split(" | ")[-1] == "inf |" and "147" not in markdown
     assert "inf: above 100 dB, a ratio to floating-point residue" in markdown
     from melunmix.study import report
-    poster_md = report.markdown_table(stats.poster_table(scores), ".3f")
+    poster_md = report.markdown_table(result_tables.poster_table(scores), ".3f")
     assert "| inf |" in poster_md and "inf: above 100 dB" in poster_md and "146." not in poster_md
     # a per-track table written by an older version (147 dB as a number) reads the same
-    old = stats.track_table(scores).replace(np.inf, 147.2)
-    assert stats.poster_table(old).loc["MIX", ("vocals", "SAR")] == np.inf
+    old = result_tables.track_table(scores).replace(np.inf, 147.2)
+    assert result_tables.poster_table(old).loc["MIX", ("vocals", "SAR")] == np.inf
 
 
 def test_a_residue_score_leaves_the_song_out_of_a_paired_difference():
     a = per_track({"openunmix": [1.0, 2.0, 3.0, 4.0], "melunmix": [2.0, 3.0, np.inf, 5.0]})
-    row = stats.paired_differences(a, metrics=["SDR"], targets=["vocals"], n_boot=0).iloc[0]
+    row = inference.paired_differences(a, metrics=["SDR"], targets=["vocals"], n_boot=0).iloc[0]
     assert row["n_songs"] == 3 and row["n_songs_excluded"] == 1 and row["median_diff"] == 1.0
 
 
@@ -547,37 +547,37 @@ def test_a_residue_score_leaves_the_song_out_of_a_paired_difference():
 def test_plateau_rule_last_quarter_gain_or_early_stopping():
     # 8 epochs: the last quarter is epochs 7-8; best before 5.0, best overall 4.95: 1 %
     flat = [9.0, 7.0, 6.0, 5.5, 5.2, 5.0, 4.98, 4.95]
-    assert stats.last_quarter_gain(flat) == pytest.approx(0.01)
-    assert stats.at_plateau(flat)
+    assert plateau.last_quarter_gain(flat) == pytest.approx(0.01)
+    assert plateau.at_plateau(flat)
     # still learning: the last quarter gains 10 %
     learning = [9.0, 8.0, 7.0, 6.5, 6.0, 5.0, 4.8, 4.5]
-    assert stats.last_quarter_gain(learning) == pytest.approx(0.1)
-    assert not stats.at_plateau(learning)
-    assert stats.at_plateau(learning, stop_reason="early_stopping")
+    assert plateau.last_quarter_gain(learning) == pytest.approx(0.1)
+    assert not plateau.at_plateau(learning)
+    assert plateau.at_plateau(learning, stop_reason="early_stopping")
     # the last quarter got worse: no gain at all; 5 epochs -> last quarter is 2 epochs
-    assert stats.last_quarter_gain([5.0, 4.0, 3.0, 3.5, 3.6]) == 0.0
-    assert np.isnan(stats.last_quarter_gain([3.0]))
-    assert not stats.at_plateau([3.0])
+    assert plateau.last_quarter_gain([5.0, 4.0, 3.0, 3.5, 3.6]) == 0.0
+    assert np.isnan(plateau.last_quarter_gain([3.0]))
+    assert not plateau.at_plateau([3.0])
     # diverged at the end: NaN losses are not a plateau
-    assert np.isnan(stats.last_quarter_gain([1.0, 0.9, 0.8, np.nan, np.nan]))
-    assert not stats.at_plateau([1.0, 0.9, 0.8, np.nan, np.nan])
+    assert np.isnan(plateau.last_quarter_gain([1.0, 0.9, 0.8, np.nan, np.nan]))
+    assert not plateau.at_plateau([1.0, 0.9, 0.8, np.nan, np.nan])
 
 
 def test_one_network_or_too_few_songs_allow_no_verdict():
     rng = np.random.default_rng(3)
     base = rng.normal(5, 1, size=12)
-    one = stats.paired_differences(per_track({"openunmix": base, "melunmix": base + 0.01}), n_boot=200,
+    one = inference.paired_differences(per_track({"openunmix": base, "melunmix": base + 0.01}), n_boot=200,
                                    metrics=["SDR"], targets=["vocals"]).iloc[0]
     # identical up to 0.01 dB, yet one seed says nothing about other trained networks
     assert one["verdict"] == "one network" and -0.2 < one["eq_low"] <= one["eq_high"] < 0.2
-    text = stats.answer_sentence(pd.DataFrame([one]))
+    text = sentences.answer_sentence(pd.DataFrame([one]))
     assert "a demonstration, not evidence" in text and "equivalent" not in text
     # songs alone significant, the verdict not a difference: the sentence never says "higher than"
     for verdict in ("one network", "equivalent", "inconclusive", "too few songs"):
         row = pd.DataFrame([dict(one, p_wilcoxon=0.001, p_holm=0.002, verdict=verdict)])
-        text = stats.answer_sentence(row)
+        text = sentences.answer_sentence(row)
         assert "higher than" not in text and "significant over songs" in text, verdict
     seeds = {f"{m}-seed{k}": base[:4] + (0.01 * k if m == "melunmix" else 0) for m in ("openunmix", "melunmix")
              for k in (1, 2)}
-    few = stats.paired_differences(per_track(seeds), n_boot=200, metrics=["SDR"], targets=["vocals"]).iloc[0]
+    few = inference.paired_differences(per_track(seeds), n_boot=200, metrics=["SDR"], targets=["vocals"]).iloc[0]
     assert few["verdict"] == "too few songs"

@@ -21,17 +21,12 @@ import torch
 from melunmix.models import networks as models
 from melunmix.base.config import settings_from_dict
 from melunmix.synth import make_dataset
-from melunmix.training.train import (
-    CHECKPOINT_KEYS,
-    CHECKPOINT_NAME,
-    HISTORY_CSV_NAME,
-    HISTORY_JSON_NAME,
-    SETTINGS_JSON_NAME,
-    EarlyStopping,
-    build_training_model,
-    prepare_data,
-    train,
-)
+from melunmix.training.run_files import CHECKPOINT_KEYS
+from melunmix.base.names import CHECKPOINT_NAME, HISTORY_CSV_NAME, HISTORY_JSON_NAME, SETTINGS_JSON_NAME
+from melunmix.training.schedule import EarlyStopping
+from melunmix.training.model_setup import build_training_model
+from melunmix.training.training_data import prepare_data
+from melunmix.training.train import train
 
 SAMPLE_RATE = 16000
 N_FFT, N_HOP = 256, 128
@@ -169,15 +164,16 @@ def test_run_killed_mid_epoch_resumes_exactly(reference_run, data, dataset_root,
         from melunmix.base.config import settings_from_dict
         settings = settings_from_dict(json.loads({settings_json!r}))
         calls = []
-        validate = T._validate
+        validate = T.validate  # the trainer's validation pass, as the trainer looks it up
         def killing_validate(*args):
             calls.append(1)
             if len(calls) == 2:  # epoch 2: its batches are done, its checkpoint is not
                 os._exit(9)
             return validate(*args)
-        T._validate = killing_validate
-        data = T.prepare_data(settings, data_root={str(dataset_root)!r}, stats_dir={str(data.stats_dir)!r},
-                              progress=False)
+        T.validate = killing_validate
+        from melunmix.training.training_data import prepare_data
+        data = prepare_data(settings, data_root={str(dataset_root)!r}, stats_dir={str(data.stats_dir)!r},
+                            progress=False)
         T.train("openunmix", settings, data, {str(out_dir)!r})
     """)
     child = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
@@ -351,7 +347,7 @@ def test_the_schedule_is_part_of_the_run_signature(exponential_run, data):
 
 def test_plateau_schedule_decays_after_its_patience_and_restores():
     from melunmix.base.config import TrainSettings
-    from melunmix.training.train import make_scheduler, step_scheduler
+    from melunmix.training.schedule import make_scheduler, step_scheduler
 
     def fresh(hp):
         optimizer = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=hp.lr)
@@ -390,7 +386,7 @@ def test_unknown_schedule_is_named():
 def test_validation_sdr_every_n_epochs_is_museval_and_leaves_training_unchanged(reference_run, data, tmp_path):
     import museval
 
-    from melunmix.analysis import plots
+    from melunmix.analysis import training_figures
     from melunmix.scoring.museval_scores import as_musdb_track
     from melunmix.separation.separate import separate
     from melunmix.scoring.track_audio import load_track
@@ -414,7 +410,7 @@ def test_validation_sdr_every_n_epochs_is_museval_and_leaves_training_unchanged(
     assert history["valid_sdr"][2] == pytest.approx(np.nanmedian(np.array(frames, dtype=float)), abs=1e-3)
     # history.csv carries the column and the loss figure gets its SDR panel.
     assert "valid_sdr" in result.history_csv.read_text().splitlines()[0]
-    fig = plots.loss_curves({"openunmix": result.history_csv}, path=tmp_path / "loss.png")
+    fig = training_figures.loss_curves({"openunmix": result.history_csv}, path=tmp_path / "loss.png")
     assert len(fig.axes) == 2 and fig.axes[1].get_ylabel().startswith("median vocals SDR")
     with pytest.raises(ValueError, match="valid_sdr_every"):
         train("openunmix", make_settings(train={"valid_sdr_every": -1}), data, tmp_path / "bad")

@@ -17,12 +17,14 @@ import optuna
 import pytest
 import torch
 
-from melunmix.analysis import plots
+from melunmix.analysis import tuning_figures
 from melunmix.base.config import load_profile, settings_from_dict
 from melunmix.dsp.features import bandwidth_to_max_bin
 from melunmix.synth import make_dataset
-from melunmix.training.train import (HISTORY_JSON_NAME, SETTINGS_JSON_NAME, prepare_data,
-                                     resolve_hyperparameters, train)
+from melunmix.base.names import HISTORY_JSON_NAME, SETTINGS_JSON_NAME
+from melunmix.training.training_data import prepare_data
+from melunmix.training.hyperparameters import resolve_hyperparameters
+from melunmix.training.train import train
 from melunmix.training.tune import (
     BEST_PARAMS_NAME,
     HISTORIES_CSV_NAME,
@@ -404,7 +406,7 @@ def test_smoke_search_tunes_the_proposed_model_and_every_setting_changes_trainin
                                                    for e in group["epoch"]], rel=1e-12)
         saved = json.loads((tuning / "trials" / f"trial_{trial:03d}" / SETTINGS_JSON_NAME).read_text())
         assert saved["model"] == "melunmix" and saved["model_config"]["n_fft"] == 372
-    fig = plots.plot_tuning_curves(histories, path=tuning / "curves.png")
+    fig = tuning_figures.tuning_curves_figure(histories, path=tuning / "curves.png")
     assert (tuning / "curves.png").stat().st_size > 0 and len(fig.axes) == 3  # lr, loss, colour bar
 
 
@@ -431,7 +433,7 @@ def test_transfer_check_runs_tuned_and_default_values_at_the_full_rate(smoke_sea
     assert again.drop(columns="time_s").equals(table.drop(columns="time_s"))
     assert {p: p.stat().st_mtime_ns for p in (tuning / "transfer").rglob("*.pth")} == before
     assert list(table["run_dir"]) == ["transfer/tuned", "transfer/default"]
-    fig = plots.plot_transfer(tuning / TRANSFER_CSV_NAME, tuning, path=tuning / "transfer.png")
+    fig = tuning_figures.transfer_figure(tuning / TRANSFER_CSV_NAME, tuning, path=tuning / "transfer.png")
     assert len(fig.axes) == 2 and (tuning / "transfer.png").is_file()
     # transfer_epochs 0: nothing to do.
     off = load_profile("smoke", overrides={"tune": {"transfer_epochs": 0}})
@@ -456,7 +458,7 @@ def test_two_workers_on_one_journal_run_each_trial_once_and_retry_a_killed_worke
 
     import yaml
 
-    from melunmix.study.steps import tune_profile
+    from melunmix.study.profile_commands import tune_profile
     from melunmix.training.tune import WORKER_ATTR, _slots
 
     nb_trials, epochs = 5, 4

@@ -259,15 +259,15 @@ def test_vocal_spectrogram_shows_the_loudest_stretch():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from melunmix.analysis import plots
+    from melunmix.analysis import audio_figures
 
     rate = 16000
     audio = np.zeros((2, 10 * rate), dtype=np.float32)
     audio[:, 6 * rate:7 * rate] = 0.5 * np.sin(2 * np.pi * 440 * np.arange(rate) / rate)
-    start = plots.loudest_window(audio, rate, seconds=2.0)
+    start = audio_figures.loudest_window(audio, rate, seconds=2.0)
     assert 5 * rate <= start <= 6 * rate and (start + 2 * rate) >= 7 * rate
-    assert plots.loudest_window(audio[:, :rate], rate, seconds=2.0) == 0
-    fig = plots.vocal_spectrogram(audio, rate, "test", start=start, seconds=2.0)
+    assert audio_figures.loudest_window(audio[:, :rate], rate, seconds=2.0) == 0
+    fig = audio_figures.vocal_spectrogram(audio, rate, "test", start=start, seconds=2.0)
     ax = fig.axes[0]
     assert ax.get_xlim() == pytest.approx((start / rate, start / rate + 2.0))
     assert ax.get_ylim()[1] == pytest.approx(8.0)
@@ -276,4 +276,4 @@ def test_vocal_spectrogram_shows_the_loudest_stretch():
     assert np.argmax(image.mean(axis=1)) in (row - 1, row, row + 1)  # the tone's line is the brightest
     plt.close(fig)
     with pytest.raises(ValueError, match="start must be a sample inside the audio"):
-        plots.vocal_spectrogram(audio, rate, "test", start=10 * rate)
+        audio_figures.vocal_spectrogram(audio, rate, "test", start=10 * rate)

@@ -67,7 +67,7 @@ def markdown_table(df: pd.DataFrame, floatfmt: str = ".2f", index: bool | None =
     str
         Header, alignment row (numbers right-aligned) and one line per row, ending in a
         newline. Pipes and newlines inside cells are escaped. A table holding ``inf``
-        (residue, :func:`melunmix.analysis.stats.mark_residue`) is followed by :data:`RESIDUE_NOTE`.
+        (residue, :func:`melunmix.analysis.score_frames.mark_residue`) is followed by :data:`RESIDUE_NOTE`.
     """
     if not isinstance(df, pd.DataFrame):
         raise ValueError(f"markdown_table needs a pandas DataFrame, got {type(df).__name__}")

@@ -218,7 +218,7 @@ SETTINGS_JSON_NAME = "settings.json"
 #: references, so its SAR divides by the residue of the projection) or that equals its
 #: reference scores 140-150 dB in float32 and moves with the CPU's rounding; no signal
 #: that went through 16-bit audio can be measured above about 96 dB. Such frames are read
-#: as ``+inf`` (:func:`melunmix.analysis.stats.mark_residue`): shown as ``inf``, never part of a comparison.
+#: as ``+inf`` (:func:`melunmix.analysis.score_frames.mark_residue`): shown as ``inf``, never part of a comparison.
 RESIDUE_DB = 100.0
 #: The note under every table that shows such a value.
 RESIDUE_NOTE = (f"*inf: above {RESIDUE_DB:g} dB, a ratio to floating-point residue, not a measurement "

@@ -101,7 +101,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from ..study.steps import train_profile  # the command's module, loaded when the command runs
+    from ..study.profile_commands import train_profile# the command's module, loaded when the command runs
 
     from ..training.distributed import environment_rank  # torch.distributed, only under torchrun
 
@@ -143,7 +143,7 @@ def _lost_peer(err: BaseException) -> str | None:
 
 
 def _cmd_tune(args: argparse.Namespace) -> int:
-    from ..study.steps import tune_profile  # the command's module, loaded when the command runs
+    from ..study.profile_commands import tune_profile# the command's module, loaded when the command runs
 
     results = tune_profile(args.profile, data_root=args.data_root, results_dir=args.results_dir,
                            storage=args.storage, stand_in=args.stand_in,

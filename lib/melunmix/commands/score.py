@@ -6,7 +6,7 @@ MUSDB18-format root with BSS Eval v4 (1 s windows, vocals and accompaniment as a
 and every track's scores are written as museval JSON to ``EVAL/<subset>/<track>.json``:
 museval's ``EvalStore`` / ``MethodStore`` read them as they read museval's own. The
 median table (median over frames, then over tracks) is returned for printing, and the
-tables of :func:`melunmix.analysis.stats.write_tables` are written to ``EVAL/tables/``.
+tables of :func:`melunmix.analysis.result_tables.write_tables` are written to ``EVAL/tables/``.
 
 On a cluster the songs are scored in shards, one job each (``--shard I/N``, or
 ``--shard slurm`` in a Slurm array job): shard I scores every N-th song from the I-th,
@@ -182,7 +182,7 @@ def score_folder(
     -------
     pandas.DataFrame or None
         Median over frames, then over tracks, per target and metric (dB); None for a shard.
-        Unless ``shard`` is given, the tables of :func:`melunmix.analysis.stats.write_tables` are
+        Unless ``shard`` is given, the tables of :func:`melunmix.analysis.result_tables.write_tables` are
         written to ``<out_dir>/tables/`` (the same bytes however the tracks were sharded).
 
     Raises
@@ -190,7 +190,7 @@ def score_folder(
     FileNotFoundError, ValueError
         A missing estimates folder, estimate file or dataset (the message names it); for
         the tables, a track of the subset without its JSON (named, see
-        :func:`melunmix.analysis.stats.require_tracks`); ``overwrite`` with ``shard`` (one shard
+        :func:`melunmix.analysis.score_frames.require_tracks`); ``overwrite`` with ``shard`` (one shard
         would delete the others' scores).
     """
     from .. import datasets  # the data layer (torch) only when tracks are read
@@ -256,22 +256,22 @@ def aggregate(out_dir: str | os.PathLike, tracks: list[str], subset: str = "test
     Returns
     -------
     pandas.DataFrame
-        The median table (:func:`melunmix.analysis.stats.poster_table`).
+        The median table (:func:`melunmix.analysis.result_tables.poster_table`).
     """
     import pandas as pd
 
-    from ..analysis import stats  # pandas only for the tables
+    from ..analysis import result_tables, score_frames# pandas only for the tables
 
     out_dir = Path(out_dir)
     # A JSON cut short by a killed job counts as missing, so its shard is rerun.
     scored = [name for name in tracks if is_scored(track_json_path(out_dir.parent, out_dir.name, name, subset))]
-    scores = (stats.load_scores(out_dir.parent, [out_dir.name], subset=subset) if scored
+    scores = (score_frames.load_scores(out_dir.parent, [out_dir.name], subset=subset) if scored
               else pd.DataFrame(columns=["method", "track", "target", "metric", "time", "score"]))
     scores = scores[scores["track"].isin(scored)]
     if method:
         scores = scores.assign(method=method)
-    stats.write_tables(scores, out_dir / TABLES_DIR_NAME, methods=[method or out_dir.name], tracks=tracks)
-    return stats.poster_table(scores)
+    result_tables.write_tables(scores, out_dir / TABLES_DIR_NAME, methods=[method or out_dir.name], tracks=tracks)
+    return result_tables.poster_table(scores)
 
 
 def shard_tracks(tracks: list, index: int, count: int) -> list:

@@ -36,7 +36,8 @@ Example
 >>> evaluate_model({"vocals": "results/demo/models/openunmix/vocals.pt"}, tracks,
 ...                "results/demo/eval", "openunmix")
 >>> evaluate_oracle("IRM2", tracks, "results/demo/eval")
->>> from melunmix.analysis.stats import load_scores, poster_table
+>>> from melunmix.analysis.score_frames import load_scores
+>>> from melunmix.analysis.result_tables import poster_table
 >>> poster_table(load_scores("results/demo/eval"))
 """
 

@@ -30,7 +30,8 @@ from ..base.files import read_json, write_text
 from ..base.markdown import escape, format_cell
 from ..base.markdown import markdown_table as markdown_table  # noqa: F401  (re-exported: the report's API)
 from ..base.names import BASELINE, HALF_SUFFIX, HISTORY_CSV_NAME, PROPOSED, order_methods, split_seed
-from ..analysis.stats import answer_sentence, at_plateau, last_quarter_gain
+from ..analysis.sentences import answer_sentence
+from ..analysis.plateau import at_plateau, last_quarter_gain
 
 __all__ = ["Section", "StudyPart", "STUDY_PARTS", "LINKED_ONLY", "markdown_table", "read_table",
            "write_report", "build_study_report", "study_answer", "loss_summary", "NOT_RUN",
@@ -271,7 +272,7 @@ def stop_reason(history_json: Path) -> str | None:
 def loss_summary(histories: Mapping[str, pd.DataFrame],
                  stop_reasons: Mapping[str, str | None] | None = None) -> pd.DataFrame:
     """Final and best losses per model, from training histories, and whether each run
-    reached its plateau (:func:`melunmix.analysis.stats.at_plateau`).
+    reached its plateau (:func:`melunmix.analysis.plateau.at_plateau`).
 
     Parameters
     ----------
@@ -480,8 +481,8 @@ def study_answer(run_dir: str | os.PathLike, target: str = "vocals", metric: str
                  stand_in: bool | None = None) -> str:
     """The opening of the study report: each model against the baseline, in words.
 
-    Read from ``tables/paired_differences.csv`` (:func:`melunmix.analysis.stats.write_tables`):
-    the proposed model's sentence (:func:`melunmix.analysis.stats.answer_sentence`) first, then one
+    Read from ``tables/paired_differences.csv`` (:func:`melunmix.analysis.result_tables.write_tables`):
+    the proposed model's sentence (:func:`melunmix.analysis.sentences.answer_sentence`) first, then one
     bullet per other model, then one per control the proposed model was compared with. Preceded by :data:`STAND_IN_WARNING` when ``stand_in`` is
     True, or, when it is None, when ``manifest.json`` says ``"stand_in": true``.
     """
@@ -496,7 +497,7 @@ def study_answer(run_dir: str | os.PathLike, target: str = "vocals", metric: str
     path = run_dir / "tables" / "paired_differences.csv"
     if not path.is_file():
         lines.append("**Answer:** *not available: no `tables/paired_differences.csv` (notebook 05 "
-                     "writes it with `stats.write_tables` once the baseline and another model "
+                     "writes it with `result_tables.write_tables` once the baseline and another model "
                      "are scored).*\n")
         return "\n".join(lines)
     paired = pd.read_csv(path)

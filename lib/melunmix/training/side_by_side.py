@@ -29,11 +29,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from ..base.devices import resolve_device
 from ..base.processes import children_ignore_sigint, init_pool_worker, kill_pool_workers, usable_cores
-from .train import build_training_model, train
+from .model_setup import build_training_model
+from .train import train
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..base.config import Settings
-    from .train import TrainingData, TrainResult
+    from .training_data import TrainingData
+    from .train import TrainResult
 
 
 @dataclass(frozen=True)

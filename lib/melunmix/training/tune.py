@@ -38,7 +38,7 @@ Reproducibility: the sampler of trial ``n`` is seeded with ``settings.tune.seed 
 the parameters tried depend only on the seed and the results of earlier trials, whether or
 not the search was interrupted; every trial trains with the same seed.
 
-Several workers, one search (:func:`melunmix.study.steps.tune_profile`, ``melunmix tune``): with
+Several workers, one search (:func:`melunmix.study.profile_commands.tune_profile`, ``melunmix tune``): with
 ``settings.tune.storage`` (or ``--storage``) set to a database URL (PostgreSQL, MySQL) or
 to an Optuna journal file on a filesystem every worker sees, any number of processes on
 any machines join the same study (named ``melunmix-tune:<profile>:<model>``). Each takes
@@ -90,7 +90,9 @@ from .hyperparameters import (  # noqa: F401  (re-exported: what a search leaves
     tuned_models,
 )
 from ..base.names import HISTORY_JSON_NAME, canonical_model_name
-from .train import check_run_signature, history_for_json, prepare_data, train
+from .run_files import check_run_signature, history_for_json
+from .training_data import prepare_data
+from .train import train
 
 logger = logging.getLogger(__name__)
 
@@ -417,7 +419,7 @@ def tune(
         The profile; the ``tune`` section gives the model, number of trials, epochs,
         samples per track, sample rate (Hz), seed and search space.
     data_root : path, optional
-        Dataset root (as :func:`melunmix.training.train.prepare_data`).
+        Dataset root (as :func:`melunmix.training.training_data.prepare_data`).
     out_dir : path, optional
         This search's folder; default :func:`search_dir` of the model
         (``results/<profile>/tuning``, or ``.../tuning/<model>`` with ``tune.per_model``).
