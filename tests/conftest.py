@@ -10,6 +10,8 @@ from pathlib import Path
 #: Whether this conftest chose the numba cache (not the caller's NUMBA_CACHE_DIR).
 NUMBA_CACHE_CHOSEN_HERE = bool(os.environ.get("PYTEST_XDIST_WORKER")) and "NUMBA_CACHE_DIR" not in os.environ
 if NUMBA_CACHE_CHOSEN_HERE:
+    # Said in the environment: the test folders' own conftest modules shadow this one's name.
+    os.environ["MELUNMIX_TESTS_CHOSE_NUMBA_CACHE"] = "1"
     os.environ["NUMBA_CACHE_DIR"] = str(Path(__file__).resolve().parents[1] / ".pytest_cache" / "numba"
                                         / os.environ["PYTEST_XDIST_WORKER"])
 
@@ -32,6 +34,30 @@ def single_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+#: The small generated dataset most tests train and score on (``small_dataset``'s defaults).
+SMALL_DATASET = {"nb_train": 3, "nb_valid": 1, "nb_test": 1, "duration": 4.0, "seed": 0, "sample_rate": 16000}
+
+
+@pytest.fixture(scope="session")
+def small_dataset(tmp_path_factory):
+    """The suite's one small-dataset maker: ``small_dataset(**changes)`` is the root of a
+    generated dataset with :data:`SMALL_DATASET`'s arguments and ``changes``, made once per
+    test process and set of arguments, so test files asking for the same one share it.
+    Read-only: a test that changes songs copies the root first (``shutil.copytree``)."""
+    from melunmix.synth import make_dataset
+
+    made = {}
+
+    def make(**changes):
+        arguments = {**SMALL_DATASET, **changes}
+        key = tuple(sorted(arguments.items()))
+        if key not in made:
+            made[key] = make_dataset(tmp_path_factory.mktemp("small") / "synth", progress=False, **arguments)
+        return made[key]
+
+    return make
 
 
 @pytest.fixture(scope="module")

@@ -23,18 +23,22 @@ from typing import Iterable, NamedTuple
 # --------------------------------------------------------------------------- stems and targets
 #: A MUSDB18 track's mixture (stream 0 of a ``.stem.mp4``, ``mixture.wav`` in MUSDB18-HQ).
 MIXTURE = "mixture"
+#: The target of the study (karaoke: the vocals apart from everything else).
+VOCALS = "vocals"
+#: Everything but the vocals.
+ACCOMPANIMENT = "accompaniment"
 #: MUSDB18's four sources, in the order of musdb's setup file (``sources``; the streams of a
 #: ``.stem.mp4`` are mixture, drums, bass, other, vocals); their sum is the mixture.
-SOURCES = ("vocals", "drums", "bass", "other")
+SOURCES = (VOCALS, "drums", "bass", "other")
 #: A MUSDB18 track's five stems: the mixture, then the sources.
 STEMS = (MIXTURE, *SOURCES)
 #: The sources summed into the accompaniment (every source but the vocals).
 ACCOMPANIMENT_SOURCES = ("drums", "bass", "other")
 #: What a model can learn and musdb can score, in musdb's order (``track.targets``): the
 #: four sources, then the accompaniment.
-TARGETS = (*SOURCES, "accompaniment")
+TARGETS = (*SOURCES, ACCOMPANIMENT)
 #: The study's pair, which every method is scored on (SiSEC's vocals/accompaniment, karaoke).
-SCORED_TARGETS = ("vocals", "accompaniment")
+SCORED_TARGETS = (VOCALS, ACCOMPANIMENT)
 
 # --------------------------------------------------------------------------- models, oracles, metrics
 class Style(NamedTuple):

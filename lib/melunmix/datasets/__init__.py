@@ -3,10 +3,13 @@
 Modules, in the order data flows through them:
 
 - :mod:`.roots`: which dataset root to use, the generated dataset on first use, fingerprints.
+- :mod:`.layout`: which stems a song holds (MUSDB18's four, or mixture + vocals) and what
+  training mixes.
 - :mod:`.tracks`: :func:`find_tracks` lists and checks tracks with the ``musdb`` package.
 - :mod:`.splits`: the validation split (the profile's, the setup file's, or derived).
 - :mod:`.checks`: roots the study can use, one rate, mixtures that are the sum of their stems.
-- :mod:`.cache`: ``.stem.mp4`` decoded once to WAV; tracks resampled once per rate.
+- :mod:`.cache`: ``.stem.mp4`` decoded once to WAV; tracks resampled once per rate; the
+  derived accompaniment of songs of mixture + vocals.
 - :mod:`.reading`: :func:`read_chunk`, a soundfile partial read (no ffmpeg).
 - :mod:`.torch_datasets`: :class:`TrainDataset` (Open-Unmix augmentation) and :class:`ValidDataset`.
 - :mod:`.scaler`: scaler statistics and their on-disk cache.
@@ -45,8 +48,13 @@ from .scaler import compute_feature_stats, compute_scaler_stats, load_or_compute
 from .torch_datasets import TrainDataset, ValidDataset
 from .splits import ValidationSplit, derive_validation_tracks, track_names, validation_split
 from .tracks import TrackInfo, find_tracks
+from .layout import FOUR_STEMS, LAYOUTS, MIXTURE_AND_VOCALS, StemLayout
 
 __all__ = [
+    "FOUR_STEMS",
+    "LAYOUTS",
+    "MIXTURE_AND_VOCALS",
+    "StemLayout",
     "MIXTURE_SNR_THRESHOLD_DB",
     "ValidationSplit",
     "check_mixtures",

@@ -31,7 +31,7 @@ import soundfile as sf
 from tqdm import tqdm
 
 from ..base.config import cache_root
-from ..base.names import STEMS
+from ..base.names import ACCOMPANIMENT, MIXTURE, STEMS, VOCALS
 from .reading import read_frames
 from .tracks import TrackInfo
 
@@ -41,6 +41,8 @@ KEY_FILE = "cache.json"
 #: 16-bit, at the whole decoded length (the AAC encoder's last-frame padding included),
 #: the samples and length musdb reads.
 DECODED_FORMAT = "pcm_s16le-decoded-length"
+#: How derived sources are computed (``accompaniment = mixture - vocals``, float32); part of their key.
+DERIVED_FORMAT = "mixture-minus-vocals-float32"
 
 
 def default_cache_dir(root: str | os.PathLike) -> Path:
@@ -93,13 +95,13 @@ def decode_to_wav_cache(
         dest = base / track.subset / track.name
         key = file_key({"stem.mp4": Path(track.path)}) | {"rate": track.rate, "stem_ids": track.stem_ids,
                                                             "format": DECODED_FORMAT}
-        cached = _cached(dest, key)
-        out.append(_from_cache(track, dest, track.rate) if cached else None)
+        cached = _cached(dest, key, STEMS)
+        out.append(_from_cache(track, dest, track.rate, STEMS) if cached else None)
         if not cached:
             todo.append((index, track, dest, key))
     for index, track, dest, key in tqdm(todo, desc="Decoding .stem.mp4 to WAV", disable=not (progress and todo)):
         _write_track(dest, key, _decode_stems(track), track.rate)
-        out[index] = _from_cache(track, dest, track.rate)
+        out[index] = _from_cache(track, dest, track.rate, STEMS)
     return out
 
 
@@ -132,16 +134,47 @@ def resample_wav_cache(
         if track.rate == rate:
             out.append(track)
             continue
-        sources = {stem: track.wav(stem) for stem in STEMS}
+        sources = {stem: track.wav(stem) for stem in track.layout.files}
         dest = base / track.subset / track.name
         key = file_key(sources) | {"source_rate": track.rate, "rate": rate}
-        cached = _cached(dest, key)
-        out.append(_from_cache(track, dest, rate) if cached else None)
+        cached = _cached(dest, key, track.layout.files)
+        out.append(_from_cache(track, dest, rate, track.layout.files) if cached else None)
         if not cached:
             todo.append((index, track, dest, key))
     for index, track, dest, key in tqdm(todo, desc=f"Resampling to {rate} Hz", disable=not (progress and todo)):
         _write_track(dest, key, _resample_stems(track, rate), rate)
-        out[index] = _from_cache(track, dest, rate)
+        out[index] = _from_cache(track, dest, rate, track.layout.files)
+    return out
+
+
+def derive_sources(tracks: Sequence[TrackInfo], cache_dir: str | os.PathLike) -> list[TrackInfo]:
+    """Write the derived sources of songs of mixture + vocals: ``accompaniment = mixture - vocals``.
+
+    Songs that hold every source of their layout pass through. The derived file goes to
+    ``cache_dir/derived/<rate>Hz/<subset>/<name>/accompaniment.wav`` (32-bit float: the
+    difference of two 16-bit files can exceed their range), once per version of the
+    mixture and vocals files.
+
+    Returns
+    -------
+    list of TrackInfo
+        Same order; ``stems`` also name the derived files.
+    """
+    out = []
+    for track in tracks:
+        derived = [source for source in track.layout.derived if source not in track.stems]
+        if not derived:
+            out.append(track)
+            continue
+        files = {stem: track.wav(stem) for stem in track.layout.files}
+        dest = Path(cache_dir) / "derived" / f"{int(track.rate)}Hz" / track.subset / track.name
+        key = file_key(files) | {"derived": derived, "format": DERIVED_FORMAT}
+        if not _cached(dest, key, derived):
+            mixture = _check_finite(track, MIXTURE, read_frames(track.wav(MIXTURE), 0, None))
+            vocals = _check_finite(track, VOCALS, read_frames(track.wav(VOCALS), 0, None))
+            _write_track(dest, key, {ACCOMPANIMENT: (mixture.astype(np.float64) - vocals).astype(np.float32)},
+                         int(track.rate))
+        out.append(dataclasses.replace(track, stems={**track.stems, **{s: dest / f"{s}.wav" for s in derived}}))
     return out
 
 
@@ -161,7 +194,7 @@ def file_key(files: dict[str, Path]) -> dict:
     return {"sources": key}
 
 
-def _cached(dest: Path, key: dict) -> bool:
+def _cached(dest: Path, key: dict, stems: Sequence[str]) -> bool:
     key_path = dest / KEY_FILE
     if not key_path.is_file():
         return False
@@ -170,12 +203,12 @@ def _cached(dest: Path, key: dict) -> bool:
     except (OSError, json.JSONDecodeError):
         return False
     return stored.get("key") == json.loads(json.dumps(key)) and all(
-        (dest / f"{stem}.wav").is_file() for stem in STEMS
+        (dest / f"{stem}.wav").is_file() for stem in stems
     )
 
 
-def _from_cache(track: TrackInfo, dest: Path, rate: int) -> TrackInfo:
-    stems = {stem: dest / f"{stem}.wav" for stem in STEMS}
+def _from_cache(track: TrackInfo, dest: Path, rate: int, stems: Sequence[str]) -> TrackInfo:
+    stems = {stem: dest / f"{stem}.wav" for stem in stems}
     nb_samples = sf.info(str(stems["mixture"])).frames
     return dataclasses.replace(track, stems=stems, rate=rate, nb_samples=int(nb_samples))
 
@@ -194,7 +227,7 @@ def _write_track(dest: Path, key: dict, stems: dict[str, np.ndarray], rate: int)
             # int16 (decoded, musdb's samples) stays 16-bit; float (resampled) stays float
             sf.write(str(tmp / f"{stem}.wav"), audio, rate, subtype="PCM_16" if audio.dtype == np.int16 else "FLOAT")
         (tmp / KEY_FILE).write_text(json.dumps({"key": key, "rate": rate}, indent=2) + "\n")
-        if _cached(dest, key):
+        if _cached(dest, key, list(stems)):
             return  # another process wrote the same entry meanwhile
         if dest.exists():
             # Move the stale copy aside first: rename cannot replace a non-empty folder.
@@ -204,22 +237,22 @@ def _write_track(dest: Path, key: dict, stems: dict[str, np.ndarray], rate: int)
                     os.rename(dest, stale / "track")
                 except FileNotFoundError:
                     pass  # another process moved it aside first
-                _rename_into_place(tmp, dest, key)
+                _rename_into_place(tmp, dest, key, list(stems))
             finally:
                 shutil.rmtree(stale, ignore_errors=True)
         else:
-            _rename_into_place(tmp, dest, key)
+            _rename_into_place(tmp, dest, key, list(stems))
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _rename_into_place(tmp: Path, dest: Path, key: dict) -> None:
+def _rename_into_place(tmp: Path, dest: Path, key: dict, stems: Sequence[str]) -> None:
     """``tmp`` -> ``dest``; when another process got there first with a valid copy, keep theirs."""
     try:
         os.rename(tmp, dest)
     except OSError:
-        if not _cached(dest, key):
+        if not _cached(dest, key, stems):
             raise
 
 
@@ -302,7 +335,7 @@ def _resample_stems(track: TrackInfo, rate: int) -> dict[str, np.ndarray]:
 
 
     stems = {}
-    for stem in STEMS:
+    for stem in track.layout.files:
         audio = _check_finite(track, stem, read_frames(track.wav(stem), 0, None))
         stems[stem] = soxr.resample(audio, track.rate, rate, quality="HQ").astype(np.float32, copy=False)
     return stems

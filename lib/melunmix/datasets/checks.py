@@ -102,11 +102,14 @@ def check_mixtures(
     Returns
     -------
     list of dict
-        Per track: ``track``, ``subset``, ``rate`` (Hz), ``snr_db``, ``ok``.
+        Per track of four stems: ``track``, ``subset``, ``rate`` (Hz), ``snr_db``, ``ok``
+        (a song of mixture + vocals has no stems to sum, and no record).
     """
 
     records = []
     for track in tracks:
+        if not track.layout.four_sources:
+            continue  # mixture + vocals: no stems to sum (its accompaniment is derived from the mixture)
         files = {stem: track.wav(stem) for stem in STEMS}
         key = file_key(files)
         path = _record_path(cache_dir, track.subset, int(track.rate), track.name)

@@ -10,7 +10,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from .cache import decode_to_wav_cache, default_cache_dir, resample_wav_cache
+from .cache import decode_to_wav_cache, default_cache_dir, derive_sources, resample_wav_cache
 from .checks import check_mixtures
 from .tracks import TrackInfo
 
@@ -25,7 +25,9 @@ def prepare_tracks(
 
     Every track's mixture is checked against the sum of its stems at its own rate, once
     (:func:`melunmix.datasets.check_mixtures`, cached): a mixture that is not that sum
-    gets one warning line naming the track and the SNR.
+    gets one warning line naming the track and the SNR. A song of mixture + vocals gets
+    its accompaniment derived (``mixture - vocals``, :func:`.cache.derive_sources`) at the
+    rate it is read at; its mixture check is skipped (there are no stems to sum).
 
     Parameters
     ----------
@@ -56,6 +58,7 @@ def prepare_tracks(
         check_mixtures(group, folder)
         if sample_rate is not None:
             group = resample_wav_cache(group, sample_rate, folder, progress=progress)
+        group = derive_sources(group, folder)
         for i, track in zip(indices, group):
             out[i] = track
     return out

@@ -3,8 +3,10 @@
 Training items follow Open-Unmix's train script: every source (vocals, drums, bass,
 other) comes from a random track, drawn with replacement, as a random chunk of
 ``seq_dur`` seconds with a random gain in [0.25, 1.25] and a random left/right swap
-(p = 0.5); the mixture is the sum of the four augmented sources. Validation items are
-the real full mixtures (or fixed chunks of them) with their true targets.
+(p = 0.5); the mixture is the sum of the four augmented sources. Songs of mixture +
+vocals (:mod:`.layout`) mix two sources the same way, the vocals and the accompaniment
+derived as ``mixture - vocals``. Validation items are the real full mixtures (or fixed
+chunks of them) with their true targets.
 
 Reproducibility with any number of DataLoader workers: item ``i`` of epoch ``e`` draws
 from a generator seeded with ``(seed, e, i)``, so it is the same whichever worker builds
@@ -24,7 +26,8 @@ from torch.utils.data import Dataset, Sampler
 
 from .prepare import prepare_tracks
 from .reading import read_chunk, read_native
-from ..base.names import ACCOMPANIMENT_SOURCES, SOURCES, TARGETS
+from ..base.names import ACCOMPANIMENT, TARGETS
+from .layout import StemLayout, common_layout
 from .tracks import TrackInfo
 
 
@@ -109,8 +112,9 @@ class TrainDataset(Dataset):
         self.random_track_mix = bool(random_track_mix)
         self.seed = int(seed)
         self.epoch = 0
+        self.layout = common_layout(self.tracks)
         # Plain strings and ints only: the dataset is pickled into every worker.
-        self._paths = [[str(track.wav(src)) for src in SOURCES] for track in self.tracks]
+        self._paths = [[str(track.wav(src)) for src in self.layout.sources] for track in self.tracks]
         self._lengths = [track.nb_samples for track in self.tracks]
 
     def set_epoch(self, epoch: int) -> None:
@@ -132,9 +136,10 @@ class TrainDataset(Dataset):
         # Sources are written channels-first straight from the file's samples: conversion,
         # gain, swap and transpose in one pass per channel (strided views in later
         # arithmetic would cost several times more).
-        stack = np.empty((len(SOURCES), self.nb_channels, self.nb_samples), dtype=np.float32)
+        sources = self.layout.sources
+        stack = np.empty((len(sources), self.nb_channels, self.nb_samples), dtype=np.float32)
         files = {}
-        for k, source in enumerate(SOURCES):
+        for k, source in enumerate(sources):
             track = int(rng.integers(len(self.tracks))) if self.random_track_mix else own_track
             if self.random_track_mix or start is None:
                 start = self._start(rng, track, index % self.samples_per_track)
@@ -146,9 +151,9 @@ class TrainDataset(Dataset):
                 from_channel = self.nb_channels - 1 - channel if swap else channel
                 np.multiply(samples[:, from_channel], gain * scale, out=stack[k, channel])
         mixture = stack.sum(axis=0)
-        sources = dict(zip(SOURCES, stack))
-        _check_item_finite(mixture, sources, files, f"training item {index}", mixture_has_sources=True)
-        return torch.from_numpy(mixture), _target_tensor(sources, self.targets)
+        audio = dict(zip(sources, stack))
+        _check_item_finite(mixture, audio, files, f"training item {index}", mixture_has_sources=True)
+        return torch.from_numpy(mixture), _target_tensor(audio, self.targets, self.layout)
 
     def _start(self, rng: np.random.Generator, track: int, position: int) -> int:
         room = max(self._lengths[track] - self.nb_samples, 0)
@@ -293,10 +298,11 @@ class ValidDataset(Dataset):
         t, start, nb_samples = self.items[_check_index(index, len(self))]
         paths = self._paths[t]
         mixture = read_chunk(paths["mixture"], start, nb_samples, pad=True)
-        needed = {src for name in self.targets for src in (ACCOMPANIMENT_SOURCES if name == "accompaniment" else (name,))}
-        sources = {src: read_chunk(paths[src], start, nb_samples, pad=True) for src in SOURCES if src in needed}
+        layout = self.tracks[t].layout
+        needed = [src for src in layout.sources if src in _target_sources(self.targets, layout)]
+        sources = {src: read_chunk(paths[src], start, nb_samples, pad=True) for src in needed}
         _check_item_finite(mixture, sources, paths, f"validation item {index} (track '{self.tracks[t].name}')")
-        return torch.from_numpy(mixture), _target_tensor(sources, self.targets)
+        return torch.from_numpy(mixture), _target_tensor(sources, self.targets, layout)
 
 
 def _check_targets(targets: Sequence[str]) -> tuple[str, ...]:
@@ -357,13 +363,20 @@ def _check_item_finite(
     )
 
 
-def _target_tensor(sources: dict[str, np.ndarray], targets: tuple[str, ...]) -> torch.Tensor:
+def _target_sources(targets: Sequence[str], layout: StemLayout) -> set[str]:
+    """The sources the targets are made of (the accompaniment: the layout's sum)."""
+    return {src for name in targets for src in (layout.accompaniment if name == ACCOMPANIMENT else (name,))}
+
+
+def _target_tensor(sources: dict[str, np.ndarray], targets: tuple[str, ...], layout: StemLayout) -> torch.Tensor:
     """Channels-first sources -> target ``(nb_channels, nb_samples)`` or ``(nb_targets, nb_channels, nb_samples)``."""
     stacked = []
     for name in targets:
-        if name == "accompaniment":
-            audio = sources["drums"] + sources["bass"]
-            audio += sources["other"]
+        if name == ACCOMPANIMENT and name not in layout.sources:
+            first, *rest = layout.accompaniment
+            audio = sources[first] + sources[rest[0]]  # a new array: the sources stay as read
+            for source in rest[1:]:
+                audio += sources[source]
         else:
             audio = sources[name]
         stacked.append(audio)

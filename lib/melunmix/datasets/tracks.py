@@ -19,6 +19,7 @@ import yaml
 
 from ..base.dataset_format import GENERATED_FORMAT
 from ..base.names import SOURCES, STEMS
+from .layout import FOUR_STEMS, StemLayout, layout_of
 from .splits import validation_split
 
 #: Keys a musdb setup file must have (see musdb/configs/mus.yaml).
@@ -45,8 +46,10 @@ class TrackInfo:
     root : Path
         The dataset root the track was found in.
     stems : dict of str to Path
-        WAV file per stem name (``mixture``, ``vocals``, ``drums``, ``bass``, ``other``);
-        empty for a ``.stem.mp4`` track until :func:`decode_to_wav_cache` decodes it.
+        WAV file per stem name (``mixture``, ``vocals``, ``drums``, ``bass``, ``other``;
+        ``mixture`` and ``vocals`` for a song of mixture + vocals, with the derived
+        ``accompaniment`` once :func:`prepare_tracks` has made it); empty for a
+        ``.stem.mp4`` track until :func:`decode_to_wav_cache` decodes it.
     rate : int
         Sample rate in Hz.
     nb_samples : int
@@ -57,6 +60,8 @@ class TrackInfo:
         The source format on disk: WAV folder (True) or ``.stem.mp4`` (False).
     stem_ids : dict of str to int
         Stream index of every stem inside a ``.stem.mp4`` (from the setup file).
+    layout : StemLayout
+        Which stems the song holds (:mod:`.layout`): MUSDB18's four, or mixture + vocals.
     """
 
     name: str
@@ -70,6 +75,7 @@ class TrackInfo:
     nb_channels: int
     is_wav: bool
     stem_ids: dict[str, int] = field(default_factory=dict)
+    layout: StemLayout = FOUR_STEMS
 
     @property
     def duration(self) -> float:
@@ -271,13 +277,14 @@ def _fix_hint(root: Path) -> str:
 def _wav_track(name: str, subset: str, split: str | None, folder: Path, root: Path, setup: dict) -> TrackInfo:
     file_names = {"mixture": setup["mixture"]}
     file_names.update({src: setup["sources"][src] for src in SOURCES if src in setup["sources"]})
+    undefined = [stem for stem in STEMS if stem not in file_names]
+    if undefined:
+        raise ValueError(f"the setup file defines no file for stem '{undefined[0]}' (track '{name}')")
+    layout = layout_of([stem for stem in STEMS if (folder / file_names[stem]).is_file()], name, folder,
+                       _fix_hint(root))
     stems, infos = {}, {}
-    for stem in STEMS:
-        if stem not in file_names:
-            raise ValueError(f"the setup file defines no file for stem '{stem}' (track '{name}')")
+    for stem in layout.files:
         path = folder / file_names[stem]
-        if not path.is_file():
-            raise FileNotFoundError(f"track '{name}' lacks {path.name} ({path}); {_fix_hint(root)}")
         try:
             infos[stem] = sf.info(str(path))
         except RuntimeError as err:
@@ -300,6 +307,7 @@ def _wav_track(name: str, subset: str, split: str | None, folder: Path, root: Pa
         nb_samples=int(first.frames),
         nb_channels=int(first.channels),
         is_wav=True,
+        layout=layout,
     )
 
 

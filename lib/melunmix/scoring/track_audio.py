@@ -23,7 +23,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ..base.names import SCORED_TARGETS, SOURCES
+from ..base.names import ACCOMPANIMENT, SCORED_TARGETS, SOURCES
 
 
 @dataclass
@@ -72,7 +72,8 @@ def load_track(track: Any) -> TrackAudio:
     ------
     ValueError
         When the track has no vocals or no accompaniment stems, or stems of another
-        length than the mixture.
+        length than the mixture. A song of mixture + vocals has its accompaniment as
+        ``mixture - vocals`` (:mod:`melunmix.datasets.layout`).
     """
     from ..datasets.tracks import TrackInfo  # the data layer's package (torch) only for melunmix tracks
 
@@ -98,7 +99,7 @@ def _no_stem(name: str, where: Any, stem: str) -> ValueError:
     return ValueError(
         f"test track '{name}' ({where}) has no {stem} stem; scoring needs the true vocals and "
         "accompaniment (drums, bass, other) of every test track: use a MUSDB18-format test set "
-        "with vocals.wav, drums.wav, bass.wav and other.wav per track"
+        "with vocals.wav, drums.wav, bass.wav and other.wav per track, or songs of mixture.wav and vocals.wav only"
     )
 
 
@@ -109,6 +110,13 @@ def _load_trackinfo(track) -> TrackAudio:
     mixture = read_frames(track.wav("mixture"), 0, None).astype(np.float64)
     if "vocals" not in track.stems:
         raise _no_stem(track.name, track.path, "vocals")
+    if ACCOMPANIMENT in track.layout.derived:  # a song of mixture + vocals: accompaniment = mixture - vocals
+        vocals = read_frames(track.wav("vocals"), 0, None).astype(np.float64)
+        if vocals.shape != mixture.shape:
+            raise ValueError(f"test track '{track.name}': {track.wav('vocals')} has shape {vocals.shape} but the "
+                             f"mixture {mixture.shape}; the vocals must have the mixture's length and channels")
+        return TrackAudio(track.name, float(track.rate), mixture, {"vocals": vocals, ACCOMPANIMENT: mixture - vocals},
+                          {"vocals": vocals}, str(track.path))
     others = [stem for stem in track.stems if stem not in ("mixture", "vocals")]
     if not others:
         raise _no_stem(track.name, track.path, "accompaniment")

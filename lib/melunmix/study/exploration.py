@@ -20,6 +20,8 @@ def _rms_db(audio: np.ndarray) -> float:
 def dataset_table(run: Run, active_threshold_db: float = -50.0) -> pd.DataFrame:
     """One row per track: subset, split, duration (s), stem loudness (RMS dBFS), vocal activity.
 
+    A stem the song does not hold (drums, bass and other of a song of mixture + vocals) is NaN.
+
     ``vocals_active`` is the fraction of 1 s windows whose vocals RMS exceeds
     ``active_threshold_db`` dBFS: museval scores silent windows as NaN, so this tells how
     much of a track the vocal scores describe.
@@ -32,6 +34,9 @@ def dataset_table(run: Run, active_threshold_db: float = -50.0) -> pd.DataFrame:
             row = {"track": track.name, "subset": subset, "split": track.split or "test",
                    "duration_s": round(track.nb_samples / track.rate, 2)}
             for stem in STEMS:
+                if stem not in track.stems:  # a song of mixture + vocals has no drums, bass or other
+                    row[f"{stem}_db"] = np.nan
+                    continue
                 audio, rate = sf.read(track.stems[stem], dtype="float32", always_2d=True)
                 row[f"{stem}_db"] = round(_rms_db(audio), 2)
                 if stem == "vocals":

@@ -14,19 +14,33 @@ def evaluate_all(run: Run, test_tracks=None) -> pd.DataFrame:
     """Score every trained model, every model of ``evaluate.models`` (trained elsewhere) and
     every oracle of the profile on the test tracks.
 
-    Tracks already scored are skipped. Returns museval's long table of frame scores.
+    Tracks already scored are skipped. The oracles are skipped, with one line saying why,
+    when a test song holds mixture + vocals only (:func:`oracles_for`). Returns museval's
+    long table of frame scores.
     """
     ev = run.settings.evaluate
     external = check_external_models(run.settings)
     test_tracks = tracks(run, "test") if test_tracks is None else test_tracks
+    oracles = oracles_for(ev.oracles, test_tracks)
     with evaluate.shared_workers(ev.jobs):  # one pool of scoring workers for every method
-        _evaluate_methods(run, test_tracks, external)
+        _evaluate_methods(run, test_tracks, external, oracles)
     methods = [item.method for item in model_runs(run, half=ev.half_training) if item.weights.exists()]
-    methods += list(ev.models) + list(ev.oracles)
+    methods += list(ev.models) + list(oracles)
     return score_frames.load_scores(run.paths.eval, methods)
 
 
-def _evaluate_methods(run: Run, test_tracks, external: dict) -> None:
+def oracles_for(oracles, test_tracks) -> list[str]:
+    """The profile's ``oracles`` where they are defined: all of them when every test song has
+    the four MUSDB18 stems, none (and one printed line saying why) otherwise."""
+    partial = [track.name for track in test_tracks if not track.layout.four_sources]
+    if oracles and partial:
+        print(f"oracles {', '.join(oracles)} skipped: {len(partial)} test song(s) hold mixture + vocals only "
+              f"(e.g. {partial[0]!r}); SiSEC 2018's oracles are defined on the four MUSDB18 stems")
+        return []
+    return list(oracles)
+
+
+def _evaluate_methods(run: Run, test_tracks, external: dict, oracles) -> None:
     ev = run.settings.evaluate
     for item in model_runs(run, half=ev.half_training):
         if item.half and not item.weights.exists():
@@ -45,7 +59,7 @@ def _evaluate_methods(run: Run, test_tracks, external: dict) -> None:
             jobs=ev.jobs, progress=run.settings.train.progress, device=run.settings.train.device, win=ev.win,
             hop=ev.hop, scorer=ev.scorer,
         )
-    for name in ev.oracles:
+    for name in oracles:
         evaluate.evaluate_oracle(name, test_tracks, run.paths.eval, jobs=ev.jobs,
                                  progress=run.settings.train.progress, win=ev.win, hop=ev.hop,
                                  scorer=ev.scorer)
