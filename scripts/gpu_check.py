@@ -35,7 +35,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Test files holding the CUDA-only tests (they skip without CUDA).
-CUDA_TESTS = ("tests/test_devices.py", "tests/test_models.py", "tests/test_wiener.py", "tests/test_separate.py")
+CUDA_TESTS = ("tests/base/test_devices.py", "tests/models/test_networks.py", "tests/dsp/test_wiener.py", "tests/separation/test_separate.py")
 POSTER = {"hidden": 512, "seq_dur": 6.0, "batch": 16, "n_fft": 4096, "n_hop": 1024, "rate": 44100,
           "bandwidth": 16000.0, "n_mels": 128, "song_s": 180.0}
 QUICK = {"hidden": 32, "seq_dur": 1.0, "batch": 2, "n_fft": 1024, "n_hop": 256, "rate": 16000,

@@ -1,4 +1,4 @@
-"""A rank of the batch-norm test (tests/test_distributed.py), spawned: kept apart so that the
+"""A rank of the batch-norm test (tests/training/test_distributed.py), spawned: kept apart so that the
 spawned processes import only torch and melunmix.training.distributed."""
 
 import torch

@@ -133,12 +133,10 @@ def test_each_test_worker_compiles_numba_into_its_own_cache():
 
     import numba
 
-    import conftest
-
     worker = os.environ.get("PYTEST_XDIST_WORKER")
     if worker is None:
         pytest.skip("one process: nothing to race with (make test runs pytest-xdist workers)")
-    if not conftest.NUMBA_CACHE_CHOSEN_HERE:
+    if not os.environ.get("MELUNMIX_TESTS_CHOSE_NUMBA_CACHE"):
         pytest.skip("the caller set NUMBA_CACHE_DIR")
     assert Path(numba.config.CACHE_DIR) == ROOT / ".pytest_cache" / "numba" / worker
 
@@ -282,3 +280,31 @@ def test_the_readmes_rehearsal_figures_are_the_rehearsal_record():
     assert len(decimals) >= 10
     missing = _missing_figures(decimals, record)
     assert not missing, f"README's rehearsal figures not in bench/README.md: {missing}"
+
+
+#: Modules tested through others, and where: small enough that their own file would repeat
+#: those tests. Every other module of lib/melunmix/<layer>/ has tests/<layer>/test_<module>.py.
+TESTED_ELSEWHERE = {
+    "base/dataset_format": "tests/synth/test_dataset.py (another generator version is refused)",
+    "datasets/prepare": "tests/datasets/test_layout.py and test_torch_datasets.py (tracks prepared for reading)",
+    "study/profile_commands": "tests/training/test_distributed.py and test_tune.py (`melunmix train`, `melunmix tune`)",
+    "training/epoch": "tests/training/test_train.py (the passes against Open-Unmix's recipe, validation SDR)",
+    "training/randomness": "tests/training/test_train.py (a killed run resumes to the bit)",
+    "training/training_data": "tests/training/test_train.py and tests/datasets/test_layout.py (prepare_data)",
+}
+
+
+def _untested_modules() -> list[str]:
+    package = ROOT / "lib" / "melunmix"
+    modules = sorted(str(path.relative_to(package).with_suffix("")) for path in package.glob("*/*.py")
+                     if path.name != "__init__.py")
+    return [module for module in modules if module not in TESTED_ELSEWHERE
+            and not (ROOT / "tests" / Path(module).parent / f"test_{Path(module).name}.py").is_file()]
+
+
+def test_the_tests_mirror_the_package():
+    """tests/<layer>/test_<module>.py for every module of lib/melunmix/<layer>/, or a line
+    in TESTED_ELSEWHERE saying which tests cover it."""
+    assert _untested_modules() == []
+    stale = [module for module in TESTED_ELSEWHERE if not (ROOT / "lib" / "melunmix" / f"{module}.py").is_file()]
+    assert stale == []

@@ -10,91 +10,18 @@ study runs for real (papermill, every notebook) with a tiny profile.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile as sf
-import yaml
+from song_folders import RATE, TEST_SONGS, TRAIN_SONGS, song_stems, write_profile, write_stem_mp4
 
-from melunmix.commands import cli
 from melunmix import datasets
-from melunmix.study import pipeline, run_setup
+from melunmix.commands import cli
 from melunmix.datasets import splits
-
-RATE = 44100
-#: name -> seconds; none is one of musdb's validation songs.
-TRAIN_SONGS = {
-    "Zoë & the Ünicorns - Don't Stop": 4.2,
-    "O'Brien - Ça va": 3.1,
-    "Sigur Rós - Hoppípolla": 5.0,
-    "日本のバンド - 歌": 3.6,
-    "Space  Band - Two  Spaces": 4.6,
-    "Mr. Dot - v1.2 (Live)": 3.9,
-}
-TEST_SONGS = {"Test Ünïcode - Ünequal": 4.4, "Test's Apostrophe - Short": 3.3}
-
-#: A profile with tiny sizes: every step of the study, in about a minute.
-TINY_PROFILE = {
-    "description": "tiny models on a user's MUSDB18-format folder (tests)",
-    "data": {"seq_dur": 1.0, "samples_per_track": 2, "valid_seq_dur": 2.0},
-    "stft": {"n_fft": 512, "n_hop": 256, "bandwidth": 16000},
-    "model": {"hidden_size": 8, "nb_layers": 1, "n_mels": 8, "n_mfcc": 4},
-    "train": {"models": ["openunmix", "melunmix"], "epochs": 2, "batch_size": 4, "seeds": [42],
-              "lr_schedule": "exponential", "lr_decay_gamma": 1.0, "progress": False},
-    "tune": {"sample_rate": 16000, "nb_trials": 1, "epochs": 1, "samples_per_track": 1,
-             "space": {"lr": [0.0001, 0.01, "log"]}},
-    "evaluate": {"jobs": 1, "bootstrap": 20, "oracles": ["MIX", "IRM2"]},
-}
-
-
-def song_stems(seconds: float, seed: int, rate: int = RATE) -> dict[str, np.ndarray]:
-    """Stereo stems (nb_samples, 2) with a voice-like line, drums, bass and chords."""
-    rng = np.random.default_rng(seed)
-    n = int(seconds * rate)
-    t = np.arange(n) / rate
-    notes = 196.0 * 2 ** (rng.integers(0, 12, size=int(seconds * 2) + 1) / 12)
-    f0 = notes[(t * 2).astype(int)] * (1 + 0.01 * np.sin(2 * np.pi * 5.5 * t))
-    phase = 2 * np.pi * np.cumsum(f0) / rate
-    voice = sum(np.sin(k * phase) / k for k in range(1, 6)) * (np.sin(2 * np.pi * 0.7 * t) > -0.3)
-    hits = np.zeros(n)
-    hits[:: rate // 4] = 1.0
-    drums = np.convolve(hits, np.exp(-np.arange(2000) / 300.0))[:n] * rng.standard_normal(n)
-    bass = np.sin(2 * np.pi * notes[(t * 2).astype(int)] / 4 * t)
-    other = sum(np.sin(2 * np.pi * f * t) for f in (261.6, 329.6, 392.0)) / 3
-    mono = {"vocals": 0.15 * voice, "drums": 0.2 * drums, "bass": 0.2 * bass, "other": 0.15 * other}
-    pans = {"vocals": 0.5, "drums": 0.4, "bass": 0.5, "other": 0.7}
-    return {name: np.stack([x * pans[name], x * (1 - pans[name])], axis=1).astype(np.float32)
-            for name, x in mono.items()}
-
-
-def write_stem_mp4(path: Path, stems: dict[str, np.ndarray], rate: int = RATE) -> None:
-    """A MUSDB18 song: streams mixture, drums, bass, other, vocals, AAC, as stempeg writes them."""
-    import stempeg
-
-    mixture = sum(stems[s] for s in ("vocals", "drums", "bass", "other"))
-    data = np.stack([mixture, stems["drums"], stems["bass"], stems["other"], stems["vocals"]])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    stempeg.write_stems(str(path), data, rate, writer=stempeg.StreamsWriter(codec="aac", bitrate=256000))
-
-
-def write_wav_song(folder: Path, stems: dict[str, np.ndarray], rate: int = RATE, mixture=None) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, audio in stems.items():
-        sf.write(folder / f"{name}.wav", audio, rate, subtype="FLOAT")
-    if mixture is None:
-        mixture = sum(stems[s] for s in ("vocals", "drums", "bass", "other"))
-    sf.write(folder / "mixture.wav", mixture, rate, subtype="FLOAT")
-
-
-def write_profile(path: Path, **data) -> Path:
-    profile = json.loads(json.dumps(TINY_PROFILE))
-    profile["data"].update(data)
-    path.write_text(yaml.safe_dump(profile, allow_unicode=True))
-    return path
+from melunmix.study import pipeline
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -133,20 +60,6 @@ def study_run(stem_root, tmp_path_factory):
             "run_dir": results / "tiny"}
 
 
-# --------------------------------------------------------------------------- the split
-def test_derived_split_is_one_in_seven_seeded_and_stable():
-    for nb, expected in ((2, 1), (6, 1), (7, 1), (20, 3), (100, 14)):
-        names = [f"Artist {i:03d} - Song" for i in range(nb)]
-        chosen = datasets.derive_validation_tracks(names)
-        assert len(chosen) == expected and set(chosen) <= set(names) and chosen == sorted(chosen)
-        # the rule as documented: the names ranked by sha256("<seed>\0<name>"), the first ones
-        ranked = sorted(names, key=lambda n: hashlib.sha256(f"{splits.VALID_SEED}\0{n}".encode()).hexdigest())
-        assert chosen == sorted(ranked[:expected])
-        assert datasets.derive_validation_tracks(list(reversed(names))) == chosen
-    names = [f"Artist {i:03d} - Song" for i in range(100)]
-    assert datasets.derive_validation_tracks(names, seed=1) != datasets.derive_validation_tracks(names)
-
-
 def test_split_of_a_users_folder(stem_root, capsys):
     splits._printed.clear()  # as in a fresh process, whatever this one derived before
     split = datasets.validation_split(stem_root)
@@ -180,28 +93,6 @@ def test_profile_lists_the_validation_songs(stem_root, tmp_path):
         load_profile(write_profile(tmp_path / "q.yaml", valid_tracks=[]))
     with pytest.raises(ValueError, match=r"valid_tracks: expected list\[str\]"):
         load_profile(write_profile(tmp_path / "r.yaml", valid_tracks="O'Brien - Ça va"))
-
-
-def test_too_few_train_songs_or_no_test_songs_get_one_line(tmp_path, capsys):
-    root = tmp_path / "tiny root"
-    write_wav_song(root / "train" / "Only - One", song_stems(1.0, 1))
-    (root / "test").mkdir()
-    with pytest.raises(ValueError, match=r"test is empty; put the test songs there"):
-        datasets.check_root(root, needs_train=False)
-    write_wav_song(root / "test" / "A - Test", song_stems(1.0, 2))
-    with pytest.raises(ValueError, match=r"train holds 1 song\(s\); training needs at least 2.*melunmix score"):
-        datasets.check_root(root, needs_train=True)
-    with pytest.raises(ValueError, match="training needs at least 2"):
-        datasets.find_tracks(root, "train", split="train")
-    assert datasets.check_root(root, needs_train=False)["song_rates"] == [RATE]
-    # the command line stops before any notebook starts, with one line naming the root
-    profile = write_profile(tmp_path / "tiny.yaml")
-    assert cli.main(["reproduce", "--profile", str(profile), "--data-root", str(root),
-                     "--results-dir", str(tmp_path / "results")]) == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and str(root / "train") in err and "at least 2" in err
-    assert not (tmp_path / "results" / "tiny" / "notebooks").exists() or not any(
-        (tmp_path / "results" / "tiny" / "notebooks").iterdir())
 
 
 # --------------------------------------------------------------------------- the study
@@ -268,63 +159,3 @@ def _median_sdr(scores: dict) -> float:
     return float(np.nanmedian(np.asarray(values, dtype=float)))
 
 
-# --------------------------------------------------------------------------- mixtures
-def test_a_generated_dataset_passes_the_mixture_check(tmp_path, capfd):
-    from melunmix import synth
-
-    root = synth.make_dataset(tmp_path / "gen", nb_train=2, nb_valid=1, nb_test=1, duration=4.0, seed=4,
-                              progress=False)
-    records = datasets.check_mixtures(datasets.find_tracks(root, "train") + datasets.find_tracks(root, "test"),
-                                      tmp_path / "cache")
-    assert len(records) == 3 and all(r["ok"] and r["snr_db"] > 100 for r in records)
-    datasets.prepare_tracks(datasets.find_tracks(root, "test"), progress=False)
-    assert "warning" not in capfd.readouterr().err
-
-
-def test_a_mixture_that_is_not_the_sum_of_its_stems_is_flagged(tmp_path, capfd):
-    from melunmix.base.config import load_profile
-
-    root = tmp_path / "broken"
-    for index, name in enumerate(("Good - One", "Good - Two")):
-        write_wav_song(root / "train" / name, song_stems(2.0, index))
-    good = song_stems(2.0, 7)
-    write_wav_song(root / "test" / "Fine - Song", good)
-    bad = song_stems(2.0, 8)
-    # the mixture at half level: mixture - sum of stems = -mixture, SNR 0 dB
-    write_wav_song(root / "test" / "Wrong 'Mix' - Song", bad, mixture=0.5 * sum(bad.values()))
-    tracks = datasets.prepare_tracks(datasets.find_tracks(root, "test"), progress=False)
-    err = [line for line in capfd.readouterr().err.splitlines() if line]
-    assert len(err) == 1 and "Wrong 'Mix' - Song" in err[0] and "SNR 0.0 dB" in err[0]
-    assert "Fine - Song" not in err[0]
-    datasets.prepare_tracks(tracks, progress=False)  # once per track: no second line
-    assert not capfd.readouterr().err.strip()
-    record = datasets.root_record(root, load_profile(write_profile(tmp_path / "p.yaml")), warn=False)
-    assert record["mixture_check"]["below_threshold"] == [
-        {"track": "Wrong 'Mix' - Song", "subset": "test", "snr_db": 0.0}]
-    assert record["mixture_check"]["checked"] == 2
-
-
-# --------------------------------------------------------------------------- rates
-def test_one_rate_for_training_and_scoring(tmp_path):
-    from melunmix.scoring import evaluate
-    from melunmix.analysis import result_tables, score_frames
-    from melunmix import synth
-    from melunmix.base.config import load_profile
-
-    root = synth.make_dataset(tmp_path / "songs at 22k", nb_train=2, nb_valid=1, nb_test=1, duration=4.0, seed=2,
-                              sample_rate=22050, progress=False)
-    at_44k = write_profile(tmp_path / "at44k.yaml")
-    with pytest.raises(ValueError, match=r"2 train song\(s\) at 22050 Hz .* but profile 'at44k' trains and scores "
-                                         r"at 44100 Hz.*set data.sample_rate: 22050"):
-        run_setup.open_run(str(at_44k), data_root=root, results_dir=tmp_path / "r")
-    at_22k = write_profile(tmp_path / "at22k.yaml", sample_rate=22050)
-    run = run_setup.open_run(str(at_22k), data_root=root, results_dir=tmp_path / "r")
-    tracks = run_setup.tracks(run, "test")
-    assert [t.rate for t in tracks] == [22050]
-    evaluate.evaluate_oracle("IRM2", tracks, run.paths.eval, jobs=1, progress=False)
-    table = result_tables.poster_table(score_frames.load_scores(run.paths.eval, ["IRM2"]))
-    # sane oracle scores at the one rate (issue 16: ISR -30 dB and SAR 0.00 when not)
-    assert table.loc["IRM2", ("vocals", "ISR")] > 5 and table.loc["IRM2", ("vocals", "SAR")] > 5
-    record = datasets.root_record(root, load_profile(at_22k), needs_train=True)
-    assert record["sample_rates"] == {"songs": [22050], "training": 22050.0, "scoring": 22050.0}
-    assert record["validation_split"]["source"] == "musdb setup"

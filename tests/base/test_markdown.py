@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -12,13 +10,7 @@ import pytest
 from melunmix.base.markdown import markdown_table
 from melunmix.base.names import RESIDUE_NOTE
 
-
-def parse_markdown_table(text: str) -> list[list[str]]:
-    rows = []
-    for line in text.strip().splitlines():
-        cells = re.split(r"(?<!\\)\|", line.strip())[1:-1]
-        rows.append([c.strip().replace("\\|", "|").replace("\\\\", "\\") for c in cells])
-    return rows
+from markdown_tables import parse_markdown_table
 
 
 def test_markdown_table_round_trips_the_values():

@@ -12,7 +12,7 @@ import yaml
 
 from melunmix.base import names
 
-PACKAGE = Path(__file__).resolve().parents[1] / "lib" / "melunmix"
+PACKAGE = Path(__file__).resolve().parents[2] / "lib" / "melunmix"
 
 
 def _musdb_setup() -> dict:

@@ -4,7 +4,7 @@ melunmix.base.processes (a worker that dies with its parent, stopping a process 
 the evaluation pool of melunmix.scoring.evaluate: a scoring script with two workers is killed
 (SIGKILL, SIGTERM) or interrupted (SIGINT) while the workers score, and every process it
 started must be gone within seconds. The same through ``melunmix reproduce`` (the
-papermill kernel in between): tests/test_pipeline.py.
+papermill kernel in between): tests/study/test_pipeline.py.
 """
 
 from __future__ import annotations

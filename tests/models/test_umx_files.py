@@ -21,7 +21,7 @@ from melunmix.dsp import features
 from melunmix.models import networks as models
 from melunmix.models.umx_files import architecture, load_openunmix
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 import reference  # noqa: E402  (bench/reference.py)
 
 RATE = 44100

@@ -1,13 +1,4 @@
-"""melunmix.scoring.evaluate / oracles: museval scoring and oracles (statistics: tests/test_stats.py).
-
-Also what it is built on: reading a track (melunmix.scoring.track_audio) and scoring it into museval
-JSON (melunmix.scoring.museval_scores).
-
-Real parts throughout: a generated MUSDB18-layout test set (3 songs of 5 s at 8 kHz to
-keep museval fast), tiny untrained models saved with ``save_model``, museval itself, and
-references computed here independently (raw JSON + numpy, scipy). The oracles
-themselves: tests/test_oracles.py.
-"""
+"""melunmix.scoring.evaluate: museval's JSON layout and numbers, oracles above the mixture, pooled and resumed scoring, stale and bad model files (statistics: tests/analysis/)."""
 
 from __future__ import annotations
 
@@ -21,66 +12,12 @@ import pandas as pd
 import pytest
 import torch
 
-from museval_json import raw_track_medians
+from melunmix.analysis import result_tables, score_frames
 from melunmix.base.names import RESIDUE_DB
 from melunmix.scoring import evaluate as ev
-from melunmix.analysis import result_tables, score_frames
-from melunmix.datasets import find_tracks
-from melunmix.models.networks import build_model, save_model
-from melunmix.scoring.museval_scores import score_estimates, track_json_path, write_track_scores
-from melunmix.separation.oracles import oracle_estimates
-from melunmix.synth import make_dataset
-from melunmix.scoring.track_audio import load_track
 
-RATE = 8000
-N_FFT, N_HOP = 256, 64
-DURATION = 5.0
-METRICS = ["SDR", "SIR", "ISR", "SAR"]
-
-
-def _save_tiny_model(path, name="openunmix", n_fft=N_FFT, nan=False, **extra):
-    torch.manual_seed(0)
-    kwargs = dict(nb_bins=n_fft // 2 + 1, nb_channels=2, hidden_size=8, nb_layers=1,
-                  sample_rate=RATE, n_fft=n_fft, n_hop=N_HOP)
-    if name in ("melunmix", "wideunmix"):
-        kwargs["n_mels"] = 16
-    model = build_model(name, **kwargs)
-    if nan:
-        with torch.no_grad():
-            model.output_mean.fill_(float("nan"))
-    return save_model(model, path, **extra)
-
-
-@pytest.fixture(scope="module")
-def data_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("data") / "synth"
-    make_dataset(root, nb_train=1, nb_valid=0, nb_test=3, duration=DURATION, seed=3,
-                 sample_rate=RATE, progress=False)
-    return root
-
-
-@pytest.fixture(scope="module")
-def tracks(data_root):
-    return find_tracks(data_root, "test")
-
-
-@pytest.fixture(scope="module")
-def model_file(tmp_path_factory):
-    return _save_tiny_model(tmp_path_factory.mktemp("models") / "vocals.pt", target="vocals")
-
-
-@pytest.fixture(scope="module")
-def eval_dir(tmp_path_factory, tracks, model_file):
-    """MIX, IRM1 and a tiny model scored once (serially) for the tests below."""
-    out = tmp_path_factory.mktemp("eval")
-    for oracle in ("MIX", "IRM1"):
-        ev.evaluate_oracle(oracle, tracks, out, jobs=1, progress=False)
-    ev.evaluate_model({"vocals": model_file}, tracks, out, "openunmix-seed1", jobs=1,
-                      progress=False, n_fft=N_FFT, n_hop=N_HOP, sample_rate=RATE)
-    return out
-
-
-# --------------------------------------------------------------------------- museval files
+from evaluate_support import N_FFT, N_HOP, RATE, METRICS, _save_tiny_model
+from museval_json import raw_track_medians
 
 
 def test_json_layout_and_museval_read_back(eval_dir, tracks):
@@ -136,51 +73,6 @@ def test_json_layout_and_museval_read_back(eval_dir, tracks):
     assert (mix.loc[mix["metric"] == "SAR", "score"] == np.inf).all()
 
 
-def test_file_equals_museval_on_a_musdb_track(tracks, data_root, tmp_path):
-    """Our loader, scoring and file vs ``museval.eval_mus_track`` on musdb's own track.
-
-    musdb lists the track and defines its targets (accompaniment = bass + drums + other);
-    its stems are given the float samples of the WAV files, because musdb's ffmpeg reads
-    round them to 16 bit, and the SIR/ISR split of BSS Eval is ill-conditioned for stems
-    that are panned mono (rank-one stereo images), as the generated ones are.
-    """
-    import musdb
-    import soundfile as sf
-
-    db = musdb.DB(root=str(data_root), setup_file="setup.yaml", is_wav=True, subsets="test")
-    track = db.tracks[0]
-    assert track.name == tracks[0].name
-    for source in track.sources.values():
-        source.audio = sf.read(source.path, always_2d=True)[0]
-    ours = load_track(tracks[0])
-    theirs = load_track(track)  # the musdb path of load_track
-    for key in ("vocals", "accompaniment"):
-        np.testing.assert_allclose(theirs.references[key], ours.references[key], atol=1e-7)
-    for key in ("vocals", "drums", "bass", "other"):
-        np.testing.assert_array_equal(theirs.stems[key], ours.stems[key])
-
-    estimates = oracle_estimates("IRM1", ours.mixture, ours.stems)
-    museval.eval_mus_track(track, estimates, output_dir=str(tmp_path / "museval"))
-    path = track_json_path(tmp_path / "ours", "IRM1", ours.name)
-    write_track_scores(score_estimates(ours, estimates, scorer="museval"), path)
-    assert path == tmp_path / "ours" / "IRM1" / "test" / f"{track.name}.json"
-    reference = tmp_path / "museval" / "test" / f"{track.name}.json"
-    assert path.read_bytes() == reference.read_bytes()
-    # The fast scorer (the default) writes the same file, to museval's own round-off.
-    fast = track_json_path(tmp_path / "fast", "IRM1", ours.name)
-    write_track_scores(score_estimates(ours, estimates), fast)
-    theirs_json, fast_json = json.loads(reference.read_text()), json.loads(fast.read_text())
-    assert [t["name"] for t in fast_json["targets"]] == [t["name"] for t in theirs_json["targets"]]
-    for target_fast, target_ref in zip(fast_json["targets"], theirs_json["targets"]):
-        assert len(target_fast["frames"]) == len(target_ref["frames"])
-        for frame_fast, frame_ref in zip(target_fast["frames"], target_ref["frames"]):
-            assert frame_fast["time"] == frame_ref["time"]
-            for metric, value in frame_ref["metrics"].items():
-                assert frame_fast["metrics"][metric] == pytest.approx(value, abs=1e-2, nan_ok=True)
-    with pytest.raises(ValueError, match="scorer must be one of"):
-        score_estimates(ours, estimates, scorer="bss")
-
-
 def test_oracle_irm_scores_above_the_mixture(eval_dir):
     per_track = result_tables.track_table(score_frames.load_scores(eval_dir, ["IRM1", "MIX"]))
     sdr = per_track[per_track["metric"] == "SDR"].pivot_table(
@@ -188,14 +80,6 @@ def test_oracle_irm_scores_above_the_mixture(eval_dir):
     # IRM1 on a real mixture: clearly better than doing nothing, on every track
     assert (sdr.loc["vocals", "IRM1"] > sdr.loc["vocals", "MIX"] + 3).all()
     assert (sdr.loc["accompaniment", "IRM1"] > sdr.loc["accompaniment", "MIX"]).all()
-
-
-@pytest.fixture(scope="module")
-def one_track(tracks):
-    return load_track(tracks[0])
-
-
-# --------------------------------------------------------------------------- running
 
 
 def test_pooled_scoring_equals_serial_with_its_own_pool_or_a_shared_one(eval_dir, tracks, model_file, tmp_path):
@@ -298,9 +182,6 @@ def test_a_model_trained_elsewhere_scores_as_one_more_method(eval_dir, tracks, m
         ev.evaluate_pretrained(tmp_path / "gone", tracks, out, "gone", progress=False)
 
 
-# --------------------------------------------------------------------------- bad input
-
-
 def test_bad_model_files_are_named(tmp_path, tracks, model_file):
     out = tmp_path / "eval"
     missing = tmp_path / "nothing" / "vocals.pt"
@@ -344,32 +225,6 @@ def test_nan_model_output_names_track_and_file(tmp_path, tracks):
     with pytest.raises(ValueError, match=expected):
         ev.evaluate_model({"vocals": broken}, tracks[:1], out, "broken", jobs=1, progress=False)
     assert not (out / "broken" / "test").exists()
-
-
-def test_bad_estimates_are_refused(one_track):
-    mix = one_track.mixture
-    good = {"vocals": mix * 0.5, "accompaniment": mix * 0.5}
-    name = re.escape(one_track.name)
-    short = int(RATE * DURATION) - 1
-    with pytest.raises(ValueError, match=rf"vocals estimate of track '{name}' has shape \({short}, 2\)"):
-        score_estimates(one_track, {**good, "vocals": mix[:-1]})
-    nan = mix.copy()
-    nan[100, 1] = np.nan
-    with pytest.raises(ValueError, match=f"accompaniment estimate of track '{name}' has NaN"):
-        score_estimates(one_track, {**good, "accompaniment": nan})
-    with pytest.raises(ValueError, match="no 'accompaniment' estimate.*residual=True"):
-        score_estimates(one_track, {"vocals": mix})
-
-
-def test_test_set_without_vocals(data_root, tracks, tmp_path):
-    import musdb
-
-    root = tmp_path / "novocals"
-    shutil.copytree(tracks[0].path, root / "test" / tracks[0].name)
-    (root / "test" / tracks[0].name / "vocals.wav").unlink()
-    track = musdb.DB(root=str(root), is_wav=True, subsets="test").tracks[0]
-    with pytest.raises(ValueError, match=f"'{re.escape(tracks[0].name)}'.*no vocals stem"):
-        ev.evaluate_oracle("MIX", [track], tmp_path / "eval", jobs=1, progress=False)
 
 
 def test_bad_arguments(tmp_path, tracks):

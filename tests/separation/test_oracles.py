@@ -19,12 +19,12 @@ import pytest
 import scipy.signal
 import soundfile as sf
 
-from melunmix.scoring import evaluate as ev
-from melunmix.separation import oracles
-from melunmix.datasets import find_tracks
 from melunmix.base.names import SOURCES
-from melunmix.separation.oracles import oracle_estimates
+from melunmix.datasets import find_tracks
+from melunmix.scoring import evaluate as ev
 from melunmix.scoring.track_audio import load_track
+from melunmix.separation import oracles
+from melunmix.separation.oracles import oracle_estimates
 
 RATE = 8000
 NB_SAMPLES = 3 * RATE + 123  # not a multiple of the hop (1024)

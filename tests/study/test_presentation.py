@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from melunmix.study import pipeline, presentation, run_setup, training_steps
 from melunmix.analysis import audio_figures, figure_style
 from melunmix.base.config import load_profile, run_paths
+from melunmix.study import pipeline, presentation, run_setup, training_steps
 
 
 def png_size(data: bytes) -> tuple[int, int]:

@@ -14,12 +14,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from melunmix.base import names
 from melunmix.analysis import score_figures, training_figures, result_tables, sentences
-from melunmix.study import report
+from melunmix.base import names
 from melunmix.base.config import load_profile
 from melunmix.base.files import write_json
-from test_markdown import parse_markdown_table
+from melunmix.study import report
+
+from markdown_tables import parse_markdown_table
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

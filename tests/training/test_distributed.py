@@ -24,10 +24,9 @@ import pytest
 import torch
 import yaml
 
+from melunmix.base.names import HISTORY_JSON_NAME, SETTINGS_JSON_NAME
 from melunmix.datasets.torch_datasets import GlobalBatchSampler
 from melunmix.study.profile_commands import train_profile
-from melunmix.synth import make_dataset
-from melunmix.base.names import HISTORY_JSON_NAME, SETTINGS_JSON_NAME
 
 PROFILE = {
     "name": "ddp",
@@ -51,9 +50,8 @@ def environment(temporary_cache, single_torch_thread):
 
 
 @pytest.fixture(scope="module")
-def dataset_root(tmp_path_factory):
-    return make_dataset(tmp_path_factory.mktemp("data") / "synth", nb_train=3, nb_valid=1, nb_test=1,
-                        duration=4.0, seed=0, sample_rate=16000, progress=False)
+def dataset_root(small_dataset):
+    return small_dataset()
 
 
 def _profile(folder: Path, **train) -> Path:

@@ -8,18 +8,17 @@ import json
 import pytest
 import torch
 
+from melunmix.base.names import SETTINGS_JSON_NAME
 from melunmix.models import networks as models
 from melunmix.training.side_by_side import RunSpec, jobs_for, train_side_by_side
-from melunmix.synth import make_dataset
-from melunmix.base.names import SETTINGS_JSON_NAME
 from melunmix.training.training_data import prepare_data
-from test_train import SAMPLE_RATE, make_settings
+
+from train_support import SAMPLE_RATE, make_settings
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    root = make_dataset(tmp_path_factory.mktemp("data") / "synth", nb_train=3, nb_valid=1, nb_test=1,
-                        duration=4.0, seed=1, sample_rate=SAMPLE_RATE, progress=False)
+def data(small_dataset, tmp_path_factory):
+    root = small_dataset(seed=1, sample_rate=SAMPLE_RATE)
     return prepare_data(make_settings(), data_root=root, stats_dir=tmp_path_factory.mktemp("features"),
                         progress=False)
 

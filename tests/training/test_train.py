@@ -1,8 +1,4 @@
-"""Training: the loss goes down, artifacts are written and loadable, resume is exact.
-
-Everything runs on a tiny generated dataset (3 songs of 4 s at 16 kHz, one of them the
-validation split) with models of hidden size 16 and a 256-point STFT.
-"""
+"""melunmix.training.train: the recipe against Open-Unmix's, resumed to the bit after a kill, schedules and early stopping in the run, validation SDR."""
 
 from __future__ import annotations
 
@@ -18,73 +14,16 @@ import pytest
 import soundfile as sf
 import torch
 
-from melunmix.models import networks as models
-from melunmix.base.config import settings_from_dict
-from melunmix.synth import make_dataset
-from melunmix.training.run_files import CHECKPOINT_KEYS
 from melunmix.base.names import CHECKPOINT_NAME, HISTORY_CSV_NAME, HISTORY_JSON_NAME, SETTINGS_JSON_NAME
-from melunmix.training.schedule import EarlyStopping
+from melunmix.models import networks as models
 from melunmix.training.model_setup import build_training_model
-from melunmix.training.training_data import prepare_data
 from melunmix.training.train import train
+from melunmix.training.training_data import prepare_data
 
-SAMPLE_RATE = 16000
-N_FFT, N_HOP = 256, 128
+from train_support import N_FFT, N_HOP, SAMPLE_RATE, make_settings, _reference_valid_loss, _compare_runs, EXPONENTIAL
 
-
-def make_settings(**sections) -> object:
-    """Tiny settings; ``sections`` override whole keys of the sections given."""
-    values = {
-        "name": "test",
-        "data": {"sample_rate": SAMPLE_RATE, "seq_dur": 1.0, "samples_per_track": 4},
-        "stft": {"n_fft": N_FFT, "n_hop": N_HOP, "bandwidth": 6000.0},
-        "model": {"hidden_size": 16, "nb_layers": 2, "n_mels": 16},
-        "train": {"epochs": 3, "batch_size": 4, "lr": 0.01, "use_tuned": False, "progress": False,
-                  "seeds": [7]},
-    }
-    for section, overrides in sections.items():
-        values[section] = {**values.get(section, {}), **overrides}
-    return settings_from_dict(values)
-
-
-@pytest.fixture(scope="module")
-def dataset_root(tmp_path_factory):
-    return make_dataset(tmp_path_factory.mktemp("data") / "synth", nb_train=3, nb_valid=1, nb_test=1,
-                        duration=4.0, seed=0, sample_rate=SAMPLE_RATE, progress=False)
-
-
-@pytest.fixture(scope="module")
-def data(dataset_root, tmp_path_factory):
-    return prepare_data(make_settings(), data_root=dataset_root,
-                        stats_dir=tmp_path_factory.mktemp("features"), progress=False)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread(single_torch_thread):
-    # Bit-exact comparisons between runs (and with a child process) need one fixed
-    # thread count; one thread is also the fastest for models this small.
-    yield
-
-
-@pytest.fixture(scope="module")
-def reference_run(data, tmp_path_factory):
-    """An uninterrupted 3-epoch baseline run, shared by the tests that compare with it."""
-    return train("openunmix", make_settings(), data, tmp_path_factory.mktemp("runs") / "reference")
-
-
-def _reference_valid_loss(model, track) -> float:
-    """Validation loss recomputed with librosa's STFT: MSE of magnitudes, all bins and channels."""
-    mixture, _ = sf.read(track.wav("mixture"), dtype="float32", always_2d=True)
-    vocals, _ = sf.read(track.wav("vocals"), dtype="float32", always_2d=True)
-
-    def mag(audio):
-        # Training and validation frame as Open-Unmix's training encoder: uncentred.
-        return np.abs(librosa.stft(audio.T, n_fft=N_FFT, hop_length=N_HOP, window="hann",
-                                   center=False))[None]  # (1, channels, bins, frames)
-
-    with torch.no_grad():
-        estimate = model(torch.from_numpy(mag(mixture))).numpy()
-    return float(np.mean((estimate.astype(np.float64) - mag(vocals)) ** 2))
+# One torch thread: bit-exact comparisons between runs and with child processes.
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_training_lowers_loss_and_writes_loadable_artifacts(reference_run, data):
@@ -133,14 +72,6 @@ def test_training_lowers_loss_and_writes_loadable_artifacts(reference_run, data)
     assert saved["model"] == "openunmix" and saved["seed"] == 7 and saved["train"]["lr"] == 0.01
     assert saved["valid_tracks"] == [valid_track.name]
     assert "git_commit" in saved and saved["settings"]["stft"]["n_fft"] == N_FFT
-
-
-def _compare_runs(a, b):
-    for column in ("train_loss", "valid_loss", "lr"):
-        assert a.history[column] == b.history[column], column  # exact, not approximate
-    state_a = models.load_model(a.weights).state_dict()
-    state_b = models.load_model(b.weights).state_dict()
-    assert all(torch.equal(state_a[k], state_b[k]) for k in state_a)
 
 
 def test_stopped_and_resumed_run_equals_uninterrupted(reference_run, data, tmp_path):
@@ -277,46 +208,10 @@ def test_bad_arguments_are_named(data, tmp_path):
         train("openunmix", make_settings(), data, tmp_path, stop_after=0)
 
 
-def test_checkpoint_holds_the_whole_training_state(reference_run):
-    state = torch.load(reference_run.checkpoint, weights_only=True)  # plain types and tensors only
-    settings = make_settings()
-    assert state["epoch"] == 3 and set(state) == set(CHECKPOINT_KEYS)  # every entry is read on resume
-    assert state["scheduler"]["factor"] == settings.train.lr_decay_gamma
-    assert state["scheduler"]["patience"] == settings.train.lr_decay_patience
-    assert state["scheduler"]["cooldown"] == settings.train.lr_decay_cooldown
-    assert state["optimizer"]["param_groups"][0]["weight_decay"] == settings.train.weight_decay
-    assert state["early_stopping"] == {"best": min(reference_run.history["valid_loss"]),
-                                       "best_epoch": reference_run.best_epoch, "nb_bad_epochs": 0}
-    assert set(state["rng"]) == {"python", "numpy", "torch", "cuda"}
-    assert state["history"]["train_loss"] == reference_run.history["train_loss"]
-
-
-def test_early_stopping_counts_epochs_without_strict_improvement():
-    stopper = EarlyStopping(patience=2)
-    improved = [stopper.step(loss, epoch) for epoch, loss in enumerate([3.0, 2.0, 2.0, 2.5], 1)]
-    assert improved == [True, True, False, False] and stopper.should_stop
-    assert (stopper.best, stopper.best_epoch, stopper.nb_bad_epochs) == (2.0, 2, 2)
-    restored = EarlyStopping(patience=2)
-    restored.load_state_dict(stopper.state_dict())
-    assert restored.step(1.0, 5) and not restored.should_stop
-    with pytest.raises(ValueError, match="patience must be at least 1"):
-        EarlyStopping(0)
-
-
 def test_loader_workers_do_not_change_the_result(reference_run, data, tmp_path):
     result = train("openunmix", make_settings(train={"epochs": 1}, data={"nb_workers": 2}), data, tmp_path)
     assert result.history["train_loss"] == reference_run.history["train_loss"][:1]
     assert result.history["valid_loss"] == reference_run.history["valid_loss"][:1]
-
-
-# --------------------------------------------------------------------------- learning-rate schedules
-EXPONENTIAL = {"lr_schedule": "exponential", "lr_decay_gamma": 0.6}
-
-
-@pytest.fixture(scope="module")
-def exponential_run(data, tmp_path_factory):
-    """An uninterrupted 3-epoch run with the per-epoch (exponential) decay."""
-    return train("openunmix", make_settings(train=EXPONENTIAL), data, tmp_path_factory.mktemp("runs") / "exp")
 
 
 def test_exponential_schedule_decays_the_lr_after_every_epoch(exponential_run):
@@ -343,39 +238,6 @@ def test_exponential_schedule_resumes_exactly(exponential_run, data, tmp_path):
 def test_the_schedule_is_part_of_the_run_signature(exponential_run, data):
     with pytest.raises(ValueError, match=r"train\.lr_schedule: 'exponential' there, 'plateau' here"):
         train("openunmix", make_settings(train={"lr_decay_gamma": 0.6}), data, exponential_run.out_dir)
-
-
-def test_plateau_schedule_decays_after_its_patience_and_restores():
-    from melunmix.base.config import TrainSettings
-    from melunmix.training.schedule import make_scheduler, step_scheduler
-
-    def fresh(hp):
-        optimizer = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=hp.lr)
-        return optimizer, make_scheduler(optimizer, hp)
-
-    hp = TrainSettings(lr=1.0, lr_decay_gamma=0.5, lr_decay_patience=1, lr_decay_cooldown=0)
-    optimizer, scheduler = fresh(hp)
-    assert isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
-    lrs = []
-    for loss in (1.0, 1.0, 1.0, 0.5, 0.5, 0.5):  # two epochs without improvement -> decay
-        optimizer.step()
-        step_scheduler(scheduler, loss)
-        lrs.append(optimizer.param_groups[0]["lr"])
-    assert lrs == [1.0, 1.0, 0.5, 0.5, 0.5, 0.25]
-    restored_optimizer, restored = fresh(hp)
-    restored_optimizer.load_state_dict(optimizer.state_dict())
-    restored.load_state_dict(scheduler.state_dict())
-    for opt, sched in ((restored_optimizer, restored), (optimizer, scheduler)):
-        opt.step()
-        step_scheduler(sched, 0.5)
-    assert restored_optimizer.param_groups[0]["lr"] == optimizer.param_groups[0]["lr"]
-
-    # The exponential schedule ignores the loss.
-    optimizer, scheduler = fresh(TrainSettings(lr=1.0, lr_schedule="exponential", lr_decay_gamma=0.5))
-    for loss in (3.0, 1.0):
-        optimizer.step()
-        step_scheduler(scheduler, loss)
-    assert optimizer.param_groups[0]["lr"] == 0.25
 
 
 def test_unknown_schedule_is_named():
@@ -416,7 +278,6 @@ def test_validation_sdr_every_n_epochs_is_museval_and_leaves_training_unchanged(
         train("openunmix", make_settings(train={"valid_sdr_every": -1}), data, tmp_path / "bad")
 
 
-# --------------------------------------------------------------------------- resume paths (RunFiles.read)
 def test_checkpoint_of_the_earlier_layout_resumes_exactly(reference_run, data, tmp_path):
     """A checkpoint written before ``dataset_epoch`` was dropped (a copy of ``epoch``) still resumes."""
     settings = make_settings()
@@ -468,49 +329,3 @@ def test_settings_file_records_the_provenance_module(reference_run):
     assert saved["versions"]["torch"] == torch.__version__
     info = models.load_model_info(reference_run.weights)
     assert info["versions"] == saved["versions"]  # one record for model files and runs
-
-
-def test_init_weights_fine_tunes_the_baseline_and_starts_a_two_branch_models_shared_layers(
-        data, reference_run, tmp_path):
-    """train.init_weights: a melunmix file or Open-Unmix's own files (a train.py folder)."""
-    trained = models.load_model(reference_run.out_dir / "vocals.pth")
-    state = trained.state_dict()
-    # Open-Unmix's train.py folder holding the same weights (its layer names are ours)
-    umx = tmp_path / "umx"
-    umx.mkdir()
-    torch.save(state, umx / "vocals.pth")
-    (umx / "vocals.json").write_text(json.dumps({"args": {"nfft": N_FFT, "nhop": N_HOP, "hidden_size": 16,
-                                                          "nb_channels": 2}}))
-    (umx / "separator.json").write_text(json.dumps({"sample_rate": SAMPLE_RATE, "nfft": N_FFT, "nhop": N_HOP,
-                                                    "nb_channels": 2}))
-    # a model file, the run's folder (its vocals.pth, not the checkpoint or the half-training weights), Open-Unmix's
-    for source in (reference_run.out_dir / "vocals.pth", reference_run.out_dir, umx):
-        settings = make_settings(train={"init_weights": str(source)})
-        baseline = build_training_model("openunmix", settings, data)
-        for name, value in baseline.state_dict().items():
-            assert torch.equal(value, state[name]), name  # everything, the normalisation included
-        torch.manual_seed(3)
-        proposed = build_training_model("melunmix", settings, data).state_dict()
-        torch.manual_seed(3)
-        fresh = build_training_model("melunmix", make_settings(), data).state_dict()
-        assert torch.equal(proposed["lstm.weight_ih_l0"], state["lstm.weight_ih_l0"])
-        assert torch.equal(proposed["fc3.weight"], state["fc3.weight"])
-        assert torch.equal(proposed["lstm_mel.weight_ih_l0"], fresh["lstm_mel.weight_ih_l0"])  # branch from scratch
-    # fine-tuning runs, and starts from the source: after one epoch it is below the source's own first epoch
-    tuned = train("openunmix", make_settings(train={"init_weights": str(umx), "epochs": 1}), data, tmp_path / "ft")
-    assert tuned.history["valid_loss"][0] < reference_run.history["valid_loss"][0]
-    # refused in one line: another target's model, layers of other sizes, a file that is no model
-    drums = umx / "drums-1a2b3c4d.pth"  # beside separator.json, as on Zenodo with a JSON
-    torch.save(state, drums)
-    with pytest.raises(ValueError, match="is a 'drums' model, this run trains 'vocals'"):
-        build_training_model("openunmix", make_settings(train={"init_weights": str(drums)}), data)
-    with pytest.raises(ValueError, match=r"other sizes than this run's model: fc1.weight \(16, "):
-        build_training_model("openunmix", make_settings(model={"hidden_size": 24, "nb_layers": 2, "n_mels": 16},
-                                                        train={"init_weights": str(umx)}), data)
-    junk = tmp_path / "junk.pth"
-    junk.write_text("not a model")
-    with pytest.raises(ValueError, match="junk.pth: not a model file"):
-        build_training_model("openunmix", make_settings(train={"init_weights": str(junk)}), data)
-    (umx / "separator.json").write_text(json.dumps({"sample_rate": 44100, "nfft": N_FFT, "nhop": N_HOP}))
-    with pytest.raises(ValueError, match="its sample_rate is 44100, this run's model has 16000"):
-        build_training_model("openunmix", make_settings(train={"init_weights": str(umx)}), data)

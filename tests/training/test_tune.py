@@ -19,31 +19,12 @@ import torch
 
 from melunmix.analysis import tuning_figures
 from melunmix.base.config import load_profile, settings_from_dict
-from melunmix.dsp.features import bandwidth_to_max_bin
-from melunmix.synth import make_dataset
 from melunmix.base.names import HISTORY_JSON_NAME, SETTINGS_JSON_NAME
-from melunmix.training.training_data import prepare_data
+from melunmix.dsp.features import bandwidth_to_max_bin
 from melunmix.training.hyperparameters import resolve_hyperparameters
 from melunmix.training.train import train
-from melunmix.training.tune import (
-    BEST_PARAMS_NAME,
-    HISTORIES_CSV_NAME,
-    RECIPE_FIT_NAME,
-    SHARED_RECIPE_NAME,
-    STORAGE_NAME,
-    STUDY_NAME,
-    TRANSFER_CSV_NAME,
-    TRIALS_CSV_NAME,
-    load_best_params,
-    load_trial_histories,
-    search_dir,
-    search_space,
-    shared_recipe,
-    transfer_check,
-    trial_settings,
-    tune,
-    tune_all,
-)
+from melunmix.training.training_data import prepare_data
+from melunmix.training.tune import BEST_PARAMS_NAME, HISTORIES_CSV_NAME, STORAGE_NAME, STUDY_NAME, TRANSFER_CSV_NAME, TRIALS_CSV_NAME, load_best_params, load_trial_histories, search_dir, search_space, transfer_check, trial_settings, tune, tune_all
 
 SPACE = {"lr": [1e-3, 3e-2, "log"], "weight_decay": [1e-7, 1e-3, "log"], "lr_decay_gamma": [0.5, 1.0, "linear"]}
 
@@ -70,9 +51,8 @@ def environment(temporary_cache, single_torch_thread):
 
 
 @pytest.fixture(scope="module")
-def dataset_root(tmp_path_factory):
-    return make_dataset(tmp_path_factory.mktemp("data") / "synth", nb_train=3, nb_valid=1, nb_test=1,
-                        duration=4.0, seed=1, sample_rate=16000, progress=False)
+def dataset_root(small_dataset):
+    return small_dataset(seed=1)
 
 
 @pytest.fixture(scope="module")
@@ -339,49 +319,11 @@ def _write_search(folder, rows):
     (folder / BEST_PARAMS_NAME).write_text(json.dumps({"lr": 1.0, "search": {"lr_schedule": "exponential"}}))
 
 
-def test_shared_recipe_is_the_common_values_best_on_average_and_training_reads_it(tmp_path):
-    space = {"lr": [1e-3, 3e-2, "log"], "lr_decay_gamma": [0.5, 1.0, "linear"], "batch_size": [2, 8, "linear"]}
-    settings = make_settings(train={"models": ["openunmix", "melunmix"], "use_tuned": True},
-                             tune={"per_model": True, "shared_recipe": True, "space": space})
-    tuning = tmp_path / "tuning"
-    a, b, c, d, e = (0.003, 0.9), (0.01, 0.85), (0.02, 0.8), (0.005, 0.95), (0.004, 0.7)
-    _write_search(tuning / "openunmix", [("COMPLETE", *a, 0.50), ("COMPLETE", *b, 0.40), ("COMPLETE", *c, 0.30),
-                                         ("COMPLETE", *e, 0.10)])
-    # e is the best for the baseline, but it diverged for the other model: not a candidate
-    _write_search(tuning / "melunmix", [("COMPLETE", *a, 0.50), ("COMPLETE", *b, 0.80), ("COMPLETE", *d, 0.45),
-                                        ("FAIL", *e, "")])
-    # mean of loss / own best: b (0.4/0.1 + 0.8/0.45) / 2 = 2.89 beats a (0.5/0.1 + 0.5/0.45) / 2 = 3.06,
-    # though a is the better of the two for melunmix: each model weighs by its own best
-    recipe = shared_recipe(settings, tuning)
-    assert recipe["params"] == {"lr": b[0], "lr_decay_gamma": b[1], "batch_size": 4}
-    assert type(recipe["params"]["batch_size"]) is int  # an integer setting stays one (read from text)
-    fit = {row["model"]: row for row in _read_csv(tuning / RECIPE_FIT_NAME)}
-    assert float(fit["openunmix"]["gap_pct"]) == pytest.approx(300.0)  # 0.40 against its own 0.10
-    assert int(fit["openunmix"]["shared_rank"]) == 3 and int(fit["openunmix"]["own_best_trial"]) == 3
-    assert float(fit["melunmix"]["gap_pct"]) == pytest.approx(100 * (0.80 / 0.45 - 1), abs=1e-3)
-    assert int(fit["melunmix"]["shared_rank"]) == 3 and int(fit["melunmix"]["nb_complete"]) == 3
-    saved = json.loads((tuning / SHARED_RECIPE_NAME).read_text())
-    assert saved["search"]["candidates"] == 2 and saved["search"]["models"] == ["openunmix", "melunmix"]
-    for model in ("openunmix", "melunmix"):
-        hp, tuned, source = resolve_hyperparameters(settings, tuning, model_name=model)
-        assert source == tuning / SHARED_RECIPE_NAME and (hp.lr, hp.lr_decay_gamma, hp.batch_size) == (*b, 4)
-    # one search unfinished: no recipe yet, training keeps the profile's values
-    (tuning / "melunmix" / BEST_PARAMS_NAME).unlink()
-    assert shared_recipe(settings, tuning) is None
-    assert resolve_hyperparameters(settings, tuning, model_name="openunmix")[1] is None
-    # nothing tried by both: refused with the fix
-    (tuning / "melunmix").rename(tmp_path / "old")
-    _write_search(tuning / "melunmix", [("COMPLETE", *d, 0.45)])
-    with pytest.raises(ValueError, match="startup_trials"):
-        shared_recipe(settings, tuning)
-
-
 # --------------------------------------------------------------------------- the smoke profile
 @pytest.fixture(scope="module")
-def full_rate_root(tmp_path_factory):
+def full_rate_root(small_dataset):
     """A tiny dataset at the smoke profile's rate (44.1 kHz)."""
-    return make_dataset(tmp_path_factory.mktemp("data44") / "synth", nb_train=3, nb_valid=1, nb_test=1,
-                        duration=4.0, seed=2, sample_rate=44100, progress=False)
+    return small_dataset(seed=2, sample_rate=44100)
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,46 @@
+"""Fixtures of the scoring tests: a small test set, its scores, a tiny model."""
+
+from __future__ import annotations
+
+import pytest
+
+from melunmix.datasets import find_tracks
+from melunmix.scoring import evaluate as ev
+from melunmix.scoring.track_audio import load_track
+from melunmix.synth import make_dataset
+
+from evaluate_support import N_FFT, N_HOP, RATE, DURATION, _save_tiny_model
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data") / "synth"
+    make_dataset(root, nb_train=1, nb_valid=0, nb_test=3, duration=DURATION, seed=3,
+                 sample_rate=RATE, progress=False)
+    return root
+
+
+@pytest.fixture(scope="module")
+def tracks(data_root):
+    return find_tracks(data_root, "test")
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory):
+    return _save_tiny_model(tmp_path_factory.mktemp("models") / "vocals.pt", target="vocals")
+
+
+@pytest.fixture(scope="module")
+def eval_dir(tmp_path_factory, tracks, model_file):
+    """MIX, IRM1 and a tiny model scored once (serially) for the tests below."""
+    out = tmp_path_factory.mktemp("eval")
+    for oracle in ("MIX", "IRM1"):
+        ev.evaluate_oracle(oracle, tracks, out, jobs=1, progress=False)
+    ev.evaluate_model({"vocals": model_file}, tracks, out, "openunmix-seed1", jobs=1,
+                      progress=False, n_fft=N_FFT, n_hop=N_HOP, sample_rate=RATE)
+    return out
+
+
+@pytest.fixture(scope="module")
+def one_track(tracks):
+    return load_track(tracks[0])
