@@ -128,3 +128,43 @@ def test_the_restatement_finder_finds_one():
     tree = ast.parse('x = 1\nstems = ("drums", "vocals", "bass")\nok = ("vocals", "accompaniment")')
     found = [items for _, items in _string_tuples(tree)]
     assert found == [("drums", "vocals", "bass")]
+
+
+# --------------------------------------------------------------------------- a run's figures and tables
+ROOT = PACKAGE.parents[1]
+
+
+def _registered_figure(file_name: str) -> bool:
+    stem = file_name.removesuffix(".png")
+    return stem in names.FIGURES or any(stem.startswith(f"{name}_") for name in names.FIGURES)
+
+
+def test_the_committed_runs_figures_and_tables_are_registered():
+    for profile in ("demo", "study"):
+        figures = [path.name for path in (ROOT / "results" / profile / "figures").glob("*.png")]
+        assert figures and [f for f in figures if not _registered_figure(f)] == []
+        tables = {path.stem for path in (ROOT / "results" / profile / "tables").glob("*.csv")}
+        assert tables and tables - set(names.TABLES) == set()
+
+
+def test_notebooks_and_readme_name_figures_from_the_registry():
+    import json
+
+    literals = []
+    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        for cell in json.loads(path.read_text())["cells"]:
+            if cell["cell_type"] == "code":
+                literals += re.findall(r"[\"'][\w\-]+\.png[\"']", "".join(cell["source"]))
+    assert literals == []  # names.figure_file(...) instead
+    linked = re.findall(r"results/\w+/figures/([\w\-]+\.png)", (ROOT / "README.md").read_text())
+    assert linked and [name for name in linked if not _registered_figure(name)] == []
+
+
+def test_a_figure_or_table_outside_the_registry_is_refused():
+    assert names.figure_file("loss_curves") == "loss_curves.png"
+    assert names.figure_file("tuning_search_space", "melunmix") == "tuning_search_space_melunmix.png"
+    assert names.table_file("main", ".md") == "main.md"
+    with pytest.raises(KeyError, match="'loss_curve' is not a figure of a run; figures: stem_loudness"):
+        names.figure_file("loss_curve")
+    with pytest.raises(KeyError, match="not a table of a run"):
+        names.table_file("posters")

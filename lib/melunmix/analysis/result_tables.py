@@ -21,8 +21,10 @@ import pandas as pd
 
 from ..base.files import write_text
 from ..base.markdown import markdown_table
-from ..base.names import BASELINE, HALF_SUFFIX, METRICS, RESIDUE_NOTE, SCORED_TARGETS, is_reference, method_label, order_methods, split_seed
-from .inference import EQUIVALENCE_DB, bootstrap_ci, model_medians, paired_differences, paired_wilcoxon, seed_groups
+from ..base.names import (BASELINE, HALF_SUFFIX, METRICS, RESIDUE_NOTE, SCORED_TARGETS, is_reference, method_label,
+                          order_methods, split_seed, table_file)
+from .inference import (EQUIVALENCE_DB, bootstrap_ci, model_medians, paired_differences, paired_wilcoxon,
+                        seed_groups)
 from .score_frames import method_order, method_store, require_tracks, target_order
 from .sentences import format_p
 
@@ -283,9 +285,9 @@ def _write_paired_tables(df: pd.DataFrame, tables_dir: Path, baseline: str, boot
         return {}
     paired = paired_differences(df, baseline=baseline, n_boot=bootstrap, seed=seed)
     return {
-        "paired_differences": write_csv(paired, tables_dir / "paired_differences.csv"),
+        "paired_differences": write_csv(paired, tables_dir / table_file("paired_differences")),
         "paired_differences_md": write_text(
-            tables_dir / "paired_differences.md", paired_differences_markdown(paired)
+            tables_dir / table_file("paired_differences", ".md"), paired_differences_markdown(paired)
             + f"\nModel - {method_label(baseline)}: median over songs of the per-song "
             "differences of per-track medians (seeds paired by seed number, then averaged), "
             f"crossed bootstrap interval ({bootstrap} resamples: songs, and one draw of seeds "
@@ -369,32 +371,35 @@ def write_tables(
         require_tracks(df, tracks, methods)
     written = {}
     main = main_table(df, params=params, methods=methods)
-    written["main"] = write_csv(main, tables_dir / "main.csv", index=True)
+    written["main"] = write_csv(main, tables_dir / table_file("main"), index=True)
     written["main_md"] = write_text(
-        tables_dir / "main.md", main_table_markdown(main)
+        tables_dir / table_file("main", ".md"), main_table_markdown(main)
         + "\nMedian over frames, then over tracks (dB); mean ± sd over training seeds.\n")
     written.update(_write_paired_tables(df, tables_dir, baseline, bootstrap, seed))
     written["model_medians"] = write_csv(model_medians(df, n_boot=bootstrap, seed=seed),
-                                          tables_dir / "model_medians.csv")
+                                          tables_dir / table_file("model_medians"))
     poster = poster_table(df, methods)
     counts = track_counts(df)
-    written["poster"] = write_csv(poster, tables_dir / "poster.csv", index=True)
+    written["poster"] = write_csv(poster, tables_dir / table_file("poster"), index=True)
     note = "\nMedian over frames, then over tracks (dB). Tracks scored: " + ", ".join(
         f"{method} {int(row.max())}" for method, row in counts.iterrows()) + ".\n"
-    written["poster_md"] = write_text(tables_dir / "poster.md", markdown_table(poster, ".3f") + note)
-    written["per_track"] = write_csv(track_table(df, methods), tables_dir / "per_track.csv")
+    written["poster_md"] = write_text(tables_dir / table_file("poster", ".md"), markdown_table(poster, ".3f")
+                                      + note)
+    written["per_track"] = write_csv(track_table(df, methods), tables_dir / table_file("per_track"))
     if bootstrap:
         written["bootstrap_ci"] = write_csv(bootstrap_ci(df, n=bootstrap, seed=seed),
-                                             tables_dir / "bootstrap_ci.csv")
+                                             tables_dir / table_file("bootstrap_ci"))
     if any(split_seed(m)[1] is not None for m in poster.index):
         seeds = aggregate_seeds(poster)
-        written["seeds"] = write_csv(seeds, tables_dir / "seeds.csv")
-        written["seeds_md"] = write_text(tables_dir / "seeds.md", markdown_table(seeds, ".3f"))
+        written["seeds"] = write_csv(seeds, tables_dir / table_file("seeds"))
+        written["seeds_md"] = write_text(tables_dir / table_file("seeds", ".md"),
+                                         markdown_table(seeds, ".3f"))
     if compare:
         tests = pd.concat(
             [paired_wilcoxon(df, a, b, target=target) for a, b in compare for target in SCORED_TARGETS],
             ignore_index=True,
         )
-        written["wilcoxon"] = write_csv(tests, tables_dir / "wilcoxon.csv")
-        written["wilcoxon_md"] = write_text(tables_dir / "wilcoxon.md", markdown_table(tests, ".4g"))
+        written["wilcoxon"] = write_csv(tests, tables_dir / table_file("wilcoxon"))
+        written["wilcoxon_md"] = write_text(tables_dir / table_file("wilcoxon", ".md"),
+                                            markdown_table(tests, ".4g"))
     return written

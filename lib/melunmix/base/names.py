@@ -216,6 +216,46 @@ HISTORY_CSV_NAME = "history.csv"
 #: The settings the run trained with (tuned values, seed, versions, commit).
 SETTINGS_JSON_NAME = "settings.json"
 
+# --------------------------------------------------------------------------- a run's figures and tables
+#: The figures of a study run (``results/<profile>/figures/<name>.png``), each with the
+#: notebook that draws it; the notebooks, the REPORT and the README name them from here.
+FIGURES = {
+    "stem_loudness": "01", "example_mixture": "01", "example_vocals": "01", "vocal_spectrogram": "01",
+    "features": "02", "scaler_statistics": "02",
+    "tuning_search_space": "03", "tuning_lr_curves": "03", "tuning_transfer": "03",
+    "loss_curves": "04", "learning_curves": "04",
+    "metric_table": "06", "boxplots_vocals": "06", "boxplots_accompaniment": "06",
+    "paired_differences": "06", "spectrograms": "06", "training_length": "06",
+}
+#: The tables of a study run (``results/<profile>/tables/<name>.csv``, some also ``.md``),
+#: each with the notebook that writes it.
+TABLES = {
+    "losses": "04", "matched_steps": "04",
+    "main": "05", "paired_differences": "05", "model_medians": "05", "poster": "05", "per_track": "05",
+    "bootstrap_ci": "05", "seeds": "05", "wilcoxon": "05",
+}
+
+
+def figure_file(name: str, part: str | None = None) -> str:
+    """The file of a run's figure: ``<name>.png``, or ``<name>_<part>.png`` (one per model).
+
+    Raises
+    ------
+    KeyError
+        ``name`` is not a figure of :data:`FIGURES` (the message lists them).
+    """
+    if name not in FIGURES:
+        raise KeyError(f"{name!r} is not a figure of a run; figures: {', '.join(FIGURES)}")
+    return f"{name}_{part}.png" if part else f"{name}.png"
+
+
+def table_file(name: str, suffix: str = ".csv") -> str:
+    """The file of a run's table: ``<name>.csv`` (or ``.md``); unknown names are refused."""
+    if name not in TABLES:
+        raise KeyError(f"{name!r} is not a table of a run; tables: {', '.join(TABLES)}")
+    return f"{name}{suffix}"
+
+
 # --------------------------------------------------------------------------- scores
 #: Above this a BSS Eval ratio (dB) measures floating-point residue, not the signal. An
 #: estimate that carries no artefacts (the mixture, MIX: it lies exactly in the span of the

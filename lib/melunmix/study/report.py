@@ -29,7 +29,8 @@ import yaml
 from ..base.files import read_json, write_text
 from ..base.markdown import escape, format_cell
 from ..base.markdown import markdown_table as markdown_table  # noqa: F401  (re-exported: the report's API)
-from ..base.names import BASELINE, HALF_SUFFIX, HISTORY_CSV_NAME, PROPOSED, order_methods, split_seed
+from ..base.names import (BASELINE, HALF_SUFFIX, HISTORY_CSV_NAME, PROPOSED, figure_file, order_methods, split_seed,
+                          table_file)
 from ..analysis.sentences import answer_sentence
 from ..analysis.plateau import at_plateau, last_quarter_gain
 
@@ -406,44 +407,54 @@ class StudyPart:
     off: tuple[str, str] | None = None
 
 
+def _figure(name: str) -> str:
+    """A report item of a registered figure (:data:`melunmix.base.names.FIGURES`)."""
+    return f"figures/{figure_file(name)}"
+
+
+def _table(name: str) -> str:
+    """A report item of a registered table (:data:`melunmix.base.names.TABLES`)."""
+    return f"tables/{table_file(name, '')}"
+
+
 #: The study report after its opening answer, section by section, naming every file it
 #: shows. A figure or table of the run that no part names is shown under "Other figures
 #: and tables" (and every file is linked under "Files" at the end).
 STUDY_PARTS = (
-    StudyPart("Main table", ("tables/main",),
+    StudyPart("Main table", (_table("main"),),
               "Median over frames, then over songs (dB), per training seed; mean ± sd over "
               "seeds. params: trainable parameters."),
-    StudyPart("Paired differences", ("figures/paired_differences.png", "tables/paired_differences"),
+    StudyPart("Paired differences", (_figure("paired_differences"), _table("paired_differences")),
               "Each model minus the baseline, and the proposed model minus each control, song "
               "by song (same seed paired): median over songs, bootstrap interval resampling songs "
               "and seeds (crossed), Wilcoxon p over songs, a t-test over seeds, Holm over the "
               "full-training rows, and the verdict with its equivalence test at ±0.2 dB."),
-    StudyPart("Training", ("losses", "tables/matched_steps", "figures/learning_curves.png",
-                           "figures/loss_curves.png"),
+    StudyPart("Training", ("losses", _table("matched_steps"), _figure("learning_curves"),
+                           _figure("loss_curves")),
               "Learning curves: validation loss and SDR against optimiser steps, each seed a thin "
               "line, the median over seeds a thick one. Matched steps: the models' validation "
               "vocals SDR at the same optimiser steps early in training, and their best validation "
               "loss (the plateau), mean ± sd over seeds."),
     StudyPart("Scores per method and seed",
-              ("figures/boxplots_vocals.png", "figures/boxplots_accompaniment.png",
-               "figures/metric_table.png", "tables/poster", "tables/seeds", "tables/wilcoxon",
-               "tables/per_track")),
+              (_figure("boxplots_vocals"), _figure("boxplots_accompaniment"),
+               _figure("metric_table"), _table("poster"), _table("seeds"), _table("wilcoxon"),
+               _table("per_track"))),
     StudyPart("Training length: half against full training",
-              ("figures/training_length.png", "tables/model_medians"),
+              (_figure("training_length"), _table("model_medians")),
               off=("evaluate.half_training",
                    "*Not run by this profile (`evaluate.half_training: false`): the models are "
                    "compared early in training at matched optimiser steps on their validation "
                    "curves (Training), not by scoring half-trained weights on the test songs.*")),
-    StudyPart("Tuning", ("tuning", "figures/tuning_search_space.png", "figures/tuning_lr_curves.png",
-                         "figures/tuning_transfer.png")),
-    StudyPart("Data", ("figures/example_mixture.png", "figures/example_vocals.png",
-                       "figures/stem_loudness.png", "figures/vocal_spectrogram.png")),
-    StudyPart("Features", ("figures/features.png", "figures/scaler_statistics.png")),
-    StudyPart("Separation examples", ("figures/spectrograms.png",)),
+    StudyPart("Tuning", ("tuning", _figure("tuning_search_space"), _figure("tuning_lr_curves"),
+                         _figure("tuning_transfer"))),
+    StudyPart("Data", (_figure("example_mixture"), _figure("example_vocals"),
+                       _figure("stem_loudness"), _figure("vocal_spectrogram"))),
+    StudyPart("Features", (_figure("features"), _figure("scaler_statistics"))),
+    StudyPart("Separation examples", (_figure("spectrograms"),)),
 )
 
 #: Tables only linked under "Files" (one row per method, target and metric: too long to show).
-LINKED_ONLY = ("tables/bootstrap_ci",)
+LINKED_ONLY = (_table("bootstrap_ci"),)
 
 
 def _per_track_view(table: pd.DataFrame) -> tuple[str, pd.DataFrame] | None:
@@ -474,7 +485,7 @@ def _training_length_view(table: pd.DataFrame) -> tuple[str, pd.DataFrame] | Non
 
 
 #: Tables shown through a view of their own instead of as written: name -> view.
-_TABLE_VIEWS = {"tables/per_track": _per_track_view, "tables/model_medians": _training_length_view}
+_TABLE_VIEWS = {_table("per_track"): _per_track_view, _table("model_medians"): _training_length_view}
 
 
 def study_answer(run_dir: str | os.PathLike, target: str = "vocals", metric: str = "SDR",
@@ -494,7 +505,7 @@ def study_answer(run_dir: str | os.PathLike, target: str = "vocals", metric: str
     lines = []
     if stand_in:
         lines.append(STAND_IN_WARNING + "\n")
-    path = run_dir / "tables" / "paired_differences.csv"
+    path = run_dir / "tables" / table_file("paired_differences")
     if not path.is_file():
         lines.append("**Answer:** *not available: no `tables/paired_differences.csv` (notebook 05 "
                      "writes it with `result_tables.write_tables` once the baseline and another model "
@@ -628,7 +639,7 @@ def _tuning_markdown(run_dir: Path) -> str | None:
 
 
 def _losses_markdown(run_dir: Path) -> str | None:
-    saved = _table_markdown(run_dir, "tables/losses", ".4g")
+    saved = _table_markdown(run_dir, _table("losses"), ".4g")
     if saved is not None:  # the run's own loss table wins over the summary made here
         return saved
     files = _history_files(run_dir)
@@ -656,7 +667,7 @@ def _render_item(run_dir: Path, item: str) -> str | None:
 
 
 def _shown_files(parts: Sequence[StudyPart]) -> set[str]:
-    shown = set(LINKED_ONLY) | {"tables/losses"}
+    shown = set(LINKED_ONLY) | {_table("losses")}
     for part in parts:
         shown.update(item for item in part.items if "/" in item)
     return shown

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..base.files import atomic_path, read_json
-from ..base.names import HISTORY_CSV_NAME, HISTORY_JSON_NAME
+from ..base.names import HISTORY_CSV_NAME, HISTORY_JSON_NAME, table_file
 from .report import loss_summary, matched_steps, stop_reason
 from .run_setup import Run, model_runs
 
@@ -110,8 +110,8 @@ def loss_table(run: Run, histories: dict[str, pd.DataFrame] | None = None) -> pd
 
     histories = load_histories(run) if histories is None else histories
     losses = loss_summary(histories, stop_reasons(run))
-    with atomic_path(run.paths.tables / "losses.csv") as tmp:
+    with atomic_path(run.paths.tables / table_file("losses")) as tmp:
         losses.to_csv(tmp)
-    with atomic_path(run.paths.tables / "matched_steps.csv") as tmp:
+    with atomic_path(run.paths.tables / table_file("matched_steps")) as tmp:
         matched_steps(histories).to_csv(tmp)
     return losses
