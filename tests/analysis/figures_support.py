@@ -38,7 +38,7 @@ def history(losses_train, losses_valid):
                          "valid_loss": losses_valid, "lr": 1e-3})
 
 
-def _cell_texts(fig):
+def cell_texts(fig):
     """{(row, column): text} of a metric table figure's cells."""
     ax = fig.axes[0]
     return {(round(t.get_position()[1]), round(t.get_position()[0])): t.get_text()

@@ -10,7 +10,7 @@ import pytest
 
 from melunmix.analysis import result_tables, score_frames
 
-from analysis_support import METRICS, TARGETS, TRACKS, write_museval_json, per_track
+from analysis_support import METRICS, TARGETS, TRACKS, per_track, write_museval_json
 from museval_json import raw_track_medians
 
 

@@ -8,7 +8,7 @@ import pytest
 from melunmix.analysis import figure_style, score_figures
 from melunmix.base import names
 
-from figures_support import assert_png, _cell_texts, paired_table
+from figures_support import assert_png, cell_texts, paired_table
 
 
 def test_metric_boxplots_show_museval_per_track_medians(tmp_path, museval_scores):
@@ -56,7 +56,7 @@ def test_metric_table_figure_shows_the_table_in_db(tmp_path, museval_scores):
     assert rows == [names.method_label(m) for m in ["openunmix", "melunmix", "MIX"]]
     columns = [label.get_text() for label in ax.get_xticklabels()]
     assert columns == ["SDR", "SIR", "ISR", "SAR"] * 2
-    cells = _cell_texts(fig)
+    cells = cell_texts(fig)
     assert len(cells) == 3 * 8
     for (method, target, metric), score in long.set_index(["method", "target", "metric"])["score"].items():
         i = ["openunmix", "melunmix", "MIX"].index(method)
@@ -67,8 +67,8 @@ def test_metric_table_figure_shows_the_table_in_db(tmp_path, museval_scores):
     # the wide table, and its CSV, give the same figure
     wide = long.pivot(index="method", columns=["target", "metric"], values="score")
     wide.to_csv(tmp_path / "poster.csv")
-    assert _cell_texts(score_figures.metric_table_figure(wide)) == cells
-    assert _cell_texts(score_figures.metric_table_figure(tmp_path / "poster.csv")) == cells
+    assert cell_texts(score_figures.metric_table_figure(wide)) == cells
+    assert cell_texts(score_figures.metric_table_figure(tmp_path / "poster.csv")) == cells
 
 
 def test_metric_table_figure_rejects_unaggregated_or_incomplete_tables(museval_scores):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from datasets_support import STEMS, RATE, write_track, write_setup, noise_stems, dc_stems
+from datasets_support import RATE, STEMS, dc_stems, noise_stems, write_setup, write_track
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from melunmix import datasets
 from melunmix.base import names
 from melunmix.datasets import ValidDataset, decode_to_wav_cache, find_tracks
 
-from datasets_support import STEMS, RATE, write_setup
+from datasets_support import RATE, STEMS, write_setup
 
 
 def test_default_cache_dir_is_per_root_and_outside_it(tmp_path, default_cache_in_tmp, noise_root):

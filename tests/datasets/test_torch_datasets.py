@@ -11,7 +11,7 @@ import torch
 
 from melunmix.datasets import TrainDataset, ValidDataset, find_tracks
 
-from datasets_support import STEMS, RATE, write_track, noise_stems
+from datasets_support import RATE, STEMS, noise_stems, write_track
 
 
 def test_train_items_shapes_and_length(noise_root, cache_dir):

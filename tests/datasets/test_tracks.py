@@ -10,7 +10,7 @@ import soundfile as sf
 
 from melunmix.datasets import find_tracks
 
-from datasets_support import STEMS, RATE, write_track, write_setup, noise_stems
+from datasets_support import RATE, STEMS, noise_stems, write_setup, write_track
 
 
 def test_find_tracks_splits_and_metadata(noise_root):

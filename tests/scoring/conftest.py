@@ -9,7 +9,7 @@ from melunmix.scoring import evaluate as ev
 from melunmix.scoring.track_audio import load_track
 from melunmix.synth import make_dataset
 
-from evaluate_support import N_FFT, N_HOP, RATE, DURATION, _save_tiny_model
+from evaluate_support import DURATION, N_FFT, N_HOP, RATE, save_tiny_model
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +27,7 @@ def tracks(data_root):
 
 @pytest.fixture(scope="module")
 def model_file(tmp_path_factory):
-    return _save_tiny_model(tmp_path_factory.mktemp("models") / "vocals.pt", target="vocals")
+    return save_tiny_model(tmp_path_factory.mktemp("models") / "vocals.pt", target="vocals")
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ DURATION = 5.0
 METRICS = ["SDR", "SIR", "ISR", "SAR"]
 
 
-def _save_tiny_model(path, name="openunmix", n_fft=N_FFT, nan=False, **extra):
+def save_tiny_model(path, name="openunmix", n_fft=N_FFT, nan=False, **extra):
     torch.manual_seed(0)
     kwargs = dict(nb_bins=n_fft // 2 + 1, nb_channels=2, hidden_size=8, nb_layers=1,
                   sample_rate=RATE, n_fft=n_fft, n_hop=N_HOP)

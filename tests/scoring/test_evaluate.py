@@ -16,7 +16,7 @@ from melunmix.analysis import result_tables, score_frames
 from melunmix.base.names import RESIDUE_DB
 from melunmix.scoring import evaluate as ev
 
-from evaluate_support import N_FFT, N_HOP, RATE, METRICS, _save_tiny_model
+from evaluate_support import METRICS, N_FFT, N_HOP, RATE, save_tiny_model
 from museval_json import raw_track_medians
 
 
@@ -139,7 +139,7 @@ def test_resume_skips_scored_tracks(eval_dir, tracks, tmp_path):
 def test_retrained_model_is_not_mixed_with_old_scores(eval_dir, tracks, model_file, tmp_path):
     resumed = tmp_path / "eval"
     shutil.copytree(eval_dir / "openunmix-seed1", resumed / "openunmix-seed1")
-    retrained = _save_tiny_model(tmp_path / "retrained.pt", target="vocals", epoch=3)  # another file
+    retrained = save_tiny_model(tmp_path / "retrained.pt", target="vocals", epoch=3)  # another file
     with pytest.raises(ValueError, match="models differ"):
         ev.evaluate_model({"vocals": retrained}, tracks, resumed, "openunmix-seed1", jobs=1, progress=False)
 
@@ -175,7 +175,7 @@ def test_a_model_trained_elsewhere_scores_as_one_more_method(eval_dir, tracks, m
     with pytest.raises(ValueError, match=r"model 'umx-folder' .* separates at 8000 Hz, the test songs are at 44100 Hz"):
         ev.evaluate_pretrained(umx, tracks, out, "umx-folder", sample_rate=44100, progress=False)
     drums = tmp_path / "drums.pt"
-    _save_tiny_model(drums, target="drums")
+    save_tiny_model(drums, target="drums")
     with pytest.raises(ValueError, match=r"model 'drums' .* holds no vocals model \(it has \['drums'\]\)"):
         ev.evaluate_pretrained(drums, tracks, out, "drums", progress=False)
     with pytest.raises(FileNotFoundError, match="model 'gone'"):
@@ -188,23 +188,23 @@ def test_bad_model_files_are_named(tmp_path, tracks, model_file):
     with pytest.raises(FileNotFoundError, match=re.escape(str(missing))):
         ev.evaluate_model({"vocals": missing}, tracks, out, "openunmix", progress=False)
 
-    mel = _save_tiny_model(tmp_path / "mel.pt", name="melunmix", target="vocals")
+    mel = save_tiny_model(tmp_path / "mel.pt", name="melunmix", target="vocals")
     with pytest.raises(ValueError, match=f"{re.escape(str(mel))}.*MelUnmix.*another model's file"):
         ev.evaluate_model({"vocals": mel}, tracks, out, "openunmix-seed42", progress=False)
 
     # The width-matched control is an Open-Unmix of another width: its own file is accepted
     # (``width_of`` is how its width was derived, not a setting of the file), a MelUnmix is not.
-    wide = _save_tiny_model(tmp_path / "wide.pt", name="wideunmix", target="vocals")
+    wide = save_tiny_model(tmp_path / "wide.pt", name="wideunmix", target="vocals")
     infos = ev.check_model_files({"vocals": wide}, "wideunmix")
     assert infos["vocals"]["class_name"] == "OpenUnmix" and infos["vocals"]["kwargs"]["hidden_size"] > 8
     with pytest.raises(ValueError, match=f"{re.escape(str(mel))}.*MelUnmix.*not 'wideunmix'"):
         ev.check_model_files({"vocals": mel}, "wideunmix")
 
-    acc = _save_tiny_model(tmp_path / "acc.pt", target="accompaniment")
+    acc = save_tiny_model(tmp_path / "acc.pt", target="accompaniment")
     with pytest.raises(ValueError, match=f"{re.escape(str(acc))}.*target 'accompaniment', not 'vocals'"):
         ev.evaluate_model({"vocals": acc}, tracks, out, "openunmix", progress=False)
 
-    other_stft = _save_tiny_model(tmp_path / "acc1024.pt", n_fft=2 * N_FFT)
+    other_stft = save_tiny_model(tmp_path / "acc1024.pt", n_fft=2 * N_FFT)
     with pytest.raises(ValueError, match=f"{re.escape(str(other_stft))}.*STFT settings"):
         ev.evaluate_model({"vocals": model_file, "accompaniment": other_stft}, tracks, out,
                           "openunmix", progress=False)
@@ -219,7 +219,7 @@ def test_bad_model_files_are_named(tmp_path, tracks, model_file):
 
 
 def test_nan_model_output_names_track_and_file(tmp_path, tracks):
-    broken = _save_tiny_model(tmp_path / "broken.pt", nan=True, target="vocals")
+    broken = save_tiny_model(tmp_path / "broken.pt", nan=True, target="vocals")
     out = tmp_path / "eval"
     expected = f"{re.escape(str(broken))}.*{re.escape(tracks[0].name)}.*(NaN|non-finite)"
     with pytest.raises(ValueError, match=expected):

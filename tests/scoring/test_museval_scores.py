@@ -13,7 +13,7 @@ from melunmix.scoring.museval_scores import score_estimates, track_json_path, wr
 from melunmix.scoring.track_audio import load_track
 from melunmix.separation.oracles import oracle_estimates
 
-from evaluate_support import RATE, DURATION
+from evaluate_support import DURATION, RATE
 
 
 def test_file_equals_museval_on_a_musdb_track(tracks, data_root, tmp_path):

@@ -9,7 +9,7 @@ from melunmix.dsp.wiener import wiener
 from melunmix.models.networks import OpenUnmix, save_model
 from melunmix.separation.separate import Separator, separate
 
-from separate_support import N_FFT, N_HOP, noise, whole_signal_reference, sdr
+from separate_support import N_FFT, N_HOP, noise, sdr, whole_signal_reference
 
 
 @pytest.mark.parametrize("niter", [0, 1])

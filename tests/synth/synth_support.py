@@ -27,19 +27,19 @@ SCALES = {"major": (0, 2, 4, 5, 7, 9, 11), "minor": (0, 2, 3, 5, 7, 8, 10)}
 KEYS = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
 
 
-def _hashes(root: Path) -> dict[str, str]:
+def file_hashes(root: Path) -> dict[str, str]:
     return {
         p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
         for p in sorted(root.rglob("*")) if p.is_file()
     }
 
 
-def _read(folder: Path) -> dict[str, np.ndarray]:
+def read_stem(folder: Path) -> dict[str, np.ndarray]:
     return {name: sf.read(folder / f"{name}.wav", dtype="float32", always_2d=True)[0]
             for name in ("mixture", "vocals", "drums", "bass", "other")}
 
 
-def _unpredictable_db(left: np.ndarray, right: np.ndarray, nb_taps: int = 512) -> float:
+def unpredictable_db(left: np.ndarray, right: np.ndarray, nb_taps: int = 512) -> float:
     """Energy of ``right`` left over by the best ``nb_taps``-tap FIR filter of ``left``, in dB
     of ``right``'s energy: BSS Eval v4 (museval) allows 512-tap distortion filters, so a
     channel this predicts (very negative dB) is linearly dependent on the other for it."""
@@ -59,7 +59,7 @@ def _unpredictable_db(left: np.ndarray, right: np.ndarray, nb_taps: int = 512) -
     return float(10 * np.log10(np.sum(residual**2) / np.sum(right**2)))
 
 
-def _ratio_mask_oracle(sources: list[np.ndarray], mixture: np.ndarray, nb_fft: int = 4096, nb_hop: int = 1024):
+def ratio_mask_oracle(sources: list[np.ndarray], mixture: np.ndarray, nb_fft: int = 4096, nb_hop: int = 1024):
     """Oracle estimates (IRM1 of SiSEC 2018): the mixture's STFT weighted by |S_j| / sum_k |S_k|.
 
     ``sources`` and ``mixture`` have shape (nb_samples, nb_channels); returns one estimate

@@ -10,7 +10,7 @@ import pytest
 
 from melunmix import synth
 
-from synth_support import SR, DURATION, PARAMS, SCALES, KEYS, _read
+from synth_support import DURATION, KEYS, PARAMS, SCALES, SR, read_stem
 
 
 def test_vocal_line_is_one_voice_in_the_key_at_the_scored_pitches(dataset, manifest):
@@ -27,7 +27,7 @@ def test_vocal_line_is_one_voice_in_the_key_at_the_scored_pitches(dataset, manif
     scale = {(KEYS.index(tonic) + step) % 12 for step in SCALES[mode]}
     assert {n.pitch % 12 for n in notes} <= scale
 
-    vocals = _read(dataset / entry["subset"] / entry["name"])["vocals"].mean(axis=1)
+    vocals = read_stem(dataset / entry["subset"] / entry["name"])["vocals"].mean(axis=1)
     hop = 512
     f0 = librosa.yin(vocals, fmin=80, fmax=1000, sr=SR, frame_length=2048, hop_length=hop)
     times = librosa.frames_to_time(np.arange(len(f0)), sr=SR, hop_length=hop)

@@ -14,7 +14,7 @@ import yaml
 
 from melunmix import synth
 
-from synth_support import SR, DURATION, PARAMS, _hashes, _read, _ratio_mask_oracle
+from synth_support import DURATION, PARAMS, SR, file_hashes, ratio_mask_oracle, read_stem
 
 
 def test_layout_and_musdb_splits(dataset, manifest):
@@ -50,7 +50,7 @@ def test_files_are_float_stereo_exact_sums_without_clipping(dataset, manifest):
             info = sf.info(folder / name)
             assert (info.samplerate, info.channels, info.subtype) == (SR, 2, "FLOAT")
             assert info.frames == round(DURATION * SR) == entry["nb_samples"]
-        audio = _read(folder)
+        audio = read_stem(folder)
         total = audio["vocals"] + audio["drums"]
         total = total + audio["bass"]
         total = total + audio["other"]
@@ -66,11 +66,11 @@ def test_files_are_float_stereo_exact_sums_without_clipping(dataset, manifest):
 
 def test_same_arguments_same_bytes_and_seed_matters(dataset, tmp_path):
     again = synth.make_dataset(tmp_path / "again", progress=False, **PARAMS)
-    assert _hashes(again) == _hashes(dataset)
+    assert file_hashes(again) == file_hashes(dataset)
     other = synth.make_dataset(tmp_path / "other", progress=False, **{**PARAMS, "seed": 4, "nb_train": 1,
                                                                          "nb_valid": 0})
-    audio_other = {k: v for k, v in _hashes(other).items() if k.endswith(".wav")}
-    assert not set(audio_other.values()) & set(_hashes(dataset).values())
+    audio_other = {k: v for k, v in file_hashes(other).items() if k.endswith(".wav")}
+    assert not set(audio_other.values()) & set(file_hashes(dataset).values())
 
 
 def test_manifest_fingerprint_matches_the_files(dataset, manifest):
@@ -107,12 +107,12 @@ def test_dataset_of_another_generator_version_is_refused(dataset, tmp_path, mark
     if marker != "dataset.json":
         (old / "dataset.json").unlink()
     (old / marker).write_text(json.dumps(manifest))
-    before = _hashes(old)
+    before = file_hashes(old)
     message = (rf"generator version {synth.GENERATOR_VERSION - 1}; this code is version {synth.GENERATOR_VERSION}"
                rf".*Delete {re.escape(str(old))} to regenerate")
     with pytest.raises(ValueError, match=message):
         synth.make_dataset(old, progress=False, **PARAMS)
-    assert _hashes(old) == before
+    assert file_hashes(old) == before
 
 
 def test_rerun_with_same_arguments_does_nothing(dataset):
@@ -122,18 +122,18 @@ def test_rerun_with_same_arguments_does_nothing(dataset):
 
 
 def test_rerun_with_other_arguments_is_refused(dataset):
-    before = _hashes(dataset)
+    before = file_hashes(dataset)
     with pytest.raises(ValueError, match=r"duration=6\.0 there, 7\.0 asked.*another output folder"):
         synth.make_dataset(dataset, progress=False, **{**PARAMS, "duration": 7.0})
     with pytest.raises(ValueError, match="nb_test=1 there, 2 asked"):
         synth.make_dataset(dataset, progress=False, **{**PARAMS, "nb_test": 2})
-    assert _hashes(dataset) == before
+    assert file_hashes(dataset) == before
 
 
 def test_interrupted_run_resumes_with_only_missing_tracks(tmp_path):
     params = dict(nb_train=1, nb_valid=0, nb_test=1, duration=4.0, seed=11, progress=False)
     root = synth.make_dataset(tmp_path / "d", **params)
-    complete = _hashes(root)
+    complete = file_hashes(root)
     train_track = next((root / "train").iterdir())
     test_track = next((root / "test").iterdir())
     # What a kill leaves: no dataset.json, a track never renamed into place, and a
@@ -147,7 +147,7 @@ def test_interrupted_run_resumes_with_only_missing_tracks(tmp_path):
     kept_mtime = kept.stat().st_mtime_ns
 
     synth.make_dataset(tmp_path / "d", **params)
-    assert _hashes(root) == complete
+    assert file_hashes(root) == complete
     assert kept.stat().st_mtime_ns == kept_mtime  # the finished track was not rendered again
     assert not (root / ".partial").exists()
 
@@ -204,9 +204,9 @@ def test_museval_scores_do_not_move_when_the_references_are_rounded_to_16_bit(da
     import museval
 
     entry = manifest["tracks"][0]
-    audio = _read(dataset / entry["subset"] / entry["name"])
+    audio = read_stem(dataset / entry["subset"] / entry["name"])
     references = [audio["vocals"], (audio["drums"] + audio["bass"]) + audio["other"]]
-    estimates = np.stack(_ratio_mask_oracle(references, audio["mixture"]))
+    estimates = np.stack(ratio_mask_oracle(references, audio["mixture"]))
     scores = {}
     for label, refs in (("float", references), ("16 bit", [np.round(r * 2**15) / 2**15 for r in references])):
         sdr, isr, sir, _ = museval.evaluate(np.stack(refs), estimates, win=SR, hop=SR)

@@ -14,14 +14,14 @@ import scipy.signal
 from melunmix import synth
 from melunmix.base.names import SOURCES
 
-from synth_support import DURATION, PARAMS, SR, _read, _unpredictable_db
+from synth_support import DURATION, PARAMS, SR, read_stem, unpredictable_db
 
 
 def test_vocals_silent_in_whole_sections_and_sung_in_the_others(dataset, manifest):
     assert manifest["reverb_tail"] == synth.REVERB_TAIL
     nb_tail = round(synth.REVERB_TAIL * SR)
     for entry in manifest["tracks"]:
-        vocals = _read(dataset / entry["subset"] / entry["name"])["vocals"]
+        vocals = read_stem(dataset / entry["subset"] / entry["name"])["vocals"]
         sections = entry["sections"]
         assert sections[0]["start"] == 0 and math.isclose(sections[-1]["end"], DURATION)
         assert all(a["end"] == b["start"] for a, b in zip(sections, sections[1:]))
@@ -100,11 +100,11 @@ def test_reverb_adds_the_mean_of_the_channels_convolved_with_each_tail_and_keeps
 def test_reverb_makes_every_stems_channels_linearly_independent(dataset, manifest):
     entry = manifest["tracks"][0]
     song = synth.arrange_song(PARAMS["seed"], entry["split"], 0, DURATION)
-    written = _read(dataset / entry["subset"] / entry["name"])
+    written = read_stem(dataset / entry["subset"] / entry["name"])
     assert entry["reverb"] == {name: {"rt60": r.rt60, "predelay": r.predelay, "wet_db": r.wet_db,
                                       "damping_hz": r.damping_hz} for name, r in song.reverb.items()}
     for name in SOURCES:
-        assert _unpredictable_db(*written[name].T) > -30, name
+        assert unpredictable_db(*written[name].T) > -30, name
     # Without the reverb (generator version 1) this song's voice is one signal panned.
     dry = synth.render_song(dataclasses.replace(song, reverb=None), SR)["vocals"]
-    assert _unpredictable_db(*dry.T) < -60
+    assert unpredictable_db(*dry.T) < -60

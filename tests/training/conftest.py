@@ -7,7 +7,7 @@ import pytest
 from melunmix.training.train import train
 from melunmix.training.training_data import prepare_data
 
-from train_support import SAMPLE_RATE, make_settings, EXPONENTIAL
+from train_support import EXPONENTIAL, SAMPLE_RATE, make_settings
 
 
 @pytest.fixture(scope="module")

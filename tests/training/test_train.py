@@ -20,7 +20,8 @@ from melunmix.training.model_setup import build_training_model
 from melunmix.training.train import train
 from melunmix.training.training_data import prepare_data
 
-from train_support import N_FFT, N_HOP, SAMPLE_RATE, make_settings, _reference_valid_loss, _compare_runs, EXPONENTIAL
+from train_support import (EXPONENTIAL, N_FFT, N_HOP, SAMPLE_RATE, compare_runs, make_settings,
+                           reference_valid_loss)
 
 # One torch thread: bit-exact comparisons between runs and with child processes.
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -65,7 +66,7 @@ def test_training_lowers_loss_and_writes_loadable_artifacts(reference_run, data)
     assert model.nb_bins == 97 and model.nb_output_bins == 129  # bins up to 6 kHz: 6000 / 62.5 + 1
     assert model.hidden_size == 16 and model.n_fft == N_FFT and model.sample_rate == SAMPLE_RATE
     (valid_track,) = data.valid_tracks
-    assert _reference_valid_loss(model, valid_track) == pytest.approx(
+    assert reference_valid_loss(model, valid_track) == pytest.approx(
         history["valid_loss"][result.best_epoch - 1], rel=1e-4)
 
     saved = json.loads(result.settings_json.read_text())
@@ -81,7 +82,7 @@ def test_stopped_and_resumed_run_equals_uninterrupted(reference_run, data, tmp_p
     assert json.loads((tmp_path / HISTORY_JSON_NAME).read_text())["finished"] is False
     resumed = train("openunmix", settings, data, tmp_path)
     assert resumed.finished and not resumed.already_finished and resumed.last_epoch == 3
-    _compare_runs(reference_run, resumed)
+    compare_runs(reference_run, resumed)
 
 
 def test_run_killed_mid_epoch_resumes_exactly(reference_run, data, dataset_root, tmp_path):
@@ -112,7 +113,7 @@ def test_run_killed_mid_epoch_resumes_exactly(reference_run, data, dataset_root,
     assert json.loads((out_dir / HISTORY_JSON_NAME).read_text())["epoch"] == [1]
     resumed = train("openunmix", make_settings(), data, out_dir)
     assert resumed.history["epoch"] == [1, 2, 3]
-    _compare_runs(reference_run, resumed)
+    compare_runs(reference_run, resumed)
 
 
 def test_finished_run_is_not_retrained_and_more_epochs_continue(reference_run, data, tmp_path):
@@ -232,7 +233,7 @@ def test_exponential_schedule_resumes_exactly(exponential_run, data, tmp_path):
     assert first.history["lr"] == [0.01] and not first.finished
     resumed = train("openunmix", settings, data, tmp_path)
     assert resumed.history["epoch"] == [1, 2, 3]
-    _compare_runs(exponential_run, resumed)
+    compare_runs(exponential_run, resumed)
 
 
 def test_the_schedule_is_part_of_the_run_signature(exponential_run, data):
@@ -286,7 +287,7 @@ def test_checkpoint_of_the_earlier_layout_resumes_exactly(reference_run, data, t
     torch.save({**state, "dataset_epoch": state["epoch"]}, tmp_path / CHECKPOINT_NAME)
     resumed = train("openunmix", settings, data, tmp_path)
     assert resumed.history["epoch"] == [1, 2, 3]
-    _compare_runs(reference_run, resumed)
+    compare_runs(reference_run, resumed)
     assert "dataset_epoch" not in torch.load(resumed.checkpoint, weights_only=True)
 
 

@@ -32,7 +32,7 @@ def make_settings(**sections) -> object:
     return settings_from_dict(values)
 
 
-def _reference_valid_loss(model, track) -> float:
+def reference_valid_loss(model, track) -> float:
     """Validation loss recomputed with librosa's STFT: MSE of magnitudes, all bins and channels."""
     mixture, _ = sf.read(track.wav("mixture"), dtype="float32", always_2d=True)
     vocals, _ = sf.read(track.wav("vocals"), dtype="float32", always_2d=True)
@@ -47,7 +47,7 @@ def _reference_valid_loss(model, track) -> float:
     return float(np.mean((estimate.astype(np.float64) - mag(vocals)) ** 2))
 
 
-def _compare_runs(a, b):
+def compare_runs(a, b):
     for column in ("train_loss", "valid_loss", "lr"):
         assert a.history[column] == b.history[column], column  # exact, not approximate
     state_a = models.load_model(a.weights).state_dict()
