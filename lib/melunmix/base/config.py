@@ -273,12 +273,17 @@ class TuneSettings:
     )
 
 
+#: Frames per block of the multichannel Wiener filter (Open-Unmix's default, ``wiener_win_len``):
+#: the one default of the profiles, ``separate`` and ``evaluate``.
+WIENER_WIN_LEN = 300
+
+
 @dataclass
 class EvalSettings:
     niter: int = 1
     softmask: bool = False
     residual: bool = True
-    wiener_win_len: int = 300
+    wiener_win_len: int = WIENER_WIN_LEN
     jobs: int | None = None  # None -> number of cores
     oracles: list[str] = field(default_factory=lambda: list(ORACLES))  # melunmix.base.names, table order
     half_training: bool = True  # also score each run's best weights up to epoch epochs // 2

@@ -57,6 +57,7 @@ from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
+from ..base.config import WIENER_WIN_LEN
 from ..base.files import read_json, sha256_file, write_json
 from .museval_scores import SCORERS, SUBSET, is_scored, score_estimates, track_json_path, write_track_scores
 from ..base.names import HALF_SUFFIX, MODEL_ALIASES, SCORED_TARGETS, SOURCES, canonical_model_name, split_seed
@@ -89,7 +90,7 @@ class ModelSeparation:
     niter: int = 1
     softmask: bool = False
     residual: bool = True
-    wiener_win_len: int | None = 300
+    wiener_win_len: int | None = WIENER_WIN_LEN
     device: str | None = None
 
     def describe(self) -> str:
@@ -450,7 +451,7 @@ def evaluate_model(
     niter: int = 1,
     softmask: bool = False,
     residual: bool = True,
-    wiener_win_len: int | None = 300,
+    wiener_win_len: int | None = WIENER_WIN_LEN,
     jobs: int | None = None,
     progress: bool = True,
     device: str | None = None,
@@ -563,7 +564,7 @@ def evaluate_pretrained(
     niter: int = 1,
     softmask: bool = False,
     residual: bool = True,
-    wiener_win_len: int | None = 300,
+    wiener_win_len: int | None = WIENER_WIN_LEN,
     jobs: int | None = None,
     progress: bool = True,
     device: str | None = None,

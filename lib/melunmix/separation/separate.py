@@ -36,6 +36,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ..base.config import WIENER_WIN_LEN
 from ..base.devices import resolve_device
 from ..dsp.features import ISTFT, STFT, check_positive_int
 from ..dsp.features import nb_frames as count_frames
@@ -111,7 +112,7 @@ class Separator(nn.Module):
     """
 
     def __init__(self, target_models: Mapping[str, nn.Module], niter: int = 1,
-                 softmask: bool = False, residual: bool = True, wiener_win_len: int = 300,
+                 softmask: bool = False, residual: bool = True, wiener_win_len: int = WIENER_WIN_LEN,
                  n_fft: Optional[int] = None, n_hop: Optional[int] = None,
                  sample_rate: Optional[float] = None, model_win_len: Optional[int] = 4096,
                  model_context: int = 256):
@@ -401,7 +402,7 @@ def separate_with(separator: Separator, audio: np.ndarray, rate: float) -> Dict[
 
 def separate(audio, rate: float, models: Mapping[str, Union[nn.Module, PathLike]],
              niter: int = 1, softmask: bool = False, residual: bool = True,
-             wiener_win_len: int = 300, device=None, model_win_len: Optional[int] = 4096,
+             wiener_win_len: int = WIENER_WIN_LEN, device=None, model_win_len: Optional[int] = 4096,
              model_context: int = 256) -> Dict[str, np.ndarray]:
     """Separate one song at any sample rate.
 
