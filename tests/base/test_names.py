@@ -136,7 +136,7 @@ ROOT = PACKAGE.parents[1]
 
 def _registered_figure(file_name: str) -> bool:
     stem = file_name.removesuffix(".png")
-    return stem in names.FIGURES or any(stem.startswith(f"{name}_") for name in names.FIGURES)
+    return stem in names.FIGURES or any(stem.startswith(f"{name}_") for name in names.PER_MODEL_FIGURES)
 
 
 def test_the_committed_runs_figures_and_tables_are_registered():
@@ -154,8 +154,9 @@ def test_notebooks_and_readme_name_figures_from_the_registry():
     for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
         for cell in json.loads(path.read_text())["cells"]:
             if cell["cell_type"] == "code":
-                literals += re.findall(r"[\"'][\w\-]+\.png[\"']", "".join(cell["source"]))
-    assert literals == []  # names.figure_file(...) instead
+                code = "\n".join(line.split("  #")[0] for line in "".join(cell["source"]).splitlines())
+                literals += re.findall(r"[\w/\-{}]+\.(?:png|csv)\b", code)
+    assert literals == []  # names.figure_file(...), names.table_file(...) instead
     linked = re.findall(r"results/\w+/figures/([\w\-]+\.png)", (ROOT / "README.md").read_text())
     assert linked and [name for name in linked if not _registered_figure(name)] == []
 
@@ -163,6 +164,8 @@ def test_notebooks_and_readme_name_figures_from_the_registry():
 def test_a_figure_or_table_outside_the_registry_is_refused():
     assert names.figure_file("loss_curves") == "loss_curves.png"
     assert names.figure_file("tuning_search_space", "melunmix") == "tuning_search_space_melunmix.png"
+    with pytest.raises(KeyError, match="one figure per run"):
+        names.figure_file("loss_curves", "melunmix")
     assert names.table_file("main", ".md") == "main.md"
     with pytest.raises(KeyError, match="'loss_curve' is not a figure of a run; figures: stem_loudness"):
         names.figure_file("loss_curve")

@@ -150,3 +150,33 @@ def test_a_model_trains_separates_and_scores_on_mixture_and_vocals(two_stem_root
 
     scores = load_scores(tmp_path / "eval", ["openunmix"])
     assert set(scores["target"]) == {"vocals", "accompaniment"} and scores["score"].notna().any()
+
+
+def test_a_resampled_song_gets_its_accompaniment_at_the_new_rate(two_stem_root, tmp_path):
+    (track,) = find_tracks(two_stem_root, "test")[:1]
+    (prepared,) = prepare_tracks([track], sample_rate=2 * RATE, cache_dir=tmp_path / "cache", progress=False)
+    assert prepared.rate == 2 * RATE and sorted(prepared.stems) == ["accompaniment", "mixture", "vocals"]
+    expected = (_read(prepared.wav("mixture")) - _read(prepared.wav("vocals"))).astype(np.float32)
+    np.testing.assert_array_equal(_read(prepared.wav("accompaniment")).astype(np.float32), expected)
+
+
+def test_a_changed_song_gets_its_accompaniment_derived_again(two_stem_root, tmp_path):
+    root = shutil.copytree(two_stem_root, tmp_path / "songs")
+    (track,) = find_tracks(root, "test")[:1]
+    (first,) = prepare_tracks([track], cache_dir=tmp_path / "cache", progress=False)
+    vocals, rate = sf.read(str(track.wav("vocals")), dtype="float32", always_2d=True)
+    sf.write(str(track.wav("vocals")), vocals * 0.5, rate, subtype="FLOAT")
+    (track,) = find_tracks(root, "test")[:1]
+    (again,) = prepare_tracks([track], cache_dir=tmp_path / "cache", progress=False)
+    expected = (_read(track.wav("mixture")) - _read(track.wav("vocals"))).astype(np.float32)
+    np.testing.assert_array_equal(_read(again.wav("accompaniment")).astype(np.float32), expected)
+    assert not np.array_equal(_read(first.wav("accompaniment")), _read(track.wav("mixture")) - vocals)
+
+
+def test_a_target_the_layout_cannot_give_is_refused_in_one_line(two_stem_root, tmp_path):
+    tracks = find_tracks(two_stem_root, "train", split="train")
+    with pytest.raises(ValueError, match="songs of mixture \\+ vocals have no drums to train on; "
+                                         "the targets they give: vocals, accompaniment"):
+        TrainDataset(tracks, targets=("drums",), cache_dir=tmp_path / "cache", progress=False)
+    with pytest.raises(ValueError, match="validation items: songs of mixture \\+ vocals have no bass"):
+        ValidDataset(tracks[:1], targets=("vocals", "bass"), cache_dir=tmp_path / "cache", progress=False)

@@ -227,6 +227,9 @@ FIGURES = {
     "metric_table": "06", "boxplots_vocals": "06", "boxplots_accompaniment": "06",
     "paired_differences": "06", "spectrograms": "06", "training_length": "06",
 }
+#: The figures drawn once per model when tuning searches each model on its own
+#: (``<name>_<model>.png``).
+PER_MODEL_FIGURES = ("tuning_search_space",)
 #: The tables of a study run (``results/<profile>/tables/<name>.csv``, some also ``.md``),
 #: each with the notebook that writes it.
 TABLES = {
@@ -246,6 +249,8 @@ def figure_file(name: str, part: str | None = None) -> str:
     """
     if name not in FIGURES:
         raise KeyError(f"{name!r} is not a figure of a run; figures: {', '.join(FIGURES)}")
+    if part and name not in PER_MODEL_FIGURES:
+        raise KeyError(f"{name!r} is one figure per run, not one per model ({', '.join(PER_MODEL_FIGURES)} are)")
     return f"{name}_{part}.png" if part else f"{name}.png"
 
 

@@ -124,7 +124,9 @@ def resample_wav_cache(
     Returns
     -------
     list of TrackInfo
-        Same order, at ``sample_rate``.
+        Same order, at ``sample_rate``, backed by the files of their layout only: a derived
+        accompaniment is made at the new rate afterwards (:func:`derive_sources`, which
+        :func:`melunmix.datasets.prepare_tracks` calls).
     """
     rate = _check_rate(sample_rate)
     base = Path(cache_dir) / f"wav-{rate}Hz"

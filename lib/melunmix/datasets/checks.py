@@ -108,8 +108,10 @@ def check_mixtures(
 
     records = []
     for track in tracks:
-        if not track.layout.four_sources:
-            continue  # mixture + vocals: no stems to sum (its accompaniment is derived from the mixture)
+        if not track.layout.four_sources:  # mixture + vocals: no stems to sum
+            # a record left from when the song had four stems no longer describes it
+            _record_path(cache_dir, track.subset, int(track.rate), track.name).unlink(missing_ok=True)
+            continue
         files = {stem: track.wav(stem) for stem in STEMS}
         key = file_key(files)
         path = _record_path(cache_dir, track.subset, int(track.rate), track.name)

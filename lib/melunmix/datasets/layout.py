@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from ..base.names import ACCOMPANIMENT, ACCOMPANIMENT_SOURCES, MIXTURE, SOURCES, STEMS, VOCALS
 
@@ -61,8 +61,11 @@ MIXTURE_AND_VOCALS = StemLayout("mixture + vocals", (MIXTURE, VOCALS), (VOCALS, 
 LAYOUTS = (FOUR_STEMS, MIXTURE_AND_VOCALS)
 
 
-def layout_of(present: Sequence[str], track: str, folder: Path, hint: str) -> StemLayout:
+def layout_of(present: Sequence[str], track: str, folder: Path, hint: str,
+              file_names: Mapping[str, str] | None = None) -> StemLayout:
     """The layout of a song folder holding the stem files ``present``.
+
+    ``file_names`` maps each stem to its file (the setup file's; ``<stem>.wav`` by default).
 
     Raises
     ------
@@ -70,17 +73,27 @@ def layout_of(present: Sequence[str], track: str, folder: Path, hint: str) -> St
         The files are neither layout's; the message names the first missing file and
         ``hint`` (how to fix the folder).
     """
+    files = {stem: f"{stem}.wav" for stem in STEMS} | dict(file_names or {})
     present = set(present)
     for layout in LAYOUTS:
         if present >= set(layout.files) and not (present - set(layout.files)) & set(STEMS):
             return layout
-    missing = [stem for stem in STEMS if stem not in present]
+    missing = files[next(stem for stem in STEMS if stem not in present)]
+    lacks = f"track '{track}' lacks {missing} ({folder / missing})"
     if {MIXTURE, VOCALS} <= present:
-        alternatives = (f"a song of mixture + vocals holds only {MIXTURE}.wav and {VOCALS}.wav, "
-                        f"a MUSDB18 song all of {', '.join(s + '.wav' for s in STEMS)}")
-        raise FileNotFoundError(f"track '{track}' lacks {missing[0]}.wav ({folder / (missing[0] + '.wav')}); "
-                                f"{alternatives}; {hint}")
-    raise FileNotFoundError(f"track '{track}' lacks {missing[0]}.wav ({folder / (missing[0] + '.wav')}); {hint}")
+        raise FileNotFoundError(
+            f"{lacks}; a song of mixture + vocals holds only {files[MIXTURE]} and {files[VOCALS]}, a MUSDB18 "
+            f"song all of {', '.join(files[stem] for stem in STEMS)}; {hint}")
+    raise FileNotFoundError(f"{lacks}; {hint}")
+
+
+def check_targets(targets: Sequence[str], layout: StemLayout, where: str) -> None:
+    """Refuse a target the layout cannot give (drums of a song of mixture + vocals), in one line."""
+    given = list(dict.fromkeys([*layout.sources, ACCOMPANIMENT]))
+    missing = [target for target in targets if target not in given]
+    if missing:
+        raise ValueError(f"{where}: songs of {layout.name} have no {', '.join(missing)} to train on; "
+                         f"the targets they give: {', '.join(given)}")
 
 
 def common_layout(tracks: Sequence) -> StemLayout:

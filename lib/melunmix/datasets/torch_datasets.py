@@ -27,7 +27,7 @@ from torch.utils.data import Dataset, Sampler
 from .prepare import prepare_tracks
 from .reading import read_chunk, read_native
 from ..base.names import ACCOMPANIMENT, TARGETS
-from .layout import StemLayout, common_layout
+from .layout import StemLayout, check_targets, common_layout
 from .tracks import TrackInfo
 
 
@@ -58,8 +58,9 @@ class TrainDataset(Dataset):
         Resample every track to this rate (Hz; cached on disk); None keeps the tracks'
         rate, which must then be the same for all tracks.
     random_track_mix : bool
-        Each source from a random track (True, the recipe); False keeps all four sources
-        of item ``i`` from track ``i // samples_per_track``, at one common start.
+        Each source from a random track (True, the recipe); False keeps all the sources
+        of item ``i`` (four, or vocals and accompaniment) from track
+        ``i // samples_per_track``, at one common start.
     cache_dir : path, optional
         Decode/resample cache; None uses :func:`default_cache_dir` of the tracks' root.
     progress : bool
@@ -113,6 +114,7 @@ class TrainDataset(Dataset):
         self.seed = int(seed)
         self.epoch = 0
         self.layout = common_layout(self.tracks)
+        check_targets(self.targets, self.layout, "training items")
         # Plain strings and ints only: the dataset is pickled into every worker.
         self._paths = [[str(track.wav(src)) for src in self.layout.sources] for track in self.tracks]
         self._lengths = [track.nb_samples for track in self.tracks]
@@ -275,6 +277,8 @@ class ValidDataset(Dataset):
         if seq_dur is not None and not seq_dur > 0:
             raise ValueError(f"seq_dur must be None (full tracks) or a positive number of seconds, got {seq_dur!r}")
         self.tracks = prepare_tracks(tracks, sample_rate=sample_rate, cache_dir=cache_dir, progress=progress)
+        for layout in {track.layout for track in self.tracks}:
+            check_targets(self.targets, layout, "validation items")
         self.rate = _common_rate(self.tracks)
         self.seq_dur = None if seq_dur is None else float(seq_dur)
         self.items: list[tuple[int, int, int]] = []

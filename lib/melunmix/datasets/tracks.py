@@ -281,7 +281,7 @@ def _wav_track(name: str, subset: str, split: str | None, folder: Path, root: Pa
     if undefined:
         raise ValueError(f"the setup file defines no file for stem '{undefined[0]}' (track '{name}')")
     layout = layout_of([stem for stem in STEMS if (folder / file_names[stem]).is_file()], name, folder,
-                       _fix_hint(root))
+                       _fix_hint(root), file_names)
     stems, infos = {}, {}
     for stem in layout.files:
         path = folder / file_names[stem]

@@ -128,8 +128,9 @@ def _load_trackinfo(track) -> TrackAudio:
                 f"{mixture.shape}; every stem must have the mixture's length and channels"
             )
     accompaniment = np.sum([stems[stem] for stem in others], axis=0)
-    # A track without some of drums / bass / other is still scored for models; the
-    # oracles, defined on the four stems, refuse it (OracleSeparation).
+    # A TrackInfo made by hand without some of drums / bass / other (find_tracks refuses
+    # such songs) is still scored for models; the oracles, defined on the four stems,
+    # refuse it (OracleSeparation).
     return TrackAudio(track.name, float(track.rate), mixture,
                       {"vocals": stems["vocals"], "accompaniment": accompaniment},
                       {stem: stems[stem] for stem in SOURCES if stem in stems}, str(track.path))
