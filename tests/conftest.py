@@ -45,7 +45,10 @@ def small_dataset(tmp_path_factory):
     """The suite's one small-dataset maker: ``small_dataset(**changes)`` is the root of a
     generated dataset with :data:`SMALL_DATASET`'s arguments and ``changes``, made once per
     test process and set of arguments, so test files asking for the same one share it.
-    Read-only: a test that changes songs copies the root first (``shutil.copytree``)."""
+    Read-only: a test that changes songs copies the root first (``shutil.copytree``). Only
+    three make their own: the generator's tests (tests/synth/), ``melunmix score`` on a root
+    whose name holds quotes, spaces and non-ASCII letters (tests/commands/test_score.py) and
+    a pipeline run with its data inside its study folder (tests/study/test_pipeline.py)."""
     from melunmix.synth import make_dataset
 
     made = {}

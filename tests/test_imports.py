@@ -12,7 +12,6 @@ import textwrap
 import pytest
 
 from melunmix.models.networks import build_model, save_model
-from melunmix.synth import make_dataset
 
 #: The notebook runner and what only figures and reports need.
 RUNNER = {"melunmix.study.pipeline", "melunmix.study.run_setup", "melunmix.commands.cli", "papermill", "nbclient"}
@@ -46,10 +45,9 @@ SCORING = ["melunmix.scoring.evaluate", "melunmix.scoring.track_audio", "melunmi
 
 
 @pytest.fixture
-def scoring_inputs(tmp_path):
+def scoring_inputs(small_dataset, tmp_path):
     """A generated root with one test song, and a tiny openunmix vocals model for it."""
-    root = make_dataset(tmp_path / "data", nb_train=1, nb_valid=0, nb_test=1, duration=4.0, seed=3,
-                        sample_rate=8000, progress=False)
+    root = small_dataset(nb_train=1, nb_valid=0, nb_test=1, seed=3, sample_rate=8000)
     model = build_model("openunmix", nb_bins=129, nb_channels=2, hidden_size=8, nb_layers=1, sample_rate=8000.0,
                         n_fft=256, n_hop=64)
     return root, save_model(model, tmp_path / "vocals.pth", target="vocals")

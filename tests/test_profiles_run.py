@@ -6,18 +6,15 @@ import math
 
 import pytest
 
-from melunmix import synth
 from melunmix.base.config import load_profile
 from melunmix.training.training_data import prepare_data
 from melunmix.training.train import train
 
 
 @pytest.fixture(scope="module")
-def stand_in(tmp_path_factory):
-    root = tmp_path_factory.mktemp("stand_in")
+def stand_in(small_dataset):
     # 8 s songs: the profiles draw 6 s excerpts
-    return synth.make_dataset(root / "data", nb_train=2, nb_valid=1, nb_test=1, duration=8.0, seed=5,
-                              progress=False)
+    return small_dataset(nb_train=2, nb_valid=1, nb_test=1, duration=8.0, seed=5, sample_rate=44100)
 
 
 @pytest.mark.parametrize("profile", ["poster", "umx"])

@@ -151,14 +151,9 @@ def test_stop_children_stops_kernels_groups_and_stubborn_children():
 
 
 @pytest.fixture(scope="module")
-def data_root(tmp_path_factory):
-    from melunmix.synth import make_dataset
-
-    root = tmp_path_factory.mktemp("pooldata") / "synth"
+def data_root(small_dataset):
     # Long enough that the two workers are busy for several seconds.
-    make_dataset(root, nb_train=1, nb_valid=0, nb_test=NB_TEST, duration=12.0, seed=5, sample_rate=RATE,
-                 progress=False)
-    return root
+    return small_dataset(nb_train=1, nb_valid=0, nb_test=NB_TEST, duration=12.0, seed=5, sample_rate=RATE)
 
 
 def start_scoring(data_root, out_dir) -> subprocess.Popen:

@@ -36,11 +36,8 @@ def test_too_few_train_songs_or_no_test_songs_get_one_line(tmp_path, capsys):
 
 
 # --------------------------------------------------------------------------- mixtures
-def test_a_generated_dataset_passes_the_mixture_check(tmp_path, capfd):
-    from melunmix import synth
-
-    root = synth.make_dataset(tmp_path / "gen", nb_train=2, nb_valid=1, nb_test=1, duration=4.0, seed=4,
-                              progress=False)
+def test_a_generated_dataset_passes_the_mixture_check(small_dataset, tmp_path, capfd):
+    root = small_dataset(nb_train=2, nb_valid=1, nb_test=1, seed=4, sample_rate=44100)
     records = datasets.check_mixtures(datasets.find_tracks(root, "train") + datasets.find_tracks(root, "test"),
                                       tmp_path / "cache")
     assert len(records) == 3 and all(r["ok"] and r["snr_db"] > 100 for r in records)
@@ -72,14 +69,12 @@ def test_a_mixture_that_is_not_the_sum_of_its_stems_is_flagged(tmp_path, capfd):
 
 
 # --------------------------------------------------------------------------- rates
-def test_one_rate_for_training_and_scoring(tmp_path):
+def test_one_rate_for_training_and_scoring(small_dataset, tmp_path):
     from melunmix.scoring import evaluate
     from melunmix.analysis import result_tables, score_frames
-    from melunmix import synth
     from melunmix.base.config import load_profile
 
-    root = synth.make_dataset(tmp_path / "songs at 22k", nb_train=2, nb_valid=1, nb_test=1, duration=4.0, seed=2,
-                              sample_rate=22050, progress=False)
+    root = small_dataset(nb_train=2, nb_valid=1, nb_test=1, seed=2, sample_rate=22050)
     at_44k = write_profile(tmp_path / "at44k.yaml")
     with pytest.raises(ValueError, match=r"2 train song\(s\) at 22050 Hz .* but profile 'at44k' trains and scores "
                                          r"at 44100 Hz.*set data.sample_rate: 22050"):

@@ -7,17 +7,13 @@ import pytest
 from melunmix.datasets import find_tracks
 from melunmix.scoring import evaluate as ev
 from melunmix.scoring.track_audio import load_track
-from melunmix.synth import make_dataset
 
 from evaluate_support import DURATION, N_FFT, N_HOP, RATE, save_tiny_model
 
 
 @pytest.fixture(scope="module")
-def data_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("data") / "synth"
-    make_dataset(root, nb_train=1, nb_valid=0, nb_test=3, duration=DURATION, seed=3,
-                 sample_rate=RATE, progress=False)
-    return root
+def data_root(small_dataset):
+    return small_dataset(nb_train=1, nb_valid=0, nb_test=3, duration=DURATION, seed=3, sample_rate=RATE)
 
 
 @pytest.fixture(scope="module")
