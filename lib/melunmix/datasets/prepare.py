@@ -1,4 +1,4 @@
-"""Tracks made ready for reading: decoded, checked and resampled into the WAV cache.
+"""Tracks made ready for reading: decoded, checked, resampled and completed (a derived accompaniment) in the cache.
 
 The one step that joins :mod:`.cache` (decoding, resampling) and :mod:`.checks` (the
 mixture = sum of stems check), so that neither imports the other's caller.
