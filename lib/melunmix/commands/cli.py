@@ -31,7 +31,6 @@ from ..base.files import FolderInUse
 from ..base.markdown import markdown_table
 
 
-
 def _profile_names() -> list[str]:
     """The profiles shipped with the package, for --help."""
 

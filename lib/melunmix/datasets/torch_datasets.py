@@ -31,7 +31,6 @@ from .layout import StemLayout, check_targets, common_layout
 from .tracks import TrackInfo
 
 
-
 class TrainDataset(Dataset):
     """Augmented training excerpts mixed from random tracks (Open-Unmix recipe).
 
@@ -290,6 +289,9 @@ class ValidDataset(Dataset):
             for c in range(max(track.nb_samples // nb_samples, 1)):
                 self.items.append((t, c * nb_samples, nb_samples))
         self._paths = [{stem: str(path) for stem, path in track.stems.items()} for track in self.tracks]
+        # The sources each track's targets are made of, in its layout's order (read per item).
+        self._needed = [[src for src in track.layout.sources if src in _target_sources(self.targets, track.layout)]
+                        for track in self.tracks]
 
     def __len__(self) -> int:
         return len(self.items)
@@ -302,11 +304,9 @@ class ValidDataset(Dataset):
         t, start, nb_samples = self.items[_check_index(index, len(self))]
         paths = self._paths[t]
         mixture = read_chunk(paths["mixture"], start, nb_samples, pad=True)
-        layout = self.tracks[t].layout
-        needed = [src for src in layout.sources if src in _target_sources(self.targets, layout)]
-        sources = {src: read_chunk(paths[src], start, nb_samples, pad=True) for src in needed}
+        sources = {src: read_chunk(paths[src], start, nb_samples, pad=True) for src in self._needed[t]}
         _check_item_finite(mixture, sources, paths, f"validation item {index} (track '{self.tracks[t].name}')")
-        return torch.from_numpy(mixture), _target_tensor(sources, self.targets, layout)
+        return torch.from_numpy(mixture), _target_tensor(sources, self.targets, self.tracks[t].layout)
 
 
 def _check_targets(targets: Sequence[str]) -> tuple[str, ...]:
